@@ -1,0 +1,1 @@
+//! Box API client: OAuth grants and refresh rotation, events poller, users sync.

@@ -1,0 +1,1 @@
+//! Typed, strict appliance configuration: defaults, limits, pure validation. No I/O.

@@ -1,0 +1,1 @@
+//! InsightIDR sinks: Collector UEF over TLS, Log Search HTTPS, delivery verifier.

@@ -1,0 +1,1 @@
+//! Pure fold of component facts into the appliance health and its LED look.

@@ -1,0 +1,1 @@
+//! Pure rendering of Box events into InsightIDR UEF ingress and raw records.

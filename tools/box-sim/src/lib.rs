@@ -1,0 +1,1 @@
+//! Fault-injecting Box API simulator (OAuth, events, users) for tests, benchmarks and the demo.

@@ -1,0 +1,1 @@
+//! Fault-injecting InsightIDR simulator: Collector UEF listener, Log Search ingest, Platform API.
