@@ -1,1 +1,397 @@
-//! Typed, strict appliance configuration: defaults, limits, pure validation. No I/O.
+//! Typed, strict appliance configuration: defaults, limits and pure validation. No I/O.
+//!
+//! The bootstrap file (`/etc/boxidr/boxidr.toml` on the appliance) says where things live and
+//! which endpoints to talk to; everything has a default, unknown keys are refused so a typo
+//! never silently falls back to a default. Secrets never live here (they go to the store).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use boxidr_model::StreamType;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Where the appliance reads its bootstrap configuration.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/boxidr/boxidr.toml";
+/// Where the appliance keeps its database.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/boxidr";
+/// Box's own endpoints (`shared/box/CONTRACT.md` §1.1).
+pub const BOX_AUTHORIZE_URL: &str = "https://account.box.com/api/oauth2/authorize";
+pub const BOX_TOKEN_BASE: &str = "https://api.box.com";
+pub const BOX_API_BASE: &str = "https://api.box.com/2.0";
+/// Box serves at most 500 events per page.
+pub const MAX_PAGE_LIMIT: u32 = 500;
+/// Log Search regions offered on the setup page (`shared/insightidr/CONTRACT.md` §3.1).
+pub const REGIONS: &[&str] = &["us", "us2", "us3", "eu", "ca", "au", "ap"];
+
+/// Everything the appliance needs to know before it opens its database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding `boxidr.redb` (mode 0700, owned by the service user).
+    pub data_dir: PathBuf,
+    #[serde(rename = "box")]
+    pub box_api: BoxApi,
+    pub events: Events,
+    pub insightidr: InsightIdr,
+    pub mapping: Mapping,
+    pub setup: Setup,
+    pub queue: Queue,
+}
+
+/// Box endpoints; overridable so the simulator can stand in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoxApi {
+    pub authorize_url: Url,
+    /// Host of `/oauth2/token` and `/oauth2/revoke` (no `/2.0`).
+    pub token_base: Url,
+    pub api_base: Url,
+    pub request_timeout_secs: u64,
+    /// Largest response body read from Box before the request is failed.
+    pub max_body_bytes: u64,
+}
+
+/// How events are collected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Events {
+    pub stream_type: StreamType,
+    /// A lagging `admin_logs` sweep behind the streaming feed that catches late events.
+    pub completeness_sweep: bool,
+    pub completeness_lag_secs: u64,
+    /// How far back the first connection reads.
+    pub backfill_days: u32,
+    pub poll_interval_secs: u64,
+    pub page_limit: u32,
+}
+
+/// Where events go.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsightIdr {
+    pub collector: Option<Collector>,
+    pub log_search: Option<LogSearch>,
+}
+
+/// The customer's Collector, "Rapid7 Universal Ingress Authentication" event source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collector {
+    pub host: String,
+    pub port: u16,
+    /// Plain TCP only when the admin says so explicitly.
+    #[serde(default)]
+    pub unencrypted: bool,
+    /// `Rapid7CA.pem` as uploaded by the admin.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Log Search HTTP ingestion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSearch {
+    pub region: String,
+    /// Overrides `https://<region>.webhook.logs.insight.rapid7.com` (simulator, proxies).
+    #[serde(default)]
+    pub base_url: Option<Url>,
+}
+
+impl LogSearch {
+    /// The ingestion base URL for this region unless overridden.
+    pub fn ingest_base(&self) -> Result<Url, ConfigError> {
+        match &self.base_url {
+            Some(url) => Ok(url.clone()),
+            None => Url::parse(&format!(
+                "https://{}.webhook.logs.insight.rapid7.com",
+                self.region
+            ))
+            .map_err(|_| ConfigError::Region(self.region.clone())),
+        }
+    }
+}
+
+/// How a Box login becomes a domain account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mapping {
+    /// NetBIOS-style domain (`CORP`) given to InsightIDR as `account_domain`.
+    pub default_domain: Option<String>,
+    pub account_format: AccountFormat,
+    pub authentication_target: String,
+    /// Send file, sharing and alert events to Log Search as well ("send unparsed logs").
+    pub send_unparsed: bool,
+}
+
+/// Which part of the Box login InsightIDR sees as the account name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountFormat {
+    /// `jdoe@example.com` → `jdoe`.
+    LocalPart,
+    /// The whole login, UPN style.
+    Upn,
+}
+
+/// The local setup page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Setup {
+    pub listen: SocketAddr,
+}
+
+/// The outbound queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    /// Disk quota of the database file; the poller stops advancing when it is reached.
+    pub quota_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            box_api: BoxApi::default(),
+            events: Events::default(),
+            insightidr: InsightIdr::default(),
+            mapping: Mapping::default(),
+            setup: Setup::default(),
+            queue: Queue::default(),
+        }
+    }
+}
+
+impl Default for BoxApi {
+    fn default() -> Self {
+        Self {
+            authorize_url: Url::parse(BOX_AUTHORIZE_URL).expect("constant URL parses"),
+            token_base: Url::parse(BOX_TOKEN_BASE).expect("constant URL parses"),
+            api_base: Url::parse(BOX_API_BASE).expect("constant URL parses"),
+            request_timeout_secs: 60,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self {
+            stream_type: StreamType::AdminLogsStreaming,
+            completeness_sweep: true,
+            completeness_lag_secs: 15 * 60,
+            backfill_days: 7,
+            poll_interval_secs: 10,
+            page_limit: MAX_PAGE_LIMIT,
+        }
+    }
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        Self {
+            default_domain: None,
+            account_format: AccountFormat::LocalPart,
+            authentication_target: "Box".to_owned(),
+            send_unparsed: true,
+        }
+    }
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 443)) }
+    }
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self { quota_bytes: 1024 * 1024 * 1024 }
+    }
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file is not valid TOML for boxidr: {0}")]
+    Parse(String),
+    #[error("events.page_limit must be between 1 and {MAX_PAGE_LIMIT}, got {0}")]
+    PageLimit(u32),
+    #[error("events.backfill_days must be at most {max} for stream type {stream}, got {got}")]
+    Backfill { stream: StreamType, max: u32, got: u32 },
+    #[error("events.poll_interval_secs must be between 1 and 3600, got {0}")]
+    PollInterval(u64),
+    #[error("{field} must be an http or https URL, got {url}")]
+    Url { field: &'static str, url: String },
+    #[error("insightidr.log_search.region {0:?} is not a region code like us, eu or ap")]
+    Region(String),
+    #[error("insightidr.collector.host must not be empty and port must not be 0")]
+    Collector,
+    #[error(
+        "mapping.default_domain {0:?} must be 1-15 characters of letters, digits, '-' or '.'"
+    )]
+    Domain(String),
+    #[error("mapping.authentication_target must be 1-64 printable characters")]
+    Target,
+    #[error("queue.quota_bytes must be at least 16 MiB, got {0}")]
+    Quota(u64),
+}
+
+impl Config {
+    /// Parses and validates a bootstrap file's text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The database file inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("boxidr.redb")
+    }
+
+    /// Checks every limit; pure, so the setup page can validate an update before storing it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let events = &self.events;
+        if !(1..=MAX_PAGE_LIMIT).contains(&events.page_limit) {
+            return Err(ConfigError::PageLimit(events.page_limit));
+        }
+        let max_backfill = events.stream_type.retention_days();
+        if events.backfill_days > max_backfill {
+            return Err(ConfigError::Backfill {
+                stream: events.stream_type,
+                max: max_backfill,
+                got: events.backfill_days,
+            });
+        }
+        if !(1..=3600).contains(&events.poll_interval_secs) {
+            return Err(ConfigError::PollInterval(events.poll_interval_secs));
+        }
+        for (field, url) in [
+            ("box.authorize_url", &self.box_api.authorize_url),
+            ("box.token_base", &self.box_api.token_base),
+            ("box.api_base", &self.box_api.api_base),
+        ] {
+            check_http(field, url)?;
+        }
+        if let Some(collector) = &self.insightidr.collector {
+            if collector.host.trim().is_empty() || collector.port == 0 {
+                return Err(ConfigError::Collector);
+            }
+        }
+        if let Some(log_search) = &self.insightidr.log_search {
+            if !valid_region(&log_search.region) {
+                return Err(ConfigError::Region(log_search.region.clone()));
+            }
+            if let Some(url) = &log_search.base_url {
+                check_http("insightidr.log_search.base_url", url)?;
+            }
+        }
+        if let Some(domain) = &self.mapping.default_domain {
+            if !valid_domain(domain) {
+                return Err(ConfigError::Domain(domain.clone()));
+            }
+        }
+        let target = &self.mapping.authentication_target;
+        if target.is_empty() || target.len() > 64 || target.chars().any(char::is_control) {
+            return Err(ConfigError::Target);
+        }
+        if self.queue.quota_bytes < 16 * 1024 * 1024 {
+            return Err(ConfigError::Quota(self.queue.quota_bytes));
+        }
+        Ok(())
+    }
+}
+
+fn check_http(field: &'static str, url: &Url) -> Result<(), ConfigError> {
+    if matches!(url.scheme(), "http" | "https") && url.host().is_some() {
+        Ok(())
+    } else {
+        Err(ConfigError::Url { field, url: url.to_string() })
+    }
+}
+
+/// Region codes look like `us`, `us2`, `eu`, `aps2`: `^[a-z]{2,3}[0-9]?$`.
+pub fn valid_region(region: &str) -> bool {
+    let letters = region.bytes().take_while(u8::is_ascii_lowercase).count();
+    let rest = &region.as_bytes()[letters..];
+    (2..=3).contains(&letters) && rest.len() <= 1 && rest.iter().all(u8::is_ascii_digit)
+}
+
+/// A NetBIOS-style or DNS-style domain name as InsightIDR expects in `account_domain`.
+pub fn valid_domain(domain: &str) -> bool {
+    (1..=15).contains(&domain.len())
+        && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty file gives the documented defaults, which are valid.
+    #[test]
+    fn empty_file_is_defaults() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.events.stream_type, StreamType::AdminLogsStreaming);
+        assert_eq!(config.database_path(), PathBuf::from("/var/lib/boxidr/boxidr.redb"));
+    }
+
+    /// A typo is an error that names the key, never a silent default.
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml("[events]\npoll_intervall_secs = 5\n").unwrap_err();
+        assert!(err.to_string().contains("poll_intervall_secs"), "{err}");
+    }
+
+    /// Limits from Box's contract are enforced.
+    #[test]
+    fn limits_are_enforced() {
+        let err = Config::from_toml("[events]\npage_limit = 501\n").unwrap_err();
+        assert_eq!(err, ConfigError::PageLimit(501));
+        let err = Config::from_toml("[events]\nbackfill_days = 15\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Backfill { max: 14, got: 15, .. }), "{err}");
+        let ok = Config::from_toml("[events]\nstream_type = \"admin_logs\"\nbackfill_days = 365\n");
+        assert!(ok.is_ok());
+    }
+
+    /// Simulator endpoints and a Log Search override parse; a non-HTTP URL does not.
+    #[test]
+    fn endpoints_are_overridable() {
+        let config = Config::from_toml(
+            "[box]\napi_base = \"http://127.0.0.1:9000/2.0\"\n\
+             [insightidr.log_search]\nregion = \"eu\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.box_api.api_base.as_str(), "http://127.0.0.1:9000/2.0");
+        let log_search = config.insightidr.log_search.unwrap();
+        assert_eq!(
+            log_search.ingest_base().unwrap().as_str(),
+            "https://eu.webhook.logs.insight.rapid7.com/"
+        );
+        let err = Config::from_toml("[box]\napi_base = \"ftp://x/2.0\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Url { field: "box.api_base", .. }));
+    }
+
+    /// Region codes follow `^[a-z]{2,3}[0-9]?$`.
+    #[test]
+    fn regions() {
+        for ok in REGIONS.iter().chain(&["aps2", "me1"]) {
+            assert!(valid_region(ok), "{ok}");
+        }
+        for bad in ["", "u", "US", "us22", "us-2", "eu.evil.com"] {
+            assert!(!valid_region(bad), "{bad}");
+        }
+    }
+
+    /// Domains are short and free of markup.
+    #[test]
+    fn domains() {
+        assert!(valid_domain("CORP"));
+        assert!(valid_domain("corp.example"));
+        assert!(!valid_domain(""));
+        assert!(!valid_domain("<script>"));
+        assert!(!valid_domain("A-VERY-LONG-DOMAIN-NAME"));
+    }
+}
