@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Enforces the dependency direction of shared/ARCHITECTURE.md:
+# - pure crates carry no tokio, reqwest, redb, tiny_http or rppal (not even transitively);
+# - only the board crate may depend on rppal;
+# - one TLS crypto provider (ring): aws-lc-sys must not be in the tree for any target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail=0
+io_crates='^(tokio|reqwest|redb|tiny_http|rppal|hyper|axum) '
+for pure in boxidr-model boxidr-config boxidr-normalize boxidr-health; do
+    found=$(cargo tree --locked -p "$pure" -e normal --prefix none --target all 2>/dev/null \
+        | grep -E "$io_crates" | sort -u || true)
+    if [ -n "$found" ]; then
+        echo "pure crate $pure depends on I/O crates:"; echo "$found"; fail=1
+    fi
+done
+
+rppal_users=$(cargo tree --locked --workspace -i rppal -e normal --prefix none --target all 2>/dev/null \
+    | grep -E '^boxidr' | grep -vE '^(boxidr-board|boxidr) ' | sort -u || true)
+if [ -n "$rppal_users" ]; then
+    echo "only boxidr-board may depend on rppal, found:"; echo "$rppal_users"; fail=1
+fi
+
+if cargo tree --locked --workspace -i aws-lc-sys --target all >/dev/null 2>&1; then
+    echo "aws-lc-sys is in the dependency tree; boxidr uses ring only:"
+    cargo tree --locked --workspace -i aws-lc-sys --target all | head -20
+    fail=1
+fi
+
+if [ "$fail" -ne 0 ]; then exit 1; fi
+echo "dependency rules hold"

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every check and test of boxidr, exactly as CI does (`.ci/run` calls this file).
+# On a fresh Debian 12 machine with rustup's stable toolchain it first installs what it
+# needs (cross compiler, qemu-user, the aarch64 Rust target), idempotently and quietly.
+#
+#   bash tools/test-all.sh            everything
+#   BOXIDR_SKIP_CROSS=1 bash tools/test-all.sh   host checks only (quick local loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_INCREMENTAL=0
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=1
+TARGET=aarch64-unknown-linux-gnu
+started=$(date +%s)
+
+step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "Installing build prerequisites"
+need_apt=()
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need_apt+=(binfmt-support)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "apt: installing ${need_apt[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${need_apt[@]}" >/dev/null
+fi
+rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+for component in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+# Tests that spawn an aarch64 binary go through binfmt_misc (shared/EMBEDDED.md §1).
+if [ -d /proc/sys/fs/binfmt_misc ] && [ "$(id -u)" -eq 0 ]; then
+    mountpoint -q /proc/sys/fs/binfmt_misc \
+        || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+    update-binfmts --enable qemu-aarch64 2>/dev/null || true
+fi
+
+step "Formatting"
+cargo fmt --all -- --check
+
+step "Dependency rules"
+bash tools/check-deps.sh
+
+step "Clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Tests (host)"
+cargo test --workspace --locked
+
+if [ "${BOXIDR_SKIP_CROSS:-0}" = 1 ]; then
+    step "Skipping the aarch64 build and tests (BOXIDR_SKIP_CROSS=1)"
+    exit 0
+fi
+
+step "Release build for $TARGET"
+cargo build --release --locked --target "$TARGET" -p boxidr
+
+step "Firmware unit tests for $TARGET under qemu-user"
+firmware_crates=()
+for manifest in firmware/*/Cargo.toml board/Cargo.toml; do
+    firmware_crates+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)")
+done
+cargo test --locked --target "$TARGET" "${firmware_crates[@]}"
+
+step "Done"
+binary="target/$TARGET/release/boxidr"
+size=$(stat -c %s "$binary")
+printf 'aarch64 boxidr binary (stripped): %s bytes (%s KiB)\n' "$size" "$(( size / 1024 ))"
+printf 'total time: %ss\n' "$(( $(date +%s) - started ))"
