@@ -1,0 +1,884 @@
+//! The synchronous store: every transaction, owned by exactly one thread.
+//!
+//! [`StoreCore`] owns the `redb::Database`. Each public method is one read or one write
+//! transaction; each write transaction is the durability boundary of what it changes. After a
+//! storage error the database is dropped and reopened (redb refuses writes on a handle whose
+//! commit failed; the reopen repairs the file) before the next call is served.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::{
+    Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, StorageBackend, TableDefinition, TableError, WriteTransaction,
+};
+use tracing::{debug, info, warn};
+
+use crate::backend::{BackendFactory, SharedBackend};
+use crate::error::{Op, StorageResultExt, StoreError};
+use crate::schema::{self, decode_record, encode_record};
+use crate::types::{
+    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, PageCommit, PageOutcome,
+    QueuedRecord, Secret, SinkId, SinkStats, Stats, StoreOptions, UserEntry, validate_key,
+};
+
+/// Most compaction rounds one [`StoreCore::compact`] runs (redb may need several to shrink).
+const MAX_COMPACT_ROUNDS: u32 = 16;
+
+/// Where the database bytes live.
+enum Location {
+    File(PathBuf),
+    Backend(BackendFactory),
+}
+
+/// Everything but the database handle, so transactions can borrow both at once.
+struct Env {
+    options: StoreOptions,
+    location: Location,
+    /// The backend handed to the current database (non-file locations), for `len()`.
+    backend: Option<Arc<dyn StorageBackend>>,
+    /// Set by the repair callback when an open had to repair the file.
+    repaired: Arc<AtomicBool>,
+    reopens: u64,
+}
+
+/// The synchronous store. Not `Sync`: one thread owns it (see [`crate::Store`]).
+pub struct StoreCore {
+    env: Env,
+    /// `None` after a storage error until the reopen succeeds, and after [`StoreCore::close`].
+    db: Option<Database>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for StoreCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreCore")
+            .field("path", &self.env.options.path)
+            .field("open", &self.db.is_some())
+            .field("reopens", &self.env.reopens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreCore {
+    /// Opens (or creates, mode 0600) the database file at `options.path` and checks its schema.
+    ///
+    /// Invariant: a file with a newer schema is refused ([`StoreError::SchemaTooNew`]) without
+    /// being written; a new file is stamped with [`schema::SCHEMA_VERSION`] in its first commit.
+    pub fn open(options: StoreOptions) -> Result<Self, StoreError> {
+        let location = Location::File(options.path.clone());
+        Self::open_at(options, location)
+    }
+
+    /// Opens the store on a custom backend (tests: fault injection, power-loss images).
+    /// `options.path` is then only a label; file size means `backend.len()`.
+    pub fn open_with_backend(
+        options: StoreOptions,
+        factory: BackendFactory,
+    ) -> Result<Self, StoreError> {
+        Self::open_at(options, Location::Backend(factory))
+    }
+
+    fn open_at(options: StoreOptions, location: Location) -> Result<Self, StoreError> {
+        let mut env = Env {
+            options,
+            location,
+            backend: None,
+            repaired: Arc::new(AtomicBool::new(false)),
+            reopens: 0,
+        };
+        let db = env.open_database(Op::Open)?;
+        Ok(Self { env, db: Some(db), closed: false })
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.env.options
+    }
+
+    /// Appends a Box page and advances its cursor in ONE durable write transaction.
+    ///
+    /// Invariants: (1) events and cursor commit together or not at all; (3) an event id already
+    /// in `seen` (or earlier in the same page) is skipped and counted, never queued twice; the
+    /// cursor never moves to `None` or to Box's legacy reset `"0"`; (4) at or above the quota
+    /// nothing is written and [`StoreError::QueueFull`] is returned, so the poller does not
+    /// advance and Box keeps the events. There is no "drop oldest" path.
+    pub fn commit_page(&mut self, page: PageCommit) -> Result<PageOutcome, StoreError> {
+        let op = Op::CommitPage;
+        page.cursor.validate().map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        self.run(op, |env, db| {
+            let file_bytes = env.file_bytes(op)?;
+            if file_bytes >= env.options.quota_bytes {
+                let read = db.begin_read().op(op)?;
+                let queue_records = open_read(&read, schema::QUEUE, op)?
+                    .map(|t| t.len())
+                    .transpose()
+                    .op(op)?
+                    .unwrap_or(0);
+                return Err(StoreError::QueueFull {
+                    file_bytes,
+                    quota_bytes: env.options.quota_bytes,
+                    queue_records,
+                });
+            }
+            let txn = env.begin_write(db, op)?;
+            let outcome = commit_page_in(&txn, &page, op)?;
+            txn.commit().op(op)?;
+            Ok(outcome)
+        })
+    }
+
+    /// Up to `max_records` records after `sink`'s cursor, in sequence order, stopping before
+    /// `max_bytes` of event JSON (at least one record is returned if any is pending, so one
+    /// oversized event cannot wedge a sink). One read transaction; nothing changes.
+    pub fn read_batch(
+        &mut self,
+        sink: SinkId,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<QueuedRecord>, StoreError> {
+        let op = Op::ReadBatch;
+        self.run(op, |_, db| {
+            let read = db.begin_read().op(op)?;
+            let cursor = match open_read(&read, schema::SINK_CURSORS, op)? {
+                Some(table) => table.get(sink.as_str()).op(op)?.map_or(0, |g| g.value()),
+                None => 0,
+            };
+            let Some(queue) = open_read(&read, schema::QUEUE, op)? else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            for entry in queue.range(cursor.saturating_add(1)..).op(op)? {
+                if out.len() >= max_records {
+                    break;
+                }
+                let (key, value) = entry.op(op)?;
+                let record = decode(op, key.value(), value.value())?;
+                let size = record.event_json.len();
+                if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
+                    break;
+                }
+                bytes = bytes.saturating_add(size);
+                out.push(record);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records that `sink` delivered everything up to `up_to_seq`, then deletes every record all
+    /// enabled sinks have passed, in ONE durable write transaction.
+    ///
+    /// Invariants: (2) a record is deleted only when every enabled sink's cursor is at or past
+    /// it (with no enabled sink, nothing is deleted); a sink cursor never moves backwards (an
+    /// older ack is a no-op and writes nothing); acking a sequence never assigned is refused.
+    pub fn ack(&mut self, sink: SinkId, up_to_seq: u64) -> Result<AckOutcome, StoreError> {
+        let op = Op::Ack;
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            let outcome = {
+                let meta = txn.open_table(schema::META).op(op)?;
+                let newest = next_seq(&meta, op)?.saturating_sub(1);
+                if up_to_seq > newest {
+                    return Err(StoreError::AckBeyondNewest { sink, up_to: up_to_seq, newest });
+                }
+                let mut cursors = txn.open_table(schema::SINK_CURSORS).op(op)?;
+                let old = cursors.get(sink.as_str()).op(op)?.map_or(0, |g| g.value());
+                if up_to_seq <= old {
+                    AckOutcome { cursor: old, advanced: false, deleted: 0 }
+                } else {
+                    cursors.insert(sink.as_str(), up_to_seq).op(op)?;
+                    drop(cursors);
+                    let deleted = purge_delivered(&txn, op)?;
+                    AckOutcome { cursor: up_to_seq, advanced: true, deleted }
+                }
+            };
+            if outcome.advanced {
+                txn.commit().op(op)?;
+            } else {
+                txn.abort().op(op)?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Replaces the set of enabled sinks and deletes records no enabled sink still needs, in one
+    /// durable write transaction. Returns the number of records deleted.
+    ///
+    /// Invariant: a disabled sink holds nothing back; enabling a sink later lets it read only
+    /// what is still queued after its cursor.
+    pub fn set_enabled_sinks(&mut self, sinks: &[SinkId]) -> Result<u64, StoreError> {
+        let op = Op::SetEnabledSinks;
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            {
+                let mut enabled = txn.open_table(schema::SINKS_ENABLED).op(op)?;
+                enabled.retain(|_, _| false).op(op)?;
+                for sink in sinks {
+                    enabled.insert(sink.as_str(), ()).op(op)?;
+                }
+            }
+            let deleted = purge_delivered(&txn, op)?;
+            txn.commit().op(op)?;
+            Ok(deleted)
+        })
+    }
+
+    /// A snapshot of queue, sinks and file size (one read transaction).
+    pub fn stats(&mut self) -> Result<Stats, StoreError> {
+        let op = Op::Stats;
+        self.run(op, |env, db| {
+            let file_bytes = env.file_bytes(op)?;
+            let read = db.begin_read().op(op)?;
+            let queue = open_read(&read, schema::QUEUE, op)?;
+            let (mut queue_records, mut oldest_seq, mut newest_seq) = (0, None, None);
+            if let Some(queue) = &queue {
+                queue_records = queue.len().op(op)?;
+                oldest_seq = queue.first().op(op)?.map(|(k, _)| k.value());
+                newest_seq = queue.last().op(op)?.map(|(k, _)| k.value());
+            }
+            let enabled = enabled_sinks(&read, op)?;
+            let sink_cursors = open_read(&read, schema::SINK_CURSORS, op)?;
+            let mut pending_per_sink = Vec::new();
+            let mut min_enabled_cursor: Option<u64> = None;
+            for sink in SinkId::ALL {
+                let cursor = match &sink_cursors {
+                    Some(t) => t.get(sink.as_str()).op(op)?.map_or(0, |g| g.value()),
+                    None => 0,
+                };
+                let pending = match (oldest_seq, newest_seq) {
+                    // The queue is contiguous (schema invariant): pending is a subtraction.
+                    (Some(oldest), Some(newest)) => {
+                        newest.saturating_sub(cursor.max(oldest.saturating_sub(1)))
+                    }
+                    _ => 0,
+                };
+                let is_enabled = enabled.contains(&sink);
+                if is_enabled {
+                    min_enabled_cursor =
+                        Some(min_enabled_cursor.map_or(cursor, |m: u64| m.min(cursor)));
+                }
+                pending_per_sink.push(SinkStats { sink, enabled: is_enabled, cursor, pending });
+            }
+            let oldest_pending_collected_at_ms = match (&queue, min_enabled_cursor) {
+                (Some(queue), Some(cursor)) => match queue.range(cursor.saturating_add(1)..).op(op)?.next() {
+                    Some(entry) => {
+                        let (key, value) = entry.op(op)?;
+                        Some(decode(op, key.value(), value.value())?.collected_at_ms)
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            Ok(Stats {
+                queue_records,
+                oldest_seq,
+                newest_seq,
+                file_bytes,
+                quota_bytes: env.options.quota_bytes,
+                pending_per_sink,
+                oldest_pending_collected_at_ms,
+                reopens: env.reopens,
+                repaired: env.repaired.load(Ordering::Relaxed),
+            })
+        })
+    }
+
+    /// The committed cursor, if any page of that cursor committed a position.
+    pub fn cursor(&mut self, key: &CursorKey) -> Result<Option<CursorState>, StoreError> {
+        let op = Op::Cursor;
+        key.validate().map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        let key = key.to_key();
+        self.run(op, |_, db| {
+            let read = db.begin_read().op(op)?;
+            let Some(table) = open_read(&read, schema::CURSORS, op)? else {
+                return Ok(None);
+            };
+            let value = table.get(key.as_str()).op(op)?;
+            value.map(|v| decode_cursor(op, &key, v.value())).transpose()
+        })
+    }
+
+    /// Removes `seen` ids first seen more than `seen_ttl` before `now_ms`, by a range scan of
+    /// the time index (one durable write transaction). Returns how many were removed.
+    ///
+    /// Invariant: only entries older than the TTL go; the TTL outlives Box's duplicate window.
+    pub fn expire_seen(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        let op = Op::ExpireSeen;
+        self.run(op, |env, db| {
+            let ttl_ms = u64::try_from(env.options.seen_ttl.as_millis()).unwrap_or(u64::MAX);
+            let cutoff = now_ms.saturating_sub(ttl_ms);
+            let txn = env.begin_write(db, op)?;
+            let mut removed = 0u64;
+            {
+                let mut seen = txn.open_table(schema::SEEN).op(op)?;
+                let mut by_time = txn.open_table(schema::SEEN_BY_TIME).op(op)?;
+                for entry in by_time.extract_from_if(..(cutoff, ""), |_, _| true).op(op)? {
+                    let (key, _) = entry.op(op)?;
+                    let (ms, id) = key.value();
+                    // Only drop the `seen` entry this index row describes.
+                    let matches = seen.get(id).op(op)?.is_some_and(|g| g.value() == ms);
+                    if matches {
+                        seen.remove(id).op(op)?;
+                    }
+                    removed += 1;
+                }
+            }
+            if removed == 0 {
+                txn.abort().op(op)?;
+            } else {
+                txn.commit().op(op)?;
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Stores a page of users from the users sync in one durable write transaction.
+    pub fn put_users(&mut self, users: &[UserEntry]) -> Result<(), StoreError> {
+        let op = Op::PutUsers;
+        for user in users {
+            validate_key("user id", &user.id).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        }
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            {
+                let mut table = txn.open_table(schema::USERS).op(op)?;
+                for user in users {
+                    table.insert(user.id.as_str(), user.json.as_str()).op(op)?;
+                }
+            }
+            txn.commit().op(op)
+        })
+    }
+
+    /// A user's JSON as stored by [`StoreCore::put_users`].
+    pub fn get_user(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        self.get_str(Op::GetUser, schema::USERS, id)
+    }
+
+    /// A setting's JSON value.
+    pub fn get_setting(&mut self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let op = Op::GetSetting;
+        let Some(text) = self.get_str(op, schema::SETTINGS, key)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Corrupt {
+            op,
+            table: "settings",
+            key: key.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Stores a setting (one durable write transaction).
+    pub fn set_setting(&mut self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        let op = Op::SetSetting;
+        validate_key("setting key", key).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        let text = value.to_string();
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            txn.open_table(schema::SETTINGS).op(op)?.insert(key, text.as_str()).op(op)?;
+            txn.commit().op(op)
+        })
+    }
+
+    /// A secret, if set.
+    pub fn get_secret(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
+        let op = Op::GetSecret;
+        self.run(op, |_, db| {
+            let read = db.begin_read().op(op)?;
+            let Some(table) = open_read(&read, schema::SECRETS, op)? else {
+                return Ok(None);
+            };
+            Ok(table.get(key).op(op)?.map(|g| Secret::new(g.value().to_vec())))
+        })
+    }
+
+    /// Stores several secrets in ONE durable write transaction, so a rotated token pair (Box
+    /// refresh + access token) is never half written (invariant 5: commit before first use).
+    pub fn put_secrets(&mut self, secrets: &[(&str, Secret)]) -> Result<(), StoreError> {
+        let op = Op::PutSecrets;
+        for (key, _) in secrets {
+            validate_key("secret key", key).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        }
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            {
+                let mut table = txn.open_table(schema::SECRETS).op(op)?;
+                for (key, secret) in secrets {
+                    table.insert(*key, secret.expose()).op(op)?;
+                }
+            }
+            txn.commit().op(op)
+        })
+    }
+
+    /// Deletes a secret; returns whether it existed.
+    pub fn delete_secret(&mut self, key: &str) -> Result<bool, StoreError> {
+        let op = Op::DeleteSecret;
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            let existed = txn.open_table(schema::SECRETS).op(op)?.remove(key).op(op)?.is_some();
+            txn.commit().op(op)?;
+            Ok(existed)
+        })
+    }
+
+    /// Adds `delta` (saturating) to a counter and returns the new value.
+    pub fn add_counter(&mut self, name: &str, delta: u64) -> Result<u64, StoreError> {
+        let op = Op::AddCounter;
+        validate_key("counter name", name).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        self.run(op, |env, db| {
+            let txn = env.begin_write(db, op)?;
+            let value = {
+                let mut table = txn.open_table(schema::COUNTERS).op(op)?;
+                add_counter_in(&mut table, name, delta, op)?
+            };
+            txn.commit().op(op)?;
+            Ok(value)
+        })
+    }
+
+    /// A counter's value (0 if never added to).
+    pub fn counter(&mut self, name: &str) -> Result<u64, StoreError> {
+        let op = Op::GetCounter;
+        self.run(op, |_, db| {
+            let read = db.begin_read().op(op)?;
+            let Some(table) = open_read(&read, schema::COUNTERS, op)? else {
+                return Ok(0);
+            };
+            Ok(table.get(name).op(op)?.map_or(0, |g| g.value()))
+        })
+    }
+
+    /// Compacts the file (quiesced: the caller is the only user of this core, no transaction
+    /// is live). Runs rounds until redb reports nothing more to do.
+    pub fn compact(&mut self) -> Result<CompactReport, StoreError> {
+        let op = Op::Compact;
+        if self.closed {
+            return Err(StoreError::Closed);
+        }
+        self.ensure_open()?;
+        let before_bytes = self.env.file_bytes(op)?;
+        let mut rounds = 0;
+        let result = loop {
+            let Some(db) = self.db.as_mut() else {
+                break Err(StoreError::Closed);
+            };
+            match db.compact() {
+                Ok(true) if rounds < MAX_COMPACT_ROUNDS => rounds += 1,
+                Ok(_) => break Ok(()),
+                Err(e) => break Err(StoreError::Storage { op, source: e.into() }),
+            }
+        };
+        if let Err(e) = result {
+            self.after_error(&e);
+            return Err(e);
+        }
+        let after_bytes = self.env.file_bytes(op)?;
+        info!(before_bytes, after_bytes, rounds, "Compacted the database.");
+        Ok(CompactReport { before_bytes, after_bytes, rounds })
+    }
+
+    /// Closes the database (flushes nothing: every commit is already durable). Later calls
+    /// return [`StoreError::Closed`].
+    pub fn close(&mut self) -> Result<(), StoreError> {
+        self.closed = true;
+        match self.db.take() {
+            Some(db) => db.close().op(Op::Close),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether [`StoreCore::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the database handle is currently open (false between a storage error and a
+    /// successful reopen).
+    pub fn is_open(&self) -> bool {
+        self.db.is_some()
+    }
+
+    /// Times the database was reopened after a storage error.
+    pub fn reopens(&self) -> u64 {
+        self.env.reopens
+    }
+
+    /// Reopens the database if a previous storage error dropped it. Called before every
+    /// operation; the storage thread also calls it right after a failed request.
+    pub fn ensure_open(&mut self) -> Result<(), StoreError> {
+        if self.closed {
+            return Err(StoreError::Closed);
+        }
+        if self.db.is_none() {
+            let db = self.env.open_database(Op::Reopen)?;
+            self.env.reopens += 1;
+            warn!(reopens = self.env.reopens, "Reopened the database after a storage error.");
+            self.db = Some(db);
+        }
+        Ok(())
+    }
+
+    /// Drops the database after an error that leaves the handle unusable, and tries to reopen.
+    /// Also used by the storage thread after a caught panic.
+    pub(crate) fn after_error(&mut self, error: &StoreError) {
+        if !error.needs_reopen() || self.closed {
+            return;
+        }
+        warn!(%error, "Dropping the database after a storage error.");
+        self.db = None;
+        if let Err(reopen) = self.ensure_open() {
+            warn!(error = %reopen, "Reopen failed; will retry before the next request.");
+        }
+    }
+
+    fn run<T>(
+        &mut self,
+        _op: Op,
+        f: impl FnOnce(&Env, &Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.ensure_open()?;
+        let result = match &self.db {
+            Some(db) => f(&self.env, db),
+            None => Err(StoreError::Closed),
+        };
+        if let Err(e) = &result {
+            self.after_error(e);
+        }
+        result
+    }
+
+    fn get_str(
+        &mut self,
+        op: Op,
+        def: TableDefinition<&str, &str>,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.run(op, |_, db| {
+            let read = db.begin_read().op(op)?;
+            let Some(table) = open_read(&read, def, op)? else {
+                return Ok(None);
+            };
+            Ok(table.get(key).op(op)?.map(|g| g.value().to_owned()))
+        })
+    }
+}
+
+impl Env {
+    /// Opens the database with the configured cache and repair logging, then checks the schema.
+    fn open_database(&mut self, op: Op) -> Result<Database, StoreError> {
+        let mut builder = Builder::new();
+        builder.set_cache_size(self.options.cache_bytes);
+        let repaired = self.repaired.clone();
+        builder.set_repair_callback(move |session| {
+            if !repaired.swap(true, Ordering::Relaxed) {
+                warn!("The database was not closed cleanly; repairing it.");
+            }
+            debug!(progress = session.progress(), "Database repair progress.");
+        });
+        let db = match &self.location {
+            Location::File(path) => {
+                let file = create_private(path, op)?;
+                let backend = redb::backends::FileBackend::new(file).op(op)?;
+                builder.create_with_backend(backend).op(op)?
+            }
+            Location::Backend(factory) => {
+                let backend = factory();
+                self.backend = Some(backend.clone());
+                builder.create_with_backend(SharedBackend(backend)).op(op)?
+            }
+        };
+        self.check_schema(&db, op)?;
+        if self.repaired.load(Ordering::Relaxed) {
+            info!("Database repaired and opened.");
+        }
+        Ok(db)
+    }
+
+    /// Stamps a new file, refuses a newer one, migrates an older one (none exist yet).
+    fn check_schema(&self, db: &Database, op: Op) -> Result<(), StoreError> {
+        let read = db.begin_read().op(op)?;
+        let version = match open_read(&read, schema::META, op)? {
+            Some(meta) => meta.get(schema::META_SCHEMA_VERSION).op(op)?.map(|g| g.value()),
+            None => None,
+        };
+        let table_count = read.list_tables().op(op)?.count();
+        drop(read);
+        match version {
+            Some(found) => {
+                let found = u32::try_from(found).map_err(|_| StoreError::BadMeta {
+                    detail: format!("schema version {found} is out of range"),
+                })?;
+                if found > schema::SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        found,
+                        supported: schema::SCHEMA_VERSION,
+                    });
+                }
+                if found < 1 {
+                    return Err(StoreError::BadMeta {
+                        detail: format!("schema version {found} never existed"),
+                    });
+                }
+                // found == SCHEMA_VERSION: nothing to migrate yet. A future version adds
+                // `if found < 2 { migrate_1_to_2(&txn) }` here, in one write transaction.
+                Ok(())
+            }
+            None if table_count > 0 => Err(StoreError::BadMeta {
+                detail: format!("{table_count} tables but no schema version: not a boxidr store"),
+            }),
+            None => {
+                let txn = self.begin_write(db, op)?;
+                {
+                    let mut meta = txn.open_table(schema::META).op(op)?;
+                    meta.insert(schema::META_SCHEMA_VERSION, u64::from(schema::SCHEMA_VERSION))
+                        .op(op)?;
+                    meta.insert(schema::META_NEXT_SEQ, 1).op(op)?;
+                    txn.open_table(schema::QUEUE).op(op)?;
+                    txn.open_table(schema::CURSORS).op(op)?;
+                    txn.open_table(schema::SEEN).op(op)?;
+                    txn.open_table(schema::SEEN_BY_TIME).op(op)?;
+                    txn.open_table(schema::SINK_CURSORS).op(op)?;
+                    txn.open_table(schema::SINKS_ENABLED).op(op)?;
+                    txn.open_table(schema::USERS).op(op)?;
+                    txn.open_table(schema::SETTINGS).op(op)?;
+                    txn.open_table(schema::SECRETS).op(op)?;
+                    txn.open_table(schema::COUNTERS).op(op)?;
+                }
+                txn.commit().op(op)?;
+                info!(version = schema::SCHEMA_VERSION, "Created a new store.");
+                Ok(())
+            }
+        }
+    }
+
+    /// A write transaction with the store's durability: Immediate, plus 2PC / quick-repair as
+    /// configured.
+    fn begin_write(&self, db: &Database, op: Op) -> Result<WriteTransaction, StoreError> {
+        let mut txn = db.begin_write().op(op)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Storage { op, source: e.into() })?;
+        txn.set_two_phase_commit(self.options.two_phase_commit);
+        txn.set_quick_repair(self.options.quick_repair);
+        Ok(txn)
+    }
+
+    /// The database size in bytes: file metadata, or the backend's length.
+    fn file_bytes(&self, op: Op) -> Result<u64, StoreError> {
+        match (&self.location, &self.backend) {
+            (Location::Backend(_), Some(backend)) => backend.len().map_err(|source| StoreError::Io {
+                op,
+                path: self.options.path.clone(),
+                source,
+            }),
+            (Location::File(path), _) => std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|source| StoreError::Io { op, path: path.clone(), source }),
+            (Location::Backend(_), None) => Ok(0),
+        }
+    }
+}
+
+/// Opens the database file, creating it with mode 0600 if absent, and tightens a looser mode.
+fn create_private(path: &std::path::Path, op: Op) -> Result<std::fs::File, StoreError> {
+    let io = |source| StoreError::Io { op, path: path.to_owned(), source };
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path).map_err(io)?;
+        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            // `mode()` applies only at creation and is masked by the umask; enforce it.
+            if mode & 0o077 != 0 {
+                warn!(path = %path.display(), mode = format!("{mode:o}"), "Database file was readable by others; setting mode 0600.");
+            }
+            file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path).map_err(io)
+    }
+}
+
+/// Opens a table in a read transaction; a table that does not exist yet reads as empty.
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &ReadTransaction,
+    def: TableDefinition<K, V>,
+    op: Op,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match read.open_table(def) {
+        Ok(table) => Ok(Some(table)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(StoreError::Storage { op, source: e.into() }),
+    }
+}
+
+fn next_seq(meta: &impl ReadableTable<&'static str, u64>, op: Op) -> Result<u64, StoreError> {
+    meta.get(schema::META_NEXT_SEQ)
+        .op(op)?
+        .map(|g| g.value())
+        .filter(|&seq| seq >= 1)
+        .ok_or_else(|| StoreError::BadMeta { detail: "next_seq is missing".into() })
+}
+
+fn decode(op: Op, seq: u64, bytes: &[u8]) -> Result<QueuedRecord, StoreError> {
+    decode_record(seq, bytes).map_err(|detail| StoreError::Corrupt {
+        op,
+        table: "queue",
+        key: seq.to_string(),
+        detail,
+    })
+}
+
+fn decode_cursor(op: Op, key: &str, bytes: &[u8]) -> Result<CursorState, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        op,
+        table: "cursors",
+        key: key.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn add_counter_in(
+    table: &mut redb::Table<&str, u64>,
+    name: &str,
+    delta: u64,
+    op: Op,
+) -> Result<u64, StoreError> {
+    let value = table.get(name).op(op)?.map_or(0, |g| g.value()).saturating_add(delta);
+    table.insert(name, value).op(op)?;
+    Ok(value)
+}
+
+/// The body of `commit_page`, inside its write transaction.
+fn commit_page_in(
+    txn: &WriteTransaction,
+    page: &PageCommit,
+    op: Op,
+) -> Result<PageOutcome, StoreError> {
+    let mut meta = txn.open_table(schema::META).op(op)?;
+    let mut queue = txn.open_table(schema::QUEUE).op(op)?;
+    let mut seen = txn.open_table(schema::SEEN).op(op)?;
+    let mut by_time = txn.open_table(schema::SEEN_BY_TIME).op(op)?;
+    let mut cursors = txn.open_table(schema::CURSORS).op(op)?;
+    let mut counters = txn.open_table(schema::COUNTERS).op(op)?;
+
+    let mut seq = next_seq(&meta, op)?;
+    let stream = page.cursor.stream_type();
+    let at = page.collected_at_ms;
+    let mut in_page = HashSet::new();
+    let (mut appended, mut duplicates) = (0u64, 0u64);
+    let (mut first_seq, mut last_seq) = (None, None);
+    for event in &page.events {
+        let id = event.id().as_str();
+        if !in_page.insert(id) || seen.get(id).op(op)?.is_some() {
+            duplicates += 1;
+            continue;
+        }
+        seen.insert(id, at).op(op)?;
+        by_time.insert((at, id), ()).op(op)?;
+        let record = QueuedRecord {
+            seq,
+            event_id: event.id().clone(),
+            event_type: event.event_type().map(str::to_owned),
+            stream,
+            collected_at_ms: at,
+            event_json: event.to_json(),
+        };
+        let bytes = encode_record(&record).map_err(|e| StoreError::InvalidInput {
+            op,
+            detail: format!("event {id} cannot be encoded: {e}"),
+        })?;
+        queue.insert(seq, bytes.as_slice()).op(op)?;
+        first_seq.get_or_insert(seq);
+        last_seq = Some(seq);
+        seq += 1;
+        appended += 1;
+    }
+    meta.insert(schema::META_NEXT_SEQ, seq).op(op)?;
+
+    let key = page.cursor.to_key();
+    let cursor = match &page.next_position {
+        None => CursorUpdate::KeptNoPosition,
+        Some(position) if position.is_reset() => CursorUpdate::KeptReset,
+        Some(position) => {
+            let previous = cursors
+                .get(key.as_str())
+                .op(op)?
+                .map(|v| decode_cursor(op, &key, v.value()))
+                .transpose()?;
+            let state = CursorState {
+                position: position.clone(),
+                updated_at_ms: at,
+                last_created_at: page
+                    .last_created_at
+                    .clone()
+                    .or_else(|| previous.and_then(|p| p.last_created_at)),
+            };
+            let bytes = serde_json::to_vec(&state).map_err(|e| StoreError::InvalidInput {
+                op,
+                detail: format!("cursor cannot be encoded: {e}"),
+            })?;
+            cursors.insert(key.as_str(), bytes.as_slice()).op(op)?;
+            CursorUpdate::Stored
+        }
+    };
+    if appended > 0 {
+        add_counter_in(&mut counters, schema::COUNTER_APPENDED, appended, op)?;
+    }
+    if duplicates > 0 {
+        add_counter_in(&mut counters, schema::COUNTER_DUPLICATES, duplicates, op)?;
+    }
+    Ok(PageOutcome { appended, duplicates, first_seq, last_seq, cursor })
+}
+
+/// The enabled sinks as seen by a read transaction.
+fn enabled_sinks(read: &ReadTransaction, op: Op) -> Result<BTreeSet<SinkId>, StoreError> {
+    let mut out = BTreeSet::new();
+    if let Some(table) = open_read(read, schema::SINKS_ENABLED, op)? {
+        for entry in table.iter().op(op)? {
+            let (key, _) = entry.op(op)?;
+            if let Some(sink) = SinkId::from_key(key.value()) {
+                out.insert(sink);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the queue prefix every enabled sink has passed; nothing if no sink is enabled.
+fn purge_delivered(txn: &WriteTransaction, op: Op) -> Result<u64, StoreError> {
+    let enabled = txn.open_table(schema::SINKS_ENABLED).op(op)?;
+    let cursors = txn.open_table(schema::SINK_CURSORS).op(op)?;
+    let mut floor: Option<u64> = None;
+    for entry in enabled.iter().op(op)? {
+        let (key, _) = entry.op(op)?;
+        if SinkId::from_key(key.value()).is_none() {
+            continue;
+        }
+        let cursor = cursors.get(key.value()).op(op)?.map_or(0, |g| g.value());
+        floor = Some(floor.map_or(cursor, |f| f.min(cursor)));
+    }
+    let Some(floor) = floor.filter(|&f| f > 0) else {
+        return Ok(0);
+    };
+    let mut queue = txn.open_table(schema::QUEUE).op(op)?;
+    let mut deleted = 0u64;
+    queue
+        .retain_in(..=floor, |_, _| {
+            deleted += 1;
+            false
+        })
+        .op(op)?;
+    Ok(deleted)
+}

@@ -1,0 +1,271 @@
+//! The async handle: one dedicated thread owns the [`StoreCore`]; callers send it requests.
+//!
+//! Requests travel over a bounded `std::sync::mpsc::sync_channel` and replies over
+//! `tokio::sync::oneshot`. A tokio semaphore with as many permits as the channel has slots is
+//! acquired (asynchronously) before each send, so the send never blocks a tokio worker; the
+//! permit is released when the storage thread takes the request off the channel. No redb call
+//! ever runs on a tokio worker.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::{debug, error};
+
+use crate::backend::BackendFactory;
+use crate::core::StoreCore;
+use crate::error::{Op, StoreError};
+use crate::types::{
+    AckOutcome, CompactReport, CursorKey, CursorState, PageCommit, PageOutcome, QueuedRecord,
+    Secret, SinkId, Stats, StoreOptions, UserEntry,
+};
+
+/// Requests that may wait in the channel; more callers wait (asynchronously) for a slot.
+pub const REQUEST_QUEUE_DEPTH: usize = 64;
+
+type Job = Box<dyn FnOnce(&mut StoreCore) + Send>;
+
+struct Envelope {
+    job: Job,
+    /// Released when the storage thread dequeues the request.
+    _slot: OwnedSemaphorePermit,
+}
+
+struct Inner {
+    sender: SyncSender<Envelope>,
+    slots: Arc<Semaphore>,
+}
+
+/// Cloneable, `Send + Sync` handle to the storage thread. Every method is one request, served
+/// in arrival order by the single thread that owns the database.
+///
+/// The thread stops when [`Store::close`] is called or when the last handle is dropped (it then
+/// finishes the requests already queued and closes the database).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Starts the storage thread and opens the database file on it (creating it if new).
+    pub async fn open(options: StoreOptions) -> Result<Self, StoreError> {
+        Self::spawn_opening(move || StoreCore::open(options)).await
+    }
+
+    /// As [`Store::open`], on a custom backend (tests).
+    pub async fn open_with_backend(
+        options: StoreOptions,
+        factory: BackendFactory,
+    ) -> Result<Self, StoreError> {
+        Self::spawn_opening(move || StoreCore::open_with_backend(options, factory)).await
+    }
+
+    /// Starts the storage thread around an already opened core (synchronous callers, tests).
+    pub fn from_core(core: StoreCore) -> Result<Self, StoreError> {
+        let (store, receiver) = Self::channel();
+        spawn_thread(move || Ok(core), receiver, None)?;
+        Ok(store)
+    }
+
+    async fn spawn_opening(
+        open: impl FnOnce() -> Result<StoreCore, StoreError> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let (store, receiver) = Self::channel();
+        let (opened_tx, opened_rx) = oneshot::channel();
+        spawn_thread(open, receiver, Some(opened_tx))?;
+        opened_rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(store)
+    }
+
+    fn channel() -> (Self, Receiver<Envelope>) {
+        let (sender, receiver) = sync_channel(REQUEST_QUEUE_DEPTH);
+        let slots = Arc::new(Semaphore::new(REQUEST_QUEUE_DEPTH));
+        (Self { inner: Arc::new(Inner { sender, slots }) }, receiver)
+    }
+
+    /// Runs `f` on the storage thread and awaits its reply.
+    async fn call<T: Send + 'static>(
+        &self,
+        op: Op,
+        f: impl FnOnce(&mut StoreCore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = self.inner.slots.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: Job = Box::new(move |core: &mut StoreCore| {
+            let result = match catch_unwind(AssertUnwindSafe(|| f(core))) {
+                Ok(result) => result,
+                Err(_) => {
+                    error!(%op, "Store request panicked; reopening the database.");
+                    let error = StoreError::Panicked { op };
+                    core.after_error(&error);
+                    Err(error)
+                }
+            };
+            // The caller may have given up waiting (cancelled future): the work is done anyway.
+            let _ = reply_tx.send(result);
+        });
+        match self.inner.sender.try_send(Envelope { job, _slot: slot }) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+            // Impossible while permits == capacity; treat as closed rather than block.
+            Err(TrySendError::Full(_)) => return Err(StoreError::Closed),
+        }
+        reply_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// See [`StoreCore::commit_page`]: events + cursor in one durable transaction.
+    pub async fn commit_page(&self, page: PageCommit) -> Result<PageOutcome, StoreError> {
+        self.call(Op::CommitPage, move |core| core.commit_page(page)).await
+    }
+
+    /// See [`StoreCore::read_batch`].
+    pub async fn read_batch(
+        &self,
+        sink: SinkId,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<QueuedRecord>, StoreError> {
+        self.call(Op::ReadBatch, move |core| core.read_batch(sink, max_records, max_bytes)).await
+    }
+
+    /// See [`StoreCore::ack`].
+    pub async fn ack(&self, sink: SinkId, up_to_seq: u64) -> Result<AckOutcome, StoreError> {
+        self.call(Op::Ack, move |core| core.ack(sink, up_to_seq)).await
+    }
+
+    /// See [`StoreCore::set_enabled_sinks`].
+    pub async fn set_enabled_sinks(&self, sinks: &[SinkId]) -> Result<u64, StoreError> {
+        let sinks = sinks.to_vec();
+        self.call(Op::SetEnabledSinks, move |core| core.set_enabled_sinks(&sinks)).await
+    }
+
+    /// See [`StoreCore::stats`].
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.call(Op::Stats, StoreCore::stats).await
+    }
+
+    /// See [`StoreCore::cursor`].
+    pub async fn cursor(&self, key: CursorKey) -> Result<Option<CursorState>, StoreError> {
+        self.call(Op::Cursor, move |core| core.cursor(&key)).await
+    }
+
+    /// See [`StoreCore::expire_seen`].
+    pub async fn expire_seen(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.call(Op::ExpireSeen, move |core| core.expire_seen(now_ms)).await
+    }
+
+    /// See [`StoreCore::put_users`].
+    pub async fn put_users(&self, users: Vec<UserEntry>) -> Result<(), StoreError> {
+        self.call(Op::PutUsers, move |core| core.put_users(&users)).await
+    }
+
+    /// See [`StoreCore::get_user`].
+    pub async fn get_user(&self, id: String) -> Result<Option<String>, StoreError> {
+        self.call(Op::GetUser, move |core| core.get_user(&id)).await
+    }
+
+    /// See [`StoreCore::get_setting`].
+    pub async fn get_setting(&self, key: String) -> Result<Option<serde_json::Value>, StoreError> {
+        self.call(Op::GetSetting, move |core| core.get_setting(&key)).await
+    }
+
+    /// See [`StoreCore::set_setting`].
+    pub async fn set_setting(&self, key: String, value: serde_json::Value) -> Result<(), StoreError> {
+        self.call(Op::SetSetting, move |core| core.set_setting(&key, &value)).await
+    }
+
+    /// See [`StoreCore::get_secret`].
+    pub async fn get_secret(&self, key: String) -> Result<Option<Secret>, StoreError> {
+        self.call(Op::GetSecret, move |core| core.get_secret(&key)).await
+    }
+
+    /// See [`StoreCore::put_secrets`]: all in one durable transaction.
+    pub async fn put_secrets(&self, secrets: Vec<(String, Secret)>) -> Result<(), StoreError> {
+        self.call(Op::PutSecrets, move |core| {
+            let borrowed: Vec<(&str, Secret)> =
+                secrets.iter().map(|(k, s)| (k.as_str(), s.clone())).collect();
+            core.put_secrets(&borrowed)
+        })
+        .await
+    }
+
+    /// See [`StoreCore::delete_secret`].
+    pub async fn delete_secret(&self, key: String) -> Result<bool, StoreError> {
+        self.call(Op::DeleteSecret, move |core| core.delete_secret(&key)).await
+    }
+
+    /// See [`StoreCore::add_counter`].
+    pub async fn add_counter(&self, name: String, delta: u64) -> Result<u64, StoreError> {
+        self.call(Op::AddCounter, move |core| core.add_counter(&name, delta)).await
+    }
+
+    /// See [`StoreCore::counter`].
+    pub async fn counter(&self, name: String) -> Result<u64, StoreError> {
+        self.call(Op::GetCounter, move |core| core.counter(&name)).await
+    }
+
+    /// See [`StoreCore::compact`]. Runs between requests, so no transaction is live.
+    pub async fn compact(&self) -> Result<CompactReport, StoreError> {
+        self.call(Op::Compact, StoreCore::compact).await
+    }
+
+    /// Closes the database and stops the thread; requests already queued behind this one and
+    /// all later ones get [`StoreError::Closed`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.call(Op::Close, StoreCore::close).await
+    }
+}
+
+fn spawn_thread(
+    open: impl FnOnce() -> Result<StoreCore, StoreError> + Send + 'static,
+    receiver: Receiver<Envelope>,
+    opened: Option<oneshot::Sender<Result<(), StoreError>>>,
+) -> Result<(), StoreError> {
+    thread::Builder::new()
+        .name("boxidr-store".into())
+        .spawn(move || {
+            let mut core = match open() {
+                Ok(core) => core,
+                Err(e) => {
+                    if let Some(opened) = opened {
+                        let _ = opened.send(Err(e));
+                    }
+                    return;
+                }
+            };
+            if let Some(opened) = opened {
+                let _ = opened.send(Ok(()));
+            }
+            serve(&mut core, &receiver);
+            if !core.is_closed() {
+                if let Err(e) = core.close() {
+                    error!(error = %e, "Closing the database failed.");
+                }
+            }
+            debug!("Storage thread stopped.");
+        })
+        .map(drop)
+        .map_err(|source| StoreError::Io { op: Op::Open, path: "boxidr-store thread".into(), source })
+}
+
+fn serve(core: &mut StoreCore, receiver: &Receiver<Envelope>) {
+    while let Ok(Envelope { job, _slot }) = receiver.recv() {
+        drop(_slot);
+        job(core);
+        if core.is_closed() {
+            break;
+        }
+        if !core.is_open() {
+            // A failed request dropped the database: reopen before serving the next one.
+            let _ = core.ensure_open();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The on-disk schema: every table, its key and value, and the queue record format.
+//!
+//! ```text
+//! table           key                        value                          written by
+//! --------------  -------------------------  -----------------------------  ------------------------
+//! meta            &str                       u64                            open, commit_page
+//!                   "schema_version"           SCHEMA_VERSION (1)
+//!                   "next_seq"                 next queue sequence (>= 1)
+//! queue           u64 seq                    &[u8] record (see below)       commit_page; ack deletes
+//! cursors         &str cursor key            &[u8] JSON CursorState         commit_page
+//!                   "admin_logs" | "admin_logs_streaming" | "sweep:<name>"
+//! seen            &str event_id              u64 first-seen ms              commit_page; expire_seen
+//! seen_by_time    (u64 ms, &str event_id)    ()                             commit_page; expire_seen
+//! sink_cursors    &str sink id               u64 last delivered seq (0: none) ack
+//! sinks_enabled   &str sink id               ()                             set_enabled_sinks
+//! users           &str Box user id           &str user JSON                 put_users
+//! settings        &str key                   &str JSON text                 set_setting
+//! secrets         &str key                   &[u8] secret bytes             put_secrets, delete_secret
+//! counters        &str name                  u64                            add_counter, commit_page
+//! ```
+//!
+//! Invariants:
+//! - `queue` keys are contiguous: appends take `next_seq`, deletes only remove a prefix. So the
+//!   queue is exactly `oldest..=newest` and pending counts are subtractions.
+//! - `seen` and `seen_by_time` hold the same ids; expiry range-scans `seen_by_time` below the
+//!   cut-off, never the whole of `seen`.
+//! - Sequences start at 1 and are never reused (`next_seq` survives an empty queue).
+//!
+//! Compatibility: the `meta` table's name and types never change, so any version can read the
+//! schema version of any file. A file with a newer version is refused untouched
+//! ([`crate::StoreError::SchemaTooNew`]); an older one is migrated in `open` (none exist yet).
+//! Queue records carry their own format byte, so sinks can gain fields without a schema change.
+
+use boxidr_model::{EventId, StreamType};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use crate::types::QueuedRecord;
+
+/// The schema this firmware writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+pub const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
+pub const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen");
+pub const SEEN_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("seen_by_time");
+pub const SINK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("sink_cursors");
+pub const SINKS_ENABLED: TableDefinition<&str, ()> = TableDefinition::new("sinks_enabled");
+pub const USERS: TableDefinition<&str, &str> = TableDefinition::new("users");
+pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// `meta` key of the schema version.
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// `meta` key of the next queue sequence.
+pub const META_NEXT_SEQ: &str = "next_seq";
+
+/// Counter of events appended by `commit_page`.
+pub const COUNTER_APPENDED: &str = "store.events_appended";
+/// Counter of duplicate events skipped by `commit_page`.
+pub const COUNTER_DUPLICATES: &str = "store.events_duplicate";
+
+/// Queue record format this firmware writes. Readers accept every format up to this one.
+pub const RECORD_FORMAT: u8 = 1;
+
+/// Queue record, format 1:
+///
+/// ```text
+/// [0]        format byte (1)
+/// [1..5]     header length N, u32 little-endian
+/// [5..5+N]   header: JSON RecordHeader (unknown fields ignored, new ones defaulted)
+/// [5+N..]    the event: Box's JSON, compact, exactly as committed
+/// ```
+///
+/// The event bytes are stored raw (not re-escaped inside the header) so they come back
+/// byte-for-byte and cost no extra escaping.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordHeader {
+    event_id: EventId,
+    #[serde(default)]
+    event_type: Option<String>,
+    stream: StreamType,
+    collected_at_ms: u64,
+}
+
+/// Encodes a record for the `queue` table (the sequence is the key, not part of the value).
+pub(crate) fn encode_record(record: &QueuedRecord) -> Result<Vec<u8>, serde_json::Error> {
+    let header = serde_json::to_vec(&RecordHeader {
+        event_id: record.event_id.clone(),
+        event_type: record.event_type.clone(),
+        stream: record.stream,
+        collected_at_ms: record.collected_at_ms,
+    })?;
+    let len = u32::try_from(header.len()).map_err(serde::ser::Error::custom)?;
+    let mut out = Vec::with_capacity(5 + header.len() + record.event_json.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(record.event_json.as_bytes());
+    Ok(out)
+}
+
+/// Decodes a `queue` value; the error text says what is wrong.
+pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, String> {
+    let (&format, rest) = bytes.split_first().ok_or("empty record")?;
+    if format == 0 || format > RECORD_FORMAT {
+        return Err(format!(
+            "record format {format} is not supported (this firmware reads 1..={RECORD_FORMAT})"
+        ));
+    }
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated header length")?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
+    if rest.len() < len {
+        return Err("truncated header".into());
+    }
+    let (header, event) = rest.split_at(len);
+    let header: RecordHeader =
+        serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
+    let event_json = String::from_utf8(event.to_vec()).map_err(|e| format!("event: {e}"))?;
+    Ok(QueuedRecord {
+        seq,
+        event_id: header.event_id,
+        event_type: header.event_type,
+        stream: header.stream,
+        collected_at_ms: header.collected_at_ms,
+        event_json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> QueuedRecord {
+        QueuedRecord {
+            seq: 7,
+            event_id: EventId::new("e-1").unwrap(),
+            event_type: Some("LOGIN".into()),
+            stream: StreamType::AdminLogsStreaming,
+            collected_at_ms: 1_700_000_000_000,
+            event_json: r#"{"event_id":"e-1","s":"é\"\n"}"#.into(),
+        }
+    }
+
+    /// A record round-trips, and the event text is stored as raw bytes at the end.
+    #[test]
+    fn record_round_trips_with_raw_event() {
+        let bytes = encode_record(&record()).unwrap();
+        assert_eq!(bytes[0], RECORD_FORMAT);
+        assert!(bytes.ends_with(record().event_json.as_bytes()));
+        assert_eq!(decode_record(7, &bytes).unwrap(), record());
+    }
+
+    /// A header from a later firmware with extra fields still decodes (forward-compatible header).
+    #[test]
+    fn unknown_header_fields_are_ignored() {
+        let header = br#"{"event_id":"x","stream":"admin_logs","collected_at_ms":5,"rendered":{"uef":true}}"#;
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(&u32::try_from(header.len()).unwrap().to_le_bytes());
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(b"{}");
+        let decoded = decode_record(1, &bytes).unwrap();
+        assert_eq!(decoded.event_type, None);
+        assert_eq!(decoded.event_json, "{}");
+    }
+
+    /// Unknown formats and truncated records are refused with a reason, not a panic.
+    #[test]
+    fn bad_records_are_refused() {
+        assert!(decode_record(1, &[]).is_err());
+        assert!(decode_record(1, &[9, 0, 0, 0, 0]).unwrap_err().contains("format 9"));
+        assert!(decode_record(1, &[1, 200, 0, 0, 0, b'{']).is_err());
+    }
+}

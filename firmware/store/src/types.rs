@@ -1,0 +1,324 @@
+//! The values that cross the store's API: what goes in, what comes out.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use boxidr_model::{BoxEvent, EventId, StreamPosition, StreamType};
+use serde::{Deserialize, Serialize};
+
+/// Default cap on the database file: matches `queue.quota_bytes` in the config crate.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
+/// Default redb page cache: small, because the smallest board (Pi Zero 2 W) has 512 MB of RAM
+/// shared with the OS, and the working set (queue tail, cursors, seen index leaves) is small.
+pub const DEFAULT_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// Default lifetime of a `seen` entry: 15 days, one day longer than Box keeps events on
+/// `admin_logs_streaming` (14 days), so a repeat can never outlive its dedup entry.
+pub const DEFAULT_SEEN_TTL: Duration = Duration::from_secs(15 * 24 * 60 * 60);
+/// Longest sweep name, settings key, secret key, counter name or user id accepted.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The database file. Its directory must exist; the file is created (mode 0600) if absent.
+    pub path: PathBuf,
+    /// Cap on the database *file* size in bytes. At or above it, [`crate::StoreCore::commit_page`]
+    /// refuses with [`crate::StoreError::QueueFull`] (backpressure, never loss). redb grows its file
+    /// in steps (up to 2x), so the file can overshoot the quota by one growth step: size the quota
+    /// to at most half of the free space on the data partition.
+    pub quota_bytes: u64,
+    /// redb page cache (`Builder::set_cache_size`), set explicitly: redb's default is 1 GiB.
+    pub cache_bytes: usize,
+    /// Two-phase commit on every write transaction (two fsyncs per commit). See [`crate::durability`].
+    pub two_phase_commit: bool,
+    /// Quick-repair on every write transaction (implies two-phase commit; near-instant recovery).
+    pub quick_repair: bool,
+    /// How long an event id stays in `seen`.
+    pub seen_ttl: Duration,
+}
+
+impl StoreOptions {
+    /// Options with the documented defaults (see [`crate::durability`] for the commit mode).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            two_phase_commit: crate::durability::DEFAULT_TWO_PHASE_COMMIT,
+            quick_repair: crate::durability::DEFAULT_QUICK_REPAIR,
+            seen_ttl: DEFAULT_SEEN_TTL,
+        }
+    }
+}
+
+/// Which cursor a page advances: one per Box stream, plus named catch-up sweeps (an `admin_logs`
+/// read with `created_after`, used when the streaming window is at risk).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CursorKey {
+    /// The live cursor of a Box stream.
+    Stream(StreamType),
+    /// A named sweep over `admin_logs` (its own cursor, independent of the live one).
+    Sweep(String),
+}
+
+impl CursorKey {
+    /// The stream the page's events came from (sweeps read `admin_logs`).
+    pub fn stream_type(&self) -> StreamType {
+        match self {
+            Self::Stream(stream) => *stream,
+            Self::Sweep(_) => StreamType::AdminLogs,
+        }
+    }
+
+    /// The key in the `cursors` table: `admin_logs`, `admin_logs_streaming` or `sweep:<name>`.
+    pub fn to_key(&self) -> String {
+        match self {
+            Self::Stream(stream) => stream.as_str().to_owned(),
+            Self::Sweep(name) => format!("sweep:{name}"),
+        }
+    }
+
+    /// A sweep name is printable ASCII without spaces, 1..=[`MAX_KEY_LEN`] bytes.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Stream(_) => Ok(()),
+            Self::Sweep(name) => validate_key("sweep name", name),
+        }
+    }
+}
+
+impl From<StreamType> for CursorKey {
+    fn from(stream: StreamType) -> Self {
+        Self::Stream(stream)
+    }
+}
+
+impl fmt::Display for CursorKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_key())
+    }
+}
+
+pub(crate) fn validate_key(what: &str, key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{what} must be 1..={MAX_KEY_LEN} printable ASCII bytes without spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// The committed position of one cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorState {
+    /// Box's `next_stream_position`, verbatim; never a reset value (`"0"`).
+    pub position: StreamPosition,
+    /// `collected_at_ms` of the page that stored it.
+    pub updated_at_ms: u64,
+    /// `created_at` of the newest event seen on this cursor, as Box wrote it (for sweeps).
+    #[serde(default)]
+    pub last_created_at: Option<String>,
+}
+
+/// One Box page to commit: its events and the cursor that follows them.
+#[derive(Debug, Clone)]
+pub struct PageCommit {
+    /// The cursor this page advances (and, through it, the records' stream type).
+    pub cursor: CursorKey,
+    /// Events in the order Box returned them.
+    pub events: Vec<BoxEvent>,
+    /// `next_stream_position` from the page; `None` or a reset (`"0"`) keeps the old cursor.
+    pub next_position: Option<StreamPosition>,
+    /// `created_at` of the newest event in the page; `None` keeps the previous value.
+    pub last_created_at: Option<String>,
+    /// Wall-clock time of collection (ms since the epoch); also the `seen` timestamp.
+    pub collected_at_ms: u64,
+}
+
+/// What happened to the cursor in a [`PageCommit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorUpdate {
+    /// The new position was stored.
+    Stored,
+    /// The page carried no position: the old cursor stays.
+    KeptNoPosition,
+    /// The page carried Box's legacy reset (`"0"`): ignored, the old cursor stays.
+    KeptReset,
+}
+
+/// The result of a committed page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageOutcome {
+    /// Events appended to the queue.
+    pub appended: u64,
+    /// Events skipped because their id was already seen (earlier page or same page).
+    pub duplicates: u64,
+    /// Sequence of the first appended record.
+    pub first_seq: Option<u64>,
+    /// Sequence of the last appended record.
+    pub last_seq: Option<u64>,
+    /// What happened to the cursor.
+    pub cursor: CursorUpdate,
+}
+
+/// One queued Box event with what the sinks need to render it at send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecord {
+    /// Queue sequence, assigned at commit, strictly increasing, starting at 1.
+    pub seq: u64,
+    pub event_id: EventId,
+    pub event_type: Option<String>,
+    pub stream: StreamType,
+    pub collected_at_ms: u64,
+    /// Box's event as compact JSON, exactly as [`BoxEvent::to_json`] produced it.
+    pub event_json: String,
+}
+
+/// A downstream consumer of the queue, with its own cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SinkId {
+    /// InsightIDR Collector (UEF over TLS).
+    Collector,
+    /// InsightIDR Log Search (HTTPS).
+    LogSearch,
+}
+
+impl SinkId {
+    /// Every sink the store knows.
+    pub const ALL: [SinkId; 2] = [SinkId::Collector, SinkId::LogSearch];
+
+    /// The key in the `sink_cursors` and `sinks_enabled` tables.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Collector => "collector",
+            Self::LogSearch => "log_search",
+        }
+    }
+
+    pub(crate) fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sink| sink.as_str() == key)
+    }
+}
+
+impl fmt::Display for SinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of an [`crate::StoreCore::ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// The sink's cursor after the ack (never lower than before).
+    pub cursor: u64,
+    /// Whether the cursor moved (an ack at or below the cursor is a no-op, nothing is written).
+    pub advanced: bool,
+    /// Queue records deleted because every enabled sink has now passed them.
+    pub deleted: u64,
+}
+
+/// Per-sink view in [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkStats {
+    pub sink: SinkId,
+    pub enabled: bool,
+    /// Last delivered sequence (0: nothing yet).
+    pub cursor: u64,
+    /// Records in the queue after the cursor.
+    pub pending: u64,
+}
+
+/// A snapshot of the store for health, metrics and the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub queue_records: u64,
+    pub oldest_seq: Option<u64>,
+    pub newest_seq: Option<u64>,
+    /// Size of the database file in bytes (what the quota is checked against).
+    pub file_bytes: u64,
+    pub quota_bytes: u64,
+    pub pending_per_sink: Vec<SinkStats>,
+    /// `collected_at_ms` of the oldest record some enabled sink still has to deliver.
+    pub oldest_pending_collected_at_ms: Option<u64>,
+    /// Times the database was dropped and reopened after a storage error, since this process started.
+    pub reopens: u64,
+    /// Whether any open by this process had to repair the file (unclean shutdown before).
+    pub repaired: bool,
+}
+
+/// File size before and after [`crate::StoreCore::compact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactReport {
+    pub before_bytes: u64,
+    pub after_bytes: u64,
+    /// Compaction rounds run (redb may need several).
+    pub rounds: u32,
+}
+
+/// One Box user from the users sync: id and the user's JSON object as Box sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub id: String,
+    pub json: String,
+}
+
+/// Secret bytes (tokens, client secret, API keys). `Debug` never prints them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The secret bytes; the name makes every use visible in review.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Self(text.as_bytes().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debug output of a secret never contains its bytes.
+    #[test]
+    fn secret_debug_is_redacted() {
+        let secret = Secret::from("hunter2");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some([redacted])");
+        assert_eq!(secret.expose(), b"hunter2");
+    }
+
+    /// Cursor keys spell the stream names and prefix sweeps; bad sweep names are refused.
+    #[test]
+    fn cursor_keys() {
+        assert_eq!(CursorKey::from(StreamType::AdminLogs).to_key(), "admin_logs");
+        assert_eq!(CursorKey::Sweep("catchup".into()).to_key(), "sweep:catchup");
+        assert_eq!(CursorKey::Sweep("x".into()).stream_type(), StreamType::AdminLogs);
+        assert!(CursorKey::Sweep(String::new()).validate().is_err());
+        assert!(CursorKey::Sweep("a b".into()).validate().is_err());
+    }
+
+    /// Sink ids round-trip through their table keys.
+    #[test]
+    fn sink_keys_round_trip() {
+        for sink in SinkId::ALL {
+            assert_eq!(SinkId::from_key(sink.as_str()), Some(sink));
+        }
+        assert_eq!(SinkId::from_key("syslog"), None);
+    }
+}
