@@ -583,6 +583,23 @@ impl Env {
         });
         let db = match &self.location {
             Location::File(path) => {
+                // Refuse a newer schema before opening read-write, so a downgrade leaves the
+                // file byte-for-byte untouched (a read-write open rewrites header bytes).
+                if let Ok(read_only) = Builder::new().set_cache_size(1024 * 1024).open_read_only(path) {
+                    let found = read_only
+                        .begin_read()
+                        .ok()
+                        .and_then(|read| read.open_table(schema::META).ok())
+                        .and_then(|meta| meta.get(schema::META_SCHEMA_VERSION).ok().flatten())
+                        .map(|g| g.value());
+                    drop(read_only);
+                    if let Some(found) = found.filter(|&v| v > u64::from(schema::SCHEMA_VERSION)) {
+                        return Err(StoreError::SchemaTooNew {
+                            found: u32::try_from(found).unwrap_or(u32::MAX),
+                            supported: schema::SCHEMA_VERSION,
+                        });
+                    }
+                }
                 let file = create_private(path, op)?;
                 let backend = redb::backends::FileBackend::new(file).op(op)?;
                 builder.create_with_backend(backend).op(op)?

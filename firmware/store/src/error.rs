@@ -70,10 +70,11 @@ impl fmt::Display for Op {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The file was written by newer firmware. It was not modified.
+    /// The file was written by newer firmware. No data was written to it (and a cleanly closed
+    /// file is not modified at all: the version is read through a read-only open first).
     #[error(
         "database schema version {found} is newer than this firmware supports ({supported}); \
-         the file was left untouched: install firmware that knows version {found}, or restore a backup"
+         nothing was written to it: install firmware that knows version {found}, or restore a backup"
     )]
     SchemaTooNew { found: u32, supported: u32 },
 
@@ -230,6 +231,6 @@ mod tests {
     #[test]
     fn schema_message_is_actionable() {
         let text = StoreError::SchemaTooNew { found: 99, supported: 1 }.to_string();
-        assert!(text.contains("99") && text.contains("untouched"), "{text}");
+        assert!(text.contains("99") && text.contains("nothing was written"), "{text}");
     }
 }
