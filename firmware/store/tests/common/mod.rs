@@ -58,8 +58,11 @@ struct DiskState {
     live: Vec<u8>,
     /// Bytes made durable by a completed sync.
     durable: Vec<u8>,
-    /// Last write to offset 0 (the header), which may reach the disk without the sync.
-    last_header: Vec<u8>,
+    /// Last write to offset 0 (the header) since the previous sync.
+    pending_header: Option<Vec<u8>>,
+    /// The header write that was in flight when power was lost (issued before the first frozen
+    /// sync): it may reach the medium even though that sync never completes.
+    crash_header: Option<Vec<u8>>,
     /// Mutating operations so far (write, set_len, sync_data).
     ops: u64,
     syncs: u64,
@@ -136,12 +139,15 @@ impl MemDisk {
         self.state.lock().unwrap().durable.clone()
     }
 
-    /// Power cut in which the last header write reached the medium but nothing else did.
+    /// Power cut during the first frozen sync in which the header write issued before that sync
+    /// reached the medium but nothing else did (redb `tests/crash_consistency.rs`).
     pub fn durable_image_with_header(&self) -> Vec<u8> {
         let s = self.state.lock().unwrap();
         let mut image = s.durable.clone();
-        if !s.last_header.is_empty() && image.len() >= s.last_header.len() {
-            image[..s.last_header.len()].copy_from_slice(&s.last_header);
+        if let Some(header) = &s.crash_header {
+            if image.len() >= header.len() {
+                image[..header.len()].copy_from_slice(header);
+            }
         }
         image
     }
@@ -191,7 +197,10 @@ impl StorageBackend for MemDisk {
         s.syncs += 1;
         if s.freeze_from.is_none_or(|f| s.syncs < f) {
             s.durable = s.live.clone();
+        } else if s.freeze_from == Some(s.syncs) {
+            s.crash_header = s.pending_header.clone();
         }
+        s.pending_header = None;
         Ok(())
     }
 
@@ -203,7 +212,7 @@ impl StorageBackend for MemDisk {
         }
         s.live[offset..offset + data.len()].copy_from_slice(data);
         if offset == 0 {
-            s.last_header = data.to_vec();
+            s.pending_header = Some(data.to_vec());
         }
         Ok(())
     }

@@ -1,0 +1,270 @@
+//! Crash consistency of the store's transactions (RELIABILITY.md §6 scenarios 2, 4 and 7).
+//!
+//! A fault-injecting `StorageBackend` (`MemDisk`) fails the k-th write, set_len or sync of one
+//! `commit_page` and of one `ack`, for every k. The surviving bytes are reopened, and the store's
+//! tables must equal exactly the state before the operation or exactly the state after it, never
+//! a mix (an event queued without its cursor, a cursor without its events, a sink cursor moved
+//! without the deletes, half a page). The power-loss variant freezes the durable image at every
+//! sync index (redb `tests/crash_consistency.rs` pattern) instead of failing an operation.
+
+mod common;
+
+use boxidr_store::{PageCommit, SinkId, Store, StoreCore, StoreError, StoreOptions};
+use common::*;
+
+/// Commit modes under test: the defaults (2PC + quick-repair) and plain 1PC + checksum.
+fn modes() -> [(&'static str, StoreOptions); 3] {
+    let defaults = mem_options();
+    let mut two_phase = mem_options();
+    two_phase.quick_repair = false;
+    two_phase.two_phase_commit = true;
+    let mut one_phase = mem_options();
+    one_phase.quick_repair = false;
+    one_phase.two_phase_commit = false;
+    [("defaults", defaults), ("2pc", two_phase), ("1pc", one_phase)]
+}
+
+/// The baseline every run starts from: two committed pages, both sinks enabled, one partial ack.
+fn baseline(disk: &MemDisk, options: &StoreOptions) -> StoreCore {
+    let mut core = StoreCore::open_with_backend(options.clone(), disk.factory()).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch]).unwrap();
+    core.commit_page(page(&["a", "b", "c"], Some("100"), 1_000)).unwrap();
+    core.commit_page(page(&["d", "e"], Some("200"), 2_000)).unwrap();
+    core.ack(SinkId::Collector, 4).unwrap();
+    core
+}
+
+/// The page under test: new events, a duplicate, and enough bytes to grow the file.
+fn target_page() -> PageCommit {
+    let mut p = page(&["b"], Some("300"), 3_000);
+    for i in 0..40 {
+        p.events.push(big_event(&format!("f{i}"), 3_000));
+    }
+    p
+}
+
+/// An operation under test.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    CommitPage,
+    Ack,
+}
+
+fn run(target: Target, core: &mut StoreCore) -> Result<(), StoreError> {
+    match target {
+        Target::CommitPage => core.commit_page(target_page()).map(drop),
+        // Log Search catches up to 4: records 1..=4 are deleted in the same transaction.
+        Target::Ack => core.ack(SinkId::LogSearch, 4).map(drop),
+    }
+}
+
+/// Pre and post dumps of a fault-free run, and the disk-operation window of the target.
+struct Reference {
+    pre: Dump,
+    post: Dump,
+    ops_before: u64,
+    ops_in_target: u64,
+    syncs_before: u64,
+    syncs_in_target: u64,
+}
+
+fn reference(target: Target, options: &StoreOptions) -> Reference {
+    let disk = MemDisk::new();
+    let mut core = baseline(&disk, options);
+    let pre = dump_disk(&disk);
+    let (ops_before, syncs_before) = (disk.ops(), disk.syncs());
+    run(target, &mut core).unwrap();
+    let (ops_after, syncs_after) = (disk.ops(), disk.syncs());
+    let post = dump_disk(&disk);
+    assert_ne!(pre, post, "the target operation must change something");
+    Reference {
+        pre,
+        post,
+        ops_before,
+        ops_in_target: ops_after - ops_before,
+        syncs_before,
+        syncs_in_target: syncs_after - syncs_before,
+    }
+}
+
+/// Opens the store on `image` (it must open, repairing if needed) and dumps its tables.
+fn reopen_and_dump(image: Vec<u8>, what: &str) -> Dump {
+    let disk = MemDisk::from_image(image.clone());
+    let mut core = StoreCore::open_with_backend(mem_options(), disk.factory())
+        .unwrap_or_else(|e| panic!("{what}: store does not reopen: {e}"));
+    core.stats().unwrap_or_else(|e| panic!("{what}: stats after reopen: {e}"));
+    core.close().unwrap();
+    dump_disk(&disk)
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    pre: u32,
+    post: u32,
+}
+
+fn classify(reference: &Reference, state: &Dump, what: &str, tally: &mut Tally) {
+    if *state == reference.pre {
+        tally.pre += 1;
+    } else if *state == reference.post {
+        tally.post += 1;
+    } else {
+        panic!(
+            "{what}: state is neither pre nor post\nvs pre:\n{}\nvs post:\n{}",
+            diff(state, &reference.pre),
+            diff(state, &reference.post)
+        );
+    }
+}
+
+/// Process crash at every disk operation of the target: the surviving (page-cache) bytes
+/// reopen to exactly the pre- or the post-operation state.
+fn crash_at_every_op(target: Target) {
+    for (mode, options) in modes() {
+        crash_at_every_op_in(target, mode, &options);
+    }
+}
+
+fn crash_at_every_op_in(target: Target, mode: &str, options: &StoreOptions) {
+    let reference = reference(target, options);
+    assert!(reference.ops_in_target > 2, "{target:?}: too few ops to be meaningful");
+    let mut tally = Tally::default();
+    for k in 1..=reference.ops_in_target {
+        let disk = MemDisk::new();
+        let mut core = baseline(&disk, options);
+        assert_eq!(disk.ops(), reference.ops_before, "baseline is not deterministic");
+        disk.fail_at(reference.ops_before + k, true);
+        let result = run(target, &mut core);
+        assert!(disk.has_failed(), "{target:?} k={k}: fault not reached");
+        if let Err(e) = &result {
+            assert!(e.is_retryable(), "{target:?} k={k}: {e} is not retryable");
+        }
+        drop(core);
+        let what = format!("{mode} {target:?} crash at op {k}/{}", reference.ops_in_target);
+        let state = reopen_and_dump(disk.live_image(), &what);
+        classify(&reference, &state, &what, &mut tally);
+        // An Ok return means the commit completed: its state must be the post state.
+        if result.is_ok() {
+            assert_eq!(state, reference.post, "{what}: Ok but not committed");
+        }
+    }
+    assert!(tally.pre > 0 && tally.post > 0, "{target:?}: both outcomes expected: {tally:?}");
+}
+
+/// Power loss at every sync of the target: the durable image (with and without the last
+/// header write reaching the medium) reopens to exactly the pre- or post-operation state.
+fn power_loss_at_every_sync(target: Target) {
+    for (mode, options) in modes() {
+        power_loss_at_every_sync_in(target, mode, &options);
+    }
+}
+
+fn power_loss_at_every_sync_in(target: Target, mode: &str, options: &StoreOptions) {
+    let reference = reference(target, options);
+    assert!(reference.syncs_in_target >= 1);
+    let mut tally = Tally::default();
+    let mut header_cases = 0;
+    for s in 1..=reference.syncs_in_target + 1 {
+        let disk = MemDisk::new();
+        let mut core = baseline(&disk, options);
+        disk.freeze_from_sync(reference.syncs_before + s);
+        run(target, &mut core).unwrap();
+        let images = [
+            ("durable", disk.durable_image()),
+            ("durable+header", disk.durable_image_with_header()),
+        ];
+        if images[0].1 != images[1].1 {
+            header_cases += 1;
+        }
+        // Leak nothing into the images: the process "dies" after taking them.
+        drop(core);
+        for (kind, image) in images {
+            let what = format!("{mode} {target:?} power loss from sync {s} ({kind})");
+            let state = reopen_and_dump(image, &what);
+            classify(&reference, &state, &what, &mut tally);
+            if s > reference.syncs_in_target {
+                assert_eq!(state, reference.post, "{what}: all syncs done but not durable");
+            }
+        }
+    }
+    assert!(tally.pre > 0 && tally.post > 0, "{target:?}: both outcomes expected: {tally:?}");
+    assert!(header_cases > 0, "{mode} {target:?}: no header write was ever in flight");
+}
+
+/// A process crash at any disk operation of commit_page leaves exactly pre or post state.
+#[test]
+fn commit_page_crash_at_every_op_is_atomic() {
+    crash_at_every_op(Target::CommitPage);
+}
+
+/// A process crash at any disk operation of an ack (cursor + deletes) leaves pre or post state.
+#[test]
+fn ack_crash_at_every_op_is_atomic() {
+    crash_at_every_op(Target::Ack);
+}
+
+/// Power loss at any sync of a file-growing commit_page leaves exactly pre or post state.
+#[test]
+fn commit_page_power_loss_at_every_sync_is_atomic() {
+    power_loss_at_every_sync(Target::CommitPage);
+}
+
+/// Power loss at any sync of an ack leaves exactly pre or post state.
+#[test]
+fn ack_power_loss_at_every_sync_is_atomic() {
+    power_loss_at_every_sync(Target::Ack);
+}
+
+/// A one-off I/O error at any op of commit_page: the store reopens the database, the retry of
+/// the same page succeeds, and the final state equals a clean run (no loss, no duplicate).
+#[test]
+fn transient_error_then_retry_converges_at_every_op() {
+    let options = mem_options();
+    let reference = reference(Target::CommitPage, &options);
+    for k in 1..=reference.ops_in_target {
+        let disk = MemDisk::new();
+        let mut core = baseline(&disk, &options);
+        disk.fail_at(reference.ops_before + k, false);
+        let first = run(Target::CommitPage, &mut core);
+        if let Err(e) = &first {
+            assert!(e.is_retryable(), "k={k}: {e}");
+            assert_eq!(core.reopens(), 1, "k={k}: database was not reopened");
+            let outcome = core.commit_page(target_page()).unwrap_or_else(|e| panic!("k={k}: retry: {e}"));
+            // If the failed commit had in fact become durable, the retry only finds duplicates.
+            assert!(outcome.appended == 40 || outcome.appended == 0, "k={k}: {outcome:?}");
+        }
+        core.close().unwrap();
+        assert_eq!(
+            without_counters(dump_disk(&disk)),
+            without_counters(reference.post.clone()),
+            "k={k}"
+        );
+    }
+}
+
+/// Through the async handle: the first commit fails with an I/O error, the storage thread
+/// reopens the database, the retried commit succeeds and no event is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_reopens_after_commit_error() {
+    let options = mem_options();
+    let disk = MemDisk::new();
+    let core = baseline(&disk, &options);
+    let store = Store::from_core(core).unwrap();
+    // Fail the last op of the next commit (the commit's final fsync).
+    let reference = reference(Target::CommitPage, &options);
+    disk.fail_at(reference.ops_before + reference.ops_in_target, false);
+    let err = store.commit_page(target_page()).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.reopens, 1);
+    store.commit_page(target_page()).await.unwrap();
+    store.commit_page(page(&["g"], Some("400"), 4_000)).await.unwrap();
+    let records = store.read_batch(SinkId::LogSearch, usize::MAX, usize::MAX).await.unwrap();
+    let ids: Vec<String> = records.iter().map(|r| r.event_id.to_string()).collect();
+    let mut expected: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+    expected.extend((0..40).map(|i| format!("f{i}")));
+    expected.push("g".into());
+    assert_eq!(ids, expected);
+    let cursor = store.cursor(streaming()).await.unwrap().unwrap();
+    assert_eq!(cursor.position.as_str(), "400");
+}
