@@ -1,1 +1,292 @@
 //! Fault-injecting Box API simulator (OAuth, events, users) for tests, benchmarks and the demo.
+//!
+//! It implements the contract in `shared/box/CONTRACT.md` (checklist §7) on plain HTTP, bound to
+//! loopback only, and is independent of the boxidr client it is used to test.
+//!
+//! # Layout
+//! * `config`: [`SimConfig`] — the registered app, the enterprise size, the event-feed knobs.
+//! * `oauth`: consent page, `POST /oauth2/token` (code / refresh / client credentials), revoke.
+//! * `api`: `GET /2.0/events`, `GET /2.0/users`, `GET /2.0/users/me`.
+//! * `store`: the event log and the two admin stream models (see its docs for the cursor model).
+//! * `enterprise`: the seeded users and the deterministic event generator.
+//! * `faults`: [`Fault`]s scoped by [`Endpoint`], count- or time-limited.
+//! * `control`: the `/_sim/` HTTP control surface.
+//! * `server`: accept loop, per-connection kill/hang, transport faults, request log.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use box_sim::{BoxSim, SimConfig};
+//! let sim = BoxSim::start(SimConfig::default(), "127.0.0.1:0".parse().expect("literal")).await?;
+//! println!("API at {}", sim.api_base());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod clock;
+mod config;
+mod control;
+mod enterprise;
+mod faults;
+mod geo;
+mod http_util;
+mod oauth;
+mod server;
+mod state;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{EndMarker, PositionForm, Role, SimConfig};
+pub use enterprise::ActivityItem;
+pub use faults::{
+    ActiveFault, Endpoint, ErrorBody, Fault, FaultController, FaultError, FaultKind, OutageMode,
+    TruncateMode,
+};
+pub use geo::country_for_ip;
+pub use oauth::Revocation;
+pub use state::RequestRecord;
+pub use store::{ADMIN_BASE, STREAM_BASE, StreamType};
+
+use state::{Shared, lock};
+
+/// Starts simulators. See [`BoxSim::start`].
+#[derive(Debug)]
+pub struct BoxSim;
+
+impl BoxSim {
+    /// Binds `listen` (must be a loopback address), builds the enterprise and backlog, starts the
+    /// live generator (if `rate > 0`) and serves until [`SimHandle::shutdown`].
+    pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
+        let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+        if !listen.ip().is_loopback() {
+            return Err(invalid(format!(
+                "box-sim only listens on loopback addresses, not {}",
+                listen.ip()
+            )));
+        }
+        if let Some(bad) = config.redirect_uris.iter().find(|u| !oauth::registrable(u)) {
+            return Err(invalid(format!(
+                "redirect URI {bad:?} cannot be registered: it must be https, or http on localhost/127.0.0.1/[::1]"
+            )));
+        }
+        if !config.rate.is_finite() || config.rate < 0.0 {
+            return Err(invalid(format!("rate must be >= 0, got {}", config.rate)));
+        }
+        if !(0.0..=1.0).contains(&config.streaming_duplicate_rate) {
+            return Err(invalid(format!(
+                "streaming_duplicate_rate must be in 0..=1, got {}",
+                config.streaming_duplicate_rate
+            )));
+        }
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let rate = config.rate;
+        let shared = Arc::new(Shared::new(config, addr));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            shared.clone(),
+            stop_rx.clone(),
+        ))];
+        if rate > 0.0 {
+            tasks.push(tokio::spawn(generate_live(shared.clone(), rate, stop_rx)));
+        }
+        Ok(SimHandle {
+            inner: Arc::new(Inner {
+                shared,
+                stop: stop_tx,
+                tasks: Mutex::new(tasks),
+            }),
+        })
+    }
+}
+
+async fn generate_live(shared: Arc<Shared>, rate: f64, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut last = tokio::time::Instant::now();
+    let mut owed = 0.0_f64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let now = tokio::time::Instant::now();
+        owed += rate * now.duration_since(last).as_secs_f64();
+        last = now;
+        let n = owed.floor();
+        owed -= n;
+        // Bounded so a stalled runtime cannot produce a giant burst.
+        shared.generate((n as usize).min(100_000));
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Handle on a running simulator. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SimHandle {
+    inner: Arc<Inner>,
+}
+
+impl SimHandle {
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared().addr
+    }
+
+    /// `http://ADDR/api/oauth2/authorize`.
+    pub fn authorize_url(&self) -> String {
+        format!("http://{}/api/oauth2/authorize", self.addr())
+    }
+
+    /// `http://ADDR` (token at `/oauth2/token`, revoke at `/oauth2/revoke`).
+    pub fn token_base(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// `http://ADDR/2.0`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}/2.0", self.addr())
+    }
+
+    /// The configuration the simulator runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared().config
+    }
+
+    /// Set and clear faults.
+    pub fn faults(&self) -> FaultController {
+        self.shared().faults.clone()
+    }
+
+    /// Every `event_id` in the log (backlog, live and injected), in processing order.
+    pub fn generated_ids(&self) -> Vec<String> {
+        lock(&self.shared().store)
+            .events()
+            .iter()
+            .map(|e| e.event_id.clone())
+            .collect()
+    }
+
+    /// Number of events in the log (backlog, live and injected).
+    pub fn events_generated(&self) -> u64 {
+        lock(&self.shared().store).len() as u64
+    }
+
+    /// Generates `n` events right now (independent of `rate`).
+    pub fn generate_now(&self, n: usize) {
+        self.shared().generate(n);
+    }
+
+    /// Each event as it enters the log (live, injected).
+    pub fn subscribe_activity(&self) -> broadcast::Receiver<ActivityItem> {
+        self.shared().activity.subscribe()
+    }
+
+    /// Every request so far (control surface excluded).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared().records).clone()
+    }
+
+    /// Event ids delivered in complete responses on `stream`, in order, duplicates included.
+    pub fn handed_out_ids(&self, stream: StreamType) -> Vec<String> {
+        lock(&self.shared().handed)
+            .get(&stream)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Injects events (e.g. the samples) at "now": processed now, `created_at` set to now so both
+    /// streams show them. Everything else is kept verbatim.
+    pub fn add_events(&self, events: Vec<Value>) {
+        self.shared().add_events(events, false);
+    }
+
+    /// Injects events at "now" keeping their own `created_at` (an old `created_at` is then outside
+    /// the `admin_logs` window or behind its cursors — a late event).
+    pub fn add_events_keep_time(&self, events: Vec<Value>) {
+        self.shared().add_events(events, true);
+    }
+
+    /// Revokes every issued access and refresh token (every bearer call then gets 401).
+    pub fn revoke_all_tokens(&self) {
+        lock(&self.shared().oauth).revoke_all();
+    }
+
+    /// Access tokens that would be accepted now.
+    pub fn valid_access_tokens(&self) -> usize {
+        lock(&self.shared().oauth).valid_access()
+    }
+
+    /// Refresh tokens that could be redeemed now (issued, unused, unexpired, not revoked).
+    pub fn valid_refresh_tokens(&self) -> usize {
+        lock(&self.shared().oauth).valid_refresh()
+    }
+
+    /// Every `POST /oauth2/revoke` that passed client authentication.
+    pub fn revocations(&self) -> Vec<Revocation> {
+        lock(&self.shared().oauth).revocations()
+    }
+
+    /// Requests to `POST /oauth2/token` with this outcome (`refresh_reused`, `issued`, ...).
+    pub fn token_outcomes(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/oauth2/token")
+            .filter_map(|r| r.outcome)
+            .collect()
+    }
+
+    /// Changes whose account a consent-page grant is for (admin by default). Affects new grants.
+    pub fn set_authorizing_role(&self, role: Role) {
+        *lock(&self.shared().authorizing_role) = role;
+    }
+
+    /// Login and id of the user a consent-page grant is made for now.
+    pub fn authorizing_user(&self) -> (String, String) {
+        let u = self.shared().authorizing_user();
+        (u.id, u.login)
+    }
+
+    /// Ids of the current enterprise users as `/users?user_type=managed` lists them.
+    pub fn managed_user_ids(&self) -> Vec<String> {
+        lock(&self.shared().enterprise)
+            .users
+            .iter()
+            .filter(|u| u.kind == enterprise::UserKind::Managed)
+            .map(|u| u.id.clone())
+            .collect()
+    }
+
+    /// The `/_sim/stats` document.
+    pub fn stats(&self) -> Value {
+        control::stats(self.shared())
+    }
+
+    /// Stops accepting, closes open connections, stops the generator.
+    pub async fn shutdown(self) {
+        let _ = self.inner.stop.send(true);
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.inner.tasks));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
