@@ -1,1 +1,58 @@
-fn main() {}
+//! `boxidr`: the appliance binary. It only parses the command line and wires the pipeline
+//! crates together; every behaviour lives in those crates.
+
+mod cli;
+#[cfg(feature = "demo")]
+mod demo;
+mod exit;
+mod run;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::exit::ExitCode;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    // One crypto provider for every rustls user in the process (ring; see README "TLS").
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("A rustls crypto provider was already installed.");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("boxidr")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("boxidr: cannot start the async runtime: {e}");
+            return ExitCode::Failure.into();
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Run => run::run(&cli.config).await,
+            #[cfg(feature = "demo")]
+            Command::Demo(args) => demo::demo(args).await,
+        }
+    });
+    code.into()
+}
+
+fn init_tracing(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("boxidr: bad --log filter {filter:?} ({e}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

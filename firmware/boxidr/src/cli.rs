@@ -1,0 +1,55 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Box enterprise events and users into Rapid7 InsightIDR.
+#[derive(Debug, Parser)]
+#[command(name = "boxidr", version, about, long_about = None)]
+pub struct Cli {
+    /// Bootstrap configuration file.
+    #[arg(long, global = true, env = "BOXIDR_CONFIG", default_value = boxidr_config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `boxidr_boxapi=debug`.
+    #[arg(long, global = true, env = "BOXIDR_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance service (what systemd starts).
+    Run,
+    /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
+    #[cfg(feature = "demo")]
+    Demo(DemoArgs),
+}
+
+/// Options of `boxidr demo`.
+#[cfg(feature = "demo")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Non-interactive: no browser step, stop after `--for` and print a JSON summary.
+    #[arg(long)]
+    pub auto: bool,
+    /// How long to run (e.g. `30s`, `2m`); interactive runs last until Ctrl-C by default.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print the summary as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+    /// Simulated Box activity, in events per second.
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+    /// Events already waiting in Box when the demo starts.
+    #[arg(long, default_value_t = 200)]
+    pub backlog: usize,
+    /// Seed of the simulated enterprise.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}

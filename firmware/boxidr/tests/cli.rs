@@ -1,0 +1,93 @@
+//! The `boxidr` command line as a user meets it: version, help, exit codes, the demo summary.
+
+use std::process::Command;
+
+fn boxidr() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_boxidr"))
+}
+
+/// `--version` names the program and its version.
+#[test]
+fn version() {
+    let out = boxidr().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim(), format!("boxidr {}", env!("CARGO_PKG_VERSION")));
+}
+
+/// `--help` lists the subcommands.
+#[test]
+fn help_lists_subcommands() {
+    let out = boxidr().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in ["run", "demo"] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(word)),
+            "{word} missing:\n{text}"
+        );
+    }
+}
+
+/// A wrong flag is a usage error (exit 2), not a crash.
+#[test]
+fn usage_error_exit_code() {
+    let out = boxidr().arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A configuration the service cannot use exits 78 so systemd does not restart-loop.
+#[test]
+fn bad_config_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("boxidr.toml");
+    std::fs::write(&path, "[events]\nstream_type = \"all\"\n").unwrap();
+    let out = boxidr()
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("stream_type"), "{stderr}");
+}
+
+/// `demo --auto --for 2s --json` ends with one JSON object carrying every documented count,
+/// and the counts are consistent with each other.
+#[test]
+fn demo_auto_json_summary() {
+    let out = boxidr()
+        .args([
+            "demo",
+            "--auto",
+            "--for",
+            "2s",
+            "--json",
+            "--backlog",
+            "20",
+            "--rate",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("some output");
+    let summary: serde_json::Value = serde_json::from_str(last).unwrap();
+    let generated = summary["box_events_generated"].as_u64().unwrap();
+    assert!(generated >= 20, "backlog alone is 20 events: {summary}");
+    let collected = summary["collected"].as_u64().unwrap();
+    assert!(collected <= generated, "{summary}");
+    let delivered = summary["delivered"].as_object().unwrap();
+    for sink in ["collector", "log_search"] {
+        assert!(delivered[sink].as_u64().unwrap() <= generated, "{summary}");
+    }
+    let lost = summary["lost"].as_u64().unwrap();
+    assert!(lost <= generated, "{summary}");
+    assert!(summary["duplicates"].as_u64().is_some(), "{summary}");
+}
