@@ -65,19 +65,28 @@ impl Drop for TcpIo {
 }
 
 impl AsyncRead for TcpIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let mut cap = buf.remaining();
         if let Some(rem) = this.remaining {
             if rem == 0 {
                 this.reset_on_drop.store(true, Ordering::SeqCst);
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, "idr-sim: injected reset")));
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "idr-sim: injected reset",
+                )));
             }
             cap = cap.min(usize::try_from(rem).unwrap_or(usize::MAX));
         }
         if let Some(slow) = &mut this.slow {
             if slow.budget == 0 {
-                let sleep = slow.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(SLOW_TICK)));
+                let sleep = slow
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(SLOW_TICK)));
                 ready!(sleep.as_mut().poll(cx));
                 slow.sleep = None;
                 slow.budget = slow.per_tick;
@@ -113,7 +122,11 @@ impl AsyncRead for TcpIo {
 use std::future::Future;
 
 impl AsyncWrite for TcpIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -126,7 +139,12 @@ impl AsyncWrite for TcpIo {
 
 /// Accept loop for one surface. Closes the listener while the surface is `down` and binds the
 /// same address again when it comes back.
-pub(crate) async fn run_listener(inner: Arc<Inner>, surface: Surface, listener: TcpListener, proto: Proto) {
+pub(crate) async fn run_listener(
+    inner: Arc<Inner>,
+    surface: Surface,
+    listener: TcpListener,
+    proto: Proto,
+) {
     let addr = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -206,7 +224,14 @@ async fn killed(inner: &Inner, surface: Surface) {
     }
 }
 
-async fn serve_conn(inner: Arc<Inner>, surface: Surface, stream: TcpStream, peer: SocketAddr, conn: u64, proto: Proto) {
+async fn serve_conn(
+    inner: Arc<Inner>,
+    surface: Surface,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+    proto: Proto,
+) {
     tracing::debug!(%surface, %peer, conn, "Connection accepted.");
     let reset = Arc::new(AtomicBool::new(false));
     let work = async {
@@ -228,7 +253,13 @@ async fn serve_conn(inner: Arc<Inner>, surface: Surface, stream: TcpStream, peer
 }
 
 /// Apply the connection fault and do the TLS handshake. `None`: the connection is finished.
-async fn preamble(inner: &Inner, surface: Surface, stream: TcpStream, reset: Arc<AtomicBool>, conn: u64) -> Option<BoxIo> {
+async fn preamble(
+    inner: &Inner,
+    surface: Surface,
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+    conn: u64,
+) -> Option<BoxIo> {
     let fault = inner.faults.take_connection(surface);
     let mut io = TcpIo {
         stream,
@@ -279,7 +310,8 @@ async fn preamble(inner: &Inner, surface: Surface, stream: TcpStream, reset: Arc
                 Some(TlsFailMode::UntrustedCert) => tls.rogue.clone(),
                 None => tls.good.clone(),
             };
-            let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(io)).await;
+            let accepted =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(io)).await;
             match accepted {
                 Ok(Ok(s)) if tls_fail.is_none() => Box::new(s),
                 Ok(Ok(_)) => {

@@ -31,7 +31,12 @@ pub enum Surface {
 
 impl Surface {
     /// All surfaces.
-    pub const ALL: [Surface; 4] = [Surface::Uef, Surface::Token, Surface::Logsearch, Surface::Api];
+    pub const ALL: [Surface; 4] = [
+        Surface::Uef,
+        Surface::Token,
+        Surface::Logsearch,
+        Surface::Api,
+    ];
 
     /// HTTP surfaces accept `status` and `delay` faults.
     pub fn is_http(self) -> bool {
@@ -173,27 +178,30 @@ impl FaultSpec {
         let Value::Object(mut obj) = v else {
             return Err(FaultError::Invalid("body must be a JSON object".into()));
         };
-        let surface = obj.remove("surface").ok_or_else(|| FaultError::Invalid("missing `surface`".into()))?;
-        let surface: Surface = serde_json::from_value(surface)
-            .map_err(|_| FaultError::Invalid("`surface` must be one of uef, token, logsearch, api".into()))?;
-        let count = match obj.remove("count") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| FaultError::Invalid("`count` must be a positive integer".into()))?,
-            ),
-        };
+        let surface = obj
+            .remove("surface")
+            .ok_or_else(|| FaultError::Invalid("missing `surface`".into()))?;
+        let surface: Surface = serde_json::from_value(surface).map_err(|_| {
+            FaultError::Invalid("`surface` must be one of uef, token, logsearch, api".into())
+        })?;
+        let count =
+            match obj.remove("count") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                    || FaultError::Invalid("`count` must be a positive integer".into()),
+                )?),
+            };
         let duration = match obj.remove("duration_ms") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(Duration::from_millis(
-                v.as_u64().ok_or_else(|| FaultError::Invalid("`duration_ms` must be a positive integer".into()))?,
-            )),
+            Some(v) => Some(Duration::from_millis(v.as_u64().ok_or_else(|| {
+                FaultError::Invalid("`duration_ms` must be a positive integer".into())
+            })?)),
         };
         if !obj.contains_key("kind") {
             return Err(FaultError::Invalid("missing `kind`".into()));
         }
-        let kind: FaultKind = serde_json::from_value(Value::Object(obj)).map_err(|e| FaultError::Invalid(format!("bad fault: {e}")))?;
+        let kind: FaultKind = serde_json::from_value(Value::Object(obj))
+            .map_err(|e| FaultError::Invalid(format!("bad fault: {e}")))?;
         Ok(FaultSpec {
             surface,
             kind,
@@ -210,8 +218,9 @@ impl FaultSpec {
             obj.insert("count".into(), self.count.map_or(Value::Null, Value::from));
             obj.insert(
                 "duration_ms".into(),
-                self.duration
-                    .map_or(Value::Null, |d| Value::from(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+                self.duration.map_or(Value::Null, |d| {
+                    Value::from(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                }),
             );
         }
         v
@@ -283,7 +292,9 @@ pub struct FaultControl {
 
 impl fmt::Debug for FaultControl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultControl").field("active", &self.list()).finish()
+        f.debug_struct("FaultControl")
+            .field("active", &self.list())
+            .finish()
     }
 }
 
@@ -298,7 +309,9 @@ impl FaultControl {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the Vec inconsistent; keep going.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn bump(&self) {
@@ -317,7 +330,8 @@ impl FaultControl {
             st.next_id += 1;
             let id = st.next_id;
             let tag = spec.kind.tag();
-            st.active.retain(|a| !(a.spec.surface == spec.surface && a.spec.kind.tag() == tag));
+            st.active
+                .retain(|a| !(a.spec.surface == spec.surface && a.spec.kind.tag() == tag));
             st.active.push(Active {
                 id,
                 remaining: spec.count,
@@ -343,20 +357,28 @@ impl FaultControl {
             return Err(FaultError::Invalid("`count` must be at least 1".into()));
         }
         if spec.duration == Some(Duration::ZERO) {
-            return Err(FaultError::Invalid("`duration_ms` must be at least 1".into()));
+            return Err(FaultError::Invalid(
+                "`duration_ms` must be at least 1".into(),
+            ));
         }
         match &spec.kind {
             FaultKind::Down if spec.count.is_some() => {
-                return Err(FaultError::Invalid("`down` takes `duration_ms`, not `count`".into()));
+                return Err(FaultError::Invalid(
+                    "`down` takes `duration_ms`, not `count`".into(),
+                ));
             }
             FaultKind::Status { status, .. } if !(400..=599).contains(status) => {
-                return Err(FaultError::Invalid(format!("`status` must be 400..=599, got {status}")));
+                return Err(FaultError::Invalid(format!(
+                    "`status` must be 400..=599, got {status}"
+                )));
             }
             FaultKind::Status { .. } | FaultKind::Delay { .. } if !spec.surface.is_http() => {
                 return na("only HTTP surfaces (logsearch, api) answer with a status");
             }
             FaultKind::SlowRead { bytes_per_sec: 0 } => {
-                return Err(FaultError::Invalid("`bytes_per_sec` must be at least 1".into()));
+                return Err(FaultError::Invalid(
+                    "`bytes_per_sec` must be at least 1".into(),
+                ));
             }
             FaultKind::TlsHandshakeFail { .. } if !self.tls_surfaces.contains(&spec.surface) => {
                 return na("this surface is not serving TLS");
@@ -413,7 +435,10 @@ impl FaultControl {
                 let mut spec = a.spec.clone();
                 spec.count = a.remaining;
                 spec.duration = a.until.map(|u| u.saturating_duration_since(now));
-                ActiveFault { id: a.id, spec: spec.to_json() }
+                ActiveFault {
+                    id: a.id,
+                    spec: spec.to_json(),
+                }
             })
             .collect()
     }
@@ -436,7 +461,10 @@ impl FaultControl {
         let now = Instant::now();
         let mut st = self.lock();
         st.active.retain(|a| a.live(now));
-        let a = st.active.iter_mut().find(|a| a.spec.surface == surface && pred(&a.spec.kind))?;
+        let a = st
+            .active
+            .iter_mut()
+            .find(|a| a.spec.surface == surface && pred(&a.spec.kind))?;
         if let Some(n) = &mut a.remaining {
             *n -= 1;
         }
@@ -452,15 +480,25 @@ impl FaultControl {
     }
 
     /// HTTP request faults (delay, then status), each consuming one of its own `count`.
-    pub(crate) fn take_request(&self, surface: Surface) -> (Option<Duration>, Option<(u16, Option<u64>)>) {
-        let delay = self.take(surface, |k| matches!(k, FaultKind::Delay { .. })).and_then(|t| match t.kind {
-            FaultKind::Delay { ms } => Some(Duration::from_millis(ms)),
-            _ => None,
-        });
-        let status = self.take(surface, |k| matches!(k, FaultKind::Status { .. })).and_then(|t| match t.kind {
-            FaultKind::Status { status, retry_after_secs } => Some((status, retry_after_secs)),
-            _ => None,
-        });
+    pub(crate) fn take_request(
+        &self,
+        surface: Surface,
+    ) -> (Option<Duration>, Option<(u16, Option<u64>)>) {
+        let delay = self
+            .take(surface, |k| matches!(k, FaultKind::Delay { .. }))
+            .and_then(|t| match t.kind {
+                FaultKind::Delay { ms } => Some(Duration::from_millis(ms)),
+                _ => None,
+            });
+        let status = self
+            .take(surface, |k| matches!(k, FaultKind::Status { .. }))
+            .and_then(|t| match t.kind {
+                FaultKind::Status {
+                    status,
+                    retry_after_secs,
+                } => Some((status, retry_after_secs)),
+                _ => None,
+            });
         (delay, status)
     }
 }
@@ -474,8 +512,17 @@ mod tests {
     #[test]
     fn count_limited_faults_expire() {
         let f = FaultControl::new(vec![Surface::Uef]);
-        f.set(FaultSpec::new(Surface::Logsearch, FaultKind::Status { status: 503, retry_after_secs: None }).times(2))
-            .unwrap();
+        f.set(
+            FaultSpec::new(
+                Surface::Logsearch,
+                FaultKind::Status {
+                    status: 503,
+                    retry_after_secs: None,
+                },
+            )
+            .times(2),
+        )
+        .unwrap();
         assert!(f.take_request(Surface::Logsearch).1.is_some());
         assert!(f.take_request(Surface::Api).1.is_none());
         assert!(f.take_request(Surface::Logsearch).1.is_some());
@@ -487,7 +534,13 @@ mod tests {
     #[test]
     fn json_parsing() {
         let spec = FaultSpec::from_json(json!({"surface":"logsearch","kind":"status","status":429,"retry_after_secs":7,"count":3})).unwrap();
-        assert_eq!(spec.kind, FaultKind::Status { status: 429, retry_after_secs: Some(7) });
+        assert_eq!(
+            spec.kind,
+            FaultKind::Status {
+                status: 429,
+                retry_after_secs: Some(7)
+            }
+        );
         assert_eq!(spec.count, Some(3));
         assert_eq!(FaultSpec::from_json(spec.to_json()).unwrap(), spec);
         for bad in [
@@ -509,11 +562,51 @@ mod tests {
     #[test]
     fn applicability() {
         let f = FaultControl::new(vec![Surface::Uef]);
-        assert!(f.set(FaultSpec::new(Surface::Uef, FaultKind::Status { status: 500, retry_after_secs: None })).is_err());
-        assert!(f.set(FaultSpec::new(Surface::Api, FaultKind::Status { status: 200, retry_after_secs: None })).is_err());
-        assert!(f.set(FaultSpec::new(Surface::Token, FaultKind::TlsHandshakeFail { mode: TlsFailMode::Abort })).is_err());
-        assert!(f.set(FaultSpec::new(Surface::Uef, FaultKind::TlsHandshakeFail { mode: TlsFailMode::Abort })).is_ok());
-        assert!(f.set(FaultSpec::new(Surface::Uef, FaultKind::Down).times(1)).is_err());
-        assert!(f.set(FaultSpec::new(Surface::Uef, FaultKind::Stall).times(0)).is_err());
+        assert!(
+            f.set(FaultSpec::new(
+                Surface::Uef,
+                FaultKind::Status {
+                    status: 500,
+                    retry_after_secs: None
+                }
+            ))
+            .is_err()
+        );
+        assert!(
+            f.set(FaultSpec::new(
+                Surface::Api,
+                FaultKind::Status {
+                    status: 200,
+                    retry_after_secs: None
+                }
+            ))
+            .is_err()
+        );
+        assert!(
+            f.set(FaultSpec::new(
+                Surface::Token,
+                FaultKind::TlsHandshakeFail {
+                    mode: TlsFailMode::Abort
+                }
+            ))
+            .is_err()
+        );
+        assert!(
+            f.set(FaultSpec::new(
+                Surface::Uef,
+                FaultKind::TlsHandshakeFail {
+                    mode: TlsFailMode::Abort
+                }
+            ))
+            .is_ok()
+        );
+        assert!(
+            f.set(FaultSpec::new(Surface::Uef, FaultKind::Down).times(1))
+                .is_err()
+        );
+        assert!(
+            f.set(FaultSpec::new(Surface::Uef, FaultKind::Stall).times(0))
+                .is_err()
+        );
     }
 }

@@ -17,8 +17,8 @@
 //! with `links[{rel:"self",href}]`; the href is `{api}/log_search/query/logs/{query_id}` as in
 //! the contract's example (also served at `/log_search/query/{query_id}`). Polling answers
 //! `202` with rising `progress` for `query_polls_until_ready` polls, then `200` with `events`;
-//! more pages are linked as `{rel:"Next"}`. A query sees the records that were visible (receipt
-//! + `ingestion_delay` ≤ now) when it was submitted, with receipt time in `[from, to]`.
+//! more pages are linked as `{rel:"Next"}`. A query sees the records that were visible
+//! (receipt plus `ingestion_delay` ≤ now) when it was submitted, with receipt time in `[from, to]`.
 //! Event timestamps are receipt times. Unknown log id → `404 {"message":"Log not found: …"}`.
 //!
 //! LEQL subset: empty, `all`, `where()` → everything; `where("text")` / `where(text)` →
@@ -71,11 +71,19 @@ fn message(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn bad_control(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg.into() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": msg.into() })),
+    )
+        .into_response()
 }
 
 /// Request faults (delay, status) for one HTTP surface; `/_sim` is exempt.
-async fn request_faults(State((inner, surface)): State<(Arc<Inner>, Surface)>, req: Request, next: Next) -> Response {
+async fn request_faults(
+    State((inner, surface)): State<(Arc<Inner>, Surface)>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.uri().path().starts_with("/_sim") {
         return next.run(req).await;
     }
@@ -88,7 +96,8 @@ async fn request_faults(State((inner, surface)): State<(Arc<Inner>, Surface)>, r
         let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = message(code, code.canonical_reason().unwrap_or("Injected fault"));
         if let Some(secs) = retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         return resp;
     }
@@ -100,7 +109,10 @@ async fn request_faults(State((inner, surface)): State<(Arc<Inner>, Surface)>, r
 pub(crate) fn logsearch_router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/v1/noformat/{token}", post(ingest))
-        .layer(middleware::from_fn_with_state((inner.clone(), Surface::Logsearch), request_faults))
+        .layer(middleware::from_fn_with_state(
+            (inner.clone(), Surface::Logsearch),
+            request_faults,
+        ))
         .with_state(inner)
 }
 
@@ -112,12 +124,20 @@ fn no_content() -> Response {
         .into_response()
 }
 
-async fn ingest(State(inner): State<Arc<Inner>>, Path(token): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn ingest(
+    State(inner): State<Arc<Inner>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let log = inner.log_for_token(&token).cloned();
     if log.is_none()
         && let UnknownTokenBehaviour::Reject(code) = inner.config.unknown_token
     {
-        return message(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), "Unknown log token");
+        return message(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+            "Unknown log token",
+        );
     }
     let limit = inner.config.body_limit;
     let declared = headers
@@ -132,7 +152,12 @@ async fn ingest(State(inner): State<Arc<Inner>>, Path(token): Path<String>, head
         Err(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
     };
     let Some(log) = log else {
-        inner.reject(Surface::Logsearch, 0, RejectReason::UnknownToken(token), &bytes);
+        inner.reject(
+            Surface::Logsearch,
+            0,
+            RejectReason::UnknownToken(token),
+            &bytes,
+        );
         return no_content();
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
@@ -193,16 +218,26 @@ pub(crate) fn api_router(inner: Arc<Inner>) -> Router {
         .route("/_sim/rejected", get(ctl_rejected))
         .route("/_sim/records/{sink}", get(ctl_records))
         .route("/_sim/info", get(ctl_info))
-        .route("/_sim/{*rest}", axum::routing::any(|| async { bad_control_404() }));
+        .route(
+            "/_sim/{*rest}",
+            axum::routing::any(|| async { bad_control_404() }),
+        );
     Router::new()
         .merge(control)
         .merge(api)
-        .layer(middleware::from_fn_with_state((inner.clone(), Surface::Api), request_faults))
+        .layer(middleware::from_fn_with_state(
+            (inner.clone(), Surface::Api),
+            request_faults,
+        ))
         .with_state(inner)
 }
 
 fn bad_control_404() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such control endpoint"}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "no such control endpoint"})),
+    )
+        .into_response()
 }
 
 async fn require_key(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
@@ -210,7 +245,11 @@ async fn require_key(State(inner): State<Arc<Inner>>, req: Request, next: Next) 
         .headers()
         .get("x-api-key")
         .is_some_and(|v| v.as_bytes() == inner.config.api_key.as_bytes());
-    if ok { next.run(req).await } else { message(StatusCode::UNAUTHORIZED, "Unauthorized") }
+    if ok {
+        next.run(req).await
+    } else {
+        message(StatusCode::UNAUTHORIZED, "Unauthorized")
+    }
 }
 
 async fn validate() -> Response {
@@ -244,8 +283,15 @@ async fn list_logs(State(inner): State<Arc<Inner>>) -> Response {
 }
 
 async fn get_log(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
-    match std::iter::once(&inner.uef_log).chain(inner.token_logs.iter()).find(|l| l.id == id) {
-        Some(l) => (StatusCode::OK, axum::Json(json!({ "log": log_json(&inner, l) }))).into_response(),
+    match std::iter::once(&inner.uef_log)
+        .chain(inner.token_logs.iter())
+        .find(|l| l.id == id)
+    {
+        Some(l) => (
+            StatusCode::OK,
+            axum::Json(json!({ "log": log_json(&inner, l) })),
+        )
+            .into_response(),
         None => message(StatusCode::NOT_FOUND, format!("Log not found: {id}")),
     }
 }
@@ -310,13 +356,21 @@ impl Leql {
             return Err(format!("regular expressions are not supported: {q}"));
         }
         let upper = inner.to_ascii_uppercase();
-        if upper.contains(" AND ") || upper.contains(" OR ") || upper.contains(" NOT ") || inner.contains('"') && !inner.contains('=') {
+        if upper.contains(" AND ")
+            || upper.contains(" OR ")
+            || upper.contains(" NOT ")
+            || inner.contains('"') && !inner.contains('=')
+        {
             return Err(format!("boolean operators are not supported: {q}"));
         }
         if let Some((k, v)) = inner.split_once('=') {
             let k = k.trim();
             let v = v.trim();
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-') {
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+            {
                 return Err(format!("unsupported key: {q}"));
             }
             let v = quoted(v).unwrap_or_else(|| v.to_owned());
@@ -337,7 +391,7 @@ impl Leql {
                 match cur {
                     Some(Value::String(s)) => s == want,
                     Some(Value::Null) | None => false,
-                    Some(other) => other.to_string() == *want,
+                    Some(other) => serde_json::from_str::<Value>(want).is_ok_and(|w| w == *other),
                 }
             }
         }
@@ -359,14 +413,14 @@ fn quoted(s: &str) -> Option<String> {
     Some(out)
 }
 
-fn parse_ms(params: &HashMap<String, String>, key: &str) -> Result<Option<u64>, Response> {
+fn parse_ms(params: &HashMap<String, String>, key: &str) -> Result<Option<u64>, String> {
     match params.get(key) {
         None => Ok(None),
         Some(v) => v
             .trim()
             .parse::<u64>()
             .map(Some)
-            .map_err(|_| message(StatusCode::BAD_REQUEST, format!("`{key}` must be a unix time in milliseconds"))),
+            .map_err(|_| format!("`{key}` must be a unix time in milliseconds")),
     }
 }
 
@@ -395,7 +449,12 @@ async fn query_or_poll(
     Path(ids): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let known_query = inner.queries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).by_id.contains_key(&ids);
+    let known_query = inner
+        .queries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .by_id
+        .contains_key(&ids);
     if known_query {
         return poll(&inner, &ids, &params);
     }
@@ -420,16 +479,31 @@ fn submit(inner: &Inner, ids: &str, params: &HashMap<String, String>) -> Respons
         }
     }
     let (from, to) = match (parse_ms(params, "from"), parse_ms(params, "to")) {
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return message(StatusCode::BAD_REQUEST, e),
         (Ok(Some(f)), Ok(Some(t))) => (f, t),
         (Ok(None), Ok(None)) => match params.get("time_range") {
             Some(tr) => match parse_time_range(tr, now) {
                 Some(r) => r,
-                None => return message(StatusCode::BAD_REQUEST, format!("unsupported time_range: {tr}")),
+                None => {
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        format!("unsupported time_range: {tr}"),
+                    );
+                }
             },
-            None => return message(StatusCode::BAD_REQUEST, "`from` and `to` (unix ms) or `time_range` are required"),
+            None => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "`from` and `to` (unix ms) or `time_range` are required",
+                );
+            }
         },
-        _ => return message(StatusCode::BAD_REQUEST, "`from` and `to` must be given together"),
+        _ => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "`from` and `to` must be given together",
+            );
+        }
     };
     if from > to {
         return message(StatusCode::BAD_REQUEST, "`from` must not be after `to`");
@@ -438,20 +512,35 @@ fn submit(inner: &Inner, ids: &str, params: &HashMap<String, String>) -> Respons
         None => 50,
         Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if (1..=MAX_PER_PAGE).contains(&n) => n,
-            _ => return message(StatusCode::BAD_REQUEST, format!("`per_page` must be 1..={MAX_PER_PAGE}")),
+            _ => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    format!("`per_page` must be 1..={MAX_PER_PAGE}"),
+                );
+            }
         },
     };
     let min_seq = match params.get("sequence_number") {
         None => 0,
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) => n,
-            Err(_) => return message(StatusCode::BAD_REQUEST, "`sequence_number` must be an integer"),
+            Err(_) => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "`sequence_number` must be an integer",
+                );
+            }
         },
     };
     let statement = params.get("query").cloned().unwrap_or_default();
     let leql = match Leql::parse(&statement) {
         Ok(l) => l,
-        Err(e) => return message(StatusCode::BAD_REQUEST, format!("Unsupported LEQL in simulator: {e}")),
+        Err(e) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                format!("Unsupported LEQL in simulator: {e}"),
+            );
+        }
     };
 
     let delay = u64::try_from(inner.config.ingestion_delay.as_millis()).unwrap_or(u64::MAX);
@@ -505,7 +594,10 @@ fn submit(inner: &Inner, ids: &str, params: &HashMap<String, String>) -> Respons
         hits,
     };
     let body = progress_body(inner, &query_id, &state, 0);
-    let mut q = inner.queries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut q = inner
+        .queries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     q.order.push_back(query_id.clone());
     q.by_id.insert(query_id, state);
     while q.order.len() > MAX_QUERIES {
@@ -535,9 +627,15 @@ fn progress_body(inner: &Inner, query_id: &str, s: &QueryState, progress: u32) -
 }
 
 fn poll(inner: &Inner, query_id: &str, params: &HashMap<String, String>) -> Response {
-    let mut q = inner.queries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut q = inner
+        .queries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(s) = q.by_id.get_mut(query_id) else {
-        return message(StatusCode::NOT_FOUND, format!("Query not found: {query_id}"));
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("Query not found: {query_id}"),
+        );
     };
     let page = match params.get("page").map(|p| p.parse::<usize>()) {
         None => 1,
@@ -610,11 +708,13 @@ pub(crate) fn stats_json(inner: &Inner) -> Value {
     let counts = store.delivery_counts();
     let rejected = |s: Surface| store.rejected.iter().filter(|r| r.surface == s).count();
     let logs = |via: Ingest| store.logs.iter().filter(|r| r.via == via).count();
-    let req = |s: Surface| inner.requests[match s {
-        Surface::Logsearch => 2,
-        _ => 3,
-    }]
-    .load(std::sync::atomic::Ordering::SeqCst);
+    let req = |s: Surface| {
+        inner.requests[match s {
+            Surface::Logsearch => 2,
+            _ => 3,
+        }]
+        .load(std::sync::atomic::Ordering::SeqCst)
+    };
     json!({
         "uef": sink_json(&counts.uef, store.uef.len(), rejected(Surface::Uef), json!({"connections": inner.connections(Surface::Uef)})),
         "logsearch": sink_json(&counts.logsearch, logs(Ingest::Http), rejected(Surface::Logsearch), json!({"requests": req(Surface::Logsearch)})),
@@ -629,7 +729,11 @@ async fn ctl_stats(State(inner): State<Arc<Inner>>) -> Response {
 }
 
 async fn ctl_faults_list(State(inner): State<Arc<Inner>>) -> Response {
-    (StatusCode::OK, axum::Json(json!({ "faults": inner.faults.list() }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "faults": inner.faults.list() })),
+    )
+        .into_response()
 }
 
 async fn ctl_faults_set(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
@@ -642,7 +746,11 @@ async fn ctl_faults_set(State(inner): State<Arc<Inner>>, body: Bytes) -> Respons
         Err(e) => return bad_control(e.to_string()),
     };
     let cuts_control = spec.surface == Surface::Api
-        && (spec.kind == FaultKind::Down || !matches!(spec.kind, FaultKind::Status { .. } | FaultKind::Delay { .. }))
+        && (spec.kind == FaultKind::Down
+            || !matches!(
+                spec.kind,
+                FaultKind::Status { .. } | FaultKind::Delay { .. }
+            ))
         && spec.count.is_none()
         && spec.duration.is_none();
     if cuts_control {
@@ -652,7 +760,11 @@ async fn ctl_faults_set(State(inner): State<Arc<Inner>>, body: Bytes) -> Respons
     }
     let echo = spec.to_json();
     match inner.faults.set(spec) {
-        Ok(id) => (StatusCode::OK, axum::Json(json!({ "id": id, "fault": echo }))).into_response(),
+        Ok(id) => (
+            StatusCode::OK,
+            axum::Json(json!({ "id": id, "fault": echo })),
+        )
+            .into_response(),
         Err(e) => bad_control(e.to_string()),
     }
 }
@@ -666,7 +778,10 @@ async fn ctl_faults_clear(State(inner): State<Arc<Inner>>, body: Bytes) -> Respo
         Ok(v) => v,
         Err(e) => return bad_control(format!("body is not JSON: {e}")),
     };
-    match v.get("surface").map(|s| serde_json::from_value::<Surface>(s.clone())) {
+    match v
+        .get("surface")
+        .map(|s| serde_json::from_value::<Surface>(s.clone()))
+    {
         None if v.as_object().is_some_and(serde_json::Map::is_empty) => {
             inner.faults.clear_all();
             (StatusCode::OK, axum::Json(json!({ "cleared": "all" }))).into_response()
@@ -686,21 +801,30 @@ async fn ctl_faults_delete(State(inner): State<Arc<Inner>>, Path(id): Path<Strin
     if inner.faults.remove(id) {
         (StatusCode::OK, axum::Json(json!({ "removed": id }))).into_response()
     } else {
-        (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no active fault {id}") }))).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": format!("no active fault {id}") })),
+        )
+            .into_response()
     }
 }
 
-fn parse_limit(params: &HashMap<String, String>) -> Result<usize, Response> {
+fn parse_limit(params: &HashMap<String, String>) -> Result<usize, &'static str> {
     match params.get("limit") {
         None => Ok(100),
-        Some(v) => v.parse::<usize>().map_err(|_| bad_control("`limit` must be a non-negative integer")),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| "`limit` must be a non-negative integer"),
     }
 }
 
-async fn ctl_rejected(State(inner): State<Arc<Inner>>, Query(params): Query<HashMap<String, String>>) -> Response {
+async fn ctl_rejected(
+    State(inner): State<Arc<Inner>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
     let limit = match parse_limit(&params) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return bad_control(e),
     };
     let surface = match params.get("surface") {
         None => None,
@@ -727,18 +851,38 @@ async fn ctl_records(
 ) -> Response {
     let limit = match parse_limit(&params) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return bad_control(e),
     };
     let store = inner.lock_store();
     let records = match sink.as_str() {
         "uef" => serde_json::to_value(store.uef.iter().rev().take(limit).collect::<Vec<_>>()),
-        "logsearch" => serde_json::to_value(store.logs.iter().rev().filter(|r| r.via == Ingest::Http).take(limit).collect::<Vec<_>>()),
-        "token" => serde_json::to_value(store.logs.iter().rev().filter(|r| r.via == Ingest::TokenTcp).take(limit).collect::<Vec<_>>()),
+        "logsearch" => serde_json::to_value(
+            store
+                .logs
+                .iter()
+                .rev()
+                .filter(|r| r.via == Ingest::Http)
+                .take(limit)
+                .collect::<Vec<_>>(),
+        ),
+        "token" => serde_json::to_value(
+            store
+                .logs
+                .iter()
+                .rev()
+                .filter(|r| r.via == Ingest::TokenTcp)
+                .take(limit)
+                .collect::<Vec<_>>(),
+        ),
         _ => return bad_control("sink must be one of uef, logsearch, token"),
     };
     match records {
         Ok(v) => (StatusCode::OK, axum::Json(json!({ "records": v }))).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }
 
@@ -770,10 +914,22 @@ mod tests {
         assert_eq!(Leql::parse(""), Ok(Leql::All));
         assert_eq!(Leql::parse("all"), Ok(Leql::All));
         assert_eq!(Leql::parse("where()"), Ok(Leql::All));
-        assert_eq!(Leql::parse(r#"where("boxidr-canary-1")"#), Ok(Leql::Contains("boxidr-canary-1".into())));
-        assert_eq!(Leql::parse("where(boxidr-canary-1)"), Ok(Leql::Contains("boxidr-canary-1".into())));
-        assert_eq!(Leql::parse(r#"WHERE("a \"b\"")"#), Ok(Leql::Contains("a \"b\"".into())));
-        assert_eq!(Leql::parse(r#"where(event_id="403")"#), Ok(Leql::KeyEq("event_id".into(), "403".into())));
+        assert_eq!(
+            Leql::parse(r#"where("boxidr-canary-1")"#),
+            Ok(Leql::Contains("boxidr-canary-1".into()))
+        );
+        assert_eq!(
+            Leql::parse("where(boxidr-canary-1)"),
+            Ok(Leql::Contains("boxidr-canary-1".into()))
+        );
+        assert_eq!(
+            Leql::parse(r#"WHERE("a \"b\"")"#),
+            Ok(Leql::Contains("a \"b\"".into()))
+        );
+        assert_eq!(
+            Leql::parse(r#"where(event_id="403")"#),
+            Ok(Leql::KeyEq("event_id".into(), "403".into()))
+        );
         assert!(Leql::parse("where(/abc/i)").is_err());
         assert!(Leql::parse("where(a AND b)").is_err());
         assert!(Leql::parse("calculate(count)").is_err());
@@ -792,8 +948,14 @@ mod tests {
     /// `time_range` accepts the documented "Last N Days" form.
     #[test]
     fn time_range_forms() {
-        assert_eq!(parse_time_range("Last 30 Days", 100_000_000_000), Some((100_000_000_000 - 30 * 86_400_000, 100_000_000_000)));
-        assert_eq!(parse_time_range("last 1 hour", 10_000_000), Some((10_000_000 - 3_600_000, 10_000_000)));
+        assert_eq!(
+            parse_time_range("Last 30 Days", 100_000_000_000),
+            Some((100_000_000_000 - 30 * 86_400_000, 100_000_000_000))
+        );
+        assert_eq!(
+            parse_time_range("last 1 hour", 10_000_000),
+            Some((10_000_000 - 3_600_000, 10_000_000))
+        );
         assert_eq!(parse_time_range("yesterday", 1), None);
     }
 }

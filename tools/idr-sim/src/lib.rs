@@ -42,8 +42,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::{ActiveFault, FaultControl, FaultError, FaultKind, FaultSpec, Surface, TlsFailMode};
-pub use store::{DeliveryCounts, Ingest, LogRecord, RejectReason, Rejected, SinkCounts, UefRecord, raw_box_event_id};
+pub use faults::{
+    ActiveFault, FaultControl, FaultError, FaultKind, FaultSpec, Surface, TlsFailMode,
+};
+pub use store::{
+    DeliveryCounts, Ingest, LogRecord, RejectReason, Rejected, SinkCounts, UefRecord,
+    raw_box_event_id,
+};
 pub use tls::{TestCa, TlsError, TlsMaterial, client_config_for};
 pub use uef::{UefRules, UefViolation};
 
@@ -147,7 +152,14 @@ pub fn random_uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// One Log Search log.
@@ -197,7 +209,9 @@ fn idx(s: Surface) -> usize {
 impl Inner {
     pub(crate) fn lock_store(&self) -> MutexGuard<'_, store::Store> {
         // Records are only pushed; a panic elsewhere cannot leave them half-written.
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn reject(&self, surface: Surface, conn: u64, reason: RejectReason, raw: &[u8]) {
@@ -205,7 +219,9 @@ impl Inner {
     }
 
     pub(crate) fn log_for_token(&self, token: &str) -> Option<&LogDef> {
-        self.token_logs.iter().find(|l| l.token.eq_ignore_ascii_case(token))
+        self.token_logs
+            .iter()
+            .find(|l| l.token.eq_ignore_ascii_case(token))
     }
 
     pub(crate) fn next_conn(&self, surface: Surface) -> u64 {
@@ -230,14 +246,23 @@ impl Inner {
         if !on {
             return None;
         }
-        if surface.is_http() { self.http_tls.as_ref() } else { self.line_tls.as_ref() }
+        if surface.is_http() {
+            self.http_tls.as_ref()
+        } else {
+            self.line_tls.as_ref()
+        }
     }
 
     pub(crate) fn note_untrusted_accepted(&self, surface: Surface, conn: u64) {
         self.untrusted_accepted.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(%surface, conn, "Client completed a TLS handshake with an untrusted certificate.");
-        let mut notes = self.notes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        notes.push_back(format!("{surface} conn {conn}: client accepted an untrusted certificate"));
+        let mut notes = self
+            .notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        notes.push_back(format!(
+            "{surface} conn {conn}: client accepted an untrusted certificate"
+        ));
     }
 }
 
@@ -249,11 +274,18 @@ impl IdrSim {
     /// Bind every surface (loopback only), generate TLS material if none was given, and start
     /// serving. Errors: non-loopback address, invalid config, bind failure, TLS setup failure.
     pub async fn start(config: SimConfig, listen: Listen) -> io::Result<SimHandle> {
-        for (name, addr) in [("uef", listen.uef), ("token", listen.token), ("logsearch", listen.logsearch), ("api", listen.api)] {
+        for (name, addr) in [
+            ("uef", listen.uef),
+            ("token", listen.token),
+            ("logsearch", listen.logsearch),
+            ("api", listen.api),
+        ] {
             if !addr.ip().is_loopback() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("{name} listen address {addr} is not loopback; idr-sim binds to 127.0.0.1 / ::1 only"),
+                    format!(
+                        "{name} listen address {addr} is not loopback; idr-sim binds to 127.0.0.1 / ::1 only"
+                    ),
                 ));
             }
         }
@@ -294,8 +326,14 @@ impl IdrSim {
         let token_l = TcpListener::bind(listen.token).await?;
         let ls_l = TcpListener::bind(listen.logsearch).await?;
         let api_l = TcpListener::bind(listen.api).await?;
-        let addrs = [uef_l.local_addr()?, token_l.local_addr()?, ls_l.local_addr()?, api_l.local_addr()?];
-        let base = |tls: bool, a: SocketAddr| format!("{}://{}", if tls { "https" } else { "http" }, a);
+        let addrs = [
+            uef_l.local_addr()?,
+            token_l.local_addr()?,
+            ls_l.local_addr()?,
+            api_l.local_addr()?,
+        ];
+        let base =
+            |tls: bool, a: SocketAddr| format!("{}://{}", if tls { "https" } else { "http" }, a);
 
         let mut tls_surfaces = Vec::new();
         for (s, on) in [
@@ -314,7 +352,11 @@ impl IdrSim {
             .enumerate()
             .map(|(i, t)| LogDef {
                 id: random_uuid(),
-                name: if config.tokens.len() == 1 { "Box Raw".to_owned() } else { format!("Box Raw {}", i + 1) },
+                name: if config.tokens.len() == 1 {
+                    "Box Raw".to_owned()
+                } else {
+                    format!("Box Raw {}", i + 1)
+                },
                 token: t.to_ascii_lowercase(),
             })
             .collect();
@@ -343,8 +385,18 @@ impl IdrSim {
         });
 
         let tasks = vec![
-            tokio::spawn(conn::run_listener(inner.clone(), Surface::Uef, uef_l, conn::Proto::Lines)),
-            tokio::spawn(conn::run_listener(inner.clone(), Surface::Token, token_l, conn::Proto::Lines)),
+            tokio::spawn(conn::run_listener(
+                inner.clone(),
+                Surface::Uef,
+                uef_l,
+                conn::Proto::Lines,
+            )),
+            tokio::spawn(conn::run_listener(
+                inner.clone(),
+                Surface::Token,
+                token_l,
+                conn::Proto::Lines,
+            )),
             tokio::spawn(conn::run_listener(
                 inner.clone(),
                 Surface::Logsearch,
@@ -434,7 +486,12 @@ impl SimHandle {
 
     /// Accepted UEF events, parsed, exactly as sent.
     pub fn uef_records(&self) -> Vec<serde_json::Value> {
-        self.inner.lock_store().uef.iter().map(|r| r.value.clone()).collect()
+        self.inner
+            .lock_store()
+            .uef
+            .iter()
+            .map(|r| r.value.clone())
+            .collect()
     }
 
     /// Accepted UEF lines with receipt time, normalised time, Box event id and connection.
@@ -444,7 +501,10 @@ impl SimHandle {
 
     /// UEF lines that were silently dropped, with the reason.
     pub fn uef_rejected(&self) -> Vec<Rejected> {
-        self.rejected().into_iter().filter(|r| r.surface == Surface::Uef).collect()
+        self.rejected()
+            .into_iter()
+            .filter(|r| r.surface == Surface::Uef)
+            .collect()
     }
 
     /// Every dropped input on every surface (UEF, token lines, HTTP bodies).
@@ -507,7 +567,12 @@ impl SimHandle {
     /// Stop every listener and connection.
     pub async fn shutdown(self) {
         self.inner.shutdown.send_replace(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for t in tasks {
             let _ = t.await;
         }

@@ -13,7 +13,9 @@ use tokio::io::AsyncReadExt;
 use crate::Inner;
 use crate::conn::BoxIo;
 use crate::faults::Surface;
-use crate::store::{Ingest, LogRecord, REJECTED_RAW_CAP, RejectReason, UefRecord, now_ms, raw_box_event_id};
+use crate::store::{
+    Ingest, LogRecord, REJECTED_RAW_CAP, RejectReason, UefRecord, now_ms, raw_box_event_id,
+};
 use crate::uef;
 
 /// Read lines until the connection ends; validate and record each one.
@@ -46,7 +48,12 @@ pub(crate) async fn serve(inner: &Inner, surface: Surface, mut io: BoxIo, conn: 
             match complete {
                 Some(consumed) => {
                     match overlong.take() {
-                        Some(len) => inner.reject(surface, conn, RejectReason::LineTooLong { len, limit }, &line),
+                        Some(len) => inner.reject(
+                            surface,
+                            conn,
+                            RejectReason::LineTooLong { len, limit },
+                            &line,
+                        ),
                         None => process_line(inner, surface, conn, &line),
                     }
                     line.clear();
@@ -59,7 +66,12 @@ pub(crate) async fn serve(inner: &Inner, surface: Surface, mut io: BoxIo, conn: 
     if let Some(len) = overlong {
         inner.reject(surface, conn, RejectReason::IncompleteLine(len), &line);
     } else if !line.is_empty() {
-        inner.reject(surface, conn, RejectReason::IncompleteLine(line.len()), &line);
+        inner.reject(
+            surface,
+            conn,
+            RejectReason::IncompleteLine(line.len()),
+            &line,
+        );
     }
     tracing::debug!(%surface, conn, "Connection ended.");
 }
@@ -75,22 +87,24 @@ fn process_line(inner: &Inner, surface: Surface, conn: u64, raw: &[u8]) {
         return;
     };
     match surface {
-        Surface::Uef => match uef::validate_line(text, &inner.config.uef_rules, SystemTime::now()) {
-            Ok(valid) => {
-                let mut store = inner.lock_store();
-                let sequence_number = store.next_sequence();
-                store.uef.push(UefRecord {
-                    received_ms: now_ms(),
-                    line: text.to_owned(),
-                    value: valid.value,
-                    time_normalized: valid.time_normalized,
-                    box_event_id: valid.box_event_id,
-                    sequence_number,
-                    conn,
-                });
+        Surface::Uef => {
+            match uef::validate_line(text, &inner.config.uef_rules, SystemTime::now()) {
+                Ok(valid) => {
+                    let mut store = inner.lock_store();
+                    let sequence_number = store.next_sequence();
+                    store.uef.push(UefRecord {
+                        received_ms: now_ms(),
+                        line: text.to_owned(),
+                        value: valid.value,
+                        time_normalized: valid.time_normalized,
+                        box_event_id: valid.box_event_id,
+                        sequence_number,
+                        conn,
+                    });
+                }
+                Err(v) => inner.reject(surface, conn, RejectReason::Uef(v), raw),
             }
-            Err(v) => inner.reject(surface, conn, RejectReason::Uef(v), raw),
-        },
+        }
         _ => process_token_line(inner, conn, text),
     }
 }
@@ -98,7 +112,8 @@ fn process_line(inner: &Inner, surface: Surface, conn: u64, raw: &[u8]) {
 /// `TOKEN message`: the token is a UUID at the very start followed by one space.
 fn process_token_line(inner: &Inner, conn: u64, text: &str) {
     let bytes = text.as_bytes();
-    let token_ok = bytes.len() >= 36 && is_uuid(&bytes[..36]) && matches!(bytes.get(36), None | Some(b' '));
+    let token_ok =
+        bytes.len() >= 36 && is_uuid(&bytes[..36]) && matches!(bytes.get(36), None | Some(b' '));
     if !token_ok {
         inner.reject(Surface::Token, conn, RejectReason::MissingToken, bytes);
         return;
@@ -107,7 +122,12 @@ fn process_token_line(inner: &Inner, conn: u64, text: &str) {
     let token = &text[..36];
     let message = text.get(37..).unwrap_or("");
     let Some(log) = inner.log_for_token(token) else {
-        inner.reject(Surface::Token, conn, RejectReason::UnknownToken(token.to_owned()), bytes);
+        inner.reject(
+            Surface::Token,
+            conn,
+            RejectReason::UnknownToken(token.to_owned()),
+            bytes,
+        );
         return;
     };
     if message.is_empty() {

@@ -128,9 +128,21 @@ impl LogRecord {
 pub fn raw_box_event_id(v: &Value) -> Option<String> {
     v.get("event_id")
         .and_then(id_text)
-        .or_else(|| v.get("event").and_then(|e| e.get("event_id")).and_then(id_text))
-        .or_else(|| v.get("box_event").and_then(|e| e.get("event_id")).and_then(id_text))
-        .or_else(|| v.get("custom_data").and_then(|e| e.get("box_event_id")).and_then(id_text))
+        .or_else(|| {
+            v.get("event")
+                .and_then(|e| e.get("event_id"))
+                .and_then(id_text)
+        })
+        .or_else(|| {
+            v.get("box_event")
+                .and_then(|e| e.get("event_id"))
+                .and_then(id_text)
+        })
+        .or_else(|| {
+            v.get("custom_data")
+                .and_then(|e| e.get("box_event_id"))
+                .and_then(id_text)
+        })
 }
 
 /// Deliveries per Box event id for one sink.
@@ -177,7 +189,11 @@ impl SinkCounts {
 
     /// Ids delivered more than once, with their counts.
     pub fn duplicated_ids(&self) -> BTreeMap<String, u64> {
-        self.per_id.iter().filter(|(_, n)| **n > 1).map(|(k, n)| (k.clone(), *n)).collect()
+        self.per_id
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
     }
 }
 
@@ -237,7 +253,13 @@ impl Store {
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -248,11 +270,30 @@ mod tests {
     /// The raw-record id lookup follows the documented order of precedence.
     #[test]
     fn raw_id_precedence() {
-        assert_eq!(raw_box_event_id(&json!({"event_id":"a","event":{"event_id":"b"}})).as_deref(), Some("a"));
-        assert_eq!(raw_box_event_id(&json!({"event":{"event_id":"b"},"box_event":{"event_id":"c"}})).as_deref(), Some("b"));
-        assert_eq!(raw_box_event_id(&json!({"box_event":{"event_id":"c"},"custom_data":{"box_event_id":"d"}})).as_deref(), Some("c"));
-        assert_eq!(raw_box_event_id(&json!({"custom_data":{"box_event_id":"d"}})).as_deref(), Some("d"));
-        assert_eq!(raw_box_event_id(&json!({"event_id":403702014})).as_deref(), Some("403702014"));
+        assert_eq!(
+            raw_box_event_id(&json!({"event_id":"a","event":{"event_id":"b"}})).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            raw_box_event_id(&json!({"event":{"event_id":"b"},"box_event":{"event_id":"c"}}))
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            raw_box_event_id(
+                &json!({"box_event":{"event_id":"c"},"custom_data":{"box_event_id":"d"}})
+            )
+            .as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            raw_box_event_id(&json!({"custom_data":{"box_event_id":"d"}})).as_deref(),
+            Some("d")
+        );
+        assert_eq!(
+            raw_box_event_id(&json!({"event_id":403702014})).as_deref(),
+            Some("403702014")
+        );
         assert_eq!(raw_box_event_id(&json!({"event_id":""})), None);
         assert_eq!(raw_box_event_id(&json!({"x":1})), None);
     }

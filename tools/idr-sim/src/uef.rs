@@ -111,16 +111,25 @@ pub struct ValidUef {
 /// Validate one framed line against `INGRESS_AUTHENTICATION` v1.
 ///
 /// `now` is the receipt time, used only by the optional age window.
-pub fn validate_line(line: &str, rules: &UefRules, now: SystemTime) -> Result<ValidUef, UefViolation> {
-    let value: Value = serde_json::from_str(line).map_err(|e| UefViolation::NotJson(e.to_string()))?;
+pub fn validate_line(
+    line: &str,
+    rules: &UefRules,
+    now: SystemTime,
+) -> Result<ValidUef, UefViolation> {
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| UefViolation::NotJson(e.to_string()))?;
     let obj = value.as_object().ok_or(UefViolation::NotObject)?;
 
     exact_string(obj, "version", "v1")?;
     exact_string(obj, "event_type", "INGRESS_AUTHENTICATION")?;
 
     let time_str = required_string(obj, "time")?;
-    let time = parse_uef_time(time_str, rules.accept_offsets)
-        .map_err(|detail| UefViolation::InvalidValue { field: "time", detail })?;
+    let time = parse_uef_time(time_str, rules.accept_offsets).map_err(|detail| {
+        UefViolation::InvalidValue {
+            field: "time",
+            detail,
+        }
+    })?;
     check_age(time, rules, now)?;
 
     let account = required_string(obj, "account")?;
@@ -217,7 +226,10 @@ pub(crate) fn id_text(v: &Value) -> Option<String> {
     }
 }
 
-fn required_string<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, UefViolation> {
+fn required_string<'a>(
+    obj: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, UefViolation> {
     match obj.get(field) {
         None => Err(UefViolation::MissingField(field)),
         Some(Value::String(s)) => Ok(s),
@@ -228,7 +240,11 @@ fn required_string<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Resu
     }
 }
 
-fn exact_string(obj: &Map<String, Value>, field: &'static str, want: &str) -> Result<(), UefViolation> {
+fn exact_string(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    want: &str,
+) -> Result<(), UefViolation> {
     let got = required_string(obj, field)?;
     if got == want {
         Ok(())
@@ -287,7 +303,9 @@ pub fn parse_uef_time(s: &str, accept_offsets: bool) -> Result<OffsetDateTime, S
     let digits = |range: std::ops::Range<usize>| -> Result<u32, String> {
         let part = &b[range];
         if part.iter().all(u8::is_ascii_digit) {
-            Ok(part.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+            Ok(part
+                .iter()
+                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
         } else {
             Err(bad("non-digit in date/time"))
         }
@@ -315,7 +333,11 @@ pub fn parse_uef_time(s: &str, accept_offsets: bool) -> Result<OffsetDateTime, S
         }
         // Pad to three digits, or truncate beyond three (documented normalisation).
         for k in 0..3 {
-            let d = if start + k < end { u32::from(b[start + k] - b'0') } else { 0 };
+            let d = if start + k < end {
+                u32::from(b[start + k] - b'0')
+            } else {
+                0
+            };
             millis = millis * 10 + d;
         }
         i = end;
@@ -329,7 +351,8 @@ pub fn parse_uef_time(s: &str, accept_offsets: bool) -> Result<OffsetDateTime, S
             if hh > 23 || mm > 59 {
                 return Err(bad("offset out of range"));
             }
-            let total = i32::try_from(hh * 3600 + mm * 60).map_err(|_| bad("offset out of range"))?;
+            let total =
+                i32::try_from(hh * 3600 + mm * 60).map_err(|_| bad("offset out of range"))?;
             let total = if *sign == b'-' { -total } else { total };
             UtcOffset::from_whole_seconds(total).map_err(|_| bad("offset out of range"))?
         }
@@ -345,9 +368,16 @@ pub fn parse_uef_time(s: &str, accept_offsets: bool) -> Result<OffsetDateTime, S
     let day = u8::try_from(day).map_err(|_| bad("day out of range"))?;
     let date = Date::from_calendar_date(year, month, day).map_err(|_| bad("no such date"))?;
     let hms = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
-    let tod = Time::from_hms_milli(hms(hour), hms(minute), hms(second), u16::try_from(millis).unwrap_or(u16::MAX))
-        .map_err(|_| bad("time of day out of range"))?;
-    Ok(PrimitiveDateTime::new(date, tod).assume_offset(offset).to_offset(UtcOffset::UTC))
+    let tod = Time::from_hms_milli(
+        hms(hour),
+        hms(minute),
+        hms(second),
+        u16::try_from(millis).unwrap_or(u16::MAX),
+    )
+    .map_err(|_| bad("time of day out of range"))?;
+    Ok(PrimitiveDateTime::new(date, tod)
+        .assume_offset(offset)
+        .to_offset(UtcOffset::UTC))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
@@ -392,21 +422,35 @@ mod tests {
     fn contract_example_is_valid() {
         let v = check(EXAMPLE).unwrap();
         assert_eq!(v.time_normalized, "2024-05-02T21:03:11.000Z");
-        assert_eq!(v.box_event_id.as_deref(), Some("8f0c3a1e-5b7d-4e0a-9c11-2d7b6f0e4a55"));
+        assert_eq!(
+            v.box_event_id.as_deref(),
+            Some("8f0c3a1e-5b7d-4e0a-9c11-2d7b6f0e4a55")
+        );
     }
 
     /// Each required field, when absent, is reported by name.
     #[test]
     fn each_required_field_missing_is_named() {
-        for f in ["version", "event_type", "time", "account", "source_ip", "authentication_result"] {
-            assert_eq!(check(&without(f)), Err(UefViolation::MissingField(match f {
-                "version" => "version",
-                "event_type" => "event_type",
-                "time" => "time",
-                "account" => "account",
-                "source_ip" => "source_ip",
-                _ => "authentication_result",
-            })), "{f}");
+        for f in [
+            "version",
+            "event_type",
+            "time",
+            "account",
+            "source_ip",
+            "authentication_result",
+        ] {
+            assert_eq!(
+                check(&without(f)),
+                Err(UefViolation::MissingField(match f {
+                    "version" => "version",
+                    "event_type" => "event_type",
+                    "time" => "time",
+                    "account" => "account",
+                    "source_ip" => "source_ip",
+                    _ => "authentication_result",
+                })),
+                "{f}"
+            );
         }
     }
 
@@ -426,7 +470,10 @@ mod tests {
             ("2018-06-07T12:34:56.12Z", "2018-06-07T12:34:56.120Z"),
             ("2018-06-07T12:34:56Z", "2018-06-07T12:34:56.000Z"),
             ("2018-06-07T12:34:56.123456Z", "2018-06-07T12:34:56.123Z"),
-            ("2018-06-07T12:34:56.999999999999Z", "2018-06-07T12:34:56.999Z"),
+            (
+                "2018-06-07T12:34:56.999999999999Z",
+                "2018-06-07T12:34:56.999Z",
+            ),
         ];
         for (input, want) in cases {
             let got = check(&with("time", Value::from(input))).unwrap();
@@ -459,7 +506,10 @@ mod tests {
             "+2018-06-07T12:34:56.000Z",
         ] {
             assert!(
-                matches!(check(&with("time", Value::from(bad))), Err(UefViolation::InvalidValue { field: "time", .. })),
+                matches!(
+                    check(&with("time", Value::from(bad))),
+                    Err(UefViolation::InvalidValue { field: "time", .. })
+                ),
                 "{bad:?} should be rejected"
             );
         }
@@ -476,19 +526,50 @@ mod tests {
             accept_offsets: true,
             ..UefRules::default()
         };
-        let v = validate_line(&with("time", Value::from("2024-05-02T14:03:11.5-07:00")), &rules, SystemTime::now()).unwrap();
+        let v = validate_line(
+            &with("time", Value::from("2024-05-02T14:03:11.5-07:00")),
+            &rules,
+            SystemTime::now(),
+        )
+        .unwrap();
         assert_eq!(v.time_normalized, "2024-05-02T21:03:11.500Z");
     }
 
     /// IPv4 (public, private, loopback) and IPv4-mapped IPv6 are valid; IPv6 and junk are not.
     #[test]
     fn source_ip_rules() {
-        for ok in ["198.51.100.23", "10.0.0.1", "192.168.1.1", "127.0.0.1", "::ffff:198.51.100.23", "::FFFF:10.0.0.1", "::ffff:c633:6417"] {
+        for ok in [
+            "198.51.100.23",
+            "10.0.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "::ffff:198.51.100.23",
+            "::FFFF:10.0.0.1",
+            "::ffff:c633:6417",
+        ] {
             assert!(check(&with("source_ip", Value::from(ok))).is_ok(), "{ok}");
         }
-        for bad in ["2001:db8::1", "::1", "Unknown IP", "", "198.51.100.023", "198.51.100.23:443", "[::ffff:1.2.3.4]", "1.2.3", "256.1.1.1", "fe80::1%eth0", " 1.2.3.4"] {
+        for bad in [
+            "2001:db8::1",
+            "::1",
+            "Unknown IP",
+            "",
+            "198.51.100.023",
+            "198.51.100.23:443",
+            "[::ffff:1.2.3.4]",
+            "1.2.3",
+            "256.1.1.1",
+            "fe80::1%eth0",
+            " 1.2.3.4",
+        ] {
             assert!(
-                matches!(check(&with("source_ip", Value::from(bad))), Err(UefViolation::InvalidValue { field: "source_ip", .. })),
+                matches!(
+                    check(&with("source_ip", Value::from(bad))),
+                    Err(UefViolation::InvalidValue {
+                        field: "source_ip",
+                        ..
+                    })
+                ),
                 "{bad:?}"
             );
         }
@@ -510,14 +591,22 @@ mod tests {
     fn authentication_result_values() {
         assert!(check(&with("authentication_result", Value::from("FAILURE"))).is_ok());
         for bad in ["success", "OK", "", "FAILED"] {
-            assert!(check(&with("authentication_result", Value::from(bad))).is_err(), "{bad}");
+            assert!(
+                check(&with("authentication_result", Value::from(bad))).is_err(),
+                "{bad}"
+            );
         }
     }
 
     /// custom_data must be an object when present; authentication_target a non-empty string.
     #[test]
     fn custom_data_and_target_types() {
-        for bad in [Value::Null, Value::from("x"), Value::from(1), serde_json::json!([1])] {
+        for bad in [
+            Value::Null,
+            Value::from("x"),
+            Value::from(1),
+            serde_json::json!([1]),
+        ] {
             assert!(check(&with("custom_data", bad.clone())).is_err(), "{bad}");
         }
         assert!(check(&with("custom_data", serde_json::json!({}))).is_ok());
@@ -533,7 +622,10 @@ mod tests {
         assert!(check(&with("event_type", Value::from("VPN_SESSION_IP_ASSIGNED"))).is_err());
         assert!(check(&with("event_type", Value::from("ingress_authentication"))).is_err());
         assert_eq!(check("[]"), Err(UefViolation::NotObject));
-        assert!(matches!(check(&format!("{EXAMPLE}{EXAMPLE}")), Err(UefViolation::NotJson(_))));
+        assert!(matches!(
+            check(&format!("{EXAMPLE}{EXAMPLE}")),
+            Err(UefViolation::NotJson(_))
+        ));
         assert!(matches!(check("{"), Err(UefViolation::NotJson(_))));
     }
 
@@ -541,7 +633,10 @@ mod tests {
     #[test]
     fn unknown_fields() {
         let line = with("user_agent", Value::from("x"));
-        assert_eq!(check(&line), Err(UefViolation::UnknownField("user_agent".into())));
+        assert_eq!(
+            check(&line),
+            Err(UefViolation::UnknownField("user_agent".into()))
+        );
         let rules = UefRules {
             allow_unknown_fields: true,
             ..UefRules::default()

@@ -29,9 +29,15 @@ async fn contract_example_accepted_and_client_gets_nothing() {
     let sim = start_plain().await;
     assert_eq!(verdict(&sim, EXAMPLE_UEF.as_bytes()).await, None);
     let rec = sim.uef_accepted();
-    assert_eq!(rec[0].value, serde_json::from_str::<Value>(EXAMPLE_UEF).unwrap());
+    assert_eq!(
+        rec[0].value,
+        serde_json::from_str::<Value>(EXAMPLE_UEF).unwrap()
+    );
     assert_eq!(rec[0].time_normalized, "2024-05-02T21:03:11.000Z");
-    assert_eq!(rec[0].box_event_id.as_deref(), Some("8f0c3a1e-5b7d-4e0a-9c11-2d7b6f0e4a55"));
+    assert_eq!(
+        rec[0].box_event_id.as_deref(),
+        Some("8f0c3a1e-5b7d-4e0a-9c11-2d7b6f0e4a55")
+    );
     sim.shutdown().await;
 }
 
@@ -40,7 +46,14 @@ async fn contract_example_accepted_and_client_gets_nothing() {
 async fn validation_table_over_the_wire() {
     let sim = start_plain().await;
     let missing = |f: &'static str| Some(RejectReason::Uef(UefViolation::MissingField(f)));
-    for f in ["version", "event_type", "time", "account", "source_ip", "authentication_result"] {
+    for f in [
+        "version",
+        "event_type",
+        "time",
+        "account",
+        "source_ip",
+        "authentication_result",
+    ] {
         let want = missing(match f {
             "version" => "version",
             "event_type" => "event_type",
@@ -49,7 +62,11 @@ async fn validation_table_over_the_wire() {
             "source_ip" => "source_ip",
             _ => "authentication_result",
         });
-        assert_eq!(verdict(&sim, uef_with(f, None).as_bytes()).await, want, "missing {f}");
+        assert_eq!(
+            verdict(&sim, uef_with(f, None).as_bytes()).await,
+            want,
+            "missing {f}"
+        );
     }
     let invalid = |r: Option<RejectReason>, field: &str| match r {
         Some(RejectReason::Uef(UefViolation::InvalidValue { field: f, .. })) => f == field,
@@ -58,10 +75,25 @@ async fn validation_table_over_the_wire() {
     };
     // source_ip
     for bad in ["2001:db8::1", "Unknown IP", "::1"] {
-        assert!(invalid(verdict(&sim, uef_with("source_ip", Some(json!(bad))).as_bytes()).await, "source_ip"), "{bad}");
+        assert!(
+            invalid(
+                verdict(&sim, uef_with("source_ip", Some(json!(bad))).as_bytes()).await,
+                "source_ip"
+            ),
+            "{bad}"
+        );
     }
-    for ok in ["10.1.2.3", "192.168.0.10", "198.51.100.23", "::ffff:198.51.100.23"] {
-        assert_eq!(verdict(&sim, uef_with("source_ip", Some(json!(ok))).as_bytes()).await, None, "{ok}");
+    for ok in [
+        "10.1.2.3",
+        "192.168.0.10",
+        "198.51.100.23",
+        "::ffff:198.51.100.23",
+    ] {
+        assert_eq!(
+            verdict(&sim, uef_with("source_ip", Some(json!(ok))).as_bytes()).await,
+            None,
+            "{ok}"
+        );
     }
     // time forms: accepted ones are normalised
     for (t, norm) in [
@@ -69,33 +101,88 @@ async fn validation_table_over_the_wire() {
         ("2024-05-02T21:03:56Z", "2024-05-02T21:03:56.000Z"),
         ("2024-05-02T21:03:56.123456Z", "2024-05-02T21:03:56.123Z"),
     ] {
-        assert_eq!(verdict(&sim, uef_with("time", Some(json!(t))).as_bytes()).await, None, "{t}");
+        assert_eq!(
+            verdict(&sim, uef_with("time", Some(json!(t))).as_bytes()).await,
+            None,
+            "{t}"
+        );
         assert_eq!(sim.uef_accepted()[0].time_normalized, norm);
     }
-    for bad in ["garbage", "2024-05-02T14:03:56.000-07:00", "2024-05-02 21:03:56.000Z"] {
-        assert!(invalid(verdict(&sim, uef_with("time", Some(json!(bad))).as_bytes()).await, "time"), "{bad}");
+    for bad in [
+        "garbage",
+        "2024-05-02T14:03:56.000-07:00",
+        "2024-05-02 21:03:56.000Z",
+    ] {
+        assert!(
+            invalid(
+                verdict(&sim, uef_with("time", Some(json!(bad))).as_bytes()).await,
+                "time"
+            ),
+            "{bad}"
+        );
     }
     // account / account_domain / custom_data
-    assert!(invalid(verdict(&sim, uef_with("account", Some(json!(""))).as_bytes()).await, "account"));
-    assert!(invalid(verdict(&sim, uef_with("account_domain", Some(json!(""))).as_bytes()).await, "account_domain"));
-    assert_eq!(verdict(&sim, uef_with("account_domain", Some(Value::Null)).as_bytes()).await, None);
+    assert!(invalid(
+        verdict(&sim, uef_with("account", Some(json!(""))).as_bytes()).await,
+        "account"
+    ));
+    assert!(invalid(
+        verdict(&sim, uef_with("account_domain", Some(json!(""))).as_bytes()).await,
+        "account_domain"
+    ));
+    assert_eq!(
+        verdict(
+            &sim,
+            uef_with("account_domain", Some(Value::Null)).as_bytes()
+        )
+        .await,
+        None
+    );
     for bad in [json!("x"), json!([1]), Value::Null, json!(3)] {
-        assert!(invalid(verdict(&sim, uef_with("custom_data", Some(bad.clone())).as_bytes()).await, "custom_data"), "{bad}");
+        assert!(
+            invalid(
+                verdict(&sim, uef_with("custom_data", Some(bad.clone())).as_bytes()).await,
+                "custom_data"
+            ),
+            "{bad}"
+        );
     }
     // authentication_result values
-    assert_eq!(verdict(&sim, uef_with("authentication_result", Some(json!("FAILURE"))).as_bytes()).await, None);
-    assert!(invalid(verdict(&sim, uef_with("authentication_result", Some(json!("success"))).as_bytes()).await, "authentication_result"));
+    assert_eq!(
+        verdict(
+            &sim,
+            uef_with("authentication_result", Some(json!("FAILURE"))).as_bytes()
+        )
+        .await,
+        None
+    );
+    assert!(invalid(
+        verdict(
+            &sim,
+            uef_with("authentication_result", Some(json!("success"))).as_bytes()
+        )
+        .await,
+        "authentication_result"
+    ));
     // unknown extra field
     assert_eq!(
         verdict(&sim, uef_with("extra", Some(json!(1))).as_bytes()).await,
-        Some(RejectReason::Uef(UefViolation::UnknownField("extra".into())))
+        Some(RejectReason::Uef(UefViolation::UnknownField(
+            "extra".into()
+        )))
     );
     // non-JSON and invalid UTF-8
-    assert!(matches!(verdict(&sim, b"hello").await, Some(RejectReason::Uef(UefViolation::NotJson(_)))));
+    assert!(matches!(
+        verdict(&sim, b"hello").await,
+        Some(RejectReason::Uef(UefViolation::NotJson(_)))
+    ));
     let mut bad_utf8 = uef_with("account", Some(json!("jdoe"))).into_bytes();
     let pos = bad_utf8.windows(4).position(|w| w == b"jdoe").unwrap();
     bad_utf8[pos] = 0xff;
-    assert_eq!(verdict(&sim, &bad_utf8).await, Some(RejectReason::InvalidUtf8));
+    assert_eq!(
+        verdict(&sim, &bad_utf8).await,
+        Some(RejectReason::InvalidUtf8)
+    );
     sim.shutdown().await;
 }
 
@@ -112,25 +199,52 @@ async fn framing() {
     let (c1, c2) = c.split_at(c.len() / 2);
     let back = send_plain(
         sim.uef_addr(),
-        &[one_write.as_bytes(), c1.as_bytes(), c2.as_bytes(), b"\n", d.as_bytes()],
+        &[
+            one_write.as_bytes(),
+            c1.as_bytes(),
+            c2.as_bytes(),
+            b"\n",
+            d.as_bytes(),
+        ],
     )
     .await;
     assert!(back.is_empty());
-    let ids: Vec<String> = sim.uef_accepted().iter().map(|r| r.box_event_id.clone().unwrap()).collect();
+    let ids: Vec<String> = sim
+        .uef_accepted()
+        .iter()
+        .map(|r| r.box_event_id.clone().unwrap())
+        .collect();
     assert_eq!(ids, ["a", "b", "c"]);
     let reasons: Vec<RejectReason> = sim.uef_rejected().into_iter().map(|r| r.reason).collect();
-    assert_eq!(reasons, [RejectReason::EmptyLine, RejectReason::IncompleteLine(d.len())]);
+    assert_eq!(
+        reasons,
+        [
+            RejectReason::EmptyLine,
+            RejectReason::IncompleteLine(d.len())
+        ]
+    );
     sim.shutdown().await;
 }
 
 /// A line over the cap is rejected without stopping the lines after it.
 #[tokio::test]
 async fn line_cap() {
-    let sim = start(idr_sim::SimConfig { uef_tls: false, line_limit: 1000, ..config() }).await;
+    let sim = start(idr_sim::SimConfig {
+        uef_tls: false,
+        line_limit: 1000,
+        ..config()
+    })
+    .await;
     let big = format!("{}\n", "x".repeat(5000));
     let ok = format!("{}\n", uef_for("after"));
     send_plain(sim.uef_addr(), &[big.as_bytes(), ok.as_bytes()]).await;
-    assert_eq!(sim.uef_rejected()[0].reason, RejectReason::LineTooLong { len: 5000, limit: 1000 });
+    assert_eq!(
+        sim.uef_rejected()[0].reason,
+        RejectReason::LineTooLong {
+            len: 5000,
+            limit: 1000
+        }
+    );
     assert_eq!(sim.uef_records().len(), 1);
     sim.shutdown().await;
 }
@@ -140,12 +254,19 @@ async fn line_cap() {
 async fn tls_with_test_ca() {
     let sim = start(config()).await;
     let mut s = tls_connect(sim.uef_addr(), &sim.ca_pem()).await.unwrap();
-    s.write_all(format!("{}\n{}\n", uef_for("t1"), uef_for("t2")).as_bytes()).await.unwrap();
+    s.write_all(format!("{}\n{}\n", uef_for("t1"), uef_for("t2")).as_bytes())
+        .await
+        .unwrap();
     s.flush().await.unwrap();
-    assert!(sim.wait_for(Duration::from_secs(5), |h| h.uef_records().len() == 2).await);
+    assert!(
+        sim.wait_for(Duration::from_secs(5), |h| h.uef_records().len() == 2)
+            .await
+    );
     s.shutdown().await.unwrap();
     let mut back = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back)).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back))
+        .await
+        .unwrap();
     assert!(back.is_empty());
     assert_eq!(sim.untrusted_handshakes(), 0);
     sim.shutdown().await;
@@ -160,8 +281,14 @@ async fn tls_handshake_fault() {
         sim.faults()
             .set(FaultSpec::new(Surface::Uef, FaultKind::TlsHandshakeFail { mode }).times(1))
             .unwrap();
-        assert!(tls_connect(sim.uef_addr(), &sim.ca_pem()).await.is_err(), "{mode:?}");
-        assert!(tls_connect(sim.uef_addr(), &sim.ca_pem()).await.is_ok(), "{mode:?} cleared after one");
+        assert!(
+            tls_connect(sim.uef_addr(), &sim.ca_pem()).await.is_err(),
+            "{mode:?}"
+        );
+        assert!(
+            tls_connect(sim.uef_addr(), &sim.ca_pem()).await.is_ok(),
+            "{mode:?} cleared after one"
+        );
     }
     assert_eq!(sim.untrusted_handshakes(), 0);
     sim.shutdown().await;
@@ -172,6 +299,10 @@ async fn tls_handshake_fault() {
 async fn wrong_trust_anchor_fails() {
     let sim = start(config()).await;
     let other = idr_sim::TestCa::generate().unwrap();
-    assert!(tls_connect(sim.uef_addr(), &other.ca_cert_pem).await.is_err());
+    assert!(
+        tls_connect(sim.uef_addr(), &other.ca_cert_pem)
+            .await
+            .is_err()
+    );
     sim.shutdown().await;
 }

@@ -28,7 +28,12 @@ pub fn config() -> SimConfig {
 
 /// Simulator with plain TCP on the line surfaces (fast, byte-exact tests).
 pub async fn start_plain() -> SimHandle {
-    start(SimConfig { uef_tls: false, token_tls: false, ..config() }).await
+    start(SimConfig {
+        uef_tls: false,
+        token_tls: false,
+        ..config()
+    })
+    .await
 }
 
 pub async fn start(cfg: SimConfig) -> SimHandle {
@@ -65,7 +70,10 @@ pub async fn send_plain(addr: SocketAddr, chunks: &[&[u8]]) -> Vec<u8> {
     }
     s.shutdown().await.unwrap();
     let mut back = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
     back
 }
 
@@ -80,11 +88,13 @@ pub async fn tls_connect(addr: SocketAddr, ca_pem: &str) -> std::io::Result<TlsS
 /// Plain-HTTP client. reqwest's `rustls-no-provider` needs a preconfigured (ring) TLS config
 /// even when only plain HTTP is used; this one trusts nothing.
 pub fn http() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(10))
@@ -93,13 +103,27 @@ pub fn http() -> reqwest::Client {
 }
 
 /// Run a Log Search query to completion (follow links until 200); returns the 200 body.
-pub async fn query(sim: &SimHandle, log_ids: &[String], leql: &str, from: u64, to: u64) -> serde_json::Value {
+pub async fn query(
+    sim: &SimHandle,
+    log_ids: &[String],
+    leql: &str,
+    from: u64,
+    to: u64,
+) -> serde_json::Value {
     let client = http();
-    let url = format!("{}/log_search/query/logs/{}", sim.api_base(), log_ids.join(":"));
+    let url = format!(
+        "{}/log_search/query/logs/{}",
+        sim.api_base(),
+        log_ids.join(":")
+    );
     let resp = client
         .get(&url)
         .header("X-Api-Key", API_KEY)
-        .query(&[("query", leql.to_owned()), ("from", from.to_string()), ("to", to.to_string())])
+        .query(&[
+            ("query", leql.to_owned()),
+            ("from", from.to_string()),
+            ("to", to.to_string()),
+        ])
         .send()
         .await
         .unwrap();
@@ -107,7 +131,12 @@ pub async fn query(sim: &SimHandle, log_ids: &[String], leql: &str, from: u64, t
     let mut body: serde_json::Value = resp.json().await.unwrap();
     loop {
         let href = body["links"][0]["href"].as_str().unwrap().to_owned();
-        let resp = client.get(&href).header("X-Api-Key", API_KEY).send().await.unwrap();
+        let resp = client
+            .get(&href)
+            .header("X-Api-Key", API_KEY)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         body = resp.json().await.unwrap();
         match status {
@@ -119,5 +148,11 @@ pub async fn query(sim: &SimHandle, log_ids: &[String], leql: &str, from: u64, t
 }
 
 pub fn now_ms() -> u64 {
-    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
 }
