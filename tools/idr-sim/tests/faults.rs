@@ -432,3 +432,29 @@ async fn delivery_counts_mixed() {
     assert_eq!(stats["token"]["accepted"], 1);
     sim.shutdown().await;
 }
+
+/// A stall with `duration` releases by itself: lines sent meanwhile are accepted afterwards.
+#[tokio::test]
+async fn stall_with_duration_releases() {
+    let sim = start_plain().await;
+    sim.faults()
+        .set(
+            FaultSpec::new(Surface::Uef, FaultKind::Stall).for_duration(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let t = Instant::now();
+    let mut s = TcpStream::connect(sim.uef_addr()).await.unwrap();
+    s.write_all(format!("{EXAMPLE_UEF}\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        sim.wait_for(Duration::from_secs(3), |h| h.uef_records().len() == 1)
+            .await
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(280),
+        "released early: {:?}",
+        t.elapsed()
+    );
+    sim.shutdown().await;
+}

@@ -306,3 +306,84 @@ async fn wrong_trust_anchor_fails() {
     );
     sim.shutdown().await;
 }
+
+/// Accepts any server certificate: models a client with verification turned off.
+#[derive(Debug)]
+struct AcceptAnything(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls_pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls_pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// A client that skips certificate verification completes the untrusted-cert handshake: the
+/// simulator counts that as a client bug and accepts none of its lines.
+#[tokio::test]
+async fn untrusted_handshake_by_careless_client_is_flagged() {
+    let sim = start(config()).await;
+    sim.faults()
+        .set(
+            FaultSpec::new(
+                Surface::Uef,
+                FaultKind::TlsHandshakeFail {
+                    mode: TlsFailMode::UntrustedCert,
+                },
+            )
+            .times(1),
+        )
+        .unwrap();
+    let provider = rustls::crypto::ring::default_provider();
+    let algs = provider.signature_verification_algorithms;
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAnything(algs)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(sim.uef_addr())
+        .await
+        .unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let _ = s.write_all(format!("{EXAMPLE_UEF}\n").as_bytes()).await;
+    let _ = s.flush().await;
+    assert!(
+        sim.wait_for(Duration::from_secs(2), |h| h.untrusted_handshakes() == 1)
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(sim.uef_records().is_empty());
+    sim.shutdown().await;
+}
