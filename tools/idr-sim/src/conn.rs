@@ -2,6 +2,7 @@
 //! fault (listener closed, open connections reset), connection faults (reset, stall,
 //! half-close, slow read, TLS handshake failure) and the TLS handshake itself.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -118,8 +119,6 @@ impl AsyncRead for TcpIo {
         Poll::Ready(Ok(()))
     }
 }
-
-use std::future::Future;
 
 impl AsyncWrite for TcpIo {
     fn poll_write(

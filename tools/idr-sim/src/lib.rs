@@ -30,7 +30,6 @@ pub mod uef;
 
 mod conn;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -194,7 +193,6 @@ pub(crate) struct Inner {
     connections: [AtomicU64; 4],
     pub requests: [AtomicU64; 4],
     pub untrusted_accepted: AtomicU64,
-    pub notes: Mutex<VecDeque<String>>,
 }
 
 fn idx(s: Surface) -> usize {
@@ -256,13 +254,6 @@ impl Inner {
     pub(crate) fn note_untrusted_accepted(&self, surface: Surface, conn: u64) {
         self.untrusted_accepted.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(%surface, conn, "Client completed a TLS handshake with an untrusted certificate.");
-        let mut notes = self
-            .notes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        notes.push_back(format!(
-            "{surface} conn {conn}: client accepted an untrusted certificate"
-        ));
     }
 }
 
@@ -380,7 +371,6 @@ impl IdrSim {
             connections: Default::default(),
             requests: Default::default(),
             untrusted_accepted: AtomicU64::new(0),
-            notes: Mutex::new(VecDeque::new()),
             config,
         });
 
