@@ -159,7 +159,9 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
                     None => {
                         return bad_parameter(
                             name,
-                            &format!("Invalid value '{raw}'. Expected an RFC 3339 date-time with offset, e.g. 2012-12-12T10:53:43-08:00"),
+                            &format!(
+                                "Invalid value '{raw}'. Expected an RFC 3339 date-time with offset, e.g. 2012-12-12T10:53:43-08:00"
+                            ),
                         );
                     }
                 }
@@ -195,7 +197,9 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     }
     let mut applied = None;
     if faults
-        .take(Endpoint::Events, |k| matches!(k, FaultKind::LegacyZeroPosition))
+        .take(Endpoint::Events, |k| {
+            matches!(k, FaultKind::LegacyZeroPosition)
+        })
         .is_some()
     {
         let mut o = Out::json(200, events_body(form, 0, &[]));
@@ -220,9 +224,9 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     }
     let mut dup_rate = shared.config.streaming_duplicate_rate;
     if stream == StreamType::AdminLogsStreaming {
-        if let Some(FaultKind::Duplicates { rate }) =
-            faults.take(Endpoint::Events, |k| matches!(k, FaultKind::Duplicates { .. }))
-        {
+        if let Some(FaultKind::Duplicates { rate }) = faults.take(Endpoint::Events, |k| {
+            matches!(k, FaultKind::Duplicates { .. })
+        }) {
             dup_rate = rate;
             applied = Some(applied.map_or("duplicates".to_owned(), |a| format!("{a},duplicates")));
         }
@@ -368,7 +372,9 @@ pub(crate) fn users(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     if offset > 10_000 {
         return bad_parameter(
             "offset",
-            &format!("Invalid value '{offset}'. Queries with offset exceeding 10000 are rejected; use marker-based paging."),
+            &format!(
+                "Invalid value '{offset}'. Queries with offset exceeding 10000 are rejected; use marker-based paging."
+            ),
         );
     }
     let start = offset.min(selected.len());
@@ -391,7 +397,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn b64_encode(data: &[u8]) -> String {
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -423,7 +433,11 @@ fn b64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// An opaque marker like Box's (`eyJ0eXBlIjoiaWQiLC...`): base64url of a small JSON naming the tail id.
 fn encode_marker(tail_id: &str) -> String {
-    b64_encode(json!({"type": "id", "dir": "next", "tail": tail_id}).to_string().as_bytes())
+    b64_encode(
+        json!({"type": "id", "dir": "next", "tail": tail_id})
+            .to_string()
+            .as_bytes(),
+    )
 }
 
 fn decode_marker(m: &str) -> Option<u64> {
@@ -444,6 +458,9 @@ mod tests {
             assert_eq!(decode_marker(&m), Some(id.parse().unwrap()));
         }
         assert_eq!(decode_marker("not a marker!"), None);
-        assert_eq!(decode_marker("eyJ0eXBlIWQiLfdsebwOiJuZXh0IiwidGFpbCI6IjEwOTMxOTE4MDc2In0"), None);
+        assert_eq!(
+            decode_marker("eyJ0eXBlIWQiLfdsebwOiJuZXh0IiwidGFpbCI6IjEwOTMxOTE4MDc2In0"),
+            None
+        );
     }
 }

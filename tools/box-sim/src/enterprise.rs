@@ -18,23 +18,79 @@ const FIRST: &[&str] = &[
     "Wen", "Ximena", "Yusuf", "Zoe", "Amara", "Bruno", "Chloe", "Dmitri",
 ];
 const LAST: &[&str] = &[
-    "Anderson", "Brown", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ito",
-    "Jensen", "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Patel", "Quinn", "Rossi",
-    "Silva", "Tanaka", "Usman", "Volkov", "Wagner", "Xu", "Yilmaz", "Zimmermann",
+    "Anderson",
+    "Brown",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Patel",
+    "Quinn",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Usman",
+    "Volkov",
+    "Wagner",
+    "Xu",
+    "Yilmaz",
+    "Zimmermann",
 ];
 const JOBS: &[&str] = &[
-    "", "", "", "Engineer", "Account Executive", "Designer", "Analyst", "Counsel", "Recruiter",
+    "",
+    "",
+    "",
+    "Engineer",
+    "Account Executive",
+    "Designer",
+    "Analyst",
+    "Counsel",
+    "Recruiter",
 ];
 const FILES: &[&str] = &[
-    "Q3 forecast.xlsx", "DRAFT.msg", "PROJECTS.zip", "February.xlsx", "Price list.pdf",
-    "board-deck.pptx", "contract-signed.pdf", "customer-export.csv", "roadmap.docx",
-    "payroll-2024.xlsx", "design.fig", "notes.boxnote", "invoice-4471.pdf", "setup.exe",
+    "Q3 forecast.xlsx",
+    "DRAFT.msg",
+    "PROJECTS.zip",
+    "February.xlsx",
+    "Price list.pdf",
+    "board-deck.pptx",
+    "contract-signed.pdf",
+    "customer-export.csv",
+    "roadmap.docx",
+    "payroll-2024.xlsx",
+    "design.fig",
+    "notes.boxnote",
+    "invoice-4471.pdf",
+    "setup.exe",
 ];
 const FOLDERS: &[&str] = &[
-    "Evidence", "PROJECTS", "February 2024", "Public", "Finance", "Legal", "HR", "Marketing",
-    "Engineering", "Shared with partners",
+    "Evidence",
+    "PROJECTS",
+    "February 2024",
+    "Public",
+    "Finance",
+    "Legal",
+    "HR",
+    "Marketing",
+    "Engineering",
+    "Shared with partners",
 ];
-const SERVICES: &[&str] = &["Box Drive", "Box Web", "Box for iOS", "Box for Android", "Box Sync"];
+const SERVICES: &[&str] = &[
+    "Box Drive",
+    "Box Web",
+    "Box for iOS",
+    "Box for Android",
+    "Box Sync",
+];
 
 /// Kind of account in the enterprise listing (`user_type` filter of `GET /users`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +243,6 @@ impl Enterprise {
             .chain(std::iter::once(&self.service_account))
             .find(|u| u.id == id)
     }
-
 }
 
 /// An event as generated: JSON plus the facts the activity feed shows.
@@ -574,7 +629,10 @@ impl Generator {
                 event_type = "EDIT_USER".into();
                 ip = admin.home_ip.clone();
                 created_by = Some(admin.mini());
-                let idx = self.rng.random_range(1..ent.users.len().max(2)).min(ent.users.len() - 1);
+                let idx = self
+                    .rng
+                    .random_range(1..ent.users.len().max(2))
+                    .min(ent.users.len() - 1);
                 let u = ent.users[idx].clone();
                 // DOCS event-source.md shows a user source with numeric id and phone.
                 source = if self.rng.random_bool(0.3) {
@@ -588,7 +646,11 @@ impl Generator {
                 }
                 if mutate && idx > 0 && ent.users[idx].kind == UserKind::Managed {
                     let user = &mut ent.users[idx];
-                    user.status = if user.status == "inactive" { "active" } else { "inactive" };
+                    user.status = if user.status == "inactive" {
+                        "active"
+                    } else {
+                        "inactive"
+                    };
                     user.modified_at = at;
                 }
             }
@@ -598,7 +660,9 @@ impl Generator {
                 ip = admin.home_ip.clone();
                 created_by = Some(admin.mini());
                 let removable: Vec<usize> = (1..ent.users.len())
-                    .filter(|&i| ent.users[i].role == Role::User && ent.users[i].kind == UserKind::Managed)
+                    .filter(|&i| {
+                        ent.users[i].role == Role::User && ent.users[i].kind == UserKind::Managed
+                    })
                     .collect();
                 if mutate && removable.len() > 3 {
                     let i = *self.pick(&removable);
@@ -619,11 +683,18 @@ impl Generator {
                 event_type = "CHANGE_ADMIN_ROLE".into();
                 ip = admin.home_ip.clone();
                 created_by = Some(admin.mini());
-                let idx = self.rng.random_range(1..ent.users.len().max(2)).min(ent.users.len() - 1);
+                let idx = self
+                    .rng
+                    .random_range(1..ent.users.len().max(2))
+                    .min(ent.users.len() - 1);
                 source = ent.users[idx].mini();
                 if mutate && idx > 0 && ent.users[idx].kind == UserKind::Managed {
                     let user = &mut ent.users[idx];
-                    user.role = if user.role == Role::Coadmin { Role::User } else { Role::Coadmin };
+                    user.role = if user.role == Role::Coadmin {
+                        Role::User
+                    } else {
+                        Role::Coadmin
+                    };
                 }
             }
             410..=449 => {
@@ -677,7 +748,11 @@ impl Generator {
                 let u = self.active_user(ent);
                 event_type = "DELETE".into();
                 ip = self.login_ip(&u);
-                let kind = if self.rng.random_bool(0.3) { "folder" } else { "file" };
+                let kind = if self.rng.random_bool(0.3) {
+                    "folder"
+                } else {
+                    "file"
+                };
                 source = self.item_source(&u, kind);
                 created_by = Some(u.mini());
             }
@@ -760,9 +835,11 @@ impl Generator {
             ip = "Unknown IP".into();
         }
         let session = if self.rng.random_bool(0.1) {
-            json!((0..16)
-                .map(|_| char::from(b'a' + self.rng.random_range(0..26u8)))
-                .collect::<String>())
+            json!(
+                (0..16)
+                    .map(|_| char::from(b'a' + self.rng.random_range(0..26u8)))
+                    .collect::<String>()
+            )
         } else {
             Value::Null
         };
@@ -854,22 +931,45 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let mut g = Generator::new(1);
         let mut ent = g.enterprise(50, now);
-        let events: Vec<Value> = (0..5000).map(|_| g.event(&mut ent, now, true).value).collect();
-        let types: std::collections::BTreeSet<&str> =
-            events.iter().filter_map(|e| e["event_type"].as_str()).collect();
+        let events: Vec<Value> = (0..5000)
+            .map(|_| g.event(&mut ent, now, true).value)
+            .collect();
+        let types: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter_map(|e| e["event_type"].as_str())
+            .collect();
         for t in [
-            "LOGIN", "FAILED_LOGIN", "ADMIN_LOGIN", "ADD_LOGIN_ACTIVITY_DEVICE", "NEW_USER",
-            "EDIT_USER", "DELETE_USER", "CHANGE_ADMIN_ROLE",
-            "USER_AUTHENTICATE_OAUTH2_ACCESS_TOKEN_CREATE", "UPLOAD", "DOWNLOAD", "PREVIEW",
-            "DELETE", "SHARE", "COLLABORATION_INVITE", "SHIELD_ALERT", "HUB_ITEM_PINNED",
+            "LOGIN",
+            "FAILED_LOGIN",
+            "ADMIN_LOGIN",
+            "ADD_LOGIN_ACTIVITY_DEVICE",
+            "NEW_USER",
+            "EDIT_USER",
+            "DELETE_USER",
+            "CHANGE_ADMIN_ROLE",
+            "USER_AUTHENTICATE_OAUTH2_ACCESS_TOKEN_CREATE",
+            "UPLOAD",
+            "DOWNLOAD",
+            "PREVIEW",
+            "DELETE",
+            "SHARE",
+            "COLLABORATION_INVITE",
+            "SHIELD_ALERT",
+            "HUB_ITEM_PINNED",
         ] {
             assert!(types.contains(t), "missing {t}");
         }
         let any = |f: &dyn Fn(&Value) -> bool| events.iter().any(f);
-        assert!(any(&|e| e["created_by"]["id"] == "2" && e["event_type"] == "FAILED_LOGIN"));
+        assert!(any(
+            &|e| e["created_by"]["id"] == "2" && e["event_type"] == "FAILED_LOGIN"
+        ));
         assert!(any(&|e| e["ip_address"] == "Unknown IP"));
-        assert!(any(&|e| e["ip_address"].as_str().is_some_and(|s| s.contains(':'))));
-        assert!(any(&|e| e["additional_details"].is_null() && e.get("additional_details").is_some()));
+        assert!(any(&|e| e["ip_address"]
+            .as_str()
+            .is_some_and(|s| s.contains(':'))));
+        assert!(any(
+            &|e| e["additional_details"].is_null() && e.get("additional_details").is_some()
+        ));
         assert!(any(&|e| e.get("additional_details").is_none()));
         assert!(any(&|e| e.get("created_by").is_none()));
         assert!(any(&|e| e["source"]["type"] == "user"));
@@ -881,10 +981,15 @@ mod tests {
         assert!(any(&|e| e["source"]["type"] == "app_item"));
         assert!(any(&|e| e["source"].is_null()));
         assert!(any(&|e| e["source"]["id"].is_u64()));
-        assert!(any(&|e| e["event_id"].as_str().is_some_and(|s| s.len() == 40)));
+        assert!(any(&|e| e["event_id"]
+            .as_str()
+            .is_some_and(|s| s.len() == 40)));
         let cats: std::collections::BTreeSet<&str> = events
             .iter()
-            .filter_map(|e| e.pointer("/additional_details/shield_alert/rule_category")?.as_str())
+            .filter_map(|e| {
+                e.pointer("/additional_details/shield_alert/rule_category")?
+                    .as_str()
+            })
             .collect();
         assert_eq!(cats.len(), 5, "{cats:?}");
     }

@@ -291,7 +291,11 @@ impl Fault {
                     "give duration_ms or duration_secs, not both".to_owned(),
                 ));
             }
-            (Some(d), None) => Some(Duration::from_millis(bounded(&d, "duration_ms", 86_400_000)?)),
+            (Some(d), None) => Some(Duration::from_millis(bounded(
+                &d,
+                "duration_ms",
+                86_400_000,
+            )?)),
             (None, Some(d)) => Some(Duration::from_secs(bounded(&d, "duration_secs", 86_400)?)),
             (None, None) => None,
         };
@@ -441,7 +445,6 @@ impl FaultController {
         }
         Some(kind)
     }
-
 }
 
 #[cfg(test)]
@@ -474,7 +477,11 @@ mod tests {
     #[test]
     fn count_and_scope() {
         let c = FaultController::default();
-        c.add(Fault::new(FaultKind::MalformedJson).on(Endpoint::Users).times(2));
+        c.add(
+            Fault::new(FaultKind::MalformedJson)
+                .on(Endpoint::Users)
+                .times(2),
+        );
         assert!(c.take(Endpoint::Events, |_| true).is_none());
         assert!(c.take(Endpoint::Users, |_| true).is_some());
         assert!(c.take(Endpoint::Users, |_| true).is_some());

@@ -5,26 +5,26 @@ use rand::Rng;
 
 /// IPv4 blocks: first octets (prefix) and ISO country code.
 const V4: &[(&[u8], &str)] = &[
-    (&[73], "US"),       // Comcast
-    (&[98], "US"),       // US broadband (ARIN)
-    (&[24], "US"),       // US cable (ARIN)
+    (&[73], "US"),        // Comcast
+    (&[98], "US"),        // US broadband (ARIN)
+    (&[24], "US"),        // US cable (ARIN)
     (&[81, 2, 69], "GB"), // as in the samples
-    (&[86, 128], "GB"),  // BT
-    (&[79, 192], "DE"),  // Deutsche Telekom
-    (&[91, 0], "DE"),    // Deutsche Telekom
-    (&[90, 10], "FR"),   // Orange
-    (&[126], "JP"),      // SoftBank
-    (&[175, 16], "CN"),  // as in the samples
-    (&[177, 32], "BR"),  // LACNIC, Brazil
-    (&[49, 36], "IN"),   // Reliance Jio
-    (&[95, 24], "RU"),   // Beeline
-    (&[1, 128], "AU"),   // Telstra, as in the samples
-    (&[105, 112], "NG"), // Airtel Nigeria
-    (&[174, 88], "CA"),  // Bell Canada
-    (&[41, 13], "EG"),   // TE Data
-    (&[185, 199], "NL"), // RIPE, as in the samples
-    (&[110, 54], "KR"),  // Korea Telecom
-    (&[200, 68], "MX"),  // Telmex
+    (&[86, 128], "GB"),   // BT
+    (&[79, 192], "DE"),   // Deutsche Telekom
+    (&[91, 0], "DE"),     // Deutsche Telekom
+    (&[90, 10], "FR"),    // Orange
+    (&[126], "JP"),       // SoftBank
+    (&[175, 16], "CN"),   // as in the samples
+    (&[177, 32], "BR"),   // LACNIC, Brazil
+    (&[49, 36], "IN"),    // Reliance Jio
+    (&[95, 24], "RU"),    // Beeline
+    (&[1, 128], "AU"),    // Telstra, as in the samples
+    (&[105, 112], "NG"),  // Airtel Nigeria
+    (&[174, 88], "CA"),   // Bell Canada
+    (&[41, 13], "EG"),    // TE Data
+    (&[185, 199], "NL"),  // RIPE, as in the samples
+    (&[110, 54], "KR"),   // Korea Telecom
+    (&[200, 68], "MX"),   // Telmex
 ];
 
 /// IPv6 prefixes (first two hextets) and country.

@@ -25,8 +25,8 @@ pub struct Out {
     pub body: Bytes,
     /// Close the connection instead of answering (the token was already rotated).
     pub kill: bool,
-    /// Facts for the request record.
-    pub extras: Extras,
+    /// Facts for the request record (boxed to keep `Out` small in `Result`s).
+    pub extras: Box<Extras>,
 }
 
 /// Facts a handler reports for the request log.

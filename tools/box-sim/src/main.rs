@@ -2,6 +2,7 @@
 //!
 //! The first line of output is machine-parsable: `box-sim listening on http://127.0.0.1:PORT`.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -60,6 +61,13 @@ struct Cli {
     print_activity: bool,
 }
 
+/// Prints a line; a closed stdout (e.g. the reader went away) is not worth a panic.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -96,35 +104,37 @@ async fn main() -> anyhow::Result<()> {
     let sim = BoxSim::start(config, cli.listen)
         .await
         .context("starting box-sim")?;
-    println!("box-sim listening on http://{}", sim.addr());
-    println!("authorize: {}", sim.authorize_url());
-    println!("token:     {}/oauth2/token", sim.token_base());
-    println!("revoke:    {}/oauth2/revoke", sim.token_base());
-    println!("api:       {}", sim.api_base());
-    println!("control:   http://{}/_sim/stats", sim.addr());
-    println!("client_id: {client_id}");
+    say(&format!("box-sim listening on http://{}", sim.addr()));
+    say(&format!("authorize: {}", sim.authorize_url()));
+    say(&format!("token:     {}/oauth2/token", sim.token_base()));
+    say(&format!("revoke:    {}/oauth2/revoke", sim.token_base()));
+    say(&format!("api:       {}", sim.api_base()));
+    say(&format!("control:   http://{}/_sim/stats", sim.addr()));
+    say(&format!("client_id: {client_id}"));
     if cli.print_activity {
         let mut rx = sim.subscribe_activity();
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(a) => println!(
+                    Ok(a) => say(&format!(
                         "{} {:<45} {:<35} {:<40} {}",
                         a.event_id,
                         a.event_type,
                         a.login,
                         a.ip,
                         a.country.as_deref().unwrap_or("-")
-                    ),
+                    )),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        println!("(skipped {n} events)");
+                        say(&format!("(skipped {n} events)"));
                     }
                     Err(_) => break,
                 }
             }
         });
     }
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sim.shutdown().await;
     Ok(())
 }

@@ -464,10 +464,8 @@ pub(crate) fn token(shared: &Shared, headers: &HeaderMap, body: &str, is_form: b
                     .outcome("refresh_unknown"),
                 Some(t) if t.revoked => oauth_error(400, "invalid_grant", "Invalid refresh token")
                     .outcome("refresh_revoked"),
-                Some(t) if t.used => {
-                    oauth_error(400, "invalid_grant", "Refresh token has expired")
-                        .outcome("refresh_reused")
-                }
+                Some(t) if t.used => oauth_error(400, "invalid_grant", "Refresh token has expired")
+                    .outcome("refresh_reused"),
                 Some(t) if Instant::now() >= t.expires => {
                     oauth_error(400, "invalid_grant", "Refresh token has expired")
                         .outcome("refresh_expired")
@@ -533,7 +531,9 @@ pub(crate) fn token(shared: &Shared, headers: &HeaderMap, body: &str, is_form: b
     if out.status == 200
         && shared
             .faults
-            .take(Endpoint::Token, |k| matches!(k, FaultKind::DropTokenResponse))
+            .take(Endpoint::Token, |k| {
+                matches!(k, FaultKind::DropTokenResponse)
+            })
             .is_some()
     {
         out.kill = true;
@@ -617,7 +617,10 @@ mod tests {
         assert!(redirect_matches("http://[::1]/cb", "http://[::1]:9/cb"));
         let https = "https://box.example.com/setup/callback";
         assert!(redirect_matches(https, https));
-        assert!(!redirect_matches(https, "https://box.example.com:8443/setup/callback"));
+        assert!(!redirect_matches(
+            https,
+            "https://box.example.com:8443/setup/callback"
+        ));
         assert!(registrable(https));
         assert!(registrable("http://localhost:3000/cb"));
         assert!(!registrable("http://192.168.1.20/cb"));

@@ -59,8 +59,8 @@ fn spawn_connection(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch:
         async move { Ok::<_, Infallible>(dispatch(shared, req, kill).await) }
     });
     tokio::spawn(async move {
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), svc);
+        let conn =
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
         // Dropping `conn` closes the socket without an answer (refuse / drop-token faults).
         tokio::select! {
             _ = conn => {}
@@ -96,7 +96,8 @@ async fn route(
     body: &str,
     is_form: bool,
 ) -> Out {
-    let wrong_method = || client_error(405, "method_not_allowed", "Method Not Allowed", json!(null));
+    let wrong_method =
+        || client_error(405, "method_not_allowed", "Method Not Allowed", json!(null));
     match path {
         "/api/oauth2/authorize" => match *method {
             Method::GET => oauth::authorize_get(shared, query),
@@ -127,7 +128,11 @@ async fn route(
     }
 }
 
-async fn dispatch(shared: Arc<Shared>, req: Request<Incoming>, kill: Arc<Notify>) -> Response<Body> {
+async fn dispatch(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    kill: Arc<Notify>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
@@ -267,7 +272,9 @@ async fn dispatch(shared: Arc<Shared>, req: Request<Incoming>, kill: Arc<Notify>
         Some(FaultKind::MalformedJson) => {
             let cut = out.body.len() * 2 / 3;
             let mut b = out.body[..cut].to_vec();
-            b.extend_from_slice(b"\n<!-- upstream connect error or disconnect/reset before headers -->");
+            b.extend_from_slice(
+                b"\n<!-- upstream connect error or disconnect/reset before headers -->",
+            );
             out.body = b.into();
             out.status = 200;
             into_response(out, api)
@@ -382,11 +389,15 @@ fn oversized(shared: &Shared, endpoint: Endpoint, bytes: u64, api: bool) -> Resp
     };
     let (head, tail) = if endpoint == Endpoint::Events {
         (
-            "{\"chunk_size\":0,\"next_stream_position\":\"1152921504606846976\",\"entries\":[".to_owned(),
+            "{\"chunk_size\":0,\"next_stream_position\":\"1152921504606846976\",\"entries\":["
+                .to_owned(),
             "]}".to_owned(),
         )
     } else {
-        ("{\"entries\":[".to_owned(), "],\"limit\":100,\"offset\":0,\"total_count\":0}".to_owned())
+        (
+            "{\"entries\":[".to_owned(),
+            "],\"limit\":100,\"offset\":0,\"total_count\":0}".to_owned(),
+        )
     };
     let per = entry.len() as u64 + 1;
     let n = (bytes.saturating_sub((head.len() + tail.len()) as u64) / per).max(1);

@@ -85,12 +85,15 @@ impl Shared {
         let mut generator = Generator::new(config.seed);
         let mut enterprise = generator.enterprise(config.users, now);
         let mut store = EventStore::default();
-        let span = time::Duration::try_from(config.backlog_span)
-            .unwrap_or(time::Duration::days(3));
+        let span = time::Duration::try_from(config.backlog_span).unwrap_or(time::Duration::days(3));
         let n = config.backlog;
         for i in 0..n {
             // Spread evenly, oldest first, ending a few seconds before start.
-            let frac = if n <= 1 { 1.0 } else { i as f64 / (n - 1) as f64 };
+            let frac = if n <= 1 {
+                1.0
+            } else {
+                i as f64 / (n - 1) as f64
+            };
             let processed = now - span + span * frac - time::Duration::seconds(2);
             let ev = generator.event(&mut enterprise, processed, false);
             store.push(&ev.value, ev.created_at, processed);

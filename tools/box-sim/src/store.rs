@@ -133,7 +133,6 @@ impl EventStore {
         self.events.len()
     }
 
-
     /// All stored events in processing order.
     pub fn events(&self) -> &[StoredEvent] {
         &self.events
@@ -249,7 +248,9 @@ impl EventStore {
                     None
                 };
                 match dup {
-                    Some(d) if q.event_types.is_empty() || q.event_types.contains(&d.event_type) => {
+                    Some(d)
+                        if q.event_types.is_empty() || q.event_types.contains(&d.event_type) =>
+                    {
                         page.entries.push(d.raw.clone());
                         page.ids.push(d.event_id.clone());
                     }

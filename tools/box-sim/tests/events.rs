@@ -1,6 +1,8 @@
 //! `GET /2.0/events` against CONTRACT §2 (checklist §7 item 4): both admin stream semantics,
 //! cursors above 2^53 in both JSON forms, limits, filters, retention.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
@@ -33,7 +35,11 @@ async fn admin_logs_is_chronological_without_duplicates() {
         let page = events_page(
             &sim,
             &token,
-            &[("stream_type", "admin_logs"), ("stream_position", &pos), ("limit", "97")],
+            &[
+                ("stream_type", "admin_logs"),
+                ("stream_position", &pos),
+                ("limit", "97"),
+            ],
         )
         .await;
         pos = position(&page);
@@ -46,15 +52,23 @@ async fn admin_logs_is_chronological_without_duplicates() {
     }
     let times: Vec<OffsetDateTime> = all.iter().map(created).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "not chronological");
-    let ids: Vec<&str> = all.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = all
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "duplicates on admin_logs");
     let generated: HashSet<String> = sim.generated_ids().into_iter().collect();
     assert_eq!(unique.len(), generated.len());
     // The generator's processing order is NOT chronological (that is what makes the two
     // streams differ), so the test above could fail for a lazy implementation.
-    let streaming = drain(&sim, &token, "admin_logs_streaming", "0", "500", &[]).await.0;
-    assert_ne!(streaming, ids.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let streaming = drain(&sim, &token, "admin_logs_streaming", "0", "500", &[])
+        .await
+        .0;
+    assert_ne!(
+        streaming,
+        ids.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    );
 }
 
 /// created_after / created_before bound admin_logs (inclusive), accept `Z` and offsets, and a
@@ -91,7 +105,11 @@ async fn admin_logs_created_window() {
         let page = events_page(
             &sim,
             &token,
-            &[("stream_type", "admin_logs"), ("stream_position", &pos), ("limit", "500")],
+            &[
+                ("stream_type", "admin_logs"),
+                ("stream_position", &pos),
+                ("limit", "500"),
+            ],
         )
         .await;
         pos = position(&page);
@@ -102,7 +120,10 @@ async fn admin_logs_created_window() {
         for e in entries {
             let t = created(e);
             let inside = t >= after && t <= before;
-            assert_eq!(inside, got.contains(&e["event_id"].as_str().unwrap().to_owned()));
+            assert_eq!(
+                inside,
+                got.contains(&e["event_id"].as_str().unwrap().to_owned())
+            );
             in_window += usize::from(inside);
         }
     }
@@ -154,7 +175,12 @@ async fn streaming_injects_duplicates() {
     let token = ccg_token(&sim).await;
     let (got, _) = drain(&sim, &token, "admin_logs_streaming", "0", "50", &[]).await;
     let unique: HashSet<&String> = got.iter().collect();
-    assert!(got.len() > unique.len() + 40, "{} vs {}", got.len(), unique.len());
+    assert!(
+        got.len() > unique.len() + 40,
+        "{} vs {}",
+        got.len(),
+        unique.len()
+    );
     assert_eq!(unique.len(), sim.generated_ids().len());
     let mut within_page = false;
     for rec in sim.requests() {
@@ -172,7 +198,10 @@ async fn now_then_only_new_events() {
     let page = events_page(
         &sim,
         &token,
-        &[("stream_type", "admin_logs_streaming"), ("stream_position", "now")],
+        &[
+            ("stream_type", "admin_logs_streaming"),
+            ("stream_position", "now"),
+        ],
     )
     .await;
     assert_eq!(page["chunk_size"], 0);
@@ -236,7 +265,10 @@ async fn positions_are_huge_in_both_forms() {
             assert!(digits.chars().all(|c| c.is_ascii_digit()), "{token_text}");
             let n: u64 = digits.parse().unwrap();
             assert!(n > 1 << 53, "{n}");
-            assert!(n as f64 as u64 != n, "must not survive an f64 round trip: {n}");
+            assert!(
+                n as f64 as u64 != n,
+                "must not survive an f64 round trip: {n}"
+            );
             match form {
                 PositionForm::String => assert!(token_text.starts_with('"'), "{token_text}"),
                 PositionForm::Integer => assert!(!token_text.contains('"'), "{token_text}"),
@@ -262,16 +294,32 @@ async fn f64_rounded_cursor_is_detectably_wrong() {
             ("limit", "10".to_owned()),
         ]
     };
-    let first = events_page(&sim, &token, &[("stream_type", "admin_logs_streaming"), ("limit", "10")]).await;
+    let first = events_page(
+        &sim,
+        &token,
+        &[("stream_type", "admin_logs_streaming"), ("limit", "10")],
+    )
+    .await;
     let pos = position(&first);
     let rounded = format!("{}", pos.parse::<f64>().unwrap() as u64);
     assert_ne!(pos, rounded);
-    let good = ids(&events_page(&sim, &token, &q(&pos).iter().map(|(a, b)| (*a, b.as_str())).collect::<Vec<_>>()).await);
+    let good = ids(&events_page(
+        &sim,
+        &token,
+        &q(&pos)
+            .iter()
+            .map(|(a, b)| (*a, b.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await);
     let (status, _, text) = api_get(
         &sim,
         &token,
         "/events",
-        &q(&rounded).iter().map(|(a, b)| (*a, b.as_str())).collect::<Vec<_>>(),
+        &q(&rounded)
+            .iter()
+            .map(|(a, b)| (*a, b.as_str()))
+            .collect::<Vec<_>>(),
     )
     .await;
     if status == StatusCode::OK {
@@ -297,8 +345,13 @@ async fn limit_default_and_max() {
         let page = events_page(&sim, &token, &[("stream_type", stream), ("limit", "800")]).await;
         assert_eq!(page["entries"].as_array().unwrap().len(), 500);
         for bad in ["abc", "0", "-5"] {
-            let (status, _, body) =
-                api_get(&sim, &token, "/events", &[("stream_type", stream), ("limit", bad)]).await;
+            let (status, _, body) = api_get(
+                &sim,
+                &token,
+                "/events",
+                &[("stream_type", stream), ("limit", bad)],
+            )
+            .await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
             let body: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(body["type"], "error");
@@ -357,7 +410,12 @@ async fn bad_positions_and_stream_types() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
     let streaming_pos = position(
-        &events_page(&sim, &token, &[("stream_type", "admin_logs_streaming"), ("limit", "1")]).await,
+        &events_page(
+            &sim,
+            &token,
+            &[("stream_type", "admin_logs_streaming"), ("limit", "1")],
+        )
+        .await,
     );
     let future = (box_sim::STREAM_BASE + 1_000_000).to_string();
     for (stream, pos) in [
@@ -411,7 +469,11 @@ async fn retention_windows() {
     let page = events_page(
         &sim,
         &token,
-        &[("stream_type", "admin_logs_streaming"), ("stream_position", &old_cursor), ("limit", "1")],
+        &[
+            ("stream_type", "admin_logs_streaming"),
+            ("stream_position", &old_cursor),
+            ("limit", "1"),
+        ],
     )
     .await;
     assert_eq!(ids(&page)[0], streaming[0]);

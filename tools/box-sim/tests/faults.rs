@@ -1,5 +1,7 @@
 //! Every fault mode, seen from the client side, plus the `/_sim/` control surface.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -40,7 +42,11 @@ async fn rate_limit_count_and_scope() {
     }
     let (status, _, _) = api_get(&sim, &token, "/events", &[STREAM]).await;
     assert_eq!(status, StatusCode::OK);
-    let faulted = sim.requests().iter().filter(|r| r.fault.as_deref() == Some("rate_limit")).count();
+    let faulted = sim
+        .requests()
+        .iter()
+        .filter(|r| r.fault.as_deref() == Some("rate_limit"))
+        .count();
     assert_eq!(faulted, 2);
 }
 
@@ -70,7 +76,11 @@ async fn duration_limited_fault_expires() {
 async fn server_error_bodies() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
-    for (code, body) in [(500, ErrorBody::Json), (502, ErrorBody::Empty), (503, ErrorBody::Html)] {
+    for (code, body) in [
+        (500, ErrorBody::Json),
+        (502, ErrorBody::Empty),
+        (503, ErrorBody::Html),
+    ] {
         sim.faults().add(
             Fault::new(FaultKind::ServerError {
                 status: code,
@@ -90,7 +100,12 @@ async fn server_error_bodies() {
             ErrorBody::Empty => assert!(text.is_empty()),
             ErrorBody::Html => {
                 assert!(text.starts_with("<html>"));
-                assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+                assert!(
+                    headers["content-type"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("text/html")
+                );
                 assert!(serde_json::from_str::<Value>(&text).is_err());
             }
         }
@@ -102,8 +117,11 @@ async fn server_error_bodies() {
 async fn slow_responses() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
-    sim.faults()
-        .add(Fault::new(FaultKind::Slow { delay_ms: 400 }).on(Endpoint::Users).times(1));
+    sim.faults().add(
+        Fault::new(FaultKind::Slow { delay_ms: 400 })
+            .on(Endpoint::Users)
+            .times(1),
+    );
     let t = Instant::now();
     let (status, _, _) = api_get(&sim, &token, "/users/me", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -115,9 +133,16 @@ async fn slow_responses() {
 async fn hang_times_out() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
-    sim.faults()
-        .add(Fault::new(FaultKind::Outage { mode: OutageMode::Hang }).on(Endpoint::Events));
-    let c = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    sim.faults().add(
+        Fault::new(FaultKind::Outage {
+            mode: OutageMode::Hang,
+        })
+        .on(Endpoint::Events),
+    );
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
     let err = c
         .get(format!("{}/events", sim.api_base()))
         .bearer_auth(&token)
@@ -136,8 +161,12 @@ async fn hang_times_out() {
 async fn refuse_closes_connection() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
-    sim.faults()
-        .add(Fault::new(FaultKind::Outage { mode: OutageMode::Refuse }).times(1));
+    sim.faults().add(
+        Fault::new(FaultKind::Outage {
+            mode: OutageMode::Refuse,
+        })
+        .times(1),
+    );
     let err = client()
         .get(format!("{}/events", sim.api_base()))
         .bearer_auth(&token)
@@ -156,11 +185,15 @@ async fn refuse_closes_connection() {
 async fn malformed_json_body() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
-    sim.faults().add(Fault::new(FaultKind::MalformedJson).times(1));
+    sim.faults()
+        .add(Fault::new(FaultKind::MalformedJson).times(1));
     let (status, _, text) = api_get(&sim, &token, "/events", &[STREAM]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(serde_json::from_str::<Value>(&text).is_err());
-    assert!(sim.handed_out_ids(StreamType::AdminLogsStreaming).is_empty());
+    assert!(
+        sim.handed_out_ids(StreamType::AdminLogsStreaming)
+            .is_empty()
+    );
 }
 
 /// Truncated bodies (short Content-Length and cut chunked stream) fail while reading the body.
@@ -169,7 +202,8 @@ async fn truncated_bodies_fail_to_read() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
     for mode in [TruncateMode::ContentLength, TruncateMode::Chunked] {
-        sim.faults().add(Fault::new(FaultKind::TruncatedBody { mode }).times(1));
+        sim.faults()
+            .add(Fault::new(FaultKind::TruncatedBody { mode }).times(1));
         let resp = client()
             .get(format!("{}/events", sim.api_base()))
             .bearer_auth(&token)
@@ -179,8 +213,15 @@ async fn truncated_bodies_fail_to_read() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let declared = resp.headers().get("content-length").cloned();
-        assert_eq!(declared.is_some(), mode == TruncateMode::ContentLength, "{mode:?}");
-        assert!(resp.bytes().await.is_err(), "{mode:?}: body must not complete");
+        assert_eq!(
+            declared.is_some(),
+            mode == TruncateMode::ContentLength,
+            "{mode:?}"
+        );
+        assert!(
+            resp.bytes().await.is_err(),
+            "{mode:?}: body must not complete"
+        );
     }
     let (status, _, _) = api_get(&sim, &token, "/events", &[STREAM]).await;
     assert_eq!(status, StatusCode::OK);
@@ -202,10 +243,18 @@ async fn oversized_body() {
         .send()
         .await
         .unwrap();
-    let declared: usize = resp.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let declared: usize = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let body = resp.bytes().await.unwrap();
     assert_eq!(body.len(), declared);
-    assert!(body.len() > 2_900_000 && body.len() <= 3_000_000, "{}", body.len());
+    assert!(
+        body.len() > 2_900_000 && body.len() <= 3_000_000,
+        "{}",
+        body.len()
+    );
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(v["entries"].as_array().unwrap().len() > 100);
 }
@@ -223,15 +272,27 @@ async fn legacy_zero_position() {
         let token = ccg_token(&sim).await;
         let first = events_page(&sim, &token, &[STREAM, ("limit", "5")]).await;
         let pos = position(&first);
-        sim.faults().add(Fault::new(FaultKind::LegacyZeroPosition).times(1));
-        let (_, _, text) = api_get(&sim, &token, "/events", &[STREAM, ("stream_position", &pos)]).await;
+        sim.faults()
+            .add(Fault::new(FaultKind::LegacyZeroPosition).times(1));
+        let (_, _, text) = api_get(
+            &sim,
+            &token,
+            "/events",
+            &[STREAM, ("stream_position", &pos)],
+        )
+        .await;
         let want = match form {
             PositionForm::String => "\"next_stream_position\":\"0\"",
             PositionForm::Integer => "\"next_stream_position\":0,",
         };
         assert!(text.contains(want), "{text}");
         assert!(text.contains("\"entries\":[]"));
-        let next = events_page(&sim, &token, &[STREAM, ("stream_position", &pos), ("limit", "5")]).await;
+        let next = events_page(
+            &sim,
+            &token,
+            &[STREAM, ("stream_position", &pos), ("limit", "5")],
+        )
+        .await;
         assert_eq!(ids(&next).len(), 5);
         assert_ne!(ids(&next), ids(&first));
     }
@@ -243,11 +304,24 @@ async fn cursor_declared_unknown() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
     let pos = position(&events_page(&sim, &token, &[STREAM, ("limit", "5")]).await);
-    sim.faults().add(Fault::new(FaultKind::InvalidStreamPosition).times(1));
-    let (status, _, body) = api_get(&sim, &token, "/events", &[STREAM, ("stream_position", &pos)]).await;
+    sim.faults()
+        .add(Fault::new(FaultKind::InvalidStreamPosition).times(1));
+    let (status, _, body) = api_get(
+        &sim,
+        &token,
+        "/events",
+        &[STREAM, ("stream_position", &pos)],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("Invalid stream position"));
-    let (status, _, _) = api_get(&sim, &token, "/events", &[STREAM, ("stream_position", &pos)]).await;
+    let (status, _, _) = api_get(
+        &sim,
+        &token,
+        "/events",
+        &[STREAM, ("stream_position", &pos)],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -260,10 +334,23 @@ async fn short_pages_mid_stream() {
     })
     .await;
     let token = ccg_token(&sim).await;
-    sim.faults().add(Fault::new(FaultKind::ShortPages { max_entries: Some(3) }).times(5));
+    sim.faults().add(
+        Fault::new(FaultKind::ShortPages {
+            max_entries: Some(3),
+        })
+        .times(5),
+    );
     let page = events_page(&sim, &token, &[STREAM, ("limit", "100")]).await;
     assert_eq!(ids(&page).len(), 3);
-    let (rest, _) = drain(&sim, &token, "admin_logs_streaming", &position(&page), "100", &[]).await;
+    let (rest, _) = drain(
+        &sim,
+        &token,
+        "admin_logs_streaming",
+        &position(&page),
+        "100",
+        &[],
+    )
+    .await;
     let mut all = ids(&page);
     all.extend(rest);
     assert_eq!(all, sim.generated_ids());
@@ -280,7 +367,8 @@ async fn duplicates_fault() {
     let token = ccg_token(&sim).await;
     let (clean, _) = drain(&sim, &token, "admin_logs_streaming", "0", "100", &[]).await;
     assert_eq!(clean, sim.generated_ids(), "no duplicates by default");
-    sim.faults().add(Fault::new(FaultKind::Duplicates { rate: 0.5 }));
+    sim.faults()
+        .add(Fault::new(FaultKind::Duplicates { rate: 0.5 }));
     let (dups, _) = drain(&sim, &token, "admin_logs_streaming", "0", "100", &[]).await;
     assert!(dups.len() > clean.len() + 50);
 }
@@ -291,8 +379,11 @@ async fn duplicates_fault() {
 async fn drop_token_response_after_rotation() {
     let sim = start(config()).await;
     let (_, rt) = user_tokens(&sim).await;
-    sim.faults()
-        .add(Fault::new(FaultKind::DropTokenResponse).on(Endpoint::Token).times(1));
+    sim.faults().add(
+        Fault::new(FaultKind::DropTokenResponse)
+            .on(Endpoint::Token)
+            .times(1),
+    );
     let c = sim.config().clone();
     let form = [
         ("grant_type", "refresh_token"),
@@ -307,7 +398,11 @@ async fn drop_token_response_after_rotation() {
         .await
         .unwrap_err();
     assert!(err.status().is_none(), "{err}");
-    assert_eq!(sim.valid_refresh_tokens(), 1, "the new pair exists server-side");
+    assert_eq!(
+        sim.valid_refresh_tokens(),
+        1,
+        "the new pair exists server-side"
+    );
     let (status, body) = token_request(&sim, &form).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_description"], "Refresh token has expired");
@@ -318,16 +413,25 @@ async fn drop_token_response_after_rotation() {
 async fn token_scoped_fault() {
     let sim = start(config()).await;
     let token = ccg_token(&sim).await;
-    sim.faults().add(Fault::new(FaultKind::ServerError {
-        status: 500,
-        body: ErrorBody::Json,
-        retry_after: None,
-    })
-    .on(Endpoint::Token));
+    sim.faults().add(
+        Fault::new(FaultKind::ServerError {
+            status: 500,
+            body: ErrorBody::Json,
+            retry_after: None,
+        })
+        .on(Endpoint::Token),
+    );
     let (status, _, _) = api_get(&sim, &token, "/events", &[STREAM]).await;
     assert_eq!(status, StatusCode::OK);
     let c = sim.config();
-    let (status, _) = token_request(&sim, &[("grant_type", "client_credentials"), ("client_id", &c.client_id)]).await;
+    let (status, _) = token_request(
+        &sim,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.client_id),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
 
@@ -349,10 +453,22 @@ async fn control_surface() {
     for (bad, needle) in [
         ("{not json".to_owned(), "not valid JSON"),
         (json!({"fault": "meteor"}).to_string(), "unknown variant"),
-        (json!({"fault": "rate_limit", "retry_after": 10_000_000}).to_string(), "retry_after"),
-        (json!({"fault": "duplicates", "rate": -1}).to_string(), "rate"),
-        (json!({"fault": "slow", "delay_ms": 1, "endpoint": "nowhere"}).to_string(), "endpoint"),
-        (json!([{"fault": "malformed_json"}, {"fault": "nope"}]).to_string(), "unknown variant"),
+        (
+            json!({"fault": "rate_limit", "retry_after": 10_000_000}).to_string(),
+            "retry_after",
+        ),
+        (
+            json!({"fault": "duplicates", "rate": -1}).to_string(),
+            "rate",
+        ),
+        (
+            json!({"fault": "slow", "delay_ms": 1, "endpoint": "nowhere"}).to_string(),
+            "endpoint",
+        ),
+        (
+            json!([{"fault": "malformed_json"}, {"fault": "nope"}]).to_string(),
+            "unknown variant",
+        ),
     ] {
         let resp = post("/_sim/faults", bad.clone()).await.unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
@@ -362,33 +478,70 @@ async fn control_surface() {
     assert!(sim.faults().list().is_empty(), "nothing half-added");
     let resp = post(
         "/_sim/faults",
-        json!({"fault": "rate_limit", "retry_after": 3, "endpoint": "events", "count": 1}).to_string(),
+        json!({"fault": "rate_limit", "retry_after": 3, "endpoint": "events", "count": 1})
+            .to_string(),
     )
     .await
     .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let (status, _, _) = api_get(&sim, &token, "/events", &[STREAM]).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    post("/_sim/faults", json!({"fault": "malformed_json"}).to_string()).await.unwrap();
-    let listed: Value = c.get(format!("{base}/_sim/faults")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed[0]["fault"], "malformed_json");
-    let cleared: Value = post("/_sim/faults/clear", String::new()).await.unwrap().json().await.unwrap();
-    assert_eq!(cleared["cleared"], 1);
-    let added: Value = post("/_sim/events", sample("event-02-failed-login.json").to_string())
+    post(
+        "/_sim/faults",
+        json!({"fault": "malformed_json"}).to_string(),
+    )
+    .await
+    .unwrap();
+    let listed: Value = c
+        .get(format!("{base}/_sim/faults"))
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    assert_eq!(listed[0]["fault"], "malformed_json");
+    let cleared: Value = post("/_sim/faults/clear", String::new())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["cleared"], 1);
+    let added: Value = post(
+        "/_sim/events",
+        sample("event-02-failed-login.json").to_string(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(added["added"], 1);
-    let stats: Value = c.get(format!("{base}/_sim/stats")).send().await.unwrap().json().await.unwrap();
+    let stats: Value = c
+        .get(format!("{base}/_sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stats["events_generated"], 51);
     assert_eq!(stats["valid_access_tokens"], 1);
     let resp = c.get(format!("{base}/_sim/nothing")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    let resp = c.get(format!("{base}/_sim/revoke-all")).send().await.unwrap();
+    let resp = c
+        .get(format!("{base}/_sim/revoke-all"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let revoked: Value = post("/_sim/revoke-all", String::new()).await.unwrap().json().await.unwrap();
+    let revoked: Value = post("/_sim/revoke-all", String::new())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(revoked["revoked"], 1);
     let (status, _, _) = api_get(&sim, &token, "/events", &[STREAM]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

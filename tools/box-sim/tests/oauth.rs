@@ -1,5 +1,7 @@
 //! OAuth 2.0 behaviour of the simulator against CONTRACT §1 (checklist §7 items 1–3).
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::time::Duration;
@@ -28,11 +30,19 @@ async fn allow_redirects_with_code_and_state() {
         ("code_challenge", "ignored"),
         ("code_challenge_method", "S256"),
     ];
-    let page = client().get(sim.authorize_url()).query(&params).send().await.unwrap();
+    let page = client()
+        .get(sim.authorize_url())
+        .query(&params)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("value=\"allow\"") && html.contains("value=\"deny\""));
-    assert!(!html.contains("x&y"), "state must be HTML-escaped in the form");
+    assert!(
+        !html.contains("x&y"),
+        "state must be HTML-escaped in the form"
+    );
     let resp = consent(&sim, "allow", &params).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let loc = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -87,7 +97,10 @@ async fn code_expires() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
-    assert_eq!(body["error_description"], "The authorization code has expired");
+    assert_eq!(
+        body["error_description"],
+        "The authorization code has expired"
+    );
 }
 
 /// Deny redirects with `error=access_denied`, a description and the state, and no code.
@@ -98,7 +111,11 @@ async fn deny_redirects_access_denied() {
     let resp = consent(
         &sim,
         "deny",
-        &[("response_type", "code"), ("client_id", &cid), ("state", "s1")],
+        &[
+            ("response_type", "code"),
+            ("client_id", &cid),
+            ("state", "s1"),
+        ],
     )
     .await;
     assert_eq!(resp.status(), StatusCode::FOUND);
@@ -124,7 +141,10 @@ async fn redirect_mismatch_and_missing_do_not_redirect() {
     let cid = sim.config().client_id.clone();
     for (uri, expect) in [
         (Some("https://evil.example.com/cb"), "redirect_uri_mismatch"),
-        (Some("https://box.example.com/setup/cb/extra"), "redirect_uri_mismatch"),
+        (
+            Some("https://box.example.com/setup/cb/extra"),
+            "redirect_uri_mismatch",
+        ),
         (Some("http://192.168.1.20/cb"), "redirect_uri_mismatch"),
         (None, "redirect_uri_missing"),
     ] {
@@ -132,7 +152,12 @@ async fn redirect_mismatch_and_missing_do_not_redirect() {
         if let Some(u) = uri {
             params.push(("redirect_uri", u));
         }
-        let resp = client().get(sim.authorize_url()).query(&params).send().await.unwrap();
+        let resp = client()
+            .get(sim.authorize_url())
+            .query(&params)
+            .send()
+            .await
+            .unwrap();
         assert!(!resp.status().is_redirection());
         assert!(resp.headers().get("location").is_none());
         assert!(resp.text().await.unwrap().contains(expect), "{uri:?}");
@@ -153,7 +178,11 @@ async fn loopback_any_port() {
             consent(
                 &sim,
                 "allow",
-                &[("response_type", "code"), ("client_id", &cid), ("redirect_uri", uri)],
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &cid),
+                    ("redirect_uri", uri),
+                ],
             )
             .await
         }
@@ -161,7 +190,10 @@ async fn loopback_any_port() {
     let ok = try_uri("http://127.0.0.1:54321/callback").await;
     assert_eq!(ok.status(), StatusCode::FOUND);
     let loc = ok.headers()["location"].to_str().unwrap().to_owned();
-    assert!(loc.starts_with("http://127.0.0.1:54321/callback?code="), "{loc}");
+    assert!(
+        loc.starts_with("http://127.0.0.1:54321/callback?code="),
+        "{loc}"
+    );
     for bad in [
         "http://localhost:54321/callback",
         "http://127.0.0.1:54321/other",
@@ -339,7 +371,11 @@ async fn expired_access_token_is_401() {
             "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\""
         );
     }
-    let resp = client().get(format!("{}/events", sim.api_base())).send().await.unwrap();
+    let resp = client()
+        .get(format!("{}/events", sim.api_base()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "no token at all");
 }
 
@@ -379,7 +415,12 @@ async fn client_credentials() {
     let token = body["access_token"].as_str().unwrap();
     let (_, _, me) = api_get(&sim, token, "/users/me", &[("fields", "login,enterprise")]).await;
     let me: Value = serde_json::from_str(&me).unwrap();
-    assert!(me["login"].as_str().unwrap().ends_with("@boxdevedition.com"));
+    assert!(
+        me["login"]
+            .as_str()
+            .unwrap()
+            .ends_with("@boxdevedition.com")
+    );
     assert_eq!(me["enterprise"]["id"], c.enterprise_id.as_str());
 }
 

@@ -1,5 +1,7 @@
 //! `GET /2.0/users` and `/users/me` against CONTRACT §3 (checklist §7 item 5).
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::collections::HashSet;
@@ -86,7 +88,11 @@ async fn marker_paging_covers_all_once() {
         let mut seen = Vec::new();
         let mut last_page = Value::Null;
         for _ in 0..100 {
-            let mut q = vec![("usemarker", "true"), ("limit", "8"), ("user_type", "managed")];
+            let mut q = vec![
+                ("usemarker", "true"),
+                ("limit", "8"),
+                ("user_type", "managed"),
+            ];
             if let Some(m) = &marker {
                 q.push(("marker", m));
             }
@@ -111,7 +117,9 @@ async fn marker_paging_covers_all_once() {
         }
         assert_eq!(seen, sim.managed_user_ids(), "{end:?}");
         match end {
-            EndMarker::Null => assert!(last_page["next_marker"].is_null() && last_page.get("next_marker").is_some()),
+            EndMarker::Null => assert!(
+                last_page["next_marker"].is_null() && last_page.get("next_marker").is_some()
+            ),
             EndMarker::Empty => assert_eq!(last_page["next_marker"], ""),
             EndMarker::Absent => assert!(last_page.get("next_marker").is_none()),
         }
@@ -152,32 +160,50 @@ async fn fields_filters_and_types() {
     })
     .await;
     let token = ccg_token(&sim).await;
-    let (_, page) = users(&sim, &token, &[("fields", "status,role,enterprise"), ("limit", "1000")]).await;
+    let (_, page) = users(
+        &sim,
+        &token,
+        &[("fields", "status,role,enterprise"), ("limit", "1000")],
+    )
+    .await;
     let entries = page["entries"].as_array().unwrap();
     let mut statuses = HashSet::new();
     let mut roles = HashSet::new();
     for u in entries {
         let keys: HashSet<&str> = u.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, HashSet::from(["type", "id", "status", "role", "enterprise"]));
+        assert_eq!(
+            keys,
+            HashSet::from(["type", "id", "status", "role", "enterprise"])
+        );
         statuses.insert(u["status"].as_str().unwrap().to_owned());
         roles.insert(u["role"].as_str().unwrap().to_owned());
     }
     for s in ["active", "inactive"] {
         assert!(statuses.contains(s), "{statuses:?}");
     }
-    assert_eq!(roles, HashSet::from(["admin".into(), "coadmin".into(), "user".into()]));
-    assert!(statuses.iter().all(|s| [
-        "active",
-        "inactive",
-        "cannot_delete_edit",
-        "cannot_delete_edit_upload"
-    ]
-    .contains(&s.as_str())));
+    assert_eq!(
+        roles,
+        HashSet::from(["admin".into(), "coadmin".into(), "user".into()])
+    );
+    assert!(statuses.iter().all(|s| {
+        [
+            "active",
+            "inactive",
+            "cannot_delete_edit",
+            "cannot_delete_edit_upload",
+        ]
+        .contains(&s.as_str())
+    }));
 
     let (_, all) = users(&sim, &token, &[("fields", "login,name"), ("limit", "1000")]).await;
     let first = all["entries"][0].clone();
     let prefix = &first["login"].as_str().unwrap()[..3];
-    let (_, filtered) = users(&sim, &token, &[("filter_term", prefix), ("fields", "login,name")]).await;
+    let (_, filtered) = users(
+        &sim,
+        &token,
+        &[("filter_term", prefix), ("fields", "login,name")],
+    )
+    .await;
     let got = filtered["entries"].as_array().unwrap();
     assert!(!got.is_empty());
     for u in got {
@@ -188,7 +214,11 @@ async fn fields_filters_and_types() {
         );
     }
     let (_, ext) = users(&sim, &token, &[("user_type", "external")]).await;
-    assert_eq!(ext["entries"].as_array().unwrap().len(), 0, "external needs exact login");
+    assert_eq!(
+        ext["entries"].as_array().unwrap().len(),
+        0,
+        "external needs exact login"
+    );
     let (status, _) = users(&sim, &token, &[("user_type", "robots")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -63,11 +63,7 @@ pub fn param(url: &str, name: &str) -> Option<String> {
 
 /// Submits the consent form ("allow" or "deny") with these authorize parameters; returns the
 /// response (a 302 on success).
-pub async fn consent(
-    sim: &SimHandle,
-    action: &str,
-    params: &[(&str, &str)],
-) -> reqwest::Response {
+pub async fn consent(sim: &SimHandle, action: &str, params: &[(&str, &str)]) -> reqwest::Response {
     let mut form: Vec<(&str, &str)> = params.to_vec();
     form.push(("action", action));
     client()
