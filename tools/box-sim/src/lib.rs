@@ -13,6 +13,30 @@
 //! * `control`: the `/_sim/` HTTP control surface.
 //! * `server`: accept loop, per-connection kill/hang, transport faults, request log.
 //!
+//! # Control surface (`/_sim/`, never faulted, never recorded)
+//! * `GET /_sim/stats`, `GET /_sim/faults`, `GET /_sim/requests`
+//! * `POST /_sim/faults` with one fault or an array, e.g.
+//!   `{"fault":"rate_limit","retry_after":5,"endpoint":"events","count":3}`. Common keys:
+//!   `endpoint` (`any` default, `authorize`, `token`, `revoke`, `events`, `users`), `count`
+//!   (next N affected requests), `duration_ms` / `duration_secs`; neither = until cleared.
+//!   Faults: `outage` (`mode`: `refuse`|`hang`), `rate_limit` (`retry_after`), `server_error`
+//!   (`status` 500..=599, `body`: `json`|`empty`|`html`, `retry_after`?), `slow` (`delay_ms`),
+//!   `malformed_json`, `truncated_body` (`mode`: `content_length`|`chunked`), `oversized_body`
+//!   (`bytes`, default 20 MiB), `legacy_zero_position`, `invalid_stream_position`,
+//!   `drop_token_response`, `short_pages` (`max_entries`?), `duplicates` (`rate`).
+//!   Answers `{"added":[ids]}` or 400 `{"error":"..."}` (nothing is added then).
+//! * `POST /_sim/faults/clear`, `POST /_sim/revoke-all`, `POST /_sim/events` (event or array).
+//!
+//! # Modelling choices where the contract is silent
+//! * `created_after`/`created_before` are both inclusive; a cursor beyond the 14-day streaming
+//!   window silently resumes at the oldest retained event; no ~12 s streaming delay buffer.
+//! * User streams (`all`/`changes`/`sync`, the default) answer an empty page: not modelled.
+//! * `limit` above the maximum is clamped (500 events, 1000 users); non-numbers are
+//!   `invalid_limit`, values < 1 `bad_request`.
+//! * With `fields`, users carry only `type`, `id` and the requested fields (verbatim NODE
+//!   fixture `user-me-fields-enterprise.json`), not name/login.
+//! * The CCG service account has role `coadmin` and is not part of the `/users` listing.
+//!
 //! # Example
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
