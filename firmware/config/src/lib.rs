@@ -201,13 +201,17 @@ impl Default for Mapping {
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 443)) }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+        }
     }
 }
 
 impl Default for Queue {
     fn default() -> Self {
-        Self { quota_bytes: 1024 * 1024 * 1024 }
+        Self {
+            quota_bytes: 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -219,7 +223,11 @@ pub enum ConfigError {
     #[error("events.page_limit must be between 1 and {MAX_PAGE_LIMIT}, got {0}")]
     PageLimit(u32),
     #[error("events.backfill_days must be at most {max} for stream type {stream}, got {got}")]
-    Backfill { stream: StreamType, max: u32, got: u32 },
+    Backfill {
+        stream: StreamType,
+        max: u32,
+        got: u32,
+    },
     #[error("events.poll_interval_secs must be between 1 and 3600, got {0}")]
     PollInterval(u64),
     #[error("{field} must be an http or https URL, got {url}")]
@@ -228,9 +236,7 @@ pub enum ConfigError {
     Region(String),
     #[error("insightidr.collector.host must not be empty and port must not be 0")]
     Collector,
-    #[error(
-        "mapping.default_domain {0:?} must be 1-15 characters of letters, digits, '-' or '.'"
-    )]
+    #[error("mapping.default_domain {0:?} must be 1-15 characters of letters, digits, '-' or '.'")]
     Domain(String),
     #[error("mapping.authentication_target must be 1-64 printable characters")]
     Target,
@@ -308,7 +314,10 @@ fn check_http(field: &'static str, url: &Url) -> Result<(), ConfigError> {
     if matches!(url.scheme(), "http" | "https") && url.host().is_some() {
         Ok(())
     } else {
-        Err(ConfigError::Url { field, url: url.to_string() })
+        Err(ConfigError::Url {
+            field,
+            url: url.to_string(),
+        })
     }
 }
 
@@ -322,7 +331,9 @@ pub fn valid_region(region: &str) -> bool {
 /// A NetBIOS-style or DNS-style domain name as InsightIDR expects in `account_domain`.
 pub fn valid_domain(domain: &str) -> bool {
     (1..=15).contains(&domain.len())
-        && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]
@@ -335,7 +346,10 @@ mod tests {
         let config = Config::from_toml("").unwrap();
         assert_eq!(config, Config::default());
         assert_eq!(config.events.stream_type, StreamType::AdminLogsStreaming);
-        assert_eq!(config.database_path(), PathBuf::from("/var/lib/boxidr/boxidr.redb"));
+        assert_eq!(
+            config.database_path(),
+            PathBuf::from("/var/lib/boxidr/boxidr.redb")
+        );
     }
 
     /// A typo is an error that names the key, never a silent default.
@@ -351,7 +365,17 @@ mod tests {
         let err = Config::from_toml("[events]\npage_limit = 501\n").unwrap_err();
         assert_eq!(err, ConfigError::PageLimit(501));
         let err = Config::from_toml("[events]\nbackfill_days = 15\n").unwrap_err();
-        assert!(matches!(err, ConfigError::Backfill { max: 14, got: 15, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Backfill {
+                    max: 14,
+                    got: 15,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let ok = Config::from_toml("[events]\nstream_type = \"admin_logs\"\nbackfill_days = 365\n");
         assert!(ok.is_ok());
     }
@@ -364,14 +388,23 @@ mod tests {
              [insightidr.log_search]\nregion = \"eu\"\n",
         )
         .unwrap();
-        assert_eq!(config.box_api.api_base.as_str(), "http://127.0.0.1:9000/2.0");
+        assert_eq!(
+            config.box_api.api_base.as_str(),
+            "http://127.0.0.1:9000/2.0"
+        );
         let log_search = config.insightidr.log_search.unwrap();
         assert_eq!(
             log_search.ingest_base().unwrap().as_str(),
             "https://eu.webhook.logs.insight.rapid7.com/"
         );
         let err = Config::from_toml("[box]\napi_base = \"ftp://x/2.0\"\n").unwrap_err();
-        assert!(matches!(err, ConfigError::Url { field: "box.api_base", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Url {
+                field: "box.api_base",
+                ..
+            }
+        ));
     }
 
     /// Region codes follow `^[a-z]{2,3}[0-9]?$`.

@@ -21,8 +21,7 @@ pub struct EventId(String);
 impl EventId {
     pub fn new(text: impl Into<String>) -> Result<Self, EventError> {
         let text = text.into();
-        if text.is_empty() || text.len() > MAX_EVENT_ID_LEN || text.chars().any(char::is_control)
-        {
+        if text.is_empty() || text.len() > MAX_EVENT_ID_LEN || text.chars().any(char::is_control) {
             return Err(EventError::BadEventId);
         }
         Ok(Self(text))
@@ -176,8 +175,14 @@ mod tests {
     /// Events without a usable id are refused with a reason, not a panic.
     #[test]
     fn bad_events_are_refused() {
-        assert_eq!(BoxEvent::from_value(json!([1])), Err(EventError::NotAnObject));
-        assert_eq!(BoxEvent::from_value(json!({})), Err(EventError::MissingEventId));
+        assert_eq!(
+            BoxEvent::from_value(json!([1])),
+            Err(EventError::NotAnObject)
+        );
+        assert_eq!(
+            BoxEvent::from_value(json!({})),
+            Err(EventError::MissingEventId)
+        );
         assert_eq!(
             BoxEvent::from_value(json!({"event_id": ""})),
             Err(EventError::BadEventId)

@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn malformed_cursors_are_refused() {
         assert_eq!(StreamPosition::new(""), Err(PositionError::Empty));
-        assert_eq!(StreamPosition::new("1 2"), Err(PositionError::BadCharacters));
+        assert_eq!(
+            StreamPosition::new("1 2"),
+            Err(PositionError::BadCharacters)
+        );
         assert_eq!(
             StreamPosition::new("9".repeat(MAX_POSITION_LEN + 1)),
             Err(PositionError::TooLong)

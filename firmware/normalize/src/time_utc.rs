@@ -20,10 +20,10 @@ pub fn to_uef_time(box_time: &str) -> Result<String, TimeError> {
     let parsed = OffsetDateTime::parse(box_time, &Rfc3339)
         .map_err(|_| TimeError(box_time.chars().take(64).collect()))?;
     let utc = parsed.to_offset(UtcOffset::UTC);
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    utc.format(&format).map_err(|_| TimeError(box_time.chars().take(64).collect()))
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    utc.format(&format)
+        .map_err(|_| TimeError(box_time.chars().take(64).collect()))
 }
 
 #[cfg(test)]
@@ -39,7 +39,10 @@ mod tests {
             ("2024-12-31T20:00:00-08:00", "2025-01-01T04:00:00.000Z"),
             ("2024-05-02T21:03:11Z", "2024-05-02T21:03:11.000Z"),
             ("2024-05-02T21:03:11.5+02:00", "2024-05-02T19:03:11.500Z"),
-            ("2024-05-02T21:03:11.123456-07:00", "2024-05-03T04:03:11.123Z"),
+            (
+                "2024-05-02T21:03:11.123456-07:00",
+                "2024-05-03T04:03:11.123Z",
+            ),
             ("2024-05-02T21:03:11.999999Z", "2024-05-02T21:03:11.999Z"),
         ] {
             assert_eq!(to_uef_time(box_time).as_deref(), Ok(uef), "{box_time}");
@@ -49,7 +52,13 @@ mod tests {
     /// Anything else is an error carrying (a bounded prefix of) the input.
     #[test]
     fn rejects_non_rfc3339() {
-        for bad in ["", "yesterday", "2024-05-02 21:03:11", "2024-05-02T21:03:11", "2024-13-02T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-05-02 21:03:11",
+            "2024-05-02T21:03:11",
+            "2024-13-02T00:00:00Z",
+        ] {
             assert!(to_uef_time(bad).is_err(), "{bad}");
         }
         let long = "x".repeat(10_000);
