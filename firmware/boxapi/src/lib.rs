@@ -1,1 +1,16 @@
-//! Box API client: OAuth grants and refresh rotation, events poller, users sync.
+//! Box API client: OAuth grants and refresh rotation, the events reader, users sync.
+//!
+//! Every call is bounded (timeouts, body caps) and every failure is classified
+//! ([`ApiError::recovery`]) so the poller knows whether to wait, refresh once, or stop and ask
+//! an operator. Secrets are [`Secret`]s: never in `Debug`, logs or error text.
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod secret;
+
+pub use auth::{AuthClient, Grant, TokenSet};
+pub use error::{ApiError, AuthError, Recovery};
+pub use events::{EventsClient, EventsPage, EventsRequest};
+pub use secret::Secret;

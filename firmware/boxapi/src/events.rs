@@ -1,0 +1,243 @@
+//! `GET /2.0/events` on the enterprise streams (`shared/box/CONTRACT.md` §2): one call = one page.
+
+use boxidr_model::{BoxEvent, EventError, StreamPosition, StreamType};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::error::ApiError;
+use crate::http;
+use crate::secret::Secret;
+
+/// Where to read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    /// `stream_position=now`: an empty page and the latest position.
+    Now,
+    /// `stream_position=0`: the start of the retention window (or of `created_after`).
+    Start,
+    At(StreamPosition),
+}
+
+/// One page request.
+#[derive(Debug, Clone)]
+pub struct EventsRequest {
+    pub stream: StreamType,
+    pub from: From,
+    pub limit: u32,
+    /// Only `admin_logs` honours these (RFC 3339; sent as UTC `Z`, percent-encoded).
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    pub event_types: Vec<String>,
+}
+
+/// One page as received.
+#[derive(Debug, Clone)]
+pub struct EventsPage {
+    /// Events with a usable `event_id`, in Box's order (duplicates included: the store dedupes).
+    pub events: Vec<BoxEvent>,
+    /// Entries that are not usable events, kept with the reason so they can be counted and
+    /// quarantined rather than silently dropped (ARCHITECTURE invariant 6).
+    pub rejected: Vec<(Value, EventError)>,
+    /// `None` when Box sent no usable position (missing, or the legacy `0` on an empty page):
+    /// the caller keeps its old cursor.
+    pub next_position: Option<StreamPosition>,
+    /// Entries in the page, for "caught up" (`< limit`) decisions.
+    pub entry_count: usize,
+}
+
+#[derive(Deserialize)]
+struct PageBody {
+    #[serde(default)]
+    next_stream_position: Option<Value>,
+    #[serde(default)]
+    entries: Vec<Value>,
+}
+
+/// Reads event pages.
+#[derive(Debug, Clone)]
+pub struct EventsClient {
+    http: reqwest::Client,
+    events_url: Url,
+    max_body: u64,
+}
+
+impl EventsClient {
+    /// `api_base` is e.g. `https://api.box.com/2.0`.
+    pub fn new(http: reqwest::Client, api_base: &Url, max_body: u64) -> Self {
+        let mut events_url = api_base.clone();
+        events_url
+            .path_segments_mut()
+            .map(|mut s| {
+                s.pop_if_empty().push("events");
+            })
+            .ok();
+        Self {
+            http,
+            events_url,
+            max_body,
+        }
+    }
+
+    pub async fn fetch(
+        &self,
+        token: &Secret,
+        request: &EventsRequest,
+    ) -> Result<EventsPage, ApiError> {
+        let url = self.url(request);
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(token.expose())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ApiError::Network {
+                url: http::redacted_url(&url),
+                detail: http::error_chain(&e),
+            })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = http::read_body(response, self.max_body).await?;
+        if status != 200 {
+            return Err(http::status_error(status, &headers, &body));
+        }
+        parse_page(&body)
+    }
+
+    fn url(&self, request: &EventsRequest) -> Url {
+        let mut url = self.events_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("stream_type", request.stream.as_str());
+            let position = match &request.from {
+                From::Now => "now",
+                From::Start => "0",
+                From::At(p) => p.as_str(),
+            };
+            query.append_pair("stream_position", position);
+            query.append_pair("limit", &request.limit.to_string());
+            if !request.event_types.is_empty() {
+                query.append_pair("event_type", &request.event_types.join(","));
+            }
+            if request.stream == StreamType::AdminLogs {
+                if let Some(after) = &request.created_after {
+                    query.append_pair("created_after", after);
+                }
+                if let Some(before) = &request.created_before {
+                    query.append_pair("created_before", before);
+                }
+            }
+        }
+        url
+    }
+}
+
+/// Parses a page body; pure so the sample pages can be tested directly.
+pub fn parse_page(body: &[u8]) -> Result<EventsPage, ApiError> {
+    let page: PageBody = serde_json::from_slice(body).map_err(|e| ApiError::BadBody {
+        detail: format!("events page: {}", http::bounded(&e.to_string())),
+    })?;
+    let next_position = match page.next_stream_position {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let position = StreamPosition::deserialize(&value).map_err(|e| ApiError::BadBody {
+                detail: format!("next_stream_position: {}", http::bounded(&e.to_string())),
+            })?;
+            (!position.is_reset()).then_some(position)
+        }
+    };
+    let entry_count = page.entries.len();
+    let mut events = Vec::with_capacity(entry_count);
+    let mut rejected = Vec::new();
+    for entry in page.entries {
+        match BoxEvent::from_value(entry.clone()) {
+            Ok(event) => events.push(event),
+            Err(reason) => rejected.push((entry, reason)),
+        }
+    }
+    Ok(EventsPage {
+        events,
+        rejected,
+        next_position,
+        entry_count,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../../shared/box/samples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The integer cursor above 2^53 in the sample survives digit for digit.
+    #[test]
+    fn numeric_position_sample() {
+        let page = parse_page(&sample("events-page-numeric-position.json")).unwrap();
+        let text = String::from_utf8(sample("events-page-numeric-position.json")).unwrap();
+        let position = page.next_position.unwrap();
+        assert!(
+            text.contains(position.as_str()),
+            "{position} not verbatim in {text}"
+        );
+        assert!(position.as_str().parse::<u64>().unwrap() > 1 << 53);
+    }
+
+    /// The streaming sample parses with a string cursor and all its events.
+    #[test]
+    fn streaming_sample() {
+        let page = parse_page(&sample("events-page-admin-logs-streaming.json")).unwrap();
+        assert!(page.next_position.is_some());
+        assert_eq!(page.events.len(), page.entry_count);
+        assert!(page.rejected.is_empty());
+    }
+
+    /// The SDK fixture with the same event id twice keeps both (the store dedupes).
+    #[test]
+    fn duplicate_ids_are_kept_for_the_store() {
+        let page = parse_page(&sample("events-page-java-sdk-fixture.json")).unwrap();
+        let mut ids: Vec<_> = page.events.iter().map(|e| e.id().clone()).collect();
+        let before = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert!(ids.len() < before, "fixture has a duplicate id");
+    }
+
+    /// An empty page's legacy `0` cursor is reported as "no position".
+    #[test]
+    fn legacy_zero_is_no_position() {
+        let page =
+            parse_page(br#"{"chunk_size":0,"next_stream_position":"0","entries":[]}"#).unwrap();
+        assert!(page.next_position.is_none());
+        let page =
+            parse_page(br#"{"chunk_size":0,"next_stream_position":0,"entries":[]}"#).unwrap();
+        assert!(page.next_position.is_none());
+        let page = parse_page(br#"{"chunk_size":0,"entries":[]}"#).unwrap();
+        assert!(page.next_position.is_none());
+    }
+
+    /// Entries without an id are kept aside with a reason; junk bodies are errors.
+    #[test]
+    fn bad_entries_and_bodies() {
+        let page = parse_page(
+            br#"{"next_stream_position":"5","entries":[{"event_id":"a"},{"no":"id"},7]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.rejected.len(), 2);
+        assert!(matches!(
+            parse_page(b"{\"entries\":[").unwrap_err(),
+            ApiError::BadBody { .. }
+        ));
+        assert!(matches!(
+            parse_page(br#"{"next_stream_position":1.5e18,"entries":[]}"#).unwrap_err(),
+            ApiError::BadBody { .. }
+        ));
+    }
+}

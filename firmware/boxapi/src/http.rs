@@ -1,0 +1,223 @@
+//! The HTTP plumbing shared by every Box call: one rustls (ring) client, bounded bodies,
+//! `Retry-After`, and Box's error JSON read leniently.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// Sent on every request so Box support can identify the appliance.
+pub const USER_AGENT: &str = concat!("boxidr/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the client used for every Box call: ring-backed rustls verified against the OS
+/// trust store, connect and whole-request timeouts, no redirects (Box's API does not redirect;
+/// following one could leak the bearer token to another host).
+pub fn client(request_timeout: Duration) -> Result<reqwest::Client, ApiError> {
+    // reqwest's "rustls-no-provider" needs a process-wide provider; installing it twice is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ApiError::Network {
+            url: String::new(),
+            detail: e.to_string(),
+        })
+}
+
+/// Reads the body, failing as soon as it exceeds `limit` bytes (Box pages are a few hundred KB;
+/// a runaway body must not exhaust a 512 MB board).
+pub async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, ApiError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > limit {
+                    return Err(ApiError::TooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(ApiError::Network {
+                    url: redacted_url(response.url()),
+                    detail: format!("body cut off: {}", error_chain(&e)),
+                });
+            }
+        }
+    }
+}
+
+/// `Retry-After` in seconds (Box sends integers; fractional values are tolerated).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = text.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// Box's `ClientError` or the hybrid `{error, error_description}` form (CONTRACT §4.1).
+#[derive(Debug, Default, Deserialize)]
+pub struct BoxErrorBody {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+impl BoxErrorBody {
+    /// Parses leniently: empty or HTML bodies give an empty value.
+    pub fn parse(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    pub fn code(&self) -> String {
+        self.code
+            .clone()
+            .or_else(|| self.error.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn message(&self) -> String {
+        let text = self
+            .message
+            .clone()
+            .or_else(|| self.error_description.clone())
+            .unwrap_or_default();
+        bounded(&text)
+    }
+}
+
+/// Maps a non-2xx API response to an error (the body is already read and bounded).
+pub fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let parsed = BoxErrorBody::parse(body);
+    match status {
+        401 => ApiError::Unauthorized,
+        403 => ApiError::Forbidden {
+            code: parsed.code(),
+            message: parsed.message(),
+        },
+        429 => ApiError::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        400 if parsed
+            .message()
+            .to_ascii_lowercase()
+            .contains("stream position") =>
+        {
+            ApiError::InvalidStreamPosition {
+                message: parsed.message(),
+            }
+        }
+        s if s >= 500 => ApiError::Server {
+            status,
+            retry_after: retry_after(headers),
+        },
+        _ => ApiError::Client {
+            status,
+            code: parsed.code(),
+            message: parsed.message(),
+        },
+    }
+}
+
+/// A URL for messages: scheme, host, port and path only (queries may carry cursors, never
+/// secrets, but keep messages short and uniform).
+pub fn redacted_url(url: &reqwest::Url) -> String {
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.path()
+    )
+}
+
+/// The whole cause chain of an error in one line (reqwest's top-level message is vague).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    bounded(&text)
+}
+
+/// Strings from the network are untrusted: cap them and strip control characters.
+pub fn bounded(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    /// Retry-After parses integers and fractions and ignores junk.
+    #[test]
+    fn retry_after_forms() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("100"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(100)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1.5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("-1"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    /// Both error families and non-JSON bodies map to the right class.
+    #[test]
+    fn status_errors() {
+        let h = HeaderMap::new();
+        let sample = br#"{"type":"error","status":403,"code":"access_denied_insufficient_permissions","message":"Access denied - insufficient permission"}"#;
+        match status_error(403, &h, sample) {
+            ApiError::Forbidden { code, .. } => {
+                assert_eq!(code, "access_denied_insufficient_permissions")
+            }
+            other => panic!("{other:?}"),
+        }
+        let hybrid =
+            br#"{"status":403,"error":"Forbidden","error_description":"Unauthorized Access"}"#;
+        match status_error(403, &h, hybrid) {
+            ApiError::Forbidden { code, message } => {
+                assert_eq!(
+                    (code.as_str(), message.as_str()),
+                    ("Forbidden", "Unauthorized Access")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad_pos = br#"{"type":"error","status":400,"code":"bad_request","message":"Invalid stream position"}"#;
+        assert!(matches!(
+            status_error(400, &h, bad_pos),
+            ApiError::InvalidStreamPosition { .. }
+        ));
+        assert!(matches!(
+            status_error(502, &h, b"<html>"),
+            ApiError::Server { status: 502, .. }
+        ));
+        assert!(matches!(status_error(401, &h, b""), ApiError::Unauthorized));
+    }
+
+    /// Hostile text from the network is capped and stripped of control characters.
+    #[test]
+    fn bounded_strips_controls() {
+        let text = bounded(&format!("a\nb\u{0}c{}", "x".repeat(1000)));
+        assert!(text.starts_with("abc"));
+        assert_eq!(text.chars().count(), 300);
+    }
+}
