@@ -30,6 +30,8 @@ pub enum ApiError {
     TooLarge { limit: u64 },
     #[error("Box's response is not the expected JSON: {detail}")]
     BadBody { detail: String },
+    #[error("the local store failed: {detail}")]
+    Store { detail: String },
     #[error("Box's token endpoint refused: {0}")]
     Auth(#[from] AuthError),
 }
@@ -48,9 +50,10 @@ pub enum Recovery {
 impl ApiError {
     pub fn recovery(&self) -> Recovery {
         match self {
-            Self::Network { .. } | Self::TooLarge { .. } | Self::BadBody { .. } => {
-                Recovery::Retry { after: None }
-            }
+            Self::Network { .. }
+            | Self::TooLarge { .. }
+            | Self::BadBody { .. }
+            | Self::Store { .. } => Recovery::Retry { after: None },
             Self::RateLimited { retry_after } | Self::Server { retry_after, .. } => {
                 Recovery::Retry {
                     after: *retry_after,

@@ -20,7 +20,7 @@ pub enum From {
 }
 
 /// One page request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsRequest {
     pub stream: StreamType,
     pub from: From,

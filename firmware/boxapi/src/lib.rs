@@ -8,9 +8,13 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod poller;
 pub mod secret;
+pub mod tokens;
 
 pub use auth::{AuthClient, Grant, TokenSet};
 pub use error::{ApiError, AuthError, Recovery};
 pub use events::{EventsClient, EventsPage, EventsRequest};
+pub use poller::{PollStatus, Poller, PollerConfig};
 pub use secret::Secret;
+pub use tokens::TokenManager;

@@ -1,0 +1,417 @@
+//! The events poller: a pure state machine ([`Poller`]) deciding what to fetch and how long to
+//! wait, and a thin task ([`run`]) that performs it against Box and the store.
+//!
+//! Invariants defended here:
+//! - the cursor only moves through the store's page commit (ARCHITECTURE invariant 1): the
+//!   poller's in-memory cursor is updated from a page only after that page is committed;
+//! - a full queue pauses the poller without advancing (invariant 4);
+//! - errors never spin: capped exponential backoff with jitter, Retry-After honoured,
+//!   operator-level errors stop polling and are reported instead of retried.
+
+use std::time::Duration;
+
+use boxidr_model::{StreamPosition, StreamType};
+use boxidr_store::{CursorKey, PageCommit, Store};
+use tokio::sync::watch;
+
+use crate::error::{ApiError, Recovery};
+use crate::events::{EventsClient, EventsPage, EventsRequest, From};
+use crate::tokens::TokenManager;
+
+/// Longest wait between retries of a failing call.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// First retry delay.
+pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How one stream is polled.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    pub stream: StreamType,
+    pub limit: u32,
+    pub interval: Duration,
+    /// Where to start when no cursor is stored.
+    pub start: From,
+}
+
+/// What the task should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Fetch(EventsRequest),
+    Wait(Duration),
+    /// Polling stops until an operator acts; the reason is shown on health and the page.
+    Halt(String),
+}
+
+/// The sans-IO poller for one cursor.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    config: PollerConfig,
+    cursor: Option<StreamPosition>,
+    failures: u32,
+    wait: Option<Duration>,
+    halted: Option<String>,
+}
+
+impl Poller {
+    /// `committed` is the cursor the store holds (None on first connection).
+    pub fn new(config: PollerConfig, committed: Option<StreamPosition>) -> Self {
+        Self {
+            config,
+            cursor: committed,
+            failures: 0,
+            wait: None,
+            halted: None,
+        }
+    }
+
+    pub fn cursor(&self) -> Option<&StreamPosition> {
+        self.cursor.as_ref()
+    }
+
+    /// The next thing to do. `jitter` is a uniform sample in `[0, 1)` supplied by the caller
+    /// (pure: tests pass fixed values).
+    pub fn step(&mut self) -> Step {
+        if let Some(reason) = &self.halted {
+            return Step::Halt(reason.clone());
+        }
+        if let Some(wait) = self.wait.take() {
+            return Step::Wait(wait);
+        }
+        let from = match &self.cursor {
+            Some(position) => From::At(position.clone()),
+            None => self.config.start.clone(),
+        };
+        Step::Fetch(EventsRequest {
+            stream: self.config.stream,
+            from,
+            limit: self.config.limit,
+            created_after: None,
+            created_before: None,
+            event_types: Vec::new(),
+        })
+    }
+
+    /// A page was committed. A full page means more is waiting: fetch again at once; a short
+    /// page means "caught up for now" (Box may return short pages mid-stream, so it is never
+    /// taken as "complete"), so wait one interval.
+    pub fn on_committed(&mut self, entry_count: usize, next: Option<StreamPosition>) {
+        self.failures = 0;
+        if let Some(next) = next {
+            self.cursor = Some(next);
+        }
+        let full = u32::try_from(entry_count).unwrap_or(u32::MAX) >= self.config.limit;
+        self.wait = (!full).then_some(self.config.interval);
+    }
+
+    /// The queue is at its quota: wait an interval and retry the same page later (Box keeps it).
+    pub fn on_queue_full(&mut self) {
+        self.wait = Some(self.config.interval.max(Duration::from_secs(5)));
+    }
+
+    /// A call failed. `jitter` in `[0, 1)`.
+    pub fn on_error(&mut self, error: &ApiError, jitter: f64) {
+        match error.recovery() {
+            Recovery::Operator => self.halted = Some(error.to_string()),
+            Recovery::Refresh if self.failures == 0 => {
+                // Retry at once with a renewed token; a second 401 in a row backs off.
+                self.failures = 1;
+            }
+            Recovery::Refresh => self.back_off(None, jitter),
+            Recovery::Retry { after } => self.back_off(after, jitter),
+        }
+    }
+
+    /// An operator fixed the problem (new grant, new settings): resume.
+    pub fn resume(&mut self) {
+        self.halted = None;
+        self.failures = 0;
+    }
+
+    fn back_off(&mut self, retry_after: Option<Duration>, jitter: f64) {
+        let delay = backoff(self.failures, jitter);
+        self.failures = self.failures.saturating_add(1);
+        // Box's Retry-After is what Box asked for: honoured as given, not jittered.
+        self.wait = Some(retry_after.unwrap_or(delay));
+    }
+}
+
+/// Capped exponential backoff with ±50 % jitter: `1 s × 2^attempt × (0.5 + jitter)`.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let exp = BASE_BACKOFF.saturating_mul(1u32 << attempt.min(16));
+    let factor = 0.5 + jitter.clamp(0.0, 1.0);
+    exp.mul_f64(factor).min(MAX_BACKOFF)
+}
+
+/// What the task reports after each step (health reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollStatus {
+    pub pages: u64,
+    pub appended: u64,
+    pub duplicates: u64,
+    pub rejected_entries: u64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub queue_full: bool,
+    pub halted: Option<String>,
+}
+
+/// Runs one poller until `shutdown` turns true, committing every page to `store`.
+pub async fn run(
+    mut poller: Poller,
+    events: EventsClient,
+    tokens: &TokenManager,
+    store: &Store,
+    status: watch::Sender<PollStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let key = CursorKey::Stream(poller.config.stream);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let step = poller.step();
+        let wait = match step {
+            Step::Wait(d) => Some(d),
+            Step::Halt(reason) => {
+                status.send_modify(|s| s.halted = Some(reason));
+                None
+            }
+            Step::Fetch(request) => {
+                match fetch(&events, tokens, &request).await {
+                    Ok(page) => commit(&mut poller, store, &key, page, &status).await,
+                    Err(error) => {
+                        tracing::warn!(stream = %request.stream, error = %error, "Box events call failed.");
+                        poller.on_error(&error, rand::random::<f64>());
+                        status.send_modify(|s| {
+                            s.consecutive_failures += 1;
+                            s.last_error = Some(error.to_string());
+                        });
+                    }
+                }
+                continue;
+            }
+        };
+        tokio::select! {
+            () = sleep_or_forever(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn fetch(
+    events: &EventsClient,
+    tokens: &TokenManager,
+    request: &EventsRequest,
+) -> Result<EventsPage, ApiError> {
+    let token = tokens.access_token().await?;
+    let result = events.fetch(&token, request).await;
+    if matches!(result, Err(ApiError::Unauthorized)) {
+        tokens.reject(&token).await;
+    }
+    result
+}
+
+async fn commit(
+    poller: &mut Poller,
+    store: &Store,
+    key: &CursorKey,
+    page: EventsPage,
+    status: &watch::Sender<PollStatus>,
+) {
+    let entry_count = page.entry_count;
+    let next = page.next_position.clone();
+    if !page.rejected.is_empty() {
+        tracing::warn!(
+            count = page.rejected.len(),
+            "Box page had entries without a usable event id."
+        );
+    }
+    let rejected = u64::try_from(page.rejected.len()).unwrap_or(u64::MAX);
+    let last_created_at = page
+        .events
+        .iter()
+        .filter_map(|e| e.created_at())
+        .max()
+        .map(str::to_owned);
+    let commit = PageCommit {
+        cursor: key.clone(),
+        events: page.events,
+        next_position: next.clone(),
+        last_created_at,
+        collected_at_ms: now_ms(),
+    };
+    match store.commit_page(commit).await {
+        Ok(outcome) => {
+            poller.on_committed(entry_count, next);
+            status.send_modify(|s| {
+                s.pages += 1;
+                s.appended += outcome.appended;
+                s.duplicates += outcome.duplicates;
+                s.rejected_entries += rejected;
+                s.consecutive_failures = 0;
+                s.last_error = None;
+                s.queue_full = false;
+            });
+        }
+        Err(e) if e.is_queue_full() => {
+            poller.on_queue_full();
+            status.send_modify(|s| s.queue_full = true);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot commit a Box page; it will be fetched again.");
+            poller.on_error(
+                &ApiError::Store {
+                    detail: e.to_string(),
+                },
+                rand::random::<f64>(),
+            );
+            status.send_modify(|s| {
+                s.consecutive_failures += 1;
+                s.last_error = Some(e.to_string());
+            });
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poller() -> Poller {
+        Poller::new(
+            PollerConfig {
+                stream: StreamType::AdminLogsStreaming,
+                limit: 100,
+                interval: Duration::from_secs(10),
+                start: From::Now,
+            },
+            None,
+        )
+    }
+
+    fn pos(s: &str) -> StreamPosition {
+        StreamPosition::new(s).unwrap()
+    }
+
+    /// First connection starts where configured; afterwards from the committed cursor.
+    #[test]
+    fn starts_then_follows_cursor() {
+        let mut p = poller();
+        assert!(matches!(p.step(), Step::Fetch(r) if r.from == From::Now));
+        p.on_committed(0, Some(pos("1152921504606846977")));
+        assert_eq!(p.step(), Step::Wait(Duration::from_secs(10)));
+        assert!(
+            matches!(p.step(), Step::Fetch(r) if r.from == From::At(pos("1152921504606846977")))
+        );
+    }
+
+    /// A full page is followed at once; a page without a position keeps the old cursor.
+    #[test]
+    fn full_pages_are_followed_immediately() {
+        let mut p = poller();
+        p.on_committed(100, Some(pos("5")));
+        assert!(matches!(p.step(), Step::Fetch(r) if r.from == From::At(pos("5"))));
+        p.on_committed(3, None);
+        assert_eq!(p.step(), Step::Wait(Duration::from_secs(10)));
+        assert_eq!(p.cursor(), Some(&pos("5")));
+    }
+
+    /// Retry-After is honoured as a floor; failures back off exponentially up to the cap.
+    #[test]
+    fn backoff_and_retry_after() {
+        let mut p = poller();
+        p.on_error(
+            &ApiError::RateLimited {
+                retry_after: Some(Duration::from_secs(100)),
+            },
+            0.0,
+        );
+        assert_eq!(p.step(), Step::Wait(Duration::from_secs(100)));
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            p.on_error(
+                &ApiError::Server {
+                    status: 503,
+                    retry_after: None,
+                },
+                0.5,
+            );
+            let Step::Wait(d) = p.step() else {
+                panic!("expected a wait")
+            };
+            waits.push(d);
+        }
+        assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), MAX_BACKOFF);
+        // Success resets the backoff.
+        p.on_committed(100, None);
+        p.on_error(
+            &ApiError::Server {
+                status: 500,
+                retry_after: None,
+            },
+            0.5,
+        );
+        assert_eq!(p.step(), Step::Wait(Duration::from_secs(1)));
+    }
+
+    /// The jitter range is ±50 % around the exponential delay.
+    #[test]
+    fn backoff_bounds() {
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(0, 1.0), Duration::from_millis(1500));
+        assert_eq!(backoff(3, 0.5), Duration::from_secs(8));
+        assert_eq!(backoff(40, 1.0), MAX_BACKOFF);
+    }
+
+    /// One 401 retries at once (after a token renewal); a second in a row backs off.
+    #[test]
+    fn unauthorized_retries_once_then_backs_off() {
+        let mut p = poller();
+        p.on_error(&ApiError::Unauthorized, 0.5);
+        assert!(matches!(p.step(), Step::Fetch(_)));
+        p.on_error(&ApiError::Unauthorized, 0.5);
+        assert!(matches!(p.step(), Step::Wait(_)));
+    }
+
+    /// A spent grant or a permission error halts polling instead of looping; resume clears it.
+    #[test]
+    fn operator_errors_halt() {
+        let mut p = poller();
+        p.on_error(
+            &ApiError::Auth(crate::AuthError::InvalidGrant {
+                description: "Refresh token has expired".into(),
+            }),
+            0.5,
+        );
+        assert!(
+            matches!(p.step(), Step::Halt(reason) if reason.contains("Refresh token has expired"))
+        );
+        assert!(matches!(p.step(), Step::Halt(_)));
+        p.resume();
+        assert!(matches!(p.step(), Step::Fetch(_)));
+    }
+
+    /// A full queue pauses without moving the cursor.
+    #[test]
+    fn queue_full_waits() {
+        let mut p = poller();
+        p.on_committed(100, Some(pos("7")));
+        p.on_queue_full();
+        assert!(matches!(p.step(), Step::Wait(_)));
+        assert!(matches!(p.step(), Step::Fetch(r) if r.from == From::At(pos("7"))));
+    }
+}

@@ -1,0 +1,165 @@
+//! The one place that holds and refreshes Box tokens (ARCHITECTURE invariant 5).
+//!
+//! - **Single flight.** A tokio mutex is held across a refresh: concurrent callers wait and
+//!   then use the new token; Box never sees two refreshes of the same refresh token.
+//! - **Persist before use.** A rotated refresh token is committed to the store (durably) before
+//!   the new access token is handed to anyone. If that commit fails, the new pair stays in
+//!   memory as "unsaved" and the next call retries the commit first; the access token is
+//!   not used until it succeeds.
+//! - **Never loop on a dead grant.** `invalid_grant` / `invalid_client` marks the manager
+//!   dead: every later call fails at once with the same error, without calling Box, until an
+//!   admin connects Box again ([`TokenManager::install`]).
+//! - **Proactive.** Access tokens are renewed 60 s before `expires_in` runs out (Box's Java SDK
+//!   uses the same margin); polling every few seconds therefore rotates the refresh token
+//!   hourly, so its 60-day lifetime never lapses while the appliance runs.
+
+use std::time::Duration;
+
+use boxidr_store::Store;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::auth::{AuthClient, Grant, TokenSet};
+use crate::error::{ApiError, AuthError};
+use crate::secret::Secret;
+
+/// Secret key of the stored refresh token.
+pub const REFRESH_TOKEN_KEY: &str = "box.refresh_token";
+/// Renew this long before the access token expires.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct State {
+    access: Option<(Secret, Instant)>,
+    refresh: Option<Secret>,
+    /// A refreshed pair whose refresh token is not yet durable.
+    unsaved: Option<(TokenSet, Instant)>,
+    dead: Option<AuthError>,
+}
+
+/// Hands out valid access tokens for one grant.
+#[derive(Debug)]
+pub struct TokenManager {
+    auth: AuthClient,
+    grant: Grant,
+    store: Store,
+    state: Mutex<State>,
+}
+
+impl TokenManager {
+    /// Loads the stored refresh token (code grant) so a restart continues where it stopped.
+    pub async fn load(auth: AuthClient, grant: Grant, store: Store) -> Result<Self, ApiError> {
+        let refresh = match grant {
+            Grant::AuthorizationCode => store
+                .get_secret(REFRESH_TOKEN_KEY.to_owned())
+                .await
+                .map_err(store_error)?
+                .and_then(|s| String::from_utf8(s.expose().to_vec()).ok())
+                .map(Secret::new),
+            Grant::ClientCredentials { .. } => None,
+        };
+        Ok(Self {
+            auth,
+            grant,
+            store,
+            state: Mutex::new(State {
+                access: None,
+                refresh,
+                unsaved: None,
+                dead: None,
+            }),
+        })
+    }
+
+    pub fn auth(&self) -> &AuthClient {
+        &self.auth
+    }
+
+    /// Installs tokens from a fresh browser grant (persisted first) and revives a dead manager.
+    pub async fn install(&self, tokens: TokenSet) -> Result<(), ApiError> {
+        let mut state = self.state.lock().await;
+        state.dead = None;
+        self.commit(&mut state, tokens, Instant::now()).await
+    }
+
+    /// A valid access token, refreshing (once, for everyone) when needed.
+    pub async fn access_token(&self) -> Result<Secret, ApiError> {
+        let mut state = self.state.lock().await;
+        if let Some(dead) = &state.dead {
+            return Err(ApiError::Auth(dead.clone()));
+        }
+        if let Some((tokens, issued)) = state.unsaved.take() {
+            self.commit(&mut state, tokens, issued).await?;
+        }
+        let now = Instant::now();
+        if let Some((token, expires)) = &state.access {
+            if *expires > now + EXPIRY_MARGIN {
+                return Ok(token.clone());
+            }
+        }
+        let result = self.auth.grant(&self.grant, state.refresh.as_ref()).await;
+        match result {
+            Ok(tokens) => {
+                self.commit(&mut state, tokens, now).await?;
+                state
+                    .access
+                    .as_ref()
+                    .map(|(t, _)| t.clone())
+                    .ok_or_else(|| ApiError::BadBody {
+                        detail: "no access token".into(),
+                    })
+            }
+            Err(ApiError::Auth(
+                e @ (AuthError::InvalidGrant { .. } | AuthError::InvalidClient { .. }),
+            )) => {
+                tracing::error!(error = %e, "Box refused the grant; an admin must connect Box again.");
+                state.access = None;
+                state.dead = Some(e.clone());
+                Err(ApiError::Auth(e))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// After a 401 with `used`: forget it so the next call renews (unless already renewed).
+    pub async fn reject(&self, used: &Secret) {
+        let mut state = self.state.lock().await;
+        if state.access.as_ref().is_some_and(|(t, _)| t == used) {
+            state.access = None;
+        }
+    }
+
+    /// Whether an admin must act (`invalid_grant` or `invalid_client`).
+    pub async fn needs_reauthorisation(&self) -> bool {
+        self.state.lock().await.dead.is_some()
+    }
+
+    async fn commit(
+        &self,
+        state: &mut State,
+        tokens: TokenSet,
+        issued: Instant,
+    ) -> Result<(), ApiError> {
+        if let Some(refresh) = &tokens.refresh_token {
+            let secret = boxidr_store::Secret::new(refresh.expose().as_bytes().to_vec());
+            if let Err(e) = self
+                .store
+                .put_secrets(vec![(REFRESH_TOKEN_KEY.to_owned(), secret)])
+                .await
+            {
+                tracing::warn!(error = %e, "Cannot store the rotated refresh token; not using the new access token yet.");
+                state.unsaved = Some((tokens, issued));
+                return Err(store_error(e));
+            }
+            state.refresh = Some(refresh.clone());
+        }
+        state.access = Some((tokens.access_token, issued + tokens.expires_in));
+        Ok(())
+    }
+}
+
+fn store_error(e: boxidr_store::StoreError) -> ApiError {
+    ApiError::Store {
+        detail: e.to_string(),
+    }
+}
