@@ -4,7 +4,17 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use boxidr_boxapi::events::From;
+use boxidr_boxapi::{
+    AuthClient, EventsClient, Grant, PollStatus, Poller, PollerConfig, Secret, TokenManager, http,
+    poller,
+};
+use boxidr_model::StreamType;
+use boxidr_store::{SinkId, Store, StoreOptions};
+use tokio::sync::watch;
 
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -45,16 +55,15 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--rate must be between 0 and 10000 events per second");
     }
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let box_sim = box_sim::BoxSim::start(
-        box_sim::SimConfig {
-            rate: args.rate,
-            backlog: args.backlog,
-            seed: args.seed,
-            ..box_sim::SimConfig::default()
-        },
-        loopback,
-    )
-    .await?;
+    let box_config = box_sim::SimConfig {
+        rate: args.rate,
+        backlog: args.backlog,
+        seed: args.seed,
+        // Box's streaming feed is at-least-once: show the appliance dropping the repeats.
+        streaming_duplicate_rate: 0.05,
+        ..box_sim::SimConfig::default()
+    };
+    let box_sim = box_sim::BoxSim::start(box_config.clone(), loopback).await?;
     let idr_sim =
         idr_sim::IdrSim::start(idr_sim::SimConfig::default(), idr_sim::Listen::default()).await?;
 
@@ -72,6 +81,29 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  InsightIDR Platform API          {}", idr_sim.api_base());
         println!();
         println!("Live simulated Box activity (Ctrl-C to stop):");
+    }
+
+    // The collector: the Box side of the pipeline, on a throw-away database.
+    let data_dir = tempfile::tempdir()?;
+    let store = Store::open(StoreOptions::new(data_dir.path().join("boxidr.redb"))).await?;
+    store
+        .set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
+        .await?;
+    let (status_tx, mut status_rx) = watch::channel(PollStatus::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let collector = tokio::spawn(collect(
+        box_config,
+        box_sim.clone(),
+        store.clone(),
+        status_tx,
+        stop_rx,
+    ));
+    if !quiet {
+        println!(
+            "  appliance database  {}",
+            data_dir.path().join("boxidr.redb").display()
+        );
+        println!();
     }
 
     let mut activity = box_sim.subscribe_activity();
@@ -104,10 +136,22 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
+            changed = status_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let status = status_rx.borrow_and_update().clone();
+                if !quiet {
+                    print_status(&status);
+                }
+            }
         }
     }
 
-    let summary = summarise(&box_sim, &idr_sim);
+    let _ = stop_tx.send(true);
+    collector.await??;
+    let collected = status_rx.borrow().appended;
+    let summary = summarise(&box_sim, &idr_sim, collected);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -128,7 +172,11 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Counts measured at the simulators, never inferred from the appliance's own claims.
-fn summarise(box_sim: &box_sim::SimHandle, idr_sim: &idr_sim::SimHandle) -> Summary {
+fn summarise(
+    box_sim: &box_sim::SimHandle,
+    idr_sim: &idr_sim::SimHandle,
+    collected: u64,
+) -> Summary {
     let generated: BTreeSet<String> = box_sim.generated_ids().into_iter().collect();
     let counts = idr_sim.delivery_counts();
     let collector = counts.uef.ids();
@@ -137,8 +185,6 @@ fn summarise(box_sim: &box_sim::SimHandle, idr_sim: &idr_sim::SimHandle) -> Summ
         .iter()
         .filter(|id| !collector.contains(*id) && !log_search.contains(*id))
         .count();
-    // The collector pipeline is not wired into the demo yet: nothing is fetched from Box.
-    let collected = 0;
     Summary {
         box_events_generated: box_sim.events_generated(),
         collected,
@@ -153,4 +199,51 @@ fn summarise(box_sim: &box_sim::SimHandle, idr_sim: &idr_sim::SimHandle) -> Summ
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The Box side of the appliance: client-credentials grant, streaming poller, redb queue.
+async fn collect(
+    config: box_sim::SimConfig,
+    sim: box_sim::SimHandle,
+    store: Store,
+    status: watch::Sender<PollStatus>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let client = http::client(Duration::from_secs(30))?;
+    let auth = AuthClient::new(
+        client.clone(),
+        url::Url::parse(&sim.authorize_url())?,
+        &url::Url::parse(&sim.token_base())?,
+        config.client_id,
+        Secret::new(config.client_secret),
+    )?;
+    let grant = Grant::ClientCredentials {
+        enterprise_id: config.enterprise_id,
+    };
+    let tokens = Arc::new(TokenManager::load(auth, grant, store.clone()).await?);
+    let events = EventsClient::new(client, &url::Url::parse(&sim.api_base())?, 16 << 20);
+    let poller = Poller::new(
+        PollerConfig {
+            stream: StreamType::AdminLogsStreaming,
+            limit: 500,
+            interval: Duration::from_secs(1),
+            start: From::Start,
+        },
+        None,
+    );
+    poller::run(poller, events, &tokens, &store, status, stop).await;
+    Ok(())
+}
+
+fn print_status(status: &PollStatus) {
+    if let Some(reason) = &status.halted {
+        println!("  boxidr  polling stopped: {reason}");
+    } else if let Some(error) = &status.last_error {
+        println!("  boxidr  retrying after: {error}");
+    } else {
+        println!(
+            "  boxidr  collected {} events in {} pages ({} repeats from Box dropped)",
+            status.appended, status.pages, status.duplicates
+        );
+    }
 }
