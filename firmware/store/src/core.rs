@@ -91,7 +91,11 @@ impl StoreCore {
             reopens: 0,
         };
         let db = env.open_database(Op::Open)?;
-        Ok(Self { env, db: Some(db), closed: false })
+        Ok(Self {
+            env,
+            db: Some(db),
+            closed: false,
+        })
     }
 
     /// The options this store was opened with.
@@ -108,7 +112,9 @@ impl StoreCore {
     /// advance and Box keeps the events. There is no "drop oldest" path.
     pub fn commit_page(&mut self, page: PageCommit) -> Result<PageOutcome, StoreError> {
         let op = Op::CommitPage;
-        page.cursor.validate().map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        page.cursor
+            .validate()
+            .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         self.run(op, |env, db| {
             let file_bytes = env.file_bytes(op)?;
             if file_bytes >= env.options.quota_bytes {
@@ -183,17 +189,29 @@ impl StoreCore {
                 let meta = txn.open_table(schema::META).op(op)?;
                 let newest = next_seq(&meta, op)?.saturating_sub(1);
                 if up_to_seq > newest {
-                    return Err(StoreError::AckBeyondNewest { sink, up_to: up_to_seq, newest });
+                    return Err(StoreError::AckBeyondNewest {
+                        sink,
+                        up_to: up_to_seq,
+                        newest,
+                    });
                 }
                 let mut cursors = txn.open_table(schema::SINK_CURSORS).op(op)?;
                 let old = cursors.get(sink.as_str()).op(op)?.map_or(0, |g| g.value());
                 if up_to_seq <= old {
-                    AckOutcome { cursor: old, advanced: false, deleted: 0 }
+                    AckOutcome {
+                        cursor: old,
+                        advanced: false,
+                        deleted: 0,
+                    }
                 } else {
                     cursors.insert(sink.as_str(), up_to_seq).op(op)?;
                     drop(cursors);
                     let deleted = purge_delivered(&txn, op)?;
-                    AckOutcome { cursor: up_to_seq, advanced: true, deleted }
+                    AckOutcome {
+                        cursor: up_to_seq,
+                        advanced: true,
+                        deleted,
+                    }
                 }
             };
             if outcome.advanced {
@@ -261,16 +279,23 @@ impl StoreCore {
                     min_enabled_cursor =
                         Some(min_enabled_cursor.map_or(cursor, |m: u64| m.min(cursor)));
                 }
-                pending_per_sink.push(SinkStats { sink, enabled: is_enabled, cursor, pending });
+                pending_per_sink.push(SinkStats {
+                    sink,
+                    enabled: is_enabled,
+                    cursor,
+                    pending,
+                });
             }
             let oldest_pending_collected_at_ms = match (&queue, min_enabled_cursor) {
-                (Some(queue), Some(cursor)) => match queue.range(cursor.saturating_add(1)..).op(op)?.next() {
-                    Some(entry) => {
-                        let (key, value) = entry.op(op)?;
-                        Some(decode(op, key.value(), value.value())?.collected_at_ms)
+                (Some(queue), Some(cursor)) => {
+                    match queue.range(cursor.saturating_add(1)..).op(op)?.next() {
+                        Some(entry) => {
+                            let (key, value) = entry.op(op)?;
+                            Some(decode(op, key.value(), value.value())?.collected_at_ms)
+                        }
+                        None => None,
                     }
-                    None => None,
-                },
+                }
                 _ => None,
             };
             Ok(Stats {
@@ -290,7 +315,8 @@ impl StoreCore {
     /// The committed cursor, if any page of that cursor committed a position.
     pub fn cursor(&mut self, key: &CursorKey) -> Result<Option<CursorState>, StoreError> {
         let op = Op::Cursor;
-        key.validate().map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        key.validate()
+            .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         let key = key.to_key();
         self.run(op, |_, db| {
             let read = db.begin_read().op(op)?;
@@ -298,7 +324,9 @@ impl StoreCore {
                 return Ok(None);
             };
             let value = table.get(key.as_str()).op(op)?;
-            value.map(|v| decode_cursor(op, &key, v.value())).transpose()
+            value
+                .map(|v| decode_cursor(op, &key, v.value()))
+                .transpose()
         })
     }
 
@@ -316,7 +344,10 @@ impl StoreCore {
             {
                 let mut seen = txn.open_table(schema::SEEN).op(op)?;
                 let mut by_time = txn.open_table(schema::SEEN_BY_TIME).op(op)?;
-                for entry in by_time.extract_from_if(..(cutoff, ""), |_, _| true).op(op)? {
+                for entry in by_time
+                    .extract_from_if(..(cutoff, ""), |_, _| true)
+                    .op(op)?
+                {
                     let (key, _) = entry.op(op)?;
                     let (ms, id) = key.value();
                     // Only drop the `seen` entry this index row describes.
@@ -340,7 +371,8 @@ impl StoreCore {
     pub fn put_users(&mut self, users: &[UserEntry]) -> Result<(), StoreError> {
         let op = Op::PutUsers;
         for user in users {
-            validate_key("user id", &user.id).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+            validate_key("user id", &user.id)
+                .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         }
         self.run(op, |env, db| {
             let txn = env.begin_write(db, op)?;
@@ -365,22 +397,28 @@ impl StoreCore {
         let Some(text) = self.get_str(op, schema::SETTINGS, key)? else {
             return Ok(None);
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Corrupt {
-            op,
-            table: "settings",
-            key: key.to_owned(),
-            detail: e.to_string(),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                op,
+                table: "settings",
+                key: key.to_owned(),
+                detail: e.to_string(),
+            })
     }
 
     /// Stores a setting (one durable write transaction).
     pub fn set_setting(&mut self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
         let op = Op::SetSetting;
-        validate_key("setting key", key).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        validate_key("setting key", key)
+            .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         let text = value.to_string();
         self.run(op, |env, db| {
             let txn = env.begin_write(db, op)?;
-            txn.open_table(schema::SETTINGS).op(op)?.insert(key, text.as_str()).op(op)?;
+            txn.open_table(schema::SETTINGS)
+                .op(op)?
+                .insert(key, text.as_str())
+                .op(op)?;
             txn.commit().op(op)
         })
     }
@@ -393,7 +431,10 @@ impl StoreCore {
             let Some(table) = open_read(&read, schema::SECRETS, op)? else {
                 return Ok(None);
             };
-            Ok(table.get(key).op(op)?.map(|g| Secret::new(g.value().to_vec())))
+            Ok(table
+                .get(key)
+                .op(op)?
+                .map(|g| Secret::new(g.value().to_vec())))
         })
     }
 
@@ -402,7 +443,8 @@ impl StoreCore {
     pub fn put_secrets(&mut self, secrets: &[(&str, Secret)]) -> Result<(), StoreError> {
         let op = Op::PutSecrets;
         for (key, _) in secrets {
-            validate_key("secret key", key).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+            validate_key("secret key", key)
+                .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         }
         self.run(op, |env, db| {
             let txn = env.begin_write(db, op)?;
@@ -421,7 +463,12 @@ impl StoreCore {
         let op = Op::DeleteSecret;
         self.run(op, |env, db| {
             let txn = env.begin_write(db, op)?;
-            let existed = txn.open_table(schema::SECRETS).op(op)?.remove(key).op(op)?.is_some();
+            let existed = txn
+                .open_table(schema::SECRETS)
+                .op(op)?
+                .remove(key)
+                .op(op)?
+                .is_some();
             txn.commit().op(op)?;
             Ok(existed)
         })
@@ -430,7 +477,8 @@ impl StoreCore {
     /// Adds `delta` (saturating) to a counter and returns the new value.
     pub fn add_counter(&mut self, name: &str, delta: u64) -> Result<u64, StoreError> {
         let op = Op::AddCounter;
-        validate_key("counter name", name).map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        validate_key("counter name", name)
+            .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         self.run(op, |env, db| {
             let txn = env.begin_write(db, op)?;
             let value = {
@@ -471,7 +519,12 @@ impl StoreCore {
             match db.compact() {
                 Ok(true) if rounds < MAX_COMPACT_ROUNDS => rounds += 1,
                 Ok(_) => break Ok(()),
-                Err(e) => break Err(StoreError::Storage { op, source: e.into() }),
+                Err(e) => {
+                    break Err(StoreError::Storage {
+                        op,
+                        source: e.into(),
+                    });
+                }
             }
         };
         if let Err(e) = result {
@@ -480,7 +533,11 @@ impl StoreCore {
         }
         let after_bytes = self.env.file_bytes(op)?;
         info!(before_bytes, after_bytes, rounds, "Compacted the database.");
-        Ok(CompactReport { before_bytes, after_bytes, rounds })
+        Ok(CompactReport {
+            before_bytes,
+            after_bytes,
+            rounds,
+        })
     }
 
     /// Closes the database (flushes nothing: every commit is already durable). Later calls
@@ -518,7 +575,10 @@ impl StoreCore {
         if self.db.is_none() {
             let db = self.env.open_database(Op::Reopen)?;
             self.env.reopens += 1;
-            warn!(reopens = self.env.reopens, "Reopened the database after a storage error.");
+            warn!(
+                reopens = self.env.reopens,
+                "Reopened the database after a storage error."
+            );
             self.db = Some(db);
         }
         Ok(())
@@ -585,7 +645,10 @@ impl Env {
             Location::File(path) => {
                 // Refuse a newer schema before opening read-write, so a downgrade leaves the
                 // file byte-for-byte untouched (a read-write open rewrites header bytes).
-                if let Ok(read_only) = Builder::new().set_cache_size(1024 * 1024).open_read_only(path) {
+                if let Ok(read_only) = Builder::new()
+                    .set_cache_size(1024 * 1024)
+                    .open_read_only(path)
+                {
                     let found = read_only
                         .begin_read()
                         .ok()
@@ -621,7 +684,10 @@ impl Env {
     fn check_schema(&self, db: &Database, op: Op) -> Result<(), StoreError> {
         let read = db.begin_read().op(op)?;
         let version = match open_read(&read, schema::META, op)? {
-            Some(meta) => meta.get(schema::META_SCHEMA_VERSION).op(op)?.map(|g| g.value()),
+            Some(meta) => meta
+                .get(schema::META_SCHEMA_VERSION)
+                .op(op)?
+                .map(|g| g.value()),
             None => None,
         };
         let table_count = read.list_tables().op(op)?.count();
@@ -653,8 +719,11 @@ impl Env {
                 let txn = self.begin_write(db, op)?;
                 {
                     let mut meta = txn.open_table(schema::META).op(op)?;
-                    meta.insert(schema::META_SCHEMA_VERSION, u64::from(schema::SCHEMA_VERSION))
-                        .op(op)?;
+                    meta.insert(
+                        schema::META_SCHEMA_VERSION,
+                        u64::from(schema::SCHEMA_VERSION),
+                    )
+                    .op(op)?;
                     meta.insert(schema::META_NEXT_SEQ, 1).op(op)?;
                     txn.open_table(schema::QUEUE).op(op)?;
                     txn.open_table(schema::CURSORS).op(op)?;
@@ -679,7 +748,10 @@ impl Env {
     fn begin_write(&self, db: &Database, op: Op) -> Result<WriteTransaction, StoreError> {
         let mut txn = db.begin_write().op(op)?;
         txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::Storage { op, source: e.into() })?;
+            .map_err(|e| StoreError::Storage {
+                op,
+                source: e.into(),
+            })?;
         txn.set_two_phase_commit(self.options.two_phase_commit);
         txn.set_quick_repair(self.options.quick_repair);
         Ok(txn)
@@ -688,14 +760,22 @@ impl Env {
     /// The database size in bytes: file metadata, or the backend's length.
     fn file_bytes(&self, op: Op) -> Result<u64, StoreError> {
         match (&self.location, &self.backend) {
-            (Location::Backend(_), Some(backend)) => backend.len().map_err(|source| StoreError::Io {
-                op,
-                path: self.options.path.clone(),
-                source,
-            }),
-            (Location::File(path), _) => std::fs::metadata(path)
-                .map(|m| m.len())
-                .map_err(|source| StoreError::Io { op, path: path.clone(), source }),
+            (Location::Backend(_), Some(backend)) => {
+                backend.len().map_err(|source| StoreError::Io {
+                    op,
+                    path: self.options.path.clone(),
+                    source,
+                })
+            }
+            (Location::File(path), _) => {
+                std::fs::metadata(path)
+                    .map(|m| m.len())
+                    .map_err(|source| StoreError::Io {
+                        op,
+                        path: path.clone(),
+                        source,
+                    })
+            }
             (Location::Backend(_), None) => Ok(0),
         }
     }
@@ -703,7 +783,11 @@ impl Env {
 
 /// Opens the database file, creating it with mode 0600 if absent, and tightens a looser mode.
 fn create_private(path: &std::path::Path, op: Op) -> Result<std::fs::File, StoreError> {
-    let io = |source| StoreError::Io { op, path: path.to_owned(), source };
+    let io = |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -717,7 +801,8 @@ fn create_private(path: &std::path::Path, op: Op) -> Result<std::fs::File, Store
             if mode & 0o077 != 0 {
                 warn!(path = %path.display(), mode = format!("{mode:o}"), "Database file was readable by others; setting mode 0600.");
             }
-            file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
         }
         Ok(file)
     }
@@ -736,7 +821,10 @@ fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
     match read.open_table(def) {
         Ok(table) => Ok(Some(table)),
         Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(StoreError::Storage { op, source: e.into() }),
+        Err(e) => Err(StoreError::Storage {
+            op,
+            source: e.into(),
+        }),
     }
 }
 
@@ -745,7 +833,9 @@ fn next_seq(meta: &impl ReadableTable<&'static str, u64>, op: Op) -> Result<u64,
         .op(op)?
         .map(|g| g.value())
         .filter(|&seq| seq >= 1)
-        .ok_or_else(|| StoreError::BadMeta { detail: "next_seq is missing".into() })
+        .ok_or_else(|| StoreError::BadMeta {
+            detail: "next_seq is missing".into(),
+        })
 }
 
 fn decode(op: Op, seq: u64, bytes: &[u8]) -> Result<QueuedRecord, StoreError> {
@@ -772,7 +862,11 @@ fn add_counter_in(
     delta: u64,
     op: Op,
 ) -> Result<u64, StoreError> {
-    let value = table.get(name).op(op)?.map_or(0, |g| g.value()).saturating_add(delta);
+    let value = table
+        .get(name)
+        .op(op)?
+        .map_or(0, |g| g.value())
+        .saturating_add(delta);
     table.insert(name, value).op(op)?;
     Ok(value)
 }
@@ -856,7 +950,13 @@ fn commit_page_in(
     if duplicates > 0 {
         add_counter_in(&mut counters, schema::COUNTER_DUPLICATES, duplicates, op)?;
     }
-    Ok(PageOutcome { appended, duplicates, first_seq, last_seq, cursor })
+    Ok(PageOutcome {
+        appended,
+        duplicates,
+        first_seq,
+        last_seq,
+        cursor,
+    })
 }
 
 /// The enabled sinks as seen by a read transaction.

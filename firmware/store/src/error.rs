@@ -89,7 +89,11 @@ pub enum StoreError {
         "queue full: database file is {file_bytes} bytes, quota {quota_bytes} bytes \
          ({queue_records} records queued); nothing was written"
     )]
-    QueueFull { file_bytes: u64, quota_bytes: u64, queue_records: u64 },
+    QueueFull {
+        file_bytes: u64,
+        quota_bytes: u64,
+        queue_records: u64,
+    },
 
     /// redb failed. For I/O-class failures the database has been dropped and is reopened (which
     /// repairs it) before the next request; the failed transaction may or may not have committed.
@@ -111,7 +115,12 @@ pub enum StoreError {
 
     /// A stored value cannot be decoded (corruption, or written by an incompatible version).
     #[error("{op}: {table} entry {key:?} is unreadable: {detail}")]
-    Corrupt { op: Op, table: &'static str, key: String, detail: String },
+    Corrupt {
+        op: Op,
+        table: &'static str,
+        key: String,
+        detail: String,
+    },
 
     /// The caller passed something the store refuses (a bug in the caller).
     #[error("{op}: invalid input: {detail}")]
@@ -120,7 +129,11 @@ pub enum StoreError {
     /// An ack for a sequence that was never assigned (a bug in the caller; acking it would skip
     /// future records).
     #[error("ack for {sink} up to seq {up_to} is beyond the newest assigned seq {newest}")]
-    AckBeyondNewest { sink: SinkId, up_to: u64, newest: u64 },
+    AckBeyondNewest {
+        sink: SinkId,
+        up_to: u64,
+        newest: u64,
+    },
 
     /// The request panicked inside the storage thread; the database is reopened before the next one.
     #[error("{op}: the storage thread panicked serving this request")]
@@ -199,7 +212,10 @@ pub(crate) trait StorageResultExt<T> {
 
 impl<T, E: Into<redb::Error>> StorageResultExt<T> for Result<T, E> {
     fn op(self, op: Op) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::Storage { op, source: e.into() })
+        self.map_err(|e| StoreError::Storage {
+            op,
+            source: e.into(),
+        })
     }
 }
 
@@ -221,16 +237,33 @@ mod tests {
             source: redb::Error::Corrupted("bad".into()),
         };
         assert!(!corrupt.is_retryable());
-        let full = StoreError::QueueFull { file_bytes: 2, quota_bytes: 1, queue_records: 0 };
+        let full = StoreError::QueueFull {
+            file_bytes: 2,
+            quota_bytes: 1,
+            queue_records: 0,
+        };
         assert!(full.is_retryable() && full.is_queue_full() && !full.needs_reopen());
-        assert!(!StoreError::SchemaTooNew { found: 99, supported: 1 }.is_retryable());
+        assert!(
+            !StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1
+            }
+            .is_retryable()
+        );
         assert!(!StoreError::Closed.is_retryable());
     }
 
     /// The schema error tells the operator what happened and what to do.
     #[test]
     fn schema_message_is_actionable() {
-        let text = StoreError::SchemaTooNew { found: 99, supported: 1 }.to_string();
-        assert!(text.contains("99") && text.contains("nothing was written"), "{text}");
+        let text = StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1,
+        }
+        .to_string();
+        assert!(
+            text.contains("99") && text.contains("nothing was written"),
+            "{text}"
+        );
     }
 }

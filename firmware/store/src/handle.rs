@@ -88,7 +88,12 @@ impl Store {
     fn channel() -> (Self, Receiver<Envelope>) {
         let (sender, receiver) = sync_channel(REQUEST_QUEUE_DEPTH);
         let slots = Arc::new(Semaphore::new(REQUEST_QUEUE_DEPTH));
-        (Self { inner: Arc::new(Inner { sender, slots }) }, receiver)
+        (
+            Self {
+                inner: Arc::new(Inner { sender, slots }),
+            },
+            receiver,
+        )
     }
 
     /// Runs `f` on the storage thread and awaits its reply.
@@ -97,7 +102,13 @@ impl Store {
         op: Op,
         f: impl FnOnce(&mut StoreCore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let slot = self.inner.slots.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        let slot = self
+            .inner
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let (reply_tx, reply_rx) = oneshot::channel();
         let job: Job = Box::new(move |core: &mut StoreCore| {
             let result = match catch_unwind(AssertUnwindSafe(|| f(core))) {
@@ -123,7 +134,8 @@ impl Store {
 
     /// See [`StoreCore::commit_page`]: events + cursor in one durable transaction.
     pub async fn commit_page(&self, page: PageCommit) -> Result<PageOutcome, StoreError> {
-        self.call(Op::CommitPage, move |core| core.commit_page(page)).await
+        self.call(Op::CommitPage, move |core| core.commit_page(page))
+            .await
     }
 
     /// See [`StoreCore::read_batch`].
@@ -133,18 +145,25 @@ impl Store {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<QueuedRecord>, StoreError> {
-        self.call(Op::ReadBatch, move |core| core.read_batch(sink, max_records, max_bytes)).await
+        self.call(Op::ReadBatch, move |core| {
+            core.read_batch(sink, max_records, max_bytes)
+        })
+        .await
     }
 
     /// See [`StoreCore::ack`].
     pub async fn ack(&self, sink: SinkId, up_to_seq: u64) -> Result<AckOutcome, StoreError> {
-        self.call(Op::Ack, move |core| core.ack(sink, up_to_seq)).await
+        self.call(Op::Ack, move |core| core.ack(sink, up_to_seq))
+            .await
     }
 
     /// See [`StoreCore::set_enabled_sinks`].
     pub async fn set_enabled_sinks(&self, sinks: &[SinkId]) -> Result<u64, StoreError> {
         let sinks = sinks.to_vec();
-        self.call(Op::SetEnabledSinks, move |core| core.set_enabled_sinks(&sinks)).await
+        self.call(Op::SetEnabledSinks, move |core| {
+            core.set_enabled_sinks(&sinks)
+        })
+        .await
     }
 
     /// See [`StoreCore::stats`].
@@ -159,12 +178,14 @@ impl Store {
 
     /// See [`StoreCore::expire_seen`].
     pub async fn expire_seen(&self, now_ms: u64) -> Result<u64, StoreError> {
-        self.call(Op::ExpireSeen, move |core| core.expire_seen(now_ms)).await
+        self.call(Op::ExpireSeen, move |core| core.expire_seen(now_ms))
+            .await
     }
 
     /// See [`StoreCore::put_users`].
     pub async fn put_users(&self, users: Vec<UserEntry>) -> Result<(), StoreError> {
-        self.call(Op::PutUsers, move |core| core.put_users(&users)).await
+        self.call(Op::PutUsers, move |core| core.put_users(&users))
+            .await
     }
 
     /// See [`StoreCore::get_user`].
@@ -174,24 +195,33 @@ impl Store {
 
     /// See [`StoreCore::get_setting`].
     pub async fn get_setting(&self, key: String) -> Result<Option<serde_json::Value>, StoreError> {
-        self.call(Op::GetSetting, move |core| core.get_setting(&key)).await
+        self.call(Op::GetSetting, move |core| core.get_setting(&key))
+            .await
     }
 
     /// See [`StoreCore::set_setting`].
-    pub async fn set_setting(&self, key: String, value: serde_json::Value) -> Result<(), StoreError> {
-        self.call(Op::SetSetting, move |core| core.set_setting(&key, &value)).await
+    pub async fn set_setting(
+        &self,
+        key: String,
+        value: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.call(Op::SetSetting, move |core| core.set_setting(&key, &value))
+            .await
     }
 
     /// See [`StoreCore::get_secret`].
     pub async fn get_secret(&self, key: String) -> Result<Option<Secret>, StoreError> {
-        self.call(Op::GetSecret, move |core| core.get_secret(&key)).await
+        self.call(Op::GetSecret, move |core| core.get_secret(&key))
+            .await
     }
 
     /// See [`StoreCore::put_secrets`]: all in one durable transaction.
     pub async fn put_secrets(&self, secrets: Vec<(String, Secret)>) -> Result<(), StoreError> {
         self.call(Op::PutSecrets, move |core| {
-            let borrowed: Vec<(&str, Secret)> =
-                secrets.iter().map(|(k, s)| (k.as_str(), s.clone())).collect();
+            let borrowed: Vec<(&str, Secret)> = secrets
+                .iter()
+                .map(|(k, s)| (k.as_str(), s.clone()))
+                .collect();
             core.put_secrets(&borrowed)
         })
         .await
@@ -199,17 +229,20 @@ impl Store {
 
     /// See [`StoreCore::delete_secret`].
     pub async fn delete_secret(&self, key: String) -> Result<bool, StoreError> {
-        self.call(Op::DeleteSecret, move |core| core.delete_secret(&key)).await
+        self.call(Op::DeleteSecret, move |core| core.delete_secret(&key))
+            .await
     }
 
     /// See [`StoreCore::add_counter`].
     pub async fn add_counter(&self, name: String, delta: u64) -> Result<u64, StoreError> {
-        self.call(Op::AddCounter, move |core| core.add_counter(&name, delta)).await
+        self.call(Op::AddCounter, move |core| core.add_counter(&name, delta))
+            .await
     }
 
     /// See [`StoreCore::counter`].
     pub async fn counter(&self, name: String) -> Result<u64, StoreError> {
-        self.call(Op::GetCounter, move |core| core.counter(&name)).await
+        self.call(Op::GetCounter, move |core| core.counter(&name))
+            .await
     }
 
     /// See [`StoreCore::compact`]. Runs between requests, so no transaction is live.
@@ -253,7 +286,11 @@ fn spawn_thread(
             debug!("Storage thread stopped.");
         })
         .map(drop)
-        .map_err(|source| StoreError::Io { op: Op::Open, path: "boxidr-store thread".into(), source })
+        .map_err(|source| StoreError::Io {
+            op: Op::Open,
+            path: "boxidr-store thread".into(),
+            source,
+        })
 }
 
 fn serve(core: &mut StoreCore, receiver: &Receiver<Envelope>) {

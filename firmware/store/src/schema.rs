@@ -110,7 +110,9 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, Stri
             "record format {format} is not supported (this firmware reads 1..={RECORD_FORMAT})"
         ));
     }
-    let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated header length")?;
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or("truncated header length")?;
     let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
     if rest.len() < len {
         return Err("truncated header".into());
@@ -170,7 +172,11 @@ mod tests {
     #[test]
     fn bad_records_are_refused() {
         assert!(decode_record(1, &[]).is_err());
-        assert!(decode_record(1, &[9, 0, 0, 0, 0]).unwrap_err().contains("format 9"));
+        assert!(
+            decode_record(1, &[9, 0, 0, 0, 0])
+                .unwrap_err()
+                .contains("format 9")
+        );
         assert!(decode_record(1, &[1, 200, 0, 0, 0, b'{']).is_err());
     }
 }

@@ -306,9 +306,15 @@ mod tests {
     /// Cursor keys spell the stream names and prefix sweeps; bad sweep names are refused.
     #[test]
     fn cursor_keys() {
-        assert_eq!(CursorKey::from(StreamType::AdminLogs).to_key(), "admin_logs");
+        assert_eq!(
+            CursorKey::from(StreamType::AdminLogs).to_key(),
+            "admin_logs"
+        );
         assert_eq!(CursorKey::Sweep("catchup".into()).to_key(), "sweep:catchup");
-        assert_eq!(CursorKey::Sweep("x".into()).stream_type(), StreamType::AdminLogs);
+        assert_eq!(
+            CursorKey::Sweep("x".into()).stream_type(),
+            StreamType::AdminLogs
+        );
         assert!(CursorKey::Sweep(String::new()).validate().is_err());
         assert!(CursorKey::Sweep("a b".into()).validate().is_err());
     }

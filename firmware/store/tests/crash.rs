@@ -7,6 +7,9 @@
 //! without the deletes, half a page). The power-loss variant freezes the durable image at every
 //! sync index (redb `tests/crash_consistency.rs` pattern) instead of failing an operation.
 
+// Test crate: helpers outside #[test] fns may unwrap too; a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use boxidr_store::{PageCommit, SinkId, Store, StoreCore, StoreError, StoreOptions};
@@ -21,15 +24,22 @@ fn modes() -> [(&'static str, StoreOptions); 3] {
     let mut one_phase = mem_options();
     one_phase.quick_repair = false;
     one_phase.two_phase_commit = false;
-    [("defaults", defaults), ("2pc", two_phase), ("1pc", one_phase)]
+    [
+        ("defaults", defaults),
+        ("2pc", two_phase),
+        ("1pc", one_phase),
+    ]
 }
 
 /// The baseline every run starts from: two committed pages, both sinks enabled, one partial ack.
 fn baseline(disk: &MemDisk, options: &StoreOptions) -> StoreCore {
     let mut core = StoreCore::open_with_backend(options.clone(), disk.factory()).unwrap();
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("100"), 1_000)).unwrap();
-    core.commit_page(page(&["d", "e"], Some("200"), 2_000)).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
+        .unwrap();
+    core.commit_page(page(&["a", "b", "c"], Some("100"), 1_000))
+        .unwrap();
+    core.commit_page(page(&["d", "e"], Some("200"), 2_000))
+        .unwrap();
     core.ack(SinkId::Collector, 4).unwrap();
     core
 }
@@ -92,7 +102,8 @@ fn reopen_and_dump(image: Vec<u8>, what: &str) -> Dump {
     let disk = MemDisk::from_image(image.clone());
     let mut core = StoreCore::open_with_backend(mem_options(), disk.factory())
         .unwrap_or_else(|e| panic!("{what}: store does not reopen: {e}"));
-    core.stats().unwrap_or_else(|e| panic!("{what}: stats after reopen: {e}"));
+    core.stats()
+        .unwrap_or_else(|e| panic!("{what}: stats after reopen: {e}"));
     core.close().unwrap();
     dump_disk(&disk)
 }
@@ -127,12 +138,19 @@ fn crash_at_every_op(target: Target) {
 
 fn crash_at_every_op_in(target: Target, mode: &str, options: &StoreOptions) {
     let reference = reference(target, options);
-    assert!(reference.ops_in_target > 2, "{target:?}: too few ops to be meaningful");
+    assert!(
+        reference.ops_in_target > 2,
+        "{target:?}: too few ops to be meaningful"
+    );
     let mut tally = Tally::default();
     for k in 1..=reference.ops_in_target {
         let disk = MemDisk::new();
         let mut core = baseline(&disk, options);
-        assert_eq!(disk.ops(), reference.ops_before, "baseline is not deterministic");
+        assert_eq!(
+            disk.ops(),
+            reference.ops_before,
+            "baseline is not deterministic"
+        );
         disk.fail_at(reference.ops_before + k, true);
         let result = run(target, &mut core);
         assert!(disk.has_failed(), "{target:?} k={k}: fault not reached");
@@ -140,7 +158,10 @@ fn crash_at_every_op_in(target: Target, mode: &str, options: &StoreOptions) {
             assert!(e.is_retryable(), "{target:?} k={k}: {e} is not retryable");
         }
         drop(core);
-        let what = format!("{mode} {target:?} crash at op {k}/{}", reference.ops_in_target);
+        let what = format!(
+            "{mode} {target:?} crash at op {k}/{}",
+            reference.ops_in_target
+        );
         let state = reopen_and_dump(disk.live_image(), &what);
         classify(&reference, &state, &what, &mut tally);
         // An Ok return means the commit completed: its state must be the post state.
@@ -148,7 +169,10 @@ fn crash_at_every_op_in(target: Target, mode: &str, options: &StoreOptions) {
             assert_eq!(state, reference.post, "{what}: Ok but not committed");
         }
     }
-    assert!(tally.pre > 0 && tally.post > 0, "{target:?}: both outcomes expected: {tally:?}");
+    assert!(
+        tally.pre > 0 && tally.post > 0,
+        "{target:?}: both outcomes expected: {tally:?}"
+    );
 }
 
 /// Power loss at every sync of the target: the durable image (with and without the last
@@ -183,12 +207,21 @@ fn power_loss_at_every_sync_in(target: Target, mode: &str, options: &StoreOption
             let state = reopen_and_dump(image, &what);
             classify(&reference, &state, &what, &mut tally);
             if s > reference.syncs_in_target {
-                assert_eq!(state, reference.post, "{what}: all syncs done but not durable");
+                assert_eq!(
+                    state, reference.post,
+                    "{what}: all syncs done but not durable"
+                );
             }
         }
     }
-    assert!(tally.pre > 0 && tally.post > 0, "{target:?}: both outcomes expected: {tally:?}");
-    assert!(header_cases > 0, "{mode} {target:?}: no header write was ever in flight");
+    assert!(
+        tally.pre > 0 && tally.post > 0,
+        "{target:?}: both outcomes expected: {tally:?}"
+    );
+    assert!(
+        header_cases > 0,
+        "{mode} {target:?}: no header write was ever in flight"
+    );
 }
 
 /// A process crash at any disk operation of commit_page leaves exactly pre or post state.
@@ -229,9 +262,14 @@ fn transient_error_then_retry_converges_at_every_op() {
         if let Err(e) = &first {
             assert!(e.is_retryable(), "k={k}: {e}");
             assert_eq!(core.reopens(), 1, "k={k}: database was not reopened");
-            let outcome = core.commit_page(target_page()).unwrap_or_else(|e| panic!("k={k}: retry: {e}"));
+            let outcome = core
+                .commit_page(target_page())
+                .unwrap_or_else(|e| panic!("k={k}: retry: {e}"));
             // If the failed commit had in fact become durable, the retry only finds duplicates.
-            assert!(outcome.appended == 40 || outcome.appended == 0, "k={k}: {outcome:?}");
+            assert!(
+                outcome.appended == 40 || outcome.appended == 0,
+                "k={k}: {outcome:?}"
+            );
         }
         core.close().unwrap();
         assert_eq!(
@@ -258,8 +296,14 @@ async fn handle_reopens_after_commit_error() {
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.reopens, 1);
     store.commit_page(target_page()).await.unwrap();
-    store.commit_page(page(&["g"], Some("400"), 4_000)).await.unwrap();
-    let records = store.read_batch(SinkId::LogSearch, usize::MAX, usize::MAX).await.unwrap();
+    store
+        .commit_page(page(&["g"], Some("400"), 4_000))
+        .await
+        .unwrap();
+    let records = store
+        .read_batch(SinkId::LogSearch, usize::MAX, usize::MAX)
+        .await
+        .unwrap();
     let ids: Vec<String> = records.iter().map(|r| r.event_id.to_string()).collect();
     let mut expected: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
     expected.extend((0..40).map(|i| format!("f{i}")));

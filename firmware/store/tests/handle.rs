@@ -1,6 +1,9 @@
 //! The async handle: requests from many tokio tasks are served by the one storage thread, and
 //! the thread stops (closing the database) when the handles go away.
 
+// Test crate: helpers outside #[test] fns may unwrap too; a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -14,7 +17,9 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_callers_all_get_replies() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb"))).await.unwrap();
+    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
+        .await
+        .unwrap();
     store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
     let mut tasks = Vec::new();
     for task in 0..8 {
@@ -38,7 +43,10 @@ async fn concurrent_callers_all_get_replies() {
         let store = store.clone();
         tokio::spawn(async move {
             for _ in 0..20 {
-                store.read_batch(SinkId::Collector, 50, usize::MAX).await.unwrap();
+                store
+                    .read_batch(SinkId::Collector, 50, usize::MAX)
+                    .await
+                    .unwrap();
             }
         })
     };
@@ -50,10 +58,17 @@ async fn concurrent_callers_all_get_replies() {
     assert_eq!(total, 400);
     assert_eq!(store.stats().await.unwrap().queue_records, 400);
     assert_eq!(store.counter("calls".into()).await.unwrap(), 80);
-    let records = store.read_batch(SinkId::Collector, usize::MAX, usize::MAX).await.unwrap();
+    let records = store
+        .read_batch(SinkId::Collector, usize::MAX, usize::MAX)
+        .await
+        .unwrap();
     let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
-    let cursor = store.cursor(CursorKey::Sweep("task3".into())).await.unwrap().unwrap();
+    let cursor = store
+        .cursor(CursorKey::Sweep("task3".into()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cursor.position.as_str(), "310");
 }
 
@@ -103,7 +118,10 @@ async fn close_stops_serving() {
 async fn open_errors_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("boxidr.redb");
-    StoreCore::open(StoreOptions::new(&path)).unwrap().close().unwrap();
+    StoreCore::open(StoreOptions::new(&path))
+        .unwrap()
+        .close()
+        .unwrap();
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
@@ -114,7 +132,10 @@ async fn open_errors_are_reported() {
         txn.commit().unwrap();
     }
     let err = Store::open(StoreOptions::new(&path)).await.unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 2, .. }),
+        "{err:?}"
+    );
     let missing = Store::open(StoreOptions::new(dir.path().join("no/such/dir/x.redb"))).await;
     assert!(matches!(missing, Err(StoreError::Io { .. })), "{missing:?}");
 }
@@ -123,19 +144,41 @@ async fn open_errors_are_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handle_small_tables() {
     let disk = MemDisk::new();
-    let store = Store::open_with_backend(mem_options(), disk.factory()).await.unwrap();
-    store
-        .put_users(vec![boxidr_store::UserEntry { id: "9".into(), json: "{}".into() }])
+    let store = Store::open_with_backend(mem_options(), disk.factory())
         .await
         .unwrap();
-    assert_eq!(store.get_user("9".into()).await.unwrap().as_deref(), Some("{}"));
-    store.set_setting("k".into(), serde_json::json!([1])).await.unwrap();
-    assert_eq!(store.get_setting("k".into()).await.unwrap(), Some(serde_json::json!([1])));
+    store
+        .put_users(vec![boxidr_store::UserEntry {
+            id: "9".into(),
+            json: "{}".into(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_user("9".into()).await.unwrap().as_deref(),
+        Some("{}")
+    );
+    store
+        .set_setting("k".into(), serde_json::json!([1]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_setting("k".into()).await.unwrap(),
+        Some(serde_json::json!([1]))
+    );
     store
         .put_secrets(vec![("t".into(), boxidr_store::Secret::from("s"))])
         .await
         .unwrap();
-    assert_eq!(store.get_secret("t".into()).await.unwrap().unwrap().expose(), b"s");
+    assert_eq!(
+        store
+            .get_secret("t".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        b"s"
+    );
     assert!(store.delete_secret("t".into()).await.unwrap());
     let p = PageCommit {
         cursor: CursorKey::Stream(StreamType::AdminLogs),

@@ -2,6 +2,9 @@
 //! set_enabled_sinks and reopen run against the real store and a `BTreeMap` reference model;
 //! queue contents, cursors and sink cursors must always agree.
 
+// Test crate: helpers outside #[test] fns may unwrap too; a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,11 +16,23 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Action {
     /// Ids from a small alphabet so duplicates are frequent; position None, reset "0" or n.
-    Commit { ids: Vec<u8>, position: Option<u16> },
-    Read { sink: SinkId, max: usize },
+    Commit {
+        ids: Vec<u8>,
+        position: Option<u16>,
+    },
+    Read {
+        sink: SinkId,
+        max: usize,
+    },
     /// Ack `back` records behind the newest seq (may be stale, i.e. behind the cursor).
-    Ack { sink: SinkId, back: u64 },
-    Enable { collector: bool, log_search: bool },
+    Ack {
+        sink: SinkId,
+        back: u64,
+    },
+    Enable {
+        collector: bool,
+        log_search: bool,
+    },
     Reopen,
 }
 
@@ -49,11 +64,18 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        Self { next_seq: 1, ..Self::default() }
+        Self {
+            next_seq: 1,
+            ..Self::default()
+        }
     }
 
     fn purge(&mut self) {
-        let Some(floor) = self.enabled.iter().map(|s| self.sinks.get(s).copied().unwrap_or(0)).min()
+        let Some(floor) = self
+            .enabled
+            .iter()
+            .map(|s| self.sinks.get(s).copied().unwrap_or(0))
+            .min()
         else {
             return;
         };
@@ -62,15 +84,20 @@ impl Model {
 
     fn pending(&self, sink: SinkId) -> Vec<(u64, String)> {
         let cursor = self.sinks.get(&sink).copied().unwrap_or(0);
-        self.queue.range(cursor + 1..).map(|(s, id)| (*s, id.clone())).collect()
+        self.queue
+            .range(cursor + 1..)
+            .map(|(s, id)| (*s, id.clone()))
+            .collect()
     }
 }
 
 fn check(core: &mut StoreCore, model: &Model) {
     for sink in SinkId::ALL {
         let records = core.read_batch(sink, usize::MAX, usize::MAX).unwrap();
-        let got: Vec<(u64, String)> =
-            records.iter().map(|r| (r.seq, r.event_id.to_string())).collect();
+        let got: Vec<(u64, String)> = records
+            .iter()
+            .map(|r| (r.seq, r.event_id.to_string()))
+            .collect();
         assert_eq!(got, model.pending(sink), "pending for {sink}");
     }
     let stats = core.stats().unwrap();
@@ -78,11 +105,24 @@ fn check(core: &mut StoreCore, model: &Model) {
     assert_eq!(stats.oldest_seq, model.queue.keys().next().copied());
     assert_eq!(stats.newest_seq, model.queue.keys().next_back().copied());
     for s in &stats.pending_per_sink {
-        assert_eq!(s.cursor, model.sinks.get(&s.sink).copied().unwrap_or(0), "{:?}", s.sink);
+        assert_eq!(
+            s.cursor,
+            model.sinks.get(&s.sink).copied().unwrap_or(0),
+            "{:?}",
+            s.sink
+        );
         assert_eq!(s.enabled, model.enabled.contains(&s.sink));
-        assert_eq!(s.pending, model.pending(s.sink).len() as u64, "{:?}", s.sink);
+        assert_eq!(
+            s.pending,
+            model.pending(s.sink).len() as u64,
+            "{:?}",
+            s.sink
+        );
     }
-    let cursor = core.cursor(&streaming()).unwrap().map(|c| c.position.as_str().to_owned());
+    let cursor = core
+        .cursor(&streaming())
+        .unwrap()
+        .map(|c| c.position.as_str().to_owned());
     assert_eq!(cursor, model.cursor);
 }
 
@@ -92,7 +132,9 @@ fn apply(core: &mut StoreCore, disk: &MemDisk, model: &mut Model, action: &Actio
             let ids: Vec<String> = ids.iter().map(|i| format!("id{i}")).collect();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let position = position.map(|p| p.to_string());
-            let outcome = core.commit_page(page(&refs, position.as_deref(), t)).unwrap();
+            let outcome = core
+                .commit_page(page(&refs, position.as_deref(), t))
+                .unwrap();
             let mut appended = 0;
             for id in &ids {
                 if model.seen.insert(id.clone()) {
@@ -111,7 +153,12 @@ fn apply(core: &mut StoreCore, disk: &MemDisk, model: &mut Model, action: &Actio
         }
         Action::Read { sink, max } => {
             let got = core.read_batch(*sink, *max, usize::MAX).unwrap();
-            let want: Vec<u64> = model.pending(*sink).iter().take(*max).map(|(s, _)| *s).collect();
+            let want: Vec<u64> = model
+                .pending(*sink)
+                .iter()
+                .take(*max)
+                .map(|(s, _)| *s)
+                .collect();
             assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), want);
         }
         Action::Ack { sink, back } => {
@@ -128,7 +175,10 @@ fn apply(core: &mut StoreCore, disk: &MemDisk, model: &mut Model, action: &Actio
             }
             assert_eq!(outcome.cursor, up_to.max(old));
         }
-        Action::Enable { collector, log_search } => {
+        Action::Enable {
+            collector,
+            log_search,
+        } => {
             let mut sinks = Vec::new();
             if *collector {
                 sinks.push(SinkId::Collector);

@@ -1,6 +1,9 @@
 //! Public behaviour of the store core: schema, page commits, sinks, quota, seen expiry and the
 //! small tables. Each test runs on a real file in a temporary directory or on `MemDisk`.
 
+// Test crate: helpers outside #[test] fns may unwrap too; a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use boxidr_model::StreamType;
@@ -50,18 +53,30 @@ fn newer_schema_is_refused_untouched() {
     {
         let db = Database::open(&options.path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(schema::META).unwrap().insert(schema::META_SCHEMA_VERSION, 99).unwrap();
+        txn.open_table(schema::META)
+            .unwrap()
+            .insert(schema::META_SCHEMA_VERSION, 99)
+            .unwrap();
         txn.commit().unwrap();
     }
     let before = std::fs::read(&options.path).unwrap();
     let err = StoreCore::open(options.clone()).unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { found: 99, supported: 1 }),
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1
+            }
+        ),
         "{err:?}"
     );
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("99"), "{err}");
-    assert!(std::fs::read(&options.path).unwrap() == before, "refused file was modified");
+    assert!(
+        std::fs::read(&options.path).unwrap() == before,
+        "refused file was modified"
+    );
 }
 
 /// A redb file that is not a boxidr store (tables but no schema version) is refused.
@@ -72,7 +87,10 @@ fn foreign_database_is_refused() {
     {
         let db = Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(schema::USERS).unwrap().insert("u", "{}").unwrap();
+        txn.open_table(schema::USERS)
+            .unwrap()
+            .insert("u", "{}")
+            .unwrap();
         txn.commit().unwrap();
     }
     let err = StoreCore::open(StoreOptions::new(&path)).unwrap_err();
@@ -84,19 +102,31 @@ fn foreign_database_is_refused() {
 fn reopen_preserves_data() {
     let dir = tempfile::tempdir().unwrap();
     let (options, mut core) = file_store(&dir);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("100"), 5)).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
+        .unwrap();
+    core.commit_page(page(&["a", "b", "c"], Some("100"), 5))
+        .unwrap();
     core.ack(SinkId::Collector, 2).unwrap();
     core.close().unwrap();
     drop(core);
 
     let mut core = StoreCore::open(options).unwrap();
-    assert_eq!(core.cursor(&streaming()).unwrap().unwrap().position.as_str(), "100");
+    assert_eq!(
+        core.cursor(&streaming())
+            .unwrap()
+            .unwrap()
+            .position
+            .as_str(),
+        "100"
+    );
     assert_eq!(ids(&all(&mut core, SinkId::Collector)), ["c"]);
     assert_eq!(ids(&all(&mut core, SinkId::LogSearch)), ["a", "b", "c"]);
     // Seen survives: "a" is a duplicate; the sequence continues at 4.
     let outcome = core.commit_page(page(&["a", "d"], Some("101"), 6)).unwrap();
-    assert_eq!((outcome.appended, outcome.duplicates, outcome.first_seq), (1, 1, Some(4)));
+    assert_eq!(
+        (outcome.appended, outcome.duplicates, outcome.first_seq),
+        (1, 1, Some(4))
+    );
 }
 
 /// The database file is created with mode 0600, and a looser mode is tightened on open.
@@ -140,7 +170,12 @@ fn events_appended_in_order_with_original_json() {
     for (i, (record, event)) in records.iter().zip(&events).enumerate() {
         assert_eq!(record.seq, i as u64 + 1);
         assert_eq!(&record.event_id, event.id());
-        assert_eq!(record.event_json, event.to_json(), "JSON changed for {}", event.id());
+        assert_eq!(
+            record.event_json,
+            event.to_json(),
+            "JSON changed for {}",
+            event.id()
+        );
         let reparsed: serde_json::Value = serde_json::from_str(&record.event_json).unwrap();
         assert_eq!(reparsed.as_object().unwrap(), event.raw());
         assert_eq!(record.stream, StreamType::AdminLogsStreaming);
@@ -150,7 +185,10 @@ fn events_appended_in_order_with_original_json() {
     let cursor = core.cursor(&streaming()).unwrap().unwrap();
     assert_eq!(cursor.position.as_str(), "1152923169531664551");
     assert_eq!(cursor.updated_at_ms, 42);
-    assert_eq!(cursor.last_created_at.as_deref(), Some("2024-05-02T14:03:11-07:00"));
+    assert_eq!(
+        cursor.last_created_at.as_deref(),
+        Some("2024-05-02T14:03:11-07:00")
+    );
 }
 
 /// Duplicate ids within a page and across pages are skipped and counted, never queued twice.
@@ -158,9 +196,13 @@ fn events_appended_in_order_with_original_json() {
 fn duplicates_within_and_across_pages_are_skipped() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    let first = core.commit_page(page(&["a", "b", "a"], Some("1"), 1)).unwrap();
+    let first = core
+        .commit_page(page(&["a", "b", "a"], Some("1"), 1))
+        .unwrap();
     assert_eq!((first.appended, first.duplicates), (2, 1));
-    let second = core.commit_page(page(&["b", "c", "c", "a"], Some("2"), 2)).unwrap();
+    let second = core
+        .commit_page(page(&["b", "c", "c", "a"], Some("2"), 2))
+        .unwrap();
     assert_eq!((second.appended, second.duplicates), (1, 3));
     assert_eq!((second.first_seq, second.last_seq), (Some(3), Some(3)));
     let all_dups = core.commit_page(page(&["a"], Some("3"), 3)).unwrap();
@@ -169,7 +211,14 @@ fn duplicates_within_and_across_pages_are_skipped() {
     assert_eq!(core.counter(schema::COUNTER_APPENDED).unwrap(), 3);
     assert_eq!(core.counter(schema::COUNTER_DUPLICATES).unwrap(), 5);
     // The cursor still advances on an all-duplicate page.
-    assert_eq!(core.cursor(&streaming()).unwrap().unwrap().position.as_str(), "3");
+    assert_eq!(
+        core.cursor(&streaming())
+            .unwrap()
+            .unwrap()
+            .position
+            .as_str(),
+        "3"
+    );
 }
 
 /// Box's legacy reset position "0" never overwrites a good cursor; None keeps the old one.
@@ -180,18 +229,28 @@ fn reset_or_missing_position_keeps_cursor() {
     assert_eq!(core.cursor(&streaming()).unwrap(), None);
     let outcome = core.commit_page(page(&[], Some("0"), 1)).unwrap();
     assert_eq!(outcome.cursor, CursorUpdate::KeptReset);
-    assert_eq!(core.cursor(&streaming()).unwrap(), None, "reset stored on an empty cursor");
+    assert_eq!(
+        core.cursor(&streaming()).unwrap(),
+        None,
+        "reset stored on an empty cursor"
+    );
     core.commit_page(page(&["a"], Some("555"), 2)).unwrap();
     let good = core.cursor(&streaming()).unwrap();
     let outcome = core.commit_page(page(&["b"], Some("0"), 3)).unwrap();
-    assert_eq!((outcome.cursor, outcome.appended), (CursorUpdate::KeptReset, 1));
+    assert_eq!(
+        (outcome.cursor, outcome.appended),
+        (CursorUpdate::KeptReset, 1)
+    );
     assert_eq!(core.cursor(&streaming()).unwrap(), good);
     let outcome = core.commit_page(page(&["c"], Some("000"), 4)).unwrap();
     assert_eq!(outcome.cursor, CursorUpdate::KeptReset);
     let outcome = core.commit_page(page(&["d"], None, 5)).unwrap();
     assert_eq!(outcome.cursor, CursorUpdate::KeptNoPosition);
     assert_eq!(core.cursor(&streaming()).unwrap(), good);
-    assert_eq!(ids(&all(&mut core, SinkId::Collector)), ["a", "b", "c", "d"]);
+    assert_eq!(
+        ids(&all(&mut core, SinkId::Collector)),
+        ["a", "b", "c", "d"]
+    );
 }
 
 /// Each stream and each named sweep keeps its own cursor; records carry the stream type.
@@ -204,10 +263,24 @@ fn cursors_are_per_stream_and_sweep() {
     sweep.last_created_at = Some("2024-01-01T00:00:00Z".into());
     core.commit_page(sweep).unwrap();
     core.commit_page(page(&["l1"], Some("100"), 2)).unwrap();
-    assert_eq!(core.cursor(&streaming()).unwrap().unwrap().position.as_str(), "100");
-    let sweep_cursor = core.cursor(&CursorKey::Sweep("catchup-2024".into())).unwrap().unwrap();
+    assert_eq!(
+        core.cursor(&streaming())
+            .unwrap()
+            .unwrap()
+            .position
+            .as_str(),
+        "100"
+    );
+    let sweep_cursor = core
+        .cursor(&CursorKey::Sweep("catchup-2024".into()))
+        .unwrap()
+        .unwrap();
     assert_eq!(sweep_cursor.position.as_str(), "900");
-    assert_eq!(core.cursor(&CursorKey::Stream(StreamType::AdminLogs)).unwrap(), None);
+    assert_eq!(
+        core.cursor(&CursorKey::Stream(StreamType::AdminLogs))
+            .unwrap(),
+        None
+    );
     let records = all(&mut core, SinkId::Collector);
     assert_eq!(records[0].stream, StreamType::AdminLogs);
     assert_eq!(records[1].stream, StreamType::AdminLogsStreaming);
@@ -215,11 +288,20 @@ fn cursors_are_per_stream_and_sweep() {
     let mut next = page(&[], Some("901"), 3);
     next.cursor = CursorKey::Sweep("catchup-2024".into());
     core.commit_page(next).unwrap();
-    let sweep_cursor = core.cursor(&CursorKey::Sweep("catchup-2024".into())).unwrap().unwrap();
-    assert_eq!(sweep_cursor.last_created_at.as_deref(), Some("2024-01-01T00:00:00Z"));
+    let sweep_cursor = core
+        .cursor(&CursorKey::Sweep("catchup-2024".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sweep_cursor.last_created_at.as_deref(),
+        Some("2024-01-01T00:00:00Z")
+    );
     let mut bad = page(&[], Some("1"), 4);
     bad.cursor = CursorKey::Sweep("has space".into());
-    assert!(matches!(core.commit_page(bad), Err(StoreError::InvalidInput { .. })));
+    assert!(matches!(
+        core.commit_page(bad),
+        Err(StoreError::InvalidInput { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,21 +312,33 @@ fn cursors_are_per_stream_and_sweep() {
 fn record_deleted_only_after_both_enabled_sinks_acked() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c", "d"], Some("1"), 1)).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
+        .unwrap();
+    core.commit_page(page(&["a", "b", "c", "d"], Some("1"), 1))
+        .unwrap();
 
     let ack = core.ack(SinkId::Collector, 3).unwrap();
     assert_eq!((ack.cursor, ack.advanced, ack.deleted), (3, true, 0));
     // Log Search is "down": it holds records but the collector still reads on.
     assert_eq!(ids(&all(&mut core, SinkId::Collector)), ["d"]);
-    assert_eq!(ids(&all(&mut core, SinkId::LogSearch)), ["a", "b", "c", "d"]);
+    assert_eq!(
+        ids(&all(&mut core, SinkId::LogSearch)),
+        ["a", "b", "c", "d"]
+    );
     assert_eq!(core.stats().unwrap().queue_records, 4);
 
     let ack = core.ack(SinkId::LogSearch, 2).unwrap();
     assert_eq!(ack.deleted, 2);
     let stats = core.stats().unwrap();
-    assert_eq!((stats.queue_records, stats.oldest_seq, stats.newest_seq), (2, Some(3), Some(4)));
-    let pending: Vec<_> = stats.pending_per_sink.iter().map(|s| (s.sink, s.pending)).collect();
+    assert_eq!(
+        (stats.queue_records, stats.oldest_seq, stats.newest_seq),
+        (2, Some(3), Some(4))
+    );
+    let pending: Vec<_> = stats
+        .pending_per_sink
+        .iter()
+        .map(|s| (s.sink, s.pending))
+        .collect();
     assert_eq!(pending, [(SinkId::Collector, 1), (SinkId::LogSearch, 2)]);
     assert_eq!(core.ack(SinkId::LogSearch, 4).unwrap().deleted, 1);
     assert_eq!(core.ack(SinkId::Collector, 4).unwrap().deleted, 1);
@@ -256,8 +350,10 @@ fn record_deleted_only_after_both_enabled_sinks_acked() {
 fn disabled_sink_does_not_hold_records() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("1"), 1)).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
+        .unwrap();
+    core.commit_page(page(&["a", "b", "c"], Some("1"), 1))
+        .unwrap();
     core.ack(SinkId::Collector, 2).unwrap();
     assert_eq!(core.stats().unwrap().queue_records, 3);
     assert_eq!(core.set_enabled_sinks(&[SinkId::Collector]).unwrap(), 2);
@@ -283,14 +379,30 @@ fn no_enabled_sink_deletes_nothing() {
 fn ack_never_moves_backwards() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("1"), 1)).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
+        .unwrap();
+    core.commit_page(page(&["a", "b", "c"], Some("1"), 1))
+        .unwrap();
     core.ack(SinkId::Collector, 3).unwrap();
     let stale = core.ack(SinkId::Collector, 1).unwrap();
     assert_eq!((stale.cursor, stale.advanced, stale.deleted), (3, false, 0));
-    assert!(core.read_batch(SinkId::Collector, 10, usize::MAX).unwrap().is_empty());
+    assert!(
+        core.read_batch(SinkId::Collector, 10, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
     let err = core.ack(SinkId::LogSearch, 4).unwrap_err();
-    assert!(matches!(err, StoreError::AckBeyondNewest { up_to: 4, newest: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::AckBeyondNewest {
+                up_to: 4,
+                newest: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(core.stats().unwrap().pending_per_sink[1].cursor, 0);
 }
 
@@ -299,7 +411,9 @@ fn ack_never_moves_backwards() {
 fn read_batch_respects_limits() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    let events = (0..5).map(|i| big_event(&format!("e{i}"), 100)).collect::<Vec<_>>();
+    let events = (0..5)
+        .map(|i| big_event(&format!("e{i}"), 100))
+        .collect::<Vec<_>>();
     let size = events[0].to_json().len();
     core.commit_page(PageCommit {
         cursor: streaming(),
@@ -309,11 +423,34 @@ fn read_batch_respects_limits() {
         collected_at_ms: 1,
     })
     .unwrap();
-    assert_eq!(core.read_batch(SinkId::Collector, 2, usize::MAX).unwrap().len(), 2);
-    assert_eq!(core.read_batch(SinkId::Collector, 10, size * 3).unwrap().len(), 3);
-    assert_eq!(core.read_batch(SinkId::Collector, 10, size * 3 - 1).unwrap().len(), 2);
-    assert_eq!(core.read_batch(SinkId::Collector, 10, 1).unwrap().len(), 1, "oversized wedges");
-    assert!(core.read_batch(SinkId::Collector, 0, usize::MAX).unwrap().is_empty());
+    assert_eq!(
+        core.read_batch(SinkId::Collector, 2, usize::MAX)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        core.read_batch(SinkId::Collector, 10, size * 3)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        core.read_batch(SinkId::Collector, 10, size * 3 - 1)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        core.read_batch(SinkId::Collector, 10, 1).unwrap().len(),
+        1,
+        "oversized wedges"
+    );
+    assert!(
+        core.read_batch(SinkId::Collector, 0, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
     core.ack(SinkId::Collector, 4).unwrap();
     let rest = core.read_batch(SinkId::Collector, 10, usize::MAX).unwrap();
     assert_eq!(rest.iter().map(|r| r.seq).collect::<Vec<_>>(), [5]);
@@ -328,9 +465,15 @@ fn stats_oldest_pending() {
     assert_eq!(core.stats().unwrap().oldest_pending_collected_at_ms, None);
     core.commit_page(page(&["a"], Some("1"), 100)).unwrap();
     core.commit_page(page(&["b"], Some("2"), 200)).unwrap();
-    assert_eq!(core.stats().unwrap().oldest_pending_collected_at_ms, Some(100));
+    assert_eq!(
+        core.stats().unwrap().oldest_pending_collected_at_ms,
+        Some(100)
+    );
     core.ack(SinkId::Collector, 1).unwrap();
-    assert_eq!(core.stats().unwrap().oldest_pending_collected_at_ms, Some(200));
+    assert_eq!(
+        core.stats().unwrap().oldest_pending_collected_at_ms,
+        Some(200)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,7 +500,12 @@ fn quota_backpressure_and_recovery() {
         }
         assert!(n < 1000, "quota never reached");
     };
-    let StoreError::QueueFull { file_bytes, quota_bytes, queue_records } = full else {
+    let StoreError::QueueFull {
+        file_bytes,
+        quota_bytes,
+        queue_records,
+    } = full
+    else {
         panic!("expected QueueFull, got {full:?}");
     };
     assert!(full.is_retryable() && full.is_queue_full());
@@ -366,8 +514,16 @@ fn quota_backpressure_and_recovery() {
     let stats_before = core.stats().unwrap();
     let rejected = core.commit_page(page(&["late"], Some("999999"), 1));
     assert!(matches!(rejected, Err(StoreError::QueueFull { .. })));
-    assert_eq!(core.cursor(&streaming()).unwrap(), cursor_before, "cursor moved while full");
-    assert_eq!(core.stats().unwrap(), stats_before, "queue changed while full");
+    assert_eq!(
+        core.cursor(&streaming()).unwrap(),
+        cursor_before,
+        "cursor moved while full"
+    );
+    assert_eq!(
+        core.stats().unwrap(),
+        stats_before,
+        "queue changed while full"
+    );
 
     // Drain, compact: the file shrinks below the quota and commits resume; "late" was never
     // recorded as seen, so the re-polled page is appended, not dropped as a duplicate.
@@ -375,7 +531,9 @@ fn quota_backpressure_and_recovery() {
     let report = core.compact().unwrap();
     assert!(report.after_bytes < report.before_bytes, "{report:?}");
     assert!(report.after_bytes < options.quota_bytes, "{report:?}");
-    let outcome = core.commit_page(page(&["late"], Some("999999"), 1)).unwrap();
+    let outcome = core
+        .commit_page(page(&["late"], Some("999999"), 1))
+        .unwrap();
     assert_eq!(outcome.appended, 1);
 
     // A larger quota also lifts the backpressure (reopen with new options).
@@ -383,7 +541,10 @@ fn quota_backpressure_and_recovery() {
     let mut tight = options.clone();
     tight.quota_bytes = 1;
     let mut core = StoreCore::open(tight).unwrap();
-    assert!(matches!(core.commit_page(page(&["x"], None, 1)), Err(StoreError::QueueFull { .. })));
+    assert!(matches!(
+        core.commit_page(page(&["x"], None, 1)),
+        Err(StoreError::QueueFull { .. })
+    ));
     core.close().unwrap();
     let mut core = StoreCore::open(options).unwrap();
     assert_eq!(core.commit_page(page(&["x"], None, 1)).unwrap().appended, 1);
@@ -399,13 +560,20 @@ fn seen_expiry_removes_only_old_ids() {
     let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
     options.seen_ttl = std::time::Duration::from_millis(1000);
     let mut core = StoreCore::open(options.clone()).unwrap();
-    core.commit_page(page(&["old1", "old2"], None, 1_000)).unwrap();
+    core.commit_page(page(&["old1", "old2"], None, 1_000))
+        .unwrap();
     core.commit_page(page(&["new"], None, 5_000)).unwrap();
     // cut-off = 5_500 - 1_000 = 4_500: the 1_000 entries go, the 5_000 one stays.
     assert_eq!(core.expire_seen(5_500).unwrap(), 2);
     assert_eq!(core.expire_seen(5_500).unwrap(), 0);
-    let outcome = core.commit_page(page(&["old1", "new"], None, 6_000)).unwrap();
-    assert_eq!((outcome.appended, outcome.duplicates), (1, 1), "old1 is new again, new is a dup");
+    let outcome = core
+        .commit_page(page(&["old1", "new"], None, 6_000))
+        .unwrap();
+    assert_eq!(
+        (outcome.appended, outcome.duplicates),
+        (1, 1),
+        "old1 is new again, new is a dup"
+    );
     core.close().unwrap();
 
     // The expiry walks the time index, not `seen`: an entry with no index row is not touched,
@@ -413,7 +581,10 @@ fn seen_expiry_removes_only_old_ids() {
     {
         let db = Database::open(&options.path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(schema::SEEN).unwrap().insert("orphan", 0).unwrap();
+        txn.open_table(schema::SEEN)
+            .unwrap()
+            .insert("orphan", 0)
+            .unwrap();
         txn.commit().unwrap();
         let read = db.begin_read().unwrap();
         let by_time = read.open_table(schema::SEEN_BY_TIME).unwrap();
@@ -426,7 +597,10 @@ fn seen_expiry_removes_only_old_ids() {
                 (ms, id.to_owned())
             })
             .collect();
-        assert_eq!(rows, [(5_000, "new".to_owned()), (6_000, "old1".to_owned())]);
+        assert_eq!(
+            rows,
+            [(5_000, "new".to_owned()), (6_000, "old1".to_owned())]
+        );
     }
     let mut core = StoreCore::open(options.clone()).unwrap();
     assert_eq!(core.expire_seen(100_000).unwrap(), 2);
@@ -447,11 +621,20 @@ fn small_tables_round_trip() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
     core.put_users(&[
-        UserEntry { id: "1".into(), json: r#"{"id":"1","login":"a@x"}"#.into() },
-        UserEntry { id: "2".into(), json: r#"{"id":"2"}"#.into() },
+        UserEntry {
+            id: "1".into(),
+            json: r#"{"id":"1","login":"a@x"}"#.into(),
+        },
+        UserEntry {
+            id: "2".into(),
+            json: r#"{"id":"2"}"#.into(),
+        },
     ])
     .unwrap();
-    assert_eq!(core.get_user("1").unwrap().as_deref(), Some(r#"{"id":"1","login":"a@x"}"#));
+    assert_eq!(
+        core.get_user("1").unwrap().as_deref(),
+        Some(r#"{"id":"1","login":"a@x"}"#)
+    );
     assert_eq!(core.get_user("3").unwrap(), None);
 
     let value = serde_json::json!({"domain": "example.com", "n": 3});
@@ -459,8 +642,11 @@ fn small_tables_round_trip() {
     assert_eq!(core.get_setting("default_domain").unwrap(), Some(value));
     assert_eq!(core.get_setting("missing").unwrap(), None);
 
-    core.put_secrets(&[("box.refresh", Secret::from("r2")), ("box.access", Secret::from("a2"))])
-        .unwrap();
+    core.put_secrets(&[
+        ("box.refresh", Secret::from("r2")),
+        ("box.access", Secret::from("a2")),
+    ])
+    .unwrap();
     let secret = core.get_secret("box.refresh").unwrap().unwrap();
     assert_eq!(secret.expose(), b"r2");
     assert_eq!(format!("{secret:?}"), "[redacted]");
@@ -472,7 +658,10 @@ fn small_tables_round_trip() {
     assert_eq!(core.add_counter("polls", u64::MAX).unwrap(), u64::MAX);
     assert_eq!(core.counter("polls").unwrap(), u64::MAX);
     assert_eq!(core.counter("never").unwrap(), 0);
-    assert!(matches!(core.set_setting("", &value_null()), Err(StoreError::InvalidInput { .. })));
+    assert!(matches!(
+        core.set_setting("", &value_null()),
+        Err(StoreError::InvalidInput { .. })
+    ));
 }
 
 fn value_null() -> serde_json::Value {

@@ -1,7 +1,7 @@
 //! Shared helpers for the store's integration tests: events, pages, an in-memory disk that can
 //! fail the k-th write/set_len/sync or "lose power" at the k-th sync, and a raw table dump.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test support: a panic is a test failure
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -233,7 +233,10 @@ pub fn open_mem(disk: &MemDisk) -> StoreCore {
 /// Every durable table of a store, keys and values rendered with Debug, by table name.
 pub type Dump = BTreeMap<&'static str, Vec<(String, String)>>;
 
-fn dump_table<K, V>(read: &redb::ReadTransaction, def: TableDefinition<K, V>) -> Vec<(String, String)>
+fn dump_table<K, V>(
+    read: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Vec<(String, String)>
 where
     K: redb::Key + 'static,
     V: redb::Value + 'static,
