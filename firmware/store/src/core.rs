@@ -115,7 +115,7 @@ impl StoreCore {
         page.cursor
             .validate()
             .map_err(|detail| StoreError::InvalidInput { op, detail })?;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let file_bytes = env.file_bytes(op)?;
             if file_bytes >= env.options.quota_bytes {
                 let read = db.begin_read().op(op)?;
@@ -147,7 +147,7 @@ impl StoreCore {
         max_bytes: usize,
     ) -> Result<Vec<QueuedRecord>, StoreError> {
         let op = Op::ReadBatch;
-        self.run(op, |_, db| {
+        self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let cursor = match open_read(&read, schema::SINK_CURSORS, op)? {
                 Some(table) => table.get(sink.as_str()).op(op)?.map_or(0, |g| g.value()),
@@ -183,7 +183,7 @@ impl StoreCore {
     /// older ack is a no-op and writes nothing); acking a sequence never assigned is refused.
     pub fn ack(&mut self, sink: SinkId, up_to_seq: u64) -> Result<AckOutcome, StoreError> {
         let op = Op::Ack;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let outcome = {
                 let meta = txn.open_table(schema::META).op(op)?;
@@ -230,7 +230,7 @@ impl StoreCore {
     /// what is still queued after its cursor.
     pub fn set_enabled_sinks(&mut self, sinks: &[SinkId]) -> Result<u64, StoreError> {
         let op = Op::SetEnabledSinks;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             {
                 let mut enabled = txn.open_table(schema::SINKS_ENABLED).op(op)?;
@@ -248,7 +248,7 @@ impl StoreCore {
     /// A snapshot of queue, sinks and file size (one read transaction).
     pub fn stats(&mut self) -> Result<Stats, StoreError> {
         let op = Op::Stats;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let file_bytes = env.file_bytes(op)?;
             let read = db.begin_read().op(op)?;
             let queue = open_read(&read, schema::QUEUE, op)?;
@@ -318,7 +318,7 @@ impl StoreCore {
         key.validate()
             .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         let key = key.to_key();
-        self.run(op, |_, db| {
+        self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let Some(table) = open_read(&read, schema::CURSORS, op)? else {
                 return Ok(None);
@@ -336,7 +336,7 @@ impl StoreCore {
     /// Invariant: only entries older than the TTL go; the TTL outlives Box's duplicate window.
     pub fn expire_seen(&mut self, now_ms: u64) -> Result<u64, StoreError> {
         let op = Op::ExpireSeen;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let ttl_ms = u64::try_from(env.options.seen_ttl.as_millis()).unwrap_or(u64::MAX);
             let cutoff = now_ms.saturating_sub(ttl_ms);
             let txn = env.begin_write(db, op)?;
@@ -374,7 +374,7 @@ impl StoreCore {
             validate_key("user id", &user.id)
                 .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         }
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             {
                 let mut table = txn.open_table(schema::USERS).op(op)?;
@@ -413,7 +413,7 @@ impl StoreCore {
         validate_key("setting key", key)
             .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         let text = value.to_string();
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             txn.open_table(schema::SETTINGS)
                 .op(op)?
@@ -426,7 +426,7 @@ impl StoreCore {
     /// A secret, if set.
     pub fn get_secret(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
         let op = Op::GetSecret;
-        self.run(op, |_, db| {
+        self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let Some(table) = open_read(&read, schema::SECRETS, op)? else {
                 return Ok(None);
@@ -440,18 +440,21 @@ impl StoreCore {
 
     /// Stores several secrets in ONE durable write transaction, so a rotated token pair (Box
     /// refresh + access token) is never half written (invariant 5: commit before first use).
-    pub fn put_secrets(&mut self, secrets: &[(&str, Secret)]) -> Result<(), StoreError> {
+    pub fn put_secrets<K: AsRef<str>>(
+        &mut self,
+        secrets: &[(K, Secret)],
+    ) -> Result<(), StoreError> {
         let op = Op::PutSecrets;
         for (key, _) in secrets {
-            validate_key("secret key", key)
+            validate_key("secret key", key.as_ref())
                 .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         }
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             {
                 let mut table = txn.open_table(schema::SECRETS).op(op)?;
                 for (key, secret) in secrets {
-                    table.insert(*key, secret.expose()).op(op)?;
+                    table.insert(key.as_ref(), secret.expose()).op(op)?;
                 }
             }
             txn.commit().op(op)
@@ -461,7 +464,7 @@ impl StoreCore {
     /// Deletes a secret; returns whether it existed.
     pub fn delete_secret(&mut self, key: &str) -> Result<bool, StoreError> {
         let op = Op::DeleteSecret;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let existed = txn
                 .open_table(schema::SECRETS)
@@ -479,7 +482,7 @@ impl StoreCore {
         let op = Op::AddCounter;
         validate_key("counter name", name)
             .map_err(|detail| StoreError::InvalidInput { op, detail })?;
-        self.run(op, |env, db| {
+        self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let value = {
                 let mut table = txn.open_table(schema::COUNTERS).op(op)?;
@@ -493,7 +496,7 @@ impl StoreCore {
     /// A counter's value (0 if never added to).
     pub fn counter(&mut self, name: &str) -> Result<u64, StoreError> {
         let op = Op::GetCounter;
-        self.run(op, |_, db| {
+        self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let Some(table) = open_read(&read, schema::COUNTERS, op)? else {
                 return Ok(0);
@@ -599,7 +602,6 @@ impl StoreCore {
 
     fn run<T>(
         &mut self,
-        _op: Op,
         f: impl FnOnce(&Env, &Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.ensure_open()?;
@@ -619,7 +621,7 @@ impl StoreCore {
         def: TableDefinition<&str, &str>,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        self.run(op, |_, db| {
+        self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let Some(table) = open_read(&read, def, op)? else {
                 return Ok(None);

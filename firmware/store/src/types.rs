@@ -243,7 +243,9 @@ pub struct Stats {
     pub oldest_pending_collected_at_ms: Option<u64>,
     /// Times the database was dropped and reopened after a storage error, since this process started.
     pub reopens: u64,
-    /// Whether any open by this process had to repair the file (unclean shutdown before).
+    /// Whether an open by this process had to run redb's full repair (tree walk) after an
+    /// unclean shutdown. A quick-repair recovery (allocator state saved in the last commit) is
+    /// near-instant and does not set this.
     pub repaired: bool,
 }
 
