@@ -50,12 +50,15 @@ fn prints_address_and_serves() {
         .build()
         .unwrap();
     let stats: serde_json::Value = rt.block_on(async {
-        reqwest::get(format!("{url}/_sim/stats"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::get(format!("{url}/_sim/stats"))
+        }
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
     });
     child.kill().unwrap();
     let _ = child.wait();

@@ -139,6 +139,7 @@ async fn hang_times_out() {
         })
         .on(Endpoint::Events),
     );
+    common::install_crypto_provider();
     let c = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()

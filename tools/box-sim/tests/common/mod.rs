@@ -38,6 +38,7 @@ pub async fn start(config: SimConfig) -> SimHandle {
 
 /// An HTTP client that does not follow redirects and gives up after 10 s.
 pub fn client() -> Client {
+    install_crypto_provider();
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
@@ -226,4 +227,9 @@ pub async fn drain(
         all.extend(got);
     }
     panic!("stream did not end");
+}
+
+/// reqwest needs a rustls provider when the workspace build enables its rustls feature.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
