@@ -11,6 +11,7 @@ pub mod http;
 pub mod poller;
 pub mod secret;
 pub mod tokens;
+pub mod users;
 
 pub use auth::{AuthClient, Grant, TokenSet};
 pub use error::{ApiError, AuthError, Recovery};
@@ -18,3 +19,4 @@ pub use events::{EventsClient, EventsPage, EventsRequest};
 pub use poller::{PollStatus, Poller, PollerConfig};
 pub use secret::Secret;
 pub use tokens::TokenManager;
+pub use users::UsersClient;

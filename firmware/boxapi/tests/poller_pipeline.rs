@@ -196,3 +196,43 @@ async fn dead_grant_halts() {
         .count();
     assert_eq!(token_calls, 0, "no refresh token stored: nothing to spend");
 }
+
+/// The users sync walks every marker page into the store: every managed user is there with
+/// the status and role the normaliser needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_sync_stores_every_user() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 0,
+        users: 2500,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
+        .await
+        .unwrap();
+    let tokens = TokenManager::load(rig.auth.clone(), rig.grant.clone(), store.clone())
+        .await
+        .unwrap();
+    let client = boxidr_boxapi::UsersClient::new(
+        http::client(Duration::from_secs(5)).unwrap(),
+        &Url::parse(&rig.sim.api_base()).unwrap(),
+        8 << 20,
+    );
+    let report = boxidr_boxapi::users::sync(&tokens, &client, &store)
+        .await
+        .unwrap();
+    let ids = rig.sim.managed_user_ids();
+    assert_eq!(report.users, ids.len(), "{report:?}");
+    assert_eq!(report.pages, ids.len().div_ceil(1000), "{report:?}");
+    for id in &ids {
+        let json = store.get_user(id.clone()).await.unwrap().expect("stored");
+        let user: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(
+            user["status"].is_string() && user["role"].is_string(),
+            "{user}"
+        );
+        assert!(user["login"].as_str().unwrap().contains('@'), "{user}");
+    }
+}
