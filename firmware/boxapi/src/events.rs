@@ -65,13 +65,7 @@ pub struct EventsClient {
 impl EventsClient {
     /// `api_base` is e.g. `https://api.box.com/2.0`.
     pub fn new(http: reqwest::Client, api_base: &Url, max_body: u64) -> Self {
-        let mut events_url = api_base.clone();
-        events_url
-            .path_segments_mut()
-            .map(|mut s| {
-                s.pop_if_empty().push("events");
-            })
-            .ok();
+        let events_url = http::endpoint(api_base, "events");
         Self {
             http,
             events_url,
@@ -84,24 +78,7 @@ impl EventsClient {
         token: &Secret,
         request: &EventsRequest,
     ) -> Result<EventsPage, ApiError> {
-        let url = self.url(request);
-        let response = self
-            .http
-            .get(url.clone())
-            .bearer_auth(token.expose())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| ApiError::Network {
-                url: http::redacted_url(&url),
-                detail: http::error_chain(&e),
-            })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = http::read_body(response, self.max_body).await?;
-        if status != 200 {
-            return Err(http::status_error(status, &headers, &body));
-        }
+        let body = http::get_bounded(&self.http, self.url(request), token, self.max_body).await?;
         parse_page(&body)
     }
 
@@ -167,14 +144,7 @@ pub fn parse_page(body: &[u8]) -> Result<EventsPage, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../../shared/box/samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::http::sample;
 
     /// The integer cursor above 2^53 in the sample survives digit for digit.
     #[test]

@@ -55,6 +55,52 @@ pub async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Ve
     }
 }
 
+/// `{api_base}/{segment}` (e.g. `https://api.box.com/2.0` + `events`).
+pub fn endpoint(api_base: &reqwest::Url, segment: &str) -> reqwest::Url {
+    let mut url = api_base.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(segment);
+    }
+    url
+}
+
+/// An authorised API `GET`: the bounded body of a 200, or the classified error of anything else.
+pub async fn get_bounded(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    token: &crate::Secret,
+    max_body: u64,
+) -> Result<Vec<u8>, ApiError> {
+    let response = client
+        .get(url.clone())
+        .bearer_auth(token.expose())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| ApiError::Network {
+            url: redacted_url(&url),
+            detail: error_chain(&e),
+        })?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = read_body(response, max_body).await?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(status_error(status, &headers, &body))
+    }
+}
+
+/// A sample from `shared/box/samples/` (tests only).
+#[cfg(test)]
+pub(crate) fn sample(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../../shared/box/samples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// `Retry-After` in seconds (Box sends integers; fractional values are tolerated).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?;

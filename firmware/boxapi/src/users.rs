@@ -46,10 +46,7 @@ pub struct UsersClient {
 
 impl UsersClient {
     pub fn new(http: reqwest::Client, api_base: &Url, max_body: u64) -> Self {
-        let mut users_url = api_base.clone();
-        if let Ok(mut segments) = users_url.path_segments_mut() {
-            segments.pop_if_empty().push("users");
-        }
+        let users_url = http::endpoint(api_base, "users");
         Self {
             http,
             users_url,
@@ -76,22 +73,7 @@ impl UsersClient {
                 query.append_pair("marker", marker);
             }
         }
-        let response = self
-            .http
-            .get(url.clone())
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| ApiError::Network {
-                url: http::redacted_url(&url),
-                detail: http::error_chain(&e),
-            })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = http::read_body(response, self.max_body).await?;
-        if status != 200 {
-            return Err(http::status_error(status, &headers, &body));
-        }
+        let body = http::get_bounded(&self.http, url, token, self.max_body).await?;
         parse_page(&body)
     }
 }
@@ -185,14 +167,7 @@ pub async fn sync(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../../shared/box/samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::http::sample;
 
     /// The marker sample parses with its users and its next marker.
     #[test]
