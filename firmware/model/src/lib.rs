@@ -5,9 +5,11 @@
 //! tokio, reqwest, redb, tiny_http or rppal (checked by `tools/test-all.sh`).
 
 mod event;
+pub mod led;
 mod position;
 
 pub use event::{BoxEvent, EventError, EventId, UserMini};
+pub use led::{AttentionCode, Led, LedFrame, LedLook};
 pub use position::{PositionError, StreamPosition};
 
 use serde::{Deserialize, Serialize};
