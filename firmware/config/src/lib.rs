@@ -4,6 +4,7 @@
 //! which endpoints to talk to; everything has a default, unknown keys are refused so a typo
 //! never silently falls back to a default. Secrets never live here (they go to the store).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ pub const BOX_TOKEN_BASE: &str = "https://api.box.com";
 pub const BOX_API_BASE: &str = "https://api.box.com/2.0";
 /// Box serves at most 500 events per page.
 pub const MAX_PAGE_LIMIT: u32 = 500;
+/// Most entries in `mapping.domain_map`.
+pub const MAX_DOMAIN_MAP_ENTRIES: usize = 256;
 /// Log Search regions offered on the setup page (`shared/insightidr/CONTRACT.md` §3.1).
 pub const REGIONS: &[&str] = &["us", "us2", "us3", "eu", "ca", "au", "ap"];
 
@@ -118,10 +121,17 @@ impl LogSearch {
 pub struct Mapping {
     /// NetBIOS-style domain (`CORP`) given to InsightIDR as `account_domain`.
     pub default_domain: Option<String>,
+    /// Email domain of the Box login (`emea.example.com`) → `account_domain` (`EMEA`), for
+    /// enterprises with several AD domains; logins whose domain is not listed get
+    /// `default_domain`. Keys match case-insensitively.
+    pub domain_map: BTreeMap<String, String>,
     pub account_format: AccountFormat,
     pub authentication_target: String,
     /// Send file, sharing and alert events to Log Search as well ("send unparsed logs").
     pub send_unparsed: bool,
+    /// Also send OAuth 2 access-token grants (`USER_AUTHENTICATE_OAUTH2_ACCESS_TOKEN_CREATE`)
+    /// as UEF ingress. Off by default: frequent, and mostly applications, not people.
+    pub oauth_as_ingress: bool,
 }
 
 /// Which part of the Box login InsightIDR sees as the account name.
@@ -192,9 +202,11 @@ impl Default for Mapping {
     fn default() -> Self {
         Self {
             default_domain: None,
+            domain_map: BTreeMap::new(),
             account_format: AccountFormat::LocalPart,
             authentication_target: "Box".to_owned(),
             send_unparsed: true,
+            oauth_as_ingress: false,
         }
     }
 }
@@ -238,6 +250,15 @@ pub enum ConfigError {
     Collector,
     #[error("mapping.default_domain {0:?} must be 1-15 characters of letters, digits, '-' or '.'")]
     Domain(String),
+    #[error(
+        "mapping.domain_map entry {email_domain:?} = {domain:?}: keys must be email domains \
+         (letters, digits, '-', '.'; at most 253), values 1-15 characters of letters, digits, \
+         '-' or '.', at most {MAX_DOMAIN_MAP_ENTRIES} entries"
+    )]
+    DomainMap {
+        email_domain: String,
+        domain: String,
+    },
     #[error("mapping.authentication_target must be 1-64 printable characters")]
     Target,
     #[error("queue.quota_bytes must be at least 16 MiB, got {0}")]
@@ -299,6 +320,23 @@ impl Config {
                 return Err(ConfigError::Domain(domain.clone()));
             }
         }
+        if let Some((email_domain, domain)) = self
+            .mapping
+            .domain_map
+            .iter()
+            .find(|(k, v)| !valid_email_domain(k) || !valid_domain(v))
+        {
+            return Err(ConfigError::DomainMap {
+                email_domain: email_domain.clone(),
+                domain: domain.clone(),
+            });
+        }
+        if self.mapping.domain_map.len() > MAX_DOMAIN_MAP_ENTRIES {
+            return Err(ConfigError::DomainMap {
+                email_domain: String::new(),
+                domain: String::new(),
+            });
+        }
         let target = &self.mapping.authentication_target;
         if target.is_empty() || target.len() > 64 || target.chars().any(char::is_control) {
             return Err(ConfigError::Target);
@@ -334,6 +372,18 @@ pub fn valid_domain(domain: &str) -> bool {
         && domain
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// The domain part of an email address (`emea.example.com`): dot-separated labels of
+/// letters, digits and `-`, at most 253 characters.
+pub fn valid_email_domain(domain: &str) -> bool {
+    (1..=253).contains(&domain.len())
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[cfg(test)]
@@ -416,6 +466,34 @@ mod tests {
         for bad in ["", "u", "US", "us22", "us-2", "eu.evil.com"] {
             assert!(!valid_region(bad), "{bad}");
         }
+    }
+
+    /// The per-email-domain table parses, and bad keys or values name the entry.
+    #[test]
+    fn domain_map() {
+        let config = Config::from_toml(
+            "[mapping]\ndefault_domain = \"CORP\"\noauth_as_ingress = true\n\
+             [mapping.domain_map]\n\"emea.example.com\" = \"EMEA\"\n\"Example.org\" = \"ORG\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.mapping.domain_map.len(), 2);
+        assert_eq!(config.mapping.domain_map["emea.example.com"], "EMEA");
+        assert!(config.mapping.oauth_as_ingress);
+        assert!(Mapping::default().domain_map.is_empty());
+        assert!(!Mapping::default().oauth_as_ingress);
+        for bad in [
+            "\"example.com\" = \"A-VERY-LONG-DOMAIN-NAME\"",
+            "\"example.com\" = \"\"",
+            "\"exa mple.com\" = \"CORP\"",
+            "\"example..com\" = \"CORP\"",
+            "\"@example.com\" = \"CORP\"",
+            "\"\" = \"CORP\"",
+        ] {
+            let err = Config::from_toml(&format!("[mapping.domain_map]\n{bad}\n")).unwrap_err();
+            assert!(matches!(err, ConfigError::DomainMap { .. }), "{bad}: {err}");
+        }
+        let err = Config::from_toml("[mapping.domain_map]\n\"example.com\" = 5\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)), "{err}");
     }
 
     /// Domains are short and free of markup.

@@ -1,0 +1,227 @@
+//! The one call a sink makes per queued record.
+
+use boxidr_model::BoxEvent;
+use serde_json::Value;
+
+use crate::actor::Actor;
+use crate::directory::UserDirectory;
+use crate::kind::{Kind, kind, kind_of_type};
+use crate::raw::{self, Malformed};
+use crate::settings::Settings;
+use crate::uef::{self, Reason};
+
+/// Everything the sinks need from one queued Box event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The event's kind (for a malformed record: its `event_type`'s kind if it has one).
+    pub kind: Kind,
+    /// The UEF line for the Collector, if the event is a valid ingress authentication.
+    pub uef: Option<String>,
+    /// The raw record for Log Search, if one is to be sent: always for ingress, admin
+    /// activity, malformed records and ingress refused as UEF; for other kinds only with
+    /// "send unparsed logs".
+    pub raw: Option<String>,
+    /// Why an ingress event is not sent as UEF (count it); `None` when it is, or when the
+    /// event is not an ingress authentication at all.
+    pub uef_rejected: Option<Reason>,
+    /// Set when the queued text is not a usable Box event (count it).
+    pub malformed: Option<Malformed>,
+    /// Whether the raw record had to be cut to fit the cap.
+    pub raw_truncated: bool,
+}
+
+/// Renders one queued record for both sinks. Pure and total: it never panics and never
+/// drops an event silently.
+///
+/// - `event_json`: the event as queued (`QueuedRecord::event_json`, Box's JSON).
+/// - `collected_at_ms`: when the appliance fetched it (ms since the epoch); written as
+///   `collected_at`, never used as the event's time.
+/// - `directory`: the user directory (any [`UserDirectory`]; lookups that fail are `None`).
+/// - `settings`: [`Settings::from_mapping`] of the current configuration.
+///
+/// Lines carry no trailing newline and contain no LF or CR byte: the Collector sink appends
+/// `\n` to each UEF line, the Log Search sink posts the raw record as the body.
+pub fn render_record<D: UserDirectory + ?Sized>(
+    event_json: &str,
+    collected_at_ms: u64,
+    directory: &D,
+    settings: &Settings,
+) -> Rendered {
+    let parsed: Value = match serde_json::from_str(event_json) {
+        Ok(value) => value,
+        Err(_) => {
+            return malformed(
+                event_json,
+                None,
+                Malformed::NotJson,
+                settings,
+                collected_at_ms,
+            );
+        }
+    };
+    let event = match BoxEvent::from_value(parsed) {
+        Ok(event) => event,
+        Err(err) => {
+            // `from_value` consumed the value; parse again for the flagged record (rare path).
+            let again: Option<Value> = serde_json::from_str(event_json).ok();
+            return malformed(
+                event_json,
+                again.as_ref(),
+                Malformed::from(&err),
+                settings,
+                collected_at_ms,
+            );
+        }
+    };
+    render_event(&event, collected_at_ms, directory, settings)
+}
+
+/// [`render_record`] for an event already parsed.
+pub fn render_event<D: UserDirectory + ?Sized>(
+    event: &BoxEvent,
+    collected_at_ms: u64,
+    directory: &D,
+    settings: &Settings,
+) -> Rendered {
+    let kind = kind(event);
+    let actor = Actor::of(event, directory);
+    let (uef, uef_rejected) =
+        match uef::render_with_actor(event, actor.as_ref(), settings, collected_at_ms) {
+            Ok(line) => (Some(line), None),
+            Err(not) if not.reason == Reason::NotIngress => (None, None),
+            Err(not) => (None, Some(not.reason)),
+        };
+    let send_raw = kind.is_sent(settings.send_unparsed) || uef_rejected.is_some();
+    let raw = send_raw.then(|| {
+        raw::render_with_actor(
+            event,
+            actor.as_ref(),
+            settings,
+            collected_at_ms,
+            uef_rejected,
+        )
+    });
+    Rendered {
+        kind,
+        uef,
+        raw_truncated: raw.as_ref().is_some_and(|r| r.truncated),
+        raw: raw.map(|r| r.text),
+        uef_rejected,
+        malformed: None,
+    }
+}
+
+fn malformed(
+    text: &str,
+    parsed: Option<&Value>,
+    why: Malformed,
+    settings: &Settings,
+    collected_at_ms: u64,
+) -> Rendered {
+    let line = raw::render_malformed(text, parsed, why, settings, collected_at_ms);
+    let event_type = parsed
+        .and_then(Value::as_object)
+        .and_then(|o| o.get("event_type"))
+        .and_then(Value::as_str);
+    Rendered {
+        kind: kind_of_type(event_type),
+        uef: None,
+        raw: Some(line.text),
+        uef_rejected: None,
+        malformed: Some(why),
+        raw_truncated: line.truncated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::directory::NoDirectory;
+
+    fn settings(send_unparsed: bool) -> Settings {
+        Settings {
+            send_unparsed,
+            default_domain: Some("CORP".into()),
+            ..Settings::default()
+        }
+    }
+
+    /// A valid login gives a UEF line and a raw copy.
+    #[test]
+    fn login_gives_both() {
+        let r = render_record(
+            r#"{"event_id":"1","event_type":"LOGIN","created_at":"2024-03-05T08:14:22-08:00",
+                "ip_address":"81.2.69.144","created_by":{"id":"5","login":"a@example.com"}}"#,
+            0,
+            &NoDirectory,
+            &settings(false),
+        );
+        assert_eq!(r.kind, Kind::Ingress);
+        assert!(r.uef.is_some());
+        assert!(r.raw.is_some());
+        assert_eq!(r.uef_rejected, None);
+        assert_eq!(r.malformed, None);
+    }
+
+    /// `send_unparsed = false` keeps file activity off Log Search, but never a rejected
+    /// login or a malformed record.
+    #[test]
+    fn send_unparsed_gate() {
+        let upload = r#"{"event_id":"1","event_type":"UPLOAD"}"#;
+        assert!(
+            render_record(upload, 0, &NoDirectory, &settings(false))
+                .raw
+                .is_none()
+        );
+        assert!(
+            render_record(upload, 0, &NoDirectory, &settings(true))
+                .raw
+                .is_some()
+        );
+
+        let anon = r#"{"event_id":"1","event_type":"FAILED_LOGIN","created_by":{"id":"2"}}"#;
+        let r = render_record(anon, 0, &NoDirectory, &settings(false));
+        assert_eq!(r.uef_rejected, Some(Reason::AnonymousUser));
+        assert!(r.uef.is_none());
+        let raw: Value = serde_json::from_str(r.raw.as_deref().unwrap()).unwrap();
+        assert_eq!(raw["uef_rejected"], "anonymous_user");
+
+        let r = render_record("{not json", 0, &NoDirectory, &settings(false));
+        assert_eq!(r.malformed, Some(Malformed::NotJson));
+        let raw: Value = serde_json::from_str(r.raw.as_deref().unwrap()).unwrap();
+        assert_eq!(raw["event_text"], "{not json");
+    }
+
+    /// Each malformed shape is flagged with its reason and keeps the text or value.
+    #[test]
+    fn malformed_shapes() {
+        for (text, want) in [
+            ("", Malformed::NotJson),
+            ("\u{0}", Malformed::NotJson),
+            (&"[".repeat(1000), Malformed::NotJson),
+            ("[]", Malformed::NotAnObject),
+            ("null", Malformed::NotAnObject),
+            (r#"{"event_type":"LOGIN"}"#, Malformed::MissingEventId),
+            (r#"{"event_id":"a\nb"}"#, Malformed::BadEventId),
+        ] {
+            let r = render_record(text, 0, &NoDirectory, &settings(false));
+            assert_eq!(r.malformed, Some(want), "{text:?}");
+            assert!(r.uef.is_none());
+            let raw: Value = serde_json::from_str(r.raw.as_deref().unwrap()).unwrap();
+            assert_eq!(raw["malformed"], want.as_str());
+        }
+        let r = render_record(
+            r#"{"event_type":"LOGIN"}"#,
+            0,
+            &NoDirectory,
+            &settings(false),
+        );
+        assert_eq!(r.kind, Kind::Ingress);
+        assert_eq!(
+            serde_json::from_str::<Value>(r.raw.as_deref().unwrap()).unwrap()["event"],
+            json!({"event_type": "LOGIN"})
+        );
+    }
+}
