@@ -8,8 +8,12 @@ use std::time::Duration;
 use boxidr_model::{Led, LedFrame, LedLook};
 use embedded_hal::digital::OutputPin;
 
-use crate::clock::Clock;
+use crate::backend::{BackendChoice, BackendKind, gpiomem_present, open_pins, resolve_backend};
+use crate::clock::{Clock, ManualClock, MonotonicClock};
+use crate::pins::{BoardModel, PinMap};
 use crate::player::{LedPlayer, PinWriteError};
+use crate::sim::SimBoard;
+use crate::start::{BoardConfig, BoardProblem, resolve_pins};
 
 /// One step of the lamp test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +78,8 @@ pub fn lamp_test_steps() -> Vec<LampStep> {
     steps
 }
 
-/// Plays `steps` on `player`, calling `announce` before each and `sleep` to wait. Returns after
-/// the last step with the LEDs dark.
+/// Plays `steps` on `player`, calling `announce` as each starts (its first levels already
+/// written) and `sleep` to wait. Returns after the last step with the LEDs dark.
 pub fn run_lamp_test<P: OutputPin>(
     player: &mut LedPlayer<P>,
     steps: &[LampStep],
@@ -84,10 +88,11 @@ pub fn run_lamp_test<P: OutputPin>(
     announce: &mut dyn FnMut(&LampStep),
 ) -> Result<(), PinWriteError<P::Error>> {
     for step in steps {
-        announce(step);
         let start = clock.now();
         let end = start + step.duration;
         player.show(step.frame, start);
+        player.update(start)?;
+        announce(step);
         loop {
             let now = clock.now();
             if now >= end {
@@ -98,4 +103,82 @@ pub fn run_lamp_test<P: OutputPin>(
         }
     }
     player.show_now(LedFrame::ALL_OFF, clock.now())
+}
+
+/// What `boxidr leds --test` ran on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedsTestReport {
+    /// The backend whose LEDs were cycled.
+    pub kind: BackendKind,
+    /// The detected board, if any.
+    pub board: Option<BoardModel>,
+    /// Steps played.
+    pub steps: usize,
+}
+
+/// `boxidr leds --test`: cycles every LED on the configured backend and tells the person at the
+/// box what to look for, one line per step. Unlike [`start`](crate::start()), a GPIO problem is an
+/// error here, since checking the hardware is the point. On the simulated backend each line also
+/// carries the rendered LEDs, and with `realtime == false` it runs without waiting (CI).
+pub fn leds_test(
+    cfg: &BoardConfig,
+    realtime: bool,
+    out: &mut dyn FnMut(&str),
+) -> Result<LedsTestReport, BoardProblem> {
+    let steps = lamp_test_steps();
+    let total = steps.len();
+    let line = |i: usize, step: &LampStep| format!("[{}/{total}] {}", i + 1, step.description);
+    if cfg.backend == BackendChoice::Simulated {
+        let manual = ManualClock::new();
+        let real = MonotonicClock::new();
+        let clock: &dyn Clock = if realtime { &real } else { &manual };
+        let sim = SimBoard::with_clock(if realtime {
+            std::sync::Arc::new(real)
+        } else {
+            std::sync::Arc::new(manual.clone())
+        });
+        let mut player = LedPlayer::new(sim.leds(), false);
+        let mut i = 0;
+        let mut sleep = |d: Duration| {
+            if realtime {
+                std::thread::sleep(d)
+            } else {
+                manual.advance(d)
+            }
+        };
+        if let Err(e) = run_lamp_test(&mut player, &steps, clock, &mut sleep, &mut |step| {
+            out(&format!("{}  {}", line(i, step), sim.render()));
+            i += 1;
+        }) {
+            match e.source {}
+        }
+        return Ok(LedsTestReport {
+            kind: BackendKind::Simulated,
+            board: None,
+            steps: total,
+        });
+    }
+    let (board, map) = resolve_pins(cfg);
+    let map: PinMap = map?;
+    let kind = resolve_backend(cfg.backend, gpiomem_present(&cfg.paths.dev_dir))?;
+    let opened = open_pins(kind, &map, &SimBoard::new(), &cfg.paths.dev_dir)?;
+    let clock = MonotonicClock::new();
+    let mut player = LedPlayer::new(opened.leds, map.led_active_low);
+    let mut i = 0;
+    run_lamp_test(
+        &mut player,
+        &steps,
+        &clock,
+        &mut std::thread::sleep,
+        &mut |step| {
+            out(&line(i, step));
+            i += 1;
+        },
+    )
+    .map_err(|e| BoardProblem::Write(format!("writing the {} LED failed: {}", e.led, e.source)))?;
+    Ok(LedsTestReport {
+        kind,
+        board,
+        steps: total,
+    })
 }

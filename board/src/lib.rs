@@ -1,6 +1,6 @@
 //! Status LEDs and reset button over embedded-hal; Raspberry Pi, GPIO cdev and simulated backends.
 //!
-//! The firmware calls [`start`] with a [`BoardConfig`] and a button callback, then feeds the
+//! The firmware calls [`start()`] with a [`BoardConfig`] and a button callback, then feeds the
 //! returned [`LedHandle`] a [`LedFrame`](boxidr_model::LedFrame) whenever health changes. The LED
 //! vocabulary itself lives in [`boxidr_model::led`]; the sticker table is `board/LEDS.md`.
 //!
@@ -33,7 +33,7 @@ pub mod sysfs_led;
 pub use backend::{BackendChoice, BackendKind, GpioOpenError};
 pub use button::{ButtonConfig, ButtonEvent, ButtonTracker};
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use lamp_test::{LampStep, lamp_test_steps, run_lamp_test};
+pub use lamp_test::{LampStep, LedsTestReport, lamp_test_steps, leds_test, run_lamp_test};
 pub use pins::{BoardModel, PinMap, PinOverrides, detect_board};
 pub use player::LedPlayer;
 pub use runner::{BoardStatus, ButtonCallback, LedHandle, RunnerConfig, Stopped};

@@ -75,6 +75,9 @@ pub enum BoardProblem {
     /// GPIO could not be opened.
     #[error(transparent)]
     Gpio(#[from] GpioOpenError),
+    /// GPIO opened but an LED write failed.
+    #[error("{0}")]
+    Write(String),
 }
 
 /// The running LED thread and what it runs on.

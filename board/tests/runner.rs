@@ -257,3 +257,40 @@ fn lamp_test_on_the_simulated_board() {
     );
     assert_eq!(sim.levels(), [false; 4]);
 }
+
+/// `boxidr leds --test` on the simulated board: one line per step with the rendered LEDs, no
+/// real waiting.
+#[test]
+fn leds_test_command_on_the_simulated_board() {
+    let mut lines = Vec::new();
+    let report = boxidr_board::leds_test(&BoardConfig::simulated(), false, &mut |l| {
+        lines.push(l.to_owned())
+    })
+    .expect("simulated lamp test");
+    assert_eq!(report.kind, BackendKind::Simulated);
+    assert_eq!(lines.len(), report.steps);
+    assert_eq!(
+        lines[0],
+        format!(
+            "[1/{}] only SYSTEM (position 1) is lit  SYSTEM ● BOX ○ INSIGHTIDR ○ ATTENTION ○",
+            report.steps
+        )
+    );
+    assert!(
+        lines[4].ends_with("SYSTEM ● BOX ● INSIGHTIDR ● ATTENTION ●"),
+        "{}",
+        lines[4]
+    );
+}
+
+/// Without a device tree the lamp test refuses, with the reason, instead of pretending.
+#[test]
+fn leds_test_needs_hardware_unless_simulated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = BoardConfig {
+        paths: paths(dir.path()),
+        ..BoardConfig::default()
+    };
+    let err = boxidr_board::leds_test(&cfg, false, &mut |_| {}).expect_err("no hardware here");
+    assert!(err.to_string().contains("not a Raspberry Pi"), "{err}");
+}
