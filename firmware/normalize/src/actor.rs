@@ -23,7 +23,9 @@ pub(crate) struct Actor {
 impl Actor {
     /// The actor of `event`: `created_by`; for ingress types other than `ADMIN_LOGIN`, a
     /// user-shaped `source` stands in when `created_by` is missing (both name the same person
-    /// there, while `ADMIN_LOGIN`'s source is the managed user, not the admin).
+    /// there, while `ADMIN_LOGIN`'s source is the managed user, not the admin). A
+    /// `SHIELD_ALERT` is raised by the anonymous user: its alerted user
+    /// (`additional_details.shield_alert.user`, login = `email`) is the actor instead.
     pub fn of<D: UserDirectory + ?Sized>(event: &BoxEvent, directory: &D) -> Option<Self> {
         let mini = event.created_by().or_else(|| {
             let fallback = matches!(
@@ -36,7 +38,12 @@ impl Actor {
                 )
             );
             fallback.then(|| user_source(event)).flatten()
-        })?;
+        });
+        // A Shield alert is raised by Box's anonymous user about someone: name that someone.
+        let mini = match mini {
+            Some(m) if !m.is_anonymous() => Some(m),
+            other => shield_alert_user(event).or(other),
+        }?;
         let anonymous = mini.is_anonymous();
         let user = match (&mini.id, anonymous) {
             (Some(id), false) => directory.user(id),
@@ -90,6 +97,29 @@ fn user_source(event: &BoxEvent) -> Option<UserMini> {
         id: text("id"),
         name: text("name"),
         login: text("login"),
+    })
+}
+
+/// `additional_details.shield_alert.user` (`{id, name, email}`) of a `SHIELD_ALERT`.
+fn shield_alert_user(event: &BoxEvent) -> Option<UserMini> {
+    if event.event_type() != Some("SHIELD_ALERT") {
+        return None;
+    }
+    let user = event
+        .raw()
+        .get("additional_details")?
+        .get("shield_alert")?
+        .get("user")?
+        .as_object()?;
+    let id = match user.get("id")? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => return None,
+    };
+    Some(UserMini {
+        id: Some(id),
+        name: user.get("name").and_then(Value::as_str).map(str::to_owned),
+        login: user.get("email").and_then(Value::as_str).map(str::to_owned),
     })
 }
 
@@ -199,5 +229,22 @@ mod tests {
         assert_eq!(actor.login, None);
         assert_eq!(actor.user, None);
         assert_eq!(actor.account(AccountFormat::LocalPart), None);
+    }
+
+    /// A Shield alert names the alerted user instead of Box's anonymous actor.
+    #[test]
+    fn shield_alert_subject() {
+        let alert = event(json!({"event_id": "1", "event_type": "SHIELD_ALERT",
+            "created_by": {"id": "2", "login": ""},
+            "additional_details": {"shield_alert": {"user":
+                {"id": 50500, "name": "A b c", "email": "a@b.c"}}}}));
+        let actor = Actor::of(&alert, &NoDirectory).unwrap();
+        assert_eq!(actor.id.as_deref(), Some("50500"));
+        assert_eq!(actor.login.as_deref(), Some("a@b.c"));
+        assert!(!actor.anonymous);
+
+        let bare = event(json!({"event_id": "1", "event_type": "SHIELD_ALERT",
+            "created_by": {"id": "2", "login": ""}}));
+        assert!(Actor::of(&bare, &NoDirectory).unwrap().anonymous);
     }
 }

@@ -177,6 +177,10 @@ pub(crate) fn render_with_actor(
     uef_rejected: Option<Reason>,
 ) -> RawLine {
     let time = event_time(event);
+    let account = actor
+        .and_then(|a| a.account(settings.account_format))
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| capped(&a));
     let record = Raw {
         boxidr_kind: kind(event).as_str(),
         forwarder: &settings.forwarder,
@@ -187,11 +191,11 @@ pub(crate) fn render_with_actor(
         alert_time: shield_alert_time(event),
         collected_at: ms_to_utc(collected_at_ms),
         collected_at_ms,
-        account: actor
-            .and_then(|a| a.account(settings.account_format))
-            .filter(|a| !a.trim().is_empty())
-            .map(|a| capped(&a)),
-        account_domain: actor.map_or(settings.default_domain.as_deref(), |a| a.domain(settings)),
+        // A domain without an account would attribute nothing.
+        account_domain: actor
+            .filter(|_| account.is_some())
+            .and_then(|a| a.domain(settings)),
+        account,
         box_user_id: actor.and_then(|a| a.id.as_deref()).map(capped),
         box_login: actor.and_then(|a| a.login.as_deref()).map(capped),
         box_admin: actor.and_then(|a| a.user.as_ref()?.is_admin()),
