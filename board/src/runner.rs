@@ -8,6 +8,11 @@
 //! - the thread panicked (e.g. in the button callback): [`LedFrame::FAULT`] (SYSTEM and ATTENTION
 //!   steady on), written by a drop guard while unwinding. A process killed outright (SIGKILL,
 //!   power loss) leaves the pins as they were, and the missing heartbeat tells.
+//!
+//! The thread runs on its own, so it cannot tell by itself that the rest of the firmware hung:
+//! the firmware must call [`LedHandle::show`] regularly (every few seconds, same frame or not).
+//! When it has not for [`RunnerConfig::liveness_timeout`], SYSTEM shows steady on instead of its
+//! heartbeat.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,7 +30,7 @@ use crate::player::LedPlayer;
 const MAX_PARK: Duration = Duration::from_millis(250);
 
 /// Wiring facts the runner needs besides the pins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunnerConfig {
     /// LEDs light on a low level (wired to 3.3 V through the resistor).
     pub led_active_low: bool,
@@ -33,6 +38,24 @@ pub struct RunnerConfig {
     pub button_active_high: bool,
     /// Button timings.
     pub button: ButtonConfig,
+    /// If [`LedHandle::show`] is not called for this long, the firmware is taken as hung and
+    /// SYSTEM stops its heartbeat (steady on), as the sticker promises. `None`: never.
+    pub liveness_timeout: Option<Duration>,
+}
+
+/// Default [`RunnerConfig::liveness_timeout`]: the health task should call
+/// [`LedHandle::show`] at least every few seconds, even when nothing changed.
+pub const DEFAULT_LIVENESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            led_active_low: false,
+            button_active_high: false,
+            button: ButtonConfig::default(),
+            liveness_timeout: Some(DEFAULT_LIVENESS_TIMEOUT),
+        }
+    }
 }
 
 /// Why the LED thread is not running any more.
@@ -102,12 +125,14 @@ pub fn look_name(look: LedLook) -> String {
 }
 
 /// Pure choice of the frame on the LEDs: button feedback over the status summary over the live
-/// frame.
+/// frame; SYSTEM steady on instead of its look when the live frame is stale (firmware hung).
 #[derive(Debug, Clone)]
 pub struct Compositor {
     live: LedFrame,
     summary: Option<LedFrame>,
     summary_until: Option<Duration>,
+    live_at: Duration,
+    liveness: Option<Duration>,
 }
 
 impl Compositor {
@@ -117,12 +142,29 @@ impl Compositor {
             live,
             summary: None,
             summary_until: None,
+            live_at: Duration::ZERO,
+            liveness: None,
         }
     }
 
-    /// Replaces the live frame.
-    pub fn set_live(&mut self, frame: LedFrame) {
+    /// Treats the live frame as stale `timeout` after it was last set (see
+    /// [`RunnerConfig::liveness_timeout`]).
+    #[must_use]
+    pub fn with_liveness(mut self, timeout: Option<Duration>) -> Self {
+        self.liveness = timeout;
+        self
+    }
+
+    /// Replaces the live frame (also a proof of life) at `now`.
+    pub fn set_live(&mut self, frame: LedFrame, now: Duration) {
         self.live = frame;
+        self.live_at = now;
+    }
+
+    /// Whether the live frame is older than the liveness timeout at `now`.
+    pub fn is_stale(&self, now: Duration) -> bool {
+        self.liveness
+            .is_some_and(|t| now.saturating_sub(self.live_at) >= t)
     }
 
     /// The live frame.
@@ -145,16 +187,27 @@ impl Compositor {
         if let Some(frame) = overlay {
             return frame;
         }
-        match (self.summary, self.summary_until) {
+        let frame = match (self.summary, self.summary_until) {
             (Some(summary), Some(until)) if now < until => summary,
             _ => self.live,
+        };
+        if self.is_stale(now) {
+            frame.with(Led::System, LedLook::On)
+        } else {
+            frame
         }
     }
 
     /// When the frame next changes on its own (end of the summary).
     pub fn next_change(&self, now: Duration) -> Option<Duration> {
-        self.summary_until
-            .filter(|until| *until > now && self.summary.is_some())
+        let summary_end = self
+            .summary_until
+            .filter(|until| *until > now && self.summary.is_some());
+        let stale_at = self
+            .liveness
+            .map(|t| self.live_at + t)
+            .filter(|at| *at > now);
+        [summary_end, stale_at].into_iter().flatten().min()
     }
 }
 
@@ -331,7 +384,7 @@ fn run<P, B, C>(
     B::Error: fmt::Debug,
     C: Clock,
 {
-    let mut comp = Compositor::new(LedFrame::BOOT);
+    let mut comp = Compositor::new(LedFrame::BOOT).with_liveness(cfg.liveness_timeout);
     let mut tracker = ButtonTracker::new(cfg.button);
     let mut error: Option<String> = None;
     loop {
@@ -342,7 +395,7 @@ fn run<P, B, C>(
                 return;
             }
             if let Some(frame) = inbox.live.take() {
-                comp.set_live(frame);
+                comp.set_live(frame, now);
             }
             if let Some(summary) = inbox.summary.take() {
                 comp.set_summary(summary);
@@ -406,6 +459,7 @@ mod tests {
         let live = LedFrame::uniform(LedLook::On);
         let summary = LedFrame::single(Led::Attention, LedLook::Code(3));
         let mut c = Compositor::new(live);
+        c.set_live(live, Duration::ZERO);
         c.start_summary(Duration::from_secs(10));
         assert_eq!(c.frame(Duration::ZERO, None), live, "no summary frame set");
         c.set_summary(Some(summary));
@@ -420,5 +474,27 @@ mod tests {
         );
         assert_eq!(c.frame(Duration::from_secs(10), None), live);
         assert_eq!(c.next_change(Duration::from_secs(10)), None);
+    }
+
+    /// A firmware that stops calling `show` loses its heartbeat: SYSTEM goes steady on at the
+    /// timeout, and comes back with the next `show`.
+    #[test]
+    fn stale_live_frame_stops_the_heartbeat() {
+        let s = Duration::from_secs;
+        let live = LedFrame::ALL_OFF
+            .with(Led::System, LedLook::Heartbeat)
+            .with(Led::Box, LedLook::On);
+        let mut c = Compositor::new(LedFrame::BOOT).with_liveness(Some(s(30)));
+        c.set_live(live, s(5));
+        assert_eq!(c.frame(s(34), None), live);
+        assert_eq!(c.next_change(s(34)), Some(s(35)));
+        assert_eq!(c.frame(s(35), None), live.with(Led::System, LedLook::On));
+        assert_eq!(
+            c.frame(s(35), Some(LedFrame::ALL_ON)),
+            LedFrame::ALL_ON,
+            "button feedback still shows"
+        );
+        c.set_live(live, s(40));
+        assert_eq!(c.frame(s(40), None), live);
     }
 }

@@ -5,6 +5,7 @@
 //! physical LEDs, for the log and the health model.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::backend::{
     BackendChoice, BackendKind, GpioOpenError, gpiomem_present, open_pins, resolve_backend,
@@ -15,7 +16,7 @@ use crate::pins::{
     BoardModel, DEVICE_TREE_COMPATIBLE, DEVICE_TREE_MODEL, DetectError, PinMap, PinOverrides,
     detect_board,
 };
-use crate::runner::{ButtonCallback, LedHandle, RunnerConfig, spawn};
+use crate::runner::{ButtonCallback, DEFAULT_LIVENESS_TIMEOUT, LedHandle, RunnerConfig, spawn};
 use crate::sim::SimBoard;
 use crate::sysfs_led::{LEDS_CLASS_DIR, SysfsLed};
 
@@ -44,7 +45,7 @@ impl Default for SystemPaths {
 }
 
 /// Board settings, as configured.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoardConfig {
     /// Which GPIO backend.
     pub backend: BackendChoice,
@@ -54,6 +55,20 @@ pub struct BoardConfig {
     pub button: ButtonConfig,
     /// Where to look.
     pub paths: SystemPaths,
+    /// See [`RunnerConfig::liveness_timeout`].
+    pub liveness_timeout: Option<Duration>,
+}
+
+impl Default for BoardConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::default(),
+            pins: PinOverrides::default(),
+            button: ButtonConfig::default(),
+            paths: SystemPaths::default(),
+            liveness_timeout: Some(DEFAULT_LIVENESS_TIMEOUT),
+        }
+    }
 }
 
 impl BoardConfig {
@@ -119,6 +134,7 @@ pub fn start(cfg: &BoardConfig, on_event: ButtonCallback) -> std::io::Result<Sta
         led_active_low: map.led_active_low,
         button_active_high: map.button_active_high,
         button: cfg.button,
+        liveness_timeout: cfg.liveness_timeout,
     };
     let start_sim = |board, map: PinMap, problem, on_event| -> std::io::Result<StartedBoard> {
         let sim_map = PinMap {

@@ -116,7 +116,7 @@ fn button_events_and_feedback() {
         rx.recv_timeout(Duration::from_secs(2)),
         Ok(ButtonEvent::ShortPress)
     );
-    assert_eq!(handle.status().frame, summary);
+    eventually("summary", || handle.status().frame == summary);
     eventually("summary ends", || handle.status().frame == live);
 
     sim.set_button(true);
@@ -127,7 +127,9 @@ fn button_events_and_feedback() {
         rx.recv_timeout(Duration::from_secs(2)),
         Ok(ButtonEvent::FactoryResetRequested)
     );
-    assert_eq!(handle.status().frame, LedFrame::FACTORY_RESET_CONFIRMED);
+    eventually("confirmation", || {
+        handle.status().frame == LedFrame::FACTORY_RESET_CONFIRMED
+    });
     sim.set_button(false);
     eventually("confirmation ends", || handle.status().frame == live);
     assert!(
@@ -293,4 +295,32 @@ fn leds_test_needs_hardware_unless_simulated() {
     };
     let err = boxidr_board::leds_test(&cfg, false, &mut |_| {}).expect_err("no hardware here");
     assert!(err.to_string().contains("not a Raspberry Pi"), "{err}");
+}
+
+/// A firmware that stops refreshing the frame loses the SYSTEM heartbeat (steady on).
+#[test]
+fn hung_firmware_stops_the_heartbeat() {
+    let sim = SimBoard::new();
+    let cfg = RunnerConfig {
+        liveness_timeout: Some(Duration::from_millis(150)),
+        ..RunnerConfig::default()
+    };
+    let handle = runner::spawn(
+        sim.leds(),
+        None::<boxidr_board::sim::SimButton>,
+        MonotonicClock::new(),
+        cfg,
+        "simulated",
+        Box::new(|_| {}),
+    )
+    .expect("spawn");
+    let live = LedFrame::ALL_OFF.with(Led::System, LedLook::Heartbeat);
+    handle.show(live);
+    assert_eq!(handle.status().stopped, None);
+    eventually("stale", || {
+        handle.status().frame == LedFrame::single(Led::System, LedLook::On)
+    });
+    assert!(sim.is_on(Led::System));
+    handle.show(live);
+    eventually("alive again", || handle.status().frame == live);
 }
