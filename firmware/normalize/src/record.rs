@@ -194,6 +194,26 @@ mod tests {
         assert_eq!(raw["event_text"], "{not json");
     }
 
+    /// JSON nested to the parser's limit, with strings to shorten at every level, renders on
+    /// a small stack (tokio's worker threads have 2 MiB; this uses 512 KiB).
+    #[test]
+    fn deep_nesting_on_a_small_stack() {
+        let depth = 120;
+        let leaf = format!("\"{}\"", "x".repeat(100_000));
+        let nested = format!("{}{leaf}{}", "[".repeat(depth), "]".repeat(depth));
+        let text = format!(r#"{{"event_id":"1","event_type":"UPLOAD","deep":{nested}}}"#);
+        let r = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || render_record(&text, 0, &NoDirectory, &settings(true)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(r.malformed, None);
+        assert!(r.raw_truncated);
+        let raw: Value = serde_json::from_str(r.raw.as_deref().unwrap()).unwrap();
+        assert_eq!(raw["truncation"], "strings");
+    }
+
     /// Each malformed shape is flagged with its reason and keeps the text or value.
     #[test]
     fn malformed_shapes() {
