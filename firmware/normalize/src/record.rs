@@ -194,6 +194,33 @@ mod tests {
         assert_eq!(raw["event_text"], "{not json");
     }
 
+    /// Newlines, NUL, bidi overrides and line separators in every string Box controls stay
+    /// inside one line of each output and decode back unchanged.
+    #[test]
+    fn hostile_strings_keep_framing() {
+        let evil = "x\n{\"forged\":1}\r\n\0\u{202e}gnp.exe\u{2028}\u{85}";
+        let event = json!({"event_id": "1", "event_type": "LOGIN", "session_id": evil,
+            "created_at": "2024-03-05T08:14:22-08:00", "ip_address": "81.2.69.144",
+            "created_by": {"id": "5", "name": evil, "login": format!("{evil}@example.com")},
+            "source": {"item_name": evil}});
+        let r = render_record(&event.to_string(), 0, &NoDirectory, &settings(true));
+        // The login holds control characters: refused as UEF, kept raw with the reason.
+        assert_eq!(r.uef_rejected, Some(Reason::InvalidAccount));
+        let raw = r.raw.unwrap();
+        assert!(!raw.contains(['\n', '\r', '\0', '\u{202e}', '\u{2028}', '\u{85}']));
+        let back: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(back["event"], event);
+
+        let clean = json!({"event_id": "1", "event_type": "LOGIN", "session_id": evil,
+            "created_at": "2024-03-05T08:14:22-08:00", "ip_address": "81.2.69.144",
+            "created_by": {"id": "5", "name": evil, "login": "a@example.com"}});
+        let r = render_record(&clean.to_string(), 0, &NoDirectory, &settings(true));
+        let uef = r.uef.unwrap();
+        assert!(!uef.contains(['\n', '\r', '\0', '\u{202e}', '\u{2028}', '\u{85}']));
+        let back: Value = serde_json::from_str(&uef).unwrap();
+        assert_eq!(back["custom_data"]["box_session_id"], evil);
+    }
+
     /// JSON nested to the parser's limit, with strings to shorten at every level, renders on
     /// a small stack (tokio's worker threads have 2 MiB; this uses 512 KiB).
     #[test]
