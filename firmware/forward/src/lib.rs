@@ -1,1 +1,53 @@
-//! InsightIDR sinks: Collector UEF over TLS, Log Search HTTPS, delivery verifier.
+//! InsightIDR sinks: the Collector (UEF over TLS) and Log Search (HTTPS), each driven by its own
+//! forwarding loop over the store's queue.
+//!
+//! # Layout
+//!
+//! - [`render`]: the [`Render`] trait. Rendering is injected (the pure `boxidr-normalize`
+//!   crate implements it); this crate never looks inside a Box event.
+//! - [`sink`]: the [`Sink`] trait between the loop and a transport: a batch in, the delivered
+//!   prefix out, with a transient or configuration error.
+//! - [`collector`]: [`CollectorSink`], newline-delimited UEF JSON over one persistent TLS
+//!   connection trusting the uploaded `Rapid7CA.pem`.
+//! - [`logsearch`]: [`LogSearchSink`], one `POST /v1/noformat/<token>` per record, pipelined.
+//! - [`forwarder`]: [`Forwarder`], the per-sink loop: read, render, send, ack, wait, back off.
+//! - [`status`]: [`SinkStatus`], what each loop publishes on a `watch` channel for health.
+//! - [`backoff`]: the capped, jittered exponential schedule.
+//!
+//! # Design constraints
+//!
+//! - **Delete only after delivery** (ARCHITECTURE invariant 2). A sink's cursor moves only past
+//!   the contiguous prefix of a batch its transport reported delivered: Log Search on HTTP 2xx;
+//!   the Collector when the batch was written, flushed and the connection stayed up for the
+//!   confirm window (TCP has no application-level acknowledgement: see [`collector`]). The store
+//!   deletes a record once every enabled sink has passed it.
+//! - **Duplicates bounded by one batch.** After any error the unacknowledged rest of the batch
+//!   is sent again; nothing beyond one batch (`max_records`) is ever re-sent.
+//! - **Sinks are independent.** Each sink has its own task, cursor, backoff and status; a sink
+//!   that is down never holds back the other.
+//! - **Never spin.** Failures wait a capped, jittered exponential backoff (or `Retry-After`);
+//!   an empty queue waits for a wake-up or the idle poll.
+//! - **Configuration errors stop, they do not loop.** An unknown token or refused credentials
+//!   stop that sink with a reason; its queue is kept.
+//! - **Bad input never wedges a sink** (invariant 6). A record the destination refuses for good
+//!   (HTTP 413) or that would break framing is counted as rejected and passed, loudly.
+//! - **Secrets stay secret** (invariant 7). The log token lives in [`LogToken`] (redacted
+//!   `Debug`) and in a URL that is never logged, printed or put into an error.
+
+pub mod backoff;
+pub mod collector;
+mod error;
+pub mod forwarder;
+pub mod logsearch;
+pub mod render;
+pub mod sink;
+pub mod status;
+
+pub use backoff::BackoffPolicy;
+pub use collector::{CollectorSettings, CollectorSink, CollectorTransport};
+pub use error::SetupError;
+pub use forwarder::{Forwarder, ForwarderOptions};
+pub use logsearch::{LogSearchSettings, LogSearchSink, LogToken, TrustRoots};
+pub use render::{Render, Rendered};
+pub use sink::{Delivery, Sink, SinkError};
+pub use status::{SinkState, SinkStatus};
