@@ -1,1 +1,194 @@
-//! The local setup page: tiny_http behind in-process rustls, sessions, CSRF, OAuth callback.
+//! The local setup page: tiny_http behind in-process rustls, first boot without a default
+//! password, sessions, CSRF, the Box OAuth grant, InsightIDR and collection settings, status.
+//!
+//! # Layout
+//! * [`server`]: [`SetupServer`] — start/stop, tiny_http worker threads, the HTTP→HTTPS redirect.
+//! * [`tls`]: the certificate (generated with rcgen or uploaded) and the TLS front; its docs
+//!   explain how TLS is terminated in front of tiny_http and how the client address survives.
+//! * `app`: routes; the first-boot gate, Origin and CSRF checks run before every handler.
+//! * `session`: sessions (idle 15 min, absolute 8 h), CSRF tokens, OAuth `state`.
+//! * `credentials`: the setup code, argon2id passwords, failed-attempt throttling.
+//! * `forms`: settings forms → a whole validated [`boxidr_config::Config`] + secrets.
+//! * `config_file`: the atomic TOML rewrite.
+//! * `boxlink`: the Box app client, `/users/me`, Box errors in plain words.
+//! * `pages` (maud templates, auto-escaped, no script) and [`status`] ([`StatusSource`]).
+//! * [`keys`]: the store keys this page writes, which the collector reads.
+//!
+//! # Security model
+//! * **No default credential.** First start issues a random 80-bit setup code (only its hash is
+//!   stored); the page accepts it once together with a new password (≥ 12 characters,
+//!   argon2id), and the code is deleted. Until then every route except `/claim` redirects there.
+//! * **Sessions.** 256-bit ids in a `__Host-` cookie with `Secure; HttpOnly; SameSite=Strict`,
+//!   replaced at login, idle timeout 15 min, absolute 8 h, logout. Failed logins and setup
+//!   codes are throttled per client address with one generic message.
+//! * **CSRF.** Every POST needs the session's token and an `Origin` (or `Referer`) equal to
+//!   `https://<Host>`; GET handlers change nothing, except the OAuth callback, which is
+//!   guarded by its single-use `state`.
+//! * **Headers.** CSP without any script source, `frame-ancestors 'none'`, `no-referrer`,
+//!   `no-store`, `nosniff` on every response.
+//! * **Secrets** (Box client secret and tokens, Log Search token, Platform API key, TLS key)
+//!   live in the store's secrets, never in the TOML file or a page: forms show "set"/"not set"
+//!   and replace a secret only when a new value is typed.
+//! * **Box OAuth.** `state` is 256 random bits, single-use, 10-minute expiry, compared in
+//!   constant time and bound to the admin's session through a `SameSite=Lax` binder cookie
+//!   (the `Strict` session cookie is not sent on the redirect back from Box). The refresh token
+//!   is committed to the store before anything uses the new access token.
+
+mod app;
+mod boxlink;
+pub mod clock;
+mod config_file;
+mod credentials;
+mod error;
+mod forms;
+mod http;
+pub mod keys;
+mod pages;
+pub mod server;
+mod session;
+pub mod status;
+pub mod tls;
+
+use boxidr_config::Config;
+use boxidr_store::Store;
+
+pub use boxlink::{BoxConnectedHook, BoxConnection};
+pub use clock::{Clock, SystemClock};
+pub use config_file::write_atomically;
+pub use credentials::{CODE_SYMBOLS, MIN_PASSWORD_CHARS, SetupCode};
+pub use error::SetupError;
+pub use server::{SetupOptions, SetupServer};
+pub use session::{ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, OAUTH_STATE_TTL};
+pub use status::{NoStatus, StatusSource};
+
+/// Issues a new one-time setup code while no admin password is set (`None` afterwards).
+///
+/// Only the code's hash is stored, so showing a code means issuing a new one: the previous
+/// code stops working. `boxidr setup-code` calls this and prints the result together with
+/// [`certificate_fingerprint`].
+pub async fn setup_code(store: &Store) -> Result<Option<SetupCode>, SetupError> {
+    if store
+        .get_secret(keys::PASSWORD_HASH.to_owned())
+        .await?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let code = SetupCode::generate();
+    store
+        .put_secrets(vec![(
+            keys::SETUP_CODE_HASH.to_owned(),
+            boxidr_store::Secret::new(code.digest().into_bytes()),
+        )])
+        .await?;
+    Ok(Some(code))
+}
+
+/// SHA-256 fingerprint of the page's certificate, creating the certificate if there is none.
+pub async fn certificate_fingerprint(store: &Store) -> Result<String, SetupError> {
+    Ok(tls::load_or_create(store).await?.fingerprint().to_owned())
+}
+
+/// Spends the setup code: if `code` is the current one, stores the argon2id hash of
+/// `password` and deletes the code. `Ok(false)` for a wrong code or none issued.
+pub(crate) async fn claim_with_code(
+    store: &Store,
+    code: &str,
+    password: &str,
+) -> Result<bool, SetupError> {
+    if store
+        .get_secret(keys::PASSWORD_HASH.to_owned())
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(stored) = store.get_secret(keys::SETUP_CODE_HASH.to_owned()).await? else {
+        return Ok(false);
+    };
+    let stored = String::from_utf8_lossy(stored.expose()).into_owned();
+    if !credentials::code_matches(code, &stored) {
+        return Ok(false);
+    }
+    let hash = credentials::hash_password(password)?;
+    store
+        .put_secrets(vec![(
+            keys::PASSWORD_HASH.to_owned(),
+            boxidr_store::Secret::new(hash),
+        )])
+        .await?;
+    store
+        .delete_secret(keys::SETUP_CODE_HASH.to_owned())
+        .await?;
+    Ok(true)
+}
+
+/// What a factory reset did.
+#[derive(Debug)]
+pub struct ResetReport {
+    /// The new setup code, to print.
+    pub setup_code: SetupCode,
+    /// Fingerprint of the newly generated certificate.
+    pub fingerprint: String,
+    /// Box token revocation: `None` if there was nothing to revoke, otherwise its outcome
+    /// (an error text never contains a token).
+    pub box_revocation: Option<Result<(), String>>,
+}
+
+/// Returns the appliance to first-boot state: revokes the Box refresh token at Box (best
+/// effort: a failure is reported, the wipe goes on), deletes the admin password, setup code,
+/// certificate, Box app secret and tokens, InsightIDR secrets and Box settings, then issues a
+/// new setup code and certificate. The TOML file (no secrets in it) is left as it is.
+///
+/// Sessions live in the running server's memory: use [`SetupServer::factory_reset`] when a
+/// server is running so they end too.
+pub async fn factory_reset(store: &Store, config: &Config) -> Result<ResetReport, SetupError> {
+    let box_revocation = revoke_box(store, config).await?;
+    for key in keys::RESET_SECRETS {
+        store.delete_secret((*key).to_owned()).await?;
+    }
+    for key in keys::RESET_SETTINGS {
+        store
+            .set_setting((*key).to_owned(), serde_json::Value::Null)
+            .await?;
+    }
+    let identity = tls::Identity::generate(tls::default_names())?;
+    identity.save(store).await?;
+    let setup_code = setup_code(store)
+        .await?
+        .ok_or_else(|| SetupError::Corrupt("password still present after reset".into()))?;
+    tracing::warn!(
+        fingerprint = identity.fingerprint(),
+        "Factory reset done; a new setup code is issued."
+    );
+    Ok(ResetReport {
+        setup_code,
+        fingerprint: identity.fingerprint().to_owned(),
+        box_revocation,
+    })
+}
+
+async fn revoke_box(
+    store: &Store,
+    config: &Config,
+) -> Result<Option<Result<(), String>>, SetupError> {
+    let Some((client_id, secret)) = boxlink::app_credentials(store).await? else {
+        return Ok(None);
+    };
+    let Some(token) = store.get_secret(keys::BOX_REFRESH_TOKEN.to_owned()).await? else {
+        return Ok(None);
+    };
+    let token = boxidr_boxapi::Secret::new(String::from_utf8_lossy(token.expose()).into_owned());
+    let outcome = async {
+        let http = boxidr_boxapi::http::client(std::time::Duration::from_secs(20))?;
+        boxlink::auth_client(&http, config, client_id, secret)?
+            .revoke(&token)
+            .await
+    }
+    .await
+    .map_err(|e| e.to_string());
+    if let Err(e) = &outcome {
+        tracing::warn!(error = %e, "Could not revoke the Box token during factory reset.");
+    }
+    Ok(Some(outcome))
+}

@@ -1,0 +1,952 @@
+//! Routes: request in, response out. The first-boot gate, sessions, CSRF and Origin checks
+//! run here before any handler; every handler that changes state is a POST.
+//!
+//! Route map (everything but the first two needs an admin session):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET/POST /claim` | first boot: setup code + new password (only while no password is set) |
+//! | `GET/POST /login`, `POST /logout` | sessions |
+//! | `GET /oauth/callback` | Box's redirect back (bound to the session by `state` + binder cookie) |
+//! | `GET /status`, `GET /status.json` | the collector's [`StatusSource`] snapshot |
+//! | `GET /box`, `POST /box/app`, `POST /box/connect`, `POST /box/ccg` | Box app and grant |
+//! | `GET/POST /insightidr`, `/mapping`, `/collection` | TOML settings (+ store secrets) |
+//! | `GET/POST /certificate` | fingerprint, upload of the admin's own certificate |
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use boxidr_boxapi::Grant;
+use boxidr_config::Config;
+use boxidr_store::Store;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::boxlink::{self, BoxConnectedHook, BoxConnection};
+use crate::clock::Clock;
+use crate::credentials::{self, Throttle, ct_eq};
+use crate::error::SetupError;
+use crate::forms;
+use crate::http::{Method, Req, Resp, security_headers};
+use crate::keys;
+use crate::pages::{self, BoxView, Errors, Nav, Values};
+use crate::session::{OAUTH_COOKIE, SESSION_COOKIE, Session, Sessions, StateProblem};
+use crate::status::StatusSource;
+use crate::tls::{Identity, SharedTlsConfig};
+
+const STYLE_CSS: &str = include_str!("../static/style.css");
+
+/// The one generic refusal for a wrong password, a wrong code, or a throttled address.
+pub(crate) const LOGIN_REFUSED: &str =
+    "That did not work. Check what you typed; after several failures wait a few minutes.";
+
+/// Everything the routes share.
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) config_path: PathBuf,
+    pub(crate) config: watch::Sender<Arc<Config>>,
+    pub(crate) status: Arc<dyn StatusSource>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) on_box_connected: Option<BoxConnectedHook>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) sessions: Mutex<Sessions>,
+    pub(crate) throttle: Mutex<Throttle>,
+    /// Whether an admin password exists (first boot is over).
+    pub(crate) claimed: AtomicBool,
+    pub(crate) identity: RwLock<Identity>,
+    pub(crate) tls: SharedTlsConfig,
+    /// Serialises saves of the configuration file and secrets.
+    pub(crate) save_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("config_path", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The session a request carries, if live.
+struct Ctx {
+    cookie: Option<String>,
+    session: Option<Session>,
+}
+
+impl Ctx {
+    fn admin(&self) -> Option<&Session> {
+        self.session.as_ref().filter(|s| s.admin)
+    }
+}
+
+impl App {
+    /// Handles one request and adds the security headers.
+    pub(crate) fn handle(&self, req: &Req) -> Resp {
+        let mut resp = self.route(req);
+        let box_origin = self.config.borrow().box_api.authorize_url.origin();
+        let origin = box_origin
+            .is_tuple()
+            .then(|| box_origin.ascii_serialization());
+        resp.headers.extend(security_headers(origin.as_deref()));
+        resp
+    }
+
+    pub(crate) fn current_config(&self) -> Config {
+        self.config.borrow().as_ref().clone()
+    }
+
+    pub(crate) fn fingerprint(&self) -> String {
+        self.identity
+            .read()
+            .map(|i| i.fingerprint().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    fn route(&self, req: &Req) -> Resp {
+        if req.method == Method::Other {
+            return Resp::text(405, "text/plain", "method not allowed")
+                .with_header("Allow", "GET, HEAD, POST");
+        }
+        if req.path == "/static/style.css" {
+            return Resp::text(200, "text/css; charset=utf-8", STYLE_CSS);
+        }
+        let now = self.clock.now();
+        let cookie = req.cookie(SESSION_COOKIE).map(str::to_owned);
+        let session = cookie
+            .as_deref()
+            .and_then(|c| lock(&self.sessions).get(c, now));
+        let ctx = Ctx { cookie, session };
+
+        if req.method == Method::Post {
+            if let Some(refusal) = self.check_post(req, &ctx) {
+                return refusal;
+            }
+        }
+        let claimed = self.claimed.load(Ordering::SeqCst);
+        let get = matches!(req.method, Method::Get | Method::Head);
+        match (req.path.as_str(), get) {
+            ("/claim", true) => self.claim_form(&ctx, None),
+            ("/claim", false) => self.claim(req, &ctx),
+            ("/login", true) if claimed => self.login_form(&ctx, None),
+            ("/login", false) if claimed => self.login(req, &ctx),
+            ("/oauth/callback", true) if claimed => self.oauth_callback(req),
+            (_, _) if !claimed => {
+                if get {
+                    Resp::see_other("/claim")
+                } else {
+                    forbidden("Set the administrator password first.")
+                }
+            }
+            (path, _) if ctx.admin().is_none() => {
+                if path == "/status.json" {
+                    Resp::json(401, &json!({"error": "login required"}))
+                } else if get {
+                    Resp::see_other("/login")
+                } else {
+                    forbidden("Your session has ended. Log in again.")
+                }
+            }
+            ("/", true) => Resp::see_other("/status"),
+            ("/logout", false) => self.logout(&ctx),
+            ("/status", true) => self.status_page(&ctx),
+            ("/status.json", true) => Resp::json(200, &self.status.snapshot()),
+            ("/box", true) => self.box_page(req, &ctx, Values::new(), Errors::new(), None),
+            ("/box/app", false) => self.box_app(req, &ctx),
+            ("/box/connect", false) => self.box_connect(req, &ctx),
+            ("/box/ccg", false) => self.box_ccg(req, &ctx),
+            ("/insightidr" | "/mapping" | "/collection", true) => self.settings_form(req, &ctx),
+            ("/insightidr" | "/mapping" | "/collection", false) => self.settings_save(req, &ctx),
+            ("/certificate", true) => self.certificate_page(req, &ctx, Errors::new()),
+            ("/certificate", false) => self.certificate_upload(req, &ctx),
+            _ => Resp::html(
+                404,
+                pages::message("Not found", "There is no such page.", Some(("/", "Home"))),
+            ),
+        }
+    }
+
+    /// Every POST: same Origin, a live session, and that session's CSRF token.
+    fn check_post(&self, req: &Req, ctx: &Ctx) -> Option<Resp> {
+        if !req.same_origin() {
+            tracing::warn!(client = %req.client, path = %req.path, "Refused a cross-origin POST.");
+            return Some(forbidden(
+                "The request did not come from this page (Origin check).",
+            ));
+        }
+        let form = req.form();
+        let ok = match (&ctx.session, form.get("csrf")) {
+            (Some(session), Some(token)) => ct_eq(token, &session.csrf),
+            _ => false,
+        };
+        if ok {
+            None
+        } else {
+            tracing::warn!(client = %req.client, path = %req.path, "Refused a POST without a valid CSRF token.");
+            Some(forbidden(
+                "This form has expired. Reload the page and try again.",
+            ))
+        }
+    }
+
+    fn nav<'a>(&self, session: &'a Session, current: &'a str) -> Nav<'a> {
+        Nav {
+            csrf: &session.csrf,
+            current,
+        }
+    }
+
+    /// The request's session, or a new anonymous one (its cookie is set on the response).
+    fn session_or_new(&self, ctx: &Ctx) -> (Session, Option<String>) {
+        match &ctx.session {
+            Some(s) => (s.clone(), None),
+            None => {
+                let (id, s) = lock(&self.sessions).create(self.clock.now(), false);
+                (s, Some(id))
+            }
+        }
+    }
+
+    fn with_new_cookie(resp: Resp, new: Option<String>) -> Resp {
+        match new {
+            Some(id) => resp.with_session_cookie(&id),
+            None => resp,
+        }
+    }
+
+    // ---- first boot and login ----
+
+    fn claim_form(&self, ctx: &Ctx, error: Option<&str>) -> Resp {
+        if self.claimed.load(Ordering::SeqCst) {
+            return Resp::see_other("/login");
+        }
+        let (session, new) = self.session_or_new(ctx);
+        let page = pages::claim(&session.csrf, &self.fingerprint(), error);
+        Self::with_new_cookie(
+            Resp::html(if error.is_some() { 400 } else { 200 }, page),
+            new,
+        )
+    }
+
+    fn claim(&self, req: &Req, ctx: &Ctx) -> Resp {
+        if self.claimed.load(Ordering::SeqCst) {
+            return Resp::see_other("/login");
+        }
+        let form = req.form();
+        let ip = req.client.ip();
+        let code = form.get("code").map(String::as_str).unwrap_or_default();
+        let password = form.get("password").map(String::as_str).unwrap_or_default();
+        let confirm = form.get("confirm").map(String::as_str).unwrap_or_default();
+        if let Err(problem) = credentials::check_new_password(password, confirm) {
+            return self.claim_form(ctx, Some(&problem.message()));
+        }
+        if !self.attempt_allowed(ip) {
+            return self.claim_form(ctx, Some(LOGIN_REFUSED));
+        }
+        let result = self.block_on(crate::claim_with_code(&self.store, code, password));
+        match result {
+            Ok(true) => {
+                lock(&self.throttle).succeeded(ip);
+                self.claimed.store(true, Ordering::SeqCst);
+                tracing::info!(client = %req.client, "Administrator password set; the setup code is spent.");
+                self.start_admin_session(ctx, "/box")
+            }
+            Ok(false) => {
+                lock(&self.throttle).failed(ip, self.clock.now());
+                tracing::warn!(client = %req.client, "Wrong setup code.");
+                self.claim_form(ctx, Some(LOGIN_REFUSED))
+            }
+            Err(e) => internal(&e),
+        }
+    }
+
+    fn attempt_allowed(&self, ip: IpAddr) -> bool {
+        lock(&self.throttle).allowed(ip, self.clock.now())
+    }
+
+    /// Replaces the request's session with a new admin session (new id, new CSRF token).
+    fn start_admin_session(&self, ctx: &Ctx, location: &str) -> Resp {
+        let mut sessions = lock(&self.sessions);
+        if let Some(old) = &ctx.cookie {
+            sessions.remove(old);
+        }
+        let (id, _) = sessions.create(self.clock.now(), true);
+        Resp::see_other(location).with_session_cookie(&id)
+    }
+
+    fn login_form(&self, ctx: &Ctx, error: Option<&str>) -> Resp {
+        if ctx.admin().is_some() && error.is_none() {
+            return Resp::see_other("/status");
+        }
+        let (session, new) = self.session_or_new(ctx);
+        let page = pages::login(&session.csrf, error, None);
+        Self::with_new_cookie(
+            Resp::html(if error.is_some() { 401 } else { 200 }, page),
+            new,
+        )
+    }
+
+    fn login(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let ip = req.client.ip();
+        let form = req.form();
+        let password = form.get("password").map(String::as_str).unwrap_or_default();
+        if !self.attempt_allowed(ip) {
+            tracing::warn!(client = %req.client, "Login refused: address throttled.");
+            return self.login_form(ctx, Some(LOGIN_REFUSED));
+        }
+        let stored = self.block_on(self.store.get_secret(keys::PASSWORD_HASH.to_owned()));
+        let verified = match stored {
+            Ok(Some(hash)) => credentials::verify_password(password, hash.expose()),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
+        match verified {
+            Ok(true) => {
+                lock(&self.throttle).succeeded(ip);
+                tracing::info!(client = %req.client, "Administrator logged in.");
+                self.start_admin_session(ctx, "/status")
+            }
+            Ok(false) => {
+                lock(&self.throttle).failed(ip, self.clock.now());
+                tracing::warn!(client = %req.client, "Failed login.");
+                self.login_form(ctx, Some(LOGIN_REFUSED))
+            }
+            Err(e) => internal(&e),
+        }
+    }
+
+    fn logout(&self, ctx: &Ctx) -> Resp {
+        if let Some(cookie) = &ctx.cookie {
+            lock(&self.sessions).remove(cookie);
+        }
+        Resp::see_other("/login").clearing_session_cookie()
+    }
+
+    // ---- status ----
+
+    fn status_page(&self, ctx: &Ctx) -> Resp {
+        let Some(session) = ctx.admin() else {
+            return Resp::see_other("/login");
+        };
+        let snapshot = self.status.snapshot();
+        Resp::html(
+            200,
+            pages::status(self.nav(session, "/status"), &snapshot, &self.fingerprint()),
+        )
+    }
+
+    // ---- Box ----
+
+    fn box_page(
+        &self,
+        req: &Req,
+        ctx: &Ctx,
+        mut values: Values,
+        errors: Errors,
+        notice: Option<(&str, String)>,
+    ) -> Resp {
+        let Some(session) = ctx.admin() else {
+            return Resp::see_other("/login");
+        };
+        let loaded = self.block_on(async {
+            let setting = |k: &str| self.store.get_setting(k.to_owned());
+            Ok::<_, SetupError>((
+                setting(keys::BOX_CLIENT_ID).await?,
+                setting(keys::BOX_REDIRECT_URI).await?,
+                setting(keys::BOX_GRANT).await?,
+                setting(keys::BOX_ACCOUNT).await?,
+                self.store
+                    .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
+                    .await?
+                    .is_some(),
+            ))
+        });
+        let (client_id, redirect, grant, account, secret_set) = match loaded {
+            Ok(v) => v,
+            Err(e) => return internal(&e),
+        };
+        let text = |v: &Option<Value>| v.as_ref().and_then(|v| v.as_str()).map(str::to_owned);
+        values
+            .entry("client_id".into())
+            .or_insert_with(|| text(&client_id).unwrap_or_default());
+        values
+            .entry("redirect_uri".into())
+            .or_insert_with(|| text(&redirect).unwrap_or_else(|| derived_redirect_uri(req)));
+        if let Some(eid) = grant
+            .as_ref()
+            .and_then(|g| g.get("enterprise_id"))
+            .and_then(|e| e.as_str())
+        {
+            values
+                .entry("enterprise_id".into())
+                .or_insert_with(|| eid.to_owned());
+        }
+        let notice = notice.or_else(|| match req.query.get("saved").map(String::as_str) {
+            Some("app") => Some(("ok", "The Box app settings are saved.".into())),
+            _ => None,
+        });
+        let view = BoxView {
+            values,
+            errors,
+            secret_set,
+            account: account.as_ref().filter(|a| !a.is_null()),
+            grant: grant.as_ref().filter(|g| !g.is_null()),
+            notice,
+        };
+        let status = if view.errors.is_empty() { 200 } else { 400 };
+        Resp::html(status, pages::box_page(self.nav(session, "/box"), &view))
+    }
+
+    fn box_app(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let secret_set = matches!(
+            self.block_on(self.store.get_secret(keys::BOX_CLIENT_SECRET.to_owned())),
+            Ok(Some(_))
+        );
+        match forms::box_app(&form, secret_set) {
+            Ok(app) => {
+                let _guard = lock(&self.save_lock);
+                let saved = self.block_on(async {
+                    if let Some(secret) = &app.client_secret {
+                        self.store
+                            .put_secrets(vec![(
+                                keys::BOX_CLIENT_SECRET.to_owned(),
+                                boxidr_store::Secret::new(secret.as_bytes().to_vec()),
+                            )])
+                            .await?;
+                    }
+                    self.store
+                        .set_setting(keys::BOX_CLIENT_ID.to_owned(), app.client_id.clone().into())
+                        .await?;
+                    self.store
+                        .set_setting(
+                            keys::BOX_REDIRECT_URI.to_owned(),
+                            app.redirect_uri.clone().into(),
+                        )
+                        .await?;
+                    Ok::<_, SetupError>(())
+                });
+                match saved {
+                    Ok(()) => {
+                        tracing::info!(client = %req.client, "Box app settings saved.");
+                        Resp::see_other("/box?saved=app")
+                    }
+                    Err(e) => internal(&e),
+                }
+            }
+            Err(errors) => {
+                let values = forms::keep(&form, &["client_id", "redirect_uri"]);
+                self.box_page(req, ctx, values, errors, None)
+            }
+        }
+    }
+
+    fn box_connect(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let config = self.current_config();
+        let loaded = self.block_on(async {
+            let creds = boxlink::app_credentials(&self.store).await?;
+            let redirect = self
+                .store
+                .get_setting(keys::BOX_REDIRECT_URI.to_owned())
+                .await?
+                .and_then(|v| v.as_str().map(str::to_owned));
+            Ok::<_, SetupError>((creds, redirect))
+        });
+        let (creds, redirect) = match loaded {
+            Ok(v) => v,
+            Err(e) => return internal(&e),
+        };
+        let Some((client_id, secret)) = creds else {
+            return self.box_page(
+                req,
+                ctx,
+                Values::new(),
+                Errors::new(),
+                Some(("error", "Save the client ID and secret first.".into())),
+            );
+        };
+        let redirect_uri = redirect.unwrap_or_else(|| derived_redirect_uri(req));
+        let auth = match boxlink::auth_client(&self.http, &config, client_id, secret) {
+            Ok(a) => a,
+            Err(e) => return internal(&e),
+        };
+        let Some(cookie) = &ctx.cookie else {
+            return forbidden("Your session has ended. Log in again.");
+        };
+        let (binder, state) =
+            lock(&self.sessions).begin_oauth(cookie, redirect_uri.clone(), self.clock.now());
+        let url = auth.authorization_url(&redirect_uri, &state);
+        tracing::info!(client = %req.client, "Sending the admin to Box's consent page.");
+        Resp {
+            status: 303,
+            headers: vec![("Location".into(), url.to_string())],
+            body: Vec::new(),
+        }
+        .with_header(
+            "Set-Cookie",
+            format!(
+                "{OAUTH_COOKIE}={binder}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+                crate::session::OAUTH_STATE_TTL.as_secs()
+            ),
+        )
+    }
+
+    fn oauth_callback(&self, req: &Req) -> Resp {
+        let clear_binder = |r: Resp| {
+            r.with_header(
+                "Set-Cookie",
+                format!("{OAUTH_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
+            )
+        };
+        let q = |k: &str| req.query.get(k).map(String::as_str);
+        let checked = lock(&self.sessions).finish_oauth(
+            req.cookie(OAUTH_COOKIE),
+            q("state"),
+            self.clock.now(),
+        );
+        if let Some(error) = q("error") {
+            tracing::warn!(client = %req.client, error = %crate::status::bounded(error), "Box returned an error to the callback.");
+            let text = boxlink::explain_callback_error(error);
+            return clear_binder(Resp::html(
+                400,
+                pages::callback(false, "Box was not connected", &text, None),
+            ));
+        }
+        let pending = match checked {
+            Ok(p) => p,
+            Err(problem) => {
+                tracing::warn!(client = %req.client, ?problem, "Refused a Box callback.");
+                return clear_binder(Resp::html(
+                    400,
+                    pages::callback(false, "Box was not connected", state_text(problem), None),
+                ));
+            }
+        };
+        let Some(code) = q("code").filter(|c| !c.is_empty() && c.len() <= 1024) else {
+            return clear_binder(Resp::html(
+                400,
+                pages::callback(
+                    false,
+                    "Box was not connected",
+                    "Box sent no authorization code. Click Connect to Box again.",
+                    None,
+                ),
+            ));
+        };
+        let _ = pending.redirect_uri;
+        let config = self.current_config();
+        let outcome = self.block_on(async {
+            let Some((client_id, secret)) = boxlink::app_credentials(&self.store).await? else {
+                return Ok(Err(
+                    "The Box app settings were removed meanwhile. Save them and connect again."
+                        .to_owned(),
+                ));
+            };
+            let auth = match boxlink::auth_client(&self.http, &config, client_id, secret) {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(boxlink::explain(&e))),
+            };
+            let tokens = match auth.exchange_code(code).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Box refused the authorization code.");
+                    return Ok(Err(boxlink::explain(&e)));
+                }
+            };
+            self.install_grant(auth, Grant::AuthorizationCode, tokens, &config)
+                .await
+                .map(Ok)
+        });
+        match outcome {
+            Ok(Ok(account)) => {
+                tracing::info!(client = %req.client, "Box connected with the admin's consent.");
+                clear_binder(Resp::html(
+                    200,
+                    pages::callback(
+                        true,
+                        "Box is connected",
+                        "The appliance is now connected to Box.",
+                        account.as_ref(),
+                    ),
+                ))
+            }
+            Ok(Err(text)) => clear_binder(Resp::html(
+                400,
+                pages::callback(false, "Box was not connected", &text, None),
+            )),
+            Err(e) => clear_binder(internal(&e)),
+        }
+    }
+
+    /// Persists a new grant (refresh token first), reads the account, tells the collector.
+    async fn install_grant(
+        &self,
+        auth: boxidr_boxapi::AuthClient,
+        grant: Grant,
+        tokens: boxidr_boxapi::TokenSet,
+        config: &Config,
+    ) -> Result<Option<Value>, SetupError> {
+        match &tokens.refresh_token {
+            Some(refresh) => {
+                self.store
+                    .put_secrets(vec![(
+                        keys::BOX_REFRESH_TOKEN.to_owned(),
+                        boxidr_store::Secret::new(refresh.expose().as_bytes().to_vec()),
+                    )])
+                    .await?;
+            }
+            None => {
+                self.store
+                    .delete_secret(keys::BOX_REFRESH_TOKEN.to_owned())
+                    .await?;
+            }
+        }
+        let grant_json = match &grant {
+            Grant::AuthorizationCode => json!({"type": "authorization_code"}),
+            Grant::ClientCredentials { enterprise_id } => {
+                json!({"type": "client_credentials", "enterprise_id": enterprise_id})
+            }
+        };
+        self.store
+            .set_setting(keys::BOX_GRANT.to_owned(), grant_json)
+            .await?;
+        let account = match boxlink::users_me(&self.http, config, &tokens.access_token).await {
+            Ok(account) => Some(account),
+            Err(e) => {
+                tracing::warn!(error = %e, "Connected, but reading /users/me failed.");
+                None
+            }
+        };
+        self.store
+            .set_setting(
+                keys::BOX_ACCOUNT.to_owned(),
+                account.clone().unwrap_or(Value::Null),
+            )
+            .await?;
+        if let Some(hook) = &self.on_box_connected {
+            hook(BoxConnection {
+                auth,
+                grant,
+                tokens,
+            });
+        }
+        Ok(account)
+    }
+
+    fn box_ccg(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let enterprise_id = form
+            .get("enterprise_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        if enterprise_id.is_empty()
+            || enterprise_id.len() > 20
+            || !enterprise_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            let mut errors = Errors::new();
+            errors.insert(
+                "enterprise_id".into(),
+                "The enterprise ID is a number: Box Admin Console → Account & Billing.".into(),
+            );
+            return self.box_page(
+                req,
+                ctx,
+                forms::keep(&form, &["enterprise_id"]),
+                errors,
+                None,
+            );
+        }
+        let config = self.current_config();
+        let outcome = self.block_on(async {
+            let Some((client_id, secret)) = boxlink::app_credentials(&self.store).await? else {
+                return Ok(Err("Save the client ID and secret first.".to_owned()));
+            };
+            let auth = match boxlink::auth_client(&self.http, &config, client_id, secret) {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(boxlink::explain(&e))),
+            };
+            let tokens = match auth.client_credentials(&enterprise_id).await {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(boxlink::explain(&e))),
+            };
+            let grant = Grant::ClientCredentials {
+                enterprise_id: enterprise_id.clone(),
+            };
+            self.install_grant(auth, grant, tokens, &config)
+                .await
+                .map(Ok)
+        });
+        match outcome {
+            Ok(Ok(_)) => self.box_page(
+                req,
+                ctx,
+                Values::new(),
+                Errors::new(),
+                Some(("ok", "Box is connected with client credentials.".into())),
+            ),
+            Ok(Err(text)) => self.box_page(
+                req,
+                ctx,
+                forms::keep(&form, &["enterprise_id"]),
+                Errors::new(),
+                Some(("error", text)),
+            ),
+            Err(e) => internal(&e),
+        }
+    }
+
+    // ---- TOML settings ----
+
+    fn settings_form(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let notice = req
+            .query
+            .contains_key("saved")
+            .then_some("Saved. The collector uses the new settings now.");
+        self.render_settings(req, ctx, None, Errors::new(), notice)
+    }
+
+    fn render_settings(
+        &self,
+        req: &Req,
+        ctx: &Ctx,
+        typed: Option<Values>,
+        errors: Errors,
+        notice: Option<&str>,
+    ) -> Resp {
+        let Some(session) = ctx.admin() else {
+            return Resp::see_other("/login");
+        };
+        let config = self.current_config();
+        let secrets = self.block_on(async {
+            Ok::<_, SetupError>((
+                self.store
+                    .get_secret(keys::LOG_SEARCH_TOKEN.to_owned())
+                    .await?
+                    .is_some(),
+                self.store
+                    .get_secret(keys::PLATFORM_API_KEY.to_owned())
+                    .await?
+                    .is_some(),
+            ))
+        });
+        let (token_set, key_set) = match secrets {
+            Ok(v) => v,
+            Err(e) => return internal(&e),
+        };
+        let page = forms::page_for(&req.path, &config, typed, &errors, token_set, key_set);
+        let Some((title, intro, fields)) = page else {
+            return Resp::see_other("/status");
+        };
+        let status = if errors.is_empty() { 200 } else { 400 };
+        Resp::html(
+            status,
+            pages::settings(
+                self.nav(session, &req.path),
+                title,
+                &req.path,
+                intro,
+                notice,
+                &errors,
+                fields,
+            ),
+        )
+    }
+
+    fn settings_save(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let base = self.current_config();
+        let parsed = forms::apply(&req.path, &base, &form);
+        let (config, secrets) = match parsed {
+            Ok(v) => v,
+            Err(errors) => {
+                return self.render_settings(req, ctx, Some(forms::typed(&form)), errors, None);
+            }
+        };
+        match self.save(config, secrets) {
+            Ok(()) => {
+                tracing::info!(client = %req.client, page = %req.path, "Settings saved.");
+                Resp::see_other(&format!("{}?saved=1", req.path))
+            }
+            Err(e) => {
+                let mut errors = Errors::new();
+                errors.insert(
+                    "_form".into(),
+                    format!("Saving failed, nothing was changed: {e}"),
+                );
+                self.render_settings(req, ctx, Some(forms::typed(&form)), errors, None)
+            }
+        }
+    }
+
+    /// Secrets, then the file; if the file cannot be written the secrets are put back, so a
+    /// save is all or nothing. Then the new configuration is published to the collector.
+    pub(crate) fn save(
+        &self,
+        config: Config,
+        secrets: Vec<(String, String)>,
+    ) -> Result<(), SetupError> {
+        let _guard = lock(&self.save_lock);
+        let previous = self.block_on(async {
+            let mut previous = Vec::new();
+            for (key, _) in &secrets {
+                previous.push((key.clone(), self.store.get_secret(key.clone()).await?));
+            }
+            if !secrets.is_empty() {
+                let new = secrets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), boxidr_store::Secret::new(v.as_bytes().to_vec())))
+                    .collect();
+                self.store.put_secrets(new).await?;
+            }
+            Ok::<_, SetupError>(previous)
+        })?;
+        if let Err(e) = crate::config_file::write_atomically(&self.config_path, &config) {
+            let rollback = self.block_on(async {
+                for (key, old) in previous {
+                    match old {
+                        Some(old) => self.store.put_secrets(vec![(key, old)]).await?,
+                        None => {
+                            self.store.delete_secret(key).await?;
+                        }
+                    }
+                }
+                Ok::<_, SetupError>(())
+            });
+            if let Err(r) = rollback {
+                tracing::error!(error = %r, "Could not restore secrets after a failed save.");
+            }
+            return Err(e);
+        }
+        self.config.send_replace(Arc::new(config));
+        Ok(())
+    }
+
+    // ---- certificate ----
+
+    fn certificate_page(&self, req: &Req, ctx: &Ctx, errors: Errors) -> Resp {
+        let Some(session) = ctx.admin() else {
+            return Resp::see_other("/login");
+        };
+        let (fingerprint, uploaded) = self
+            .identity
+            .read()
+            .map(|i| (i.fingerprint().to_owned(), i.uploaded()))
+            .unwrap_or_default();
+        let notice = req
+            .query
+            .contains_key("saved")
+            .then_some("The new certificate is in use for new connections.");
+        let status = if errors.is_empty() { 200 } else { 400 };
+        Resp::html(
+            status,
+            pages::certificate(
+                self.nav(session, "/certificate"),
+                &fingerprint,
+                uploaded,
+                notice,
+                &errors,
+            ),
+        )
+    }
+
+    fn certificate_upload(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let cert = form.get("cert").map(String::as_str).unwrap_or_default();
+        let key = form.get("key").map(String::as_str).unwrap_or_default();
+        let identity = match Identity::from_pem(cert, key, true) {
+            Ok(identity) => identity,
+            Err(e) => {
+                let mut errors = Errors::new();
+                errors.insert("cert".into(), e.to_string());
+                return self.certificate_page(req, ctx, errors);
+            }
+        };
+        match self.install_identity(identity) {
+            Ok(()) => {
+                tracing::info!(client = %req.client, "Admin uploaded a certificate.");
+                Resp::see_other("/certificate?saved=1")
+            }
+            Err(e) => internal(&e),
+        }
+    }
+
+    /// Stores an identity and serves it to new connections.
+    pub(crate) fn install_identity(&self, identity: Identity) -> Result<(), SetupError> {
+        let config = identity.server_config()?;
+        self.block_on(identity.save(&self.store))?;
+        if let Ok(mut tls) = self.tls.write() {
+            *tls = config;
+        }
+        if let Ok(mut current) = self.identity.write() {
+            *current = identity;
+        }
+        Ok(())
+    }
+}
+
+fn state_text(problem: StateProblem) -> &'static str {
+    match problem {
+        StateProblem::NotStarted => {
+            "This Box answer was not started from this browser, or it is too old. Nothing was \
+             stored. Open the Box connection page and click Connect to Box again."
+        }
+        StateProblem::SessionEnded => {
+            "Your session on this page ended while you were at Box. Nothing was stored. Log in \
+             and click Connect to Box again."
+        }
+        StateProblem::Missing => {
+            "Box's answer carries no state value, so it cannot be trusted. Nothing was stored. \
+             Click Connect to Box again."
+        }
+        StateProblem::Expired => {
+            "More than 10 minutes passed since you clicked Connect to Box. Nothing was stored. \
+             Click Connect to Box again."
+        }
+        StateProblem::Reused => {
+            "This Box answer was already used once. Nothing more was stored. If Box is not \
+             connected, click Connect to Box again."
+        }
+        StateProblem::Mismatch => {
+            "Box's answer does not belong to the request this browser made (the state value \
+             differs). It may be a forged link. Nothing was stored. Click Connect to Box again."
+        }
+    }
+}
+
+/// `https://<Host the admin used>/oauth/callback`.
+fn derived_redirect_uri(req: &Req) -> String {
+    format!(
+        "https://{}/oauth/callback",
+        req.host().unwrap_or("boxidr.local")
+    )
+}
+
+fn forbidden(text: &str) -> Resp {
+    Resp::html(
+        403,
+        pages::message("Refused", text, Some(("/", "Back to the setup page"))),
+    )
+}
+
+fn internal(error: &dyn std::fmt::Display) -> Resp {
+    tracing::error!(error = %error, "Setup page request failed.");
+    Resp::html(
+        500,
+        pages::message(
+            "Something went wrong",
+            "The appliance could not complete the request. Nothing was half-saved; try again, \
+             and check the status page if it persists.",
+            Some(("/", "Back")),
+        ),
+    )
+}

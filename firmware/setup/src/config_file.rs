@@ -1,0 +1,73 @@
+//! Writes the TOML configuration so that a power cut leaves either the old or the new file:
+//! a temporary file in the same directory, `fsync`, `rename`, `fsync` of the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use boxidr_config::Config;
+
+use crate::credentials::random_hex;
+use crate::error::SetupError;
+
+/// Serialises `config` and replaces the file at `path` atomically.
+pub fn write_atomically(path: &Path, config: &Config) -> Result<(), SetupError> {
+    let text = toml::to_string_pretty(config)
+        .map_err(|e| SetupError::Corrupt(format!("configuration does not serialise: {e}")))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("boxidr.toml");
+    let tmp = dir.join(format!(".{name}.{}.tmp", random_hex(6)));
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o640);
+        }
+        let mut file = options
+            .open(&tmp)
+            .map_err(|e| SetupError::io(format!("create {}", tmp.display()), e))?;
+        file.write_all(
+            b"# Written by the boxidr setup page; edits here are kept but comments are not.\n",
+        )
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| SetupError::io(format!("write {}", tmp.display()), e))?;
+        drop(file);
+        fs::rename(&tmp, path)
+            .map_err(|e| SetupError::io(format!("replace {}", path.display()), e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| SetupError::io(format!("sync {}", dir.display()), e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The written file parses back to the same configuration and no temporary file is left.
+    #[test]
+    fn roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("boxidr.toml");
+        let mut config = Config::default();
+        config.mapping.default_domain = Some("CORP".into());
+        write_atomically(&path, &config).unwrap();
+        let back = Config::from_toml(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, config);
+        let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+    }
+}

@@ -1,0 +1,521 @@
+//! Form parsing and validation: typed values → a whole new [`Config`] (validated as a whole)
+//! plus the secrets to store, or field-level errors and nothing else.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use boxidr_config::{
+    AccountFormat, Collector, Config, ConfigError, LogSearch, REGIONS, valid_domain,
+};
+use boxidr_model::StreamType;
+use maud::{Markup, html};
+use url::Url;
+
+use crate::keys;
+use crate::pages::{Errors, Values, checkbox, field, secret_field, select};
+
+/// The Box app form, validated.
+#[derive(Debug)]
+pub(crate) struct BoxApp {
+    pub(crate) client_id: String,
+    /// `None` keeps the stored secret.
+    pub(crate) client_secret: Option<String>,
+    pub(crate) redirect_uri: String,
+}
+
+fn get<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map(|s| s.trim()).unwrap_or_default()
+}
+
+fn on(form: &HashMap<String, String>, name: &str) -> bool {
+    form.get(name).is_some_and(|v| v == "on")
+}
+
+/// Tokens and keys: printable ASCII without spaces, bounded.
+fn plausible_secret(value: &str) -> bool {
+    (1..=512).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub(crate) fn box_app(form: &HashMap<String, String>, secret_set: bool) -> Result<BoxApp, Errors> {
+    let mut errors = Errors::new();
+    let client_id = get(form, "client_id");
+    if client_id.is_empty()
+        || client_id.len() > 128
+        || !client_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        errors.insert(
+            "client_id".into(),
+            "Paste the client ID from the app's Configuration tab (letters and digits).".into(),
+        );
+    }
+    let secret = form
+        .get("client_secret")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let client_secret = if secret.is_empty() {
+        if !secret_set {
+            errors.insert(
+                "client_secret".into(),
+                "The client secret is required.".into(),
+            );
+        }
+        None
+    } else if plausible_secret(secret) {
+        Some(secret.to_owned())
+    } else {
+        errors.insert(
+            "client_secret".into(),
+            "The client secret is letters and digits without spaces.".into(),
+        );
+        None
+    };
+    let redirect_uri = get(form, "redirect_uri");
+    if let Err(text) = check_redirect_uri(redirect_uri) {
+        errors.insert("redirect_uri".into(), text.into());
+    }
+    if errors.is_empty() {
+        Ok(BoxApp {
+            client_id: client_id.to_owned(),
+            client_secret,
+            redirect_uri: redirect_uri.to_owned(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Box accepts HTTPS redirect URIs, or HTTP on a loopback host; ours must end in
+/// `/oauth/callback` because that is where this page listens.
+fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    let url = Url::parse(uri)
+        .map_err(|_| "Enter a full URL like https://boxidr.example.com/oauth/callback.")?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err("Box only accepts https:// redirect URIs (or http:// on localhost).");
+    }
+    if url.path() != "/oauth/callback" || url.query().is_some() || url.fragment().is_some() {
+        return Err("The path must be exactly /oauth/callback, without query or fragment.");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("The URL must not contain a user name or password.");
+    }
+    Ok(())
+}
+
+/// The named fields of `form`, to re-show after an error.
+pub(crate) fn keep(form: &HashMap<String, String>, names: &[&str]) -> Values {
+    names
+        .iter()
+        .filter_map(|n| form.get(*n).map(|v| ((*n).to_owned(), v.clone())))
+        .collect()
+}
+
+/// Everything typed except secrets and the CSRF token.
+pub(crate) fn typed(form: &HashMap<String, String>) -> Values {
+    form.iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "csrf" | "log_search_token" | "platform_api_key" | "client_secret" | "password"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn check(flag: bool) -> String {
+    if flag { "on".into() } else { String::new() }
+}
+
+fn values_from(path: &str, config: &Config) -> Values {
+    let mut v = Values::new();
+    let mut set = |k: &str, val: String| {
+        v.insert(k.to_owned(), val);
+    };
+    match path {
+        "/insightidr" => {
+            let c = config.insightidr.collector.as_ref();
+            set("collector_enabled", check(c.is_some()));
+            set(
+                "collector_host",
+                c.map(|c| c.host.clone()).unwrap_or_default(),
+            );
+            set(
+                "collector_port",
+                c.map(|c| c.port.to_string())
+                    .unwrap_or_else(|| "6514".into()),
+            );
+            set(
+                "collector_unencrypted",
+                check(c.is_some_and(|c| c.unencrypted)),
+            );
+            set(
+                "collector_ca_file",
+                c.and_then(|c| c.ca_file.as_ref())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+            let l = config.insightidr.log_search.as_ref();
+            set("log_search_enabled", check(l.is_some()));
+            set(
+                "region",
+                l.map(|l| l.region.clone()).unwrap_or_else(|| "us".into()),
+            );
+            set(
+                "log_search_base_url",
+                l.and_then(|l| l.base_url.as_ref())
+                    .map(Url::to_string)
+                    .unwrap_or_default(),
+            );
+        }
+        "/mapping" => {
+            let m = &config.mapping;
+            set(
+                "default_domain",
+                m.default_domain.clone().unwrap_or_default(),
+            );
+            set(
+                "account_format",
+                match m.account_format {
+                    AccountFormat::LocalPart => "local_part".into(),
+                    AccountFormat::Upn => "upn".into(),
+                },
+            );
+            set("authentication_target", m.authentication_target.clone());
+            set("send_unparsed", check(m.send_unparsed));
+        }
+        "/collection" => {
+            let e = &config.events;
+            set("stream_type", e.stream_type.as_str().to_owned());
+            set("completeness_sweep", check(e.completeness_sweep));
+            set("completeness_lag_secs", e.completeness_lag_secs.to_string());
+            set("backfill_days", e.backfill_days.to_string());
+            set("poll_interval_secs", e.poll_interval_secs.to_string());
+            set("page_limit", e.page_limit.to_string());
+        }
+        _ => {}
+    }
+    v
+}
+
+/// Title, intro and fields of a settings page, or `None` for an unknown path.
+pub(crate) fn page_for(
+    path: &str,
+    config: &Config,
+    typed: Option<Values>,
+    errors: &Errors,
+    token_set: bool,
+    key_set: bool,
+) -> Option<(&'static str, &'static str, Markup)> {
+    let v = typed.unwrap_or_else(|| values_from(path, config));
+    let e = errors;
+    match path {
+        "/insightidr" => {
+            let regions: Vec<(&str, &str)> = REGIONS.iter().map(|r| (*r, *r)).collect();
+            Some((
+                "InsightIDR destination",
+                "Logins go to your Collector as UEF authentication events; every Box event goes to \
+                 Log Search. Either or both can be on.",
+                html! {
+                    section {
+                        h2 { "Collector (Universal Event Format)" }
+                        (checkbox("Send login events to a Collector", "collector_enabled", &v))
+                        (field("Collector host", "collector_host", "text", &v, e, Some("Host name or address of the Insight Collector.")))
+                        (field("Port", "collector_port", "number", &v, e, Some("The port of the \"Rapid7 Universal Ingress Authentication\" event source.")))
+                        (checkbox("Unencrypted TCP (only if the event source is set up without TLS)", "collector_unencrypted", &v))
+                        (field("Collector CA file", "collector_ca_file", "text", &v, e, Some("Absolute path of Rapid7CA.pem on the appliance; empty uses the system trust store.")))
+                    }
+                    section {
+                        h2 { "Log Search (raw events)" }
+                        (checkbox("Send every Box event to Log Search", "log_search_enabled", &v))
+                        (select("Region", "region", &regions, &v, e))
+                        (secret_field("Log token", "log_search_token", token_set, e, Some("From InsightIDR: Data Collection → Event Sources → Custom Logs → Webhook / token.")))
+                        (field("Ingestion URL override (advanced)", "log_search_base_url", "text", &v, e, Some("Leave empty to use the region's endpoint.")))
+                    }
+                    section {
+                        h2 { "Platform API (verification, optional)" }
+                        (secret_field("Platform API key", "platform_api_key", key_set, e, Some("Lets the appliance confirm that events arrive (canary query).")))
+                    }
+                },
+            ))
+        }
+        "/mapping" => Some((
+            "Accounts and domain",
+            "How a Box login becomes an account InsightIDR can match to your directory.",
+            html! {
+                section {
+                    (field("Default domain", "default_domain", "text", &v, e, Some("NetBIOS-style domain such as CORP (1–15 letters, digits, '-' or '.'); empty sends no domain.")))
+                    (select("Account name", "account_format", &[("local_part", "Local part (jdoe@example.com → jdoe)"), ("upn", "Full login (UPN)")], &v, e))
+                    (field("Authentication target", "authentication_target", "text", &v, e, Some("The service name shown in InsightIDR for these logins.")))
+                    (checkbox("Also send file, sharing and alert events to Log Search", "send_unparsed", &v))
+                }
+            },
+        )),
+        "/collection" => Some((
+            "Collection",
+            "Which Box event feed is read, how far back, and how often.",
+            html! {
+                section {
+                    (select("Stream", "stream_type", &[("admin_logs_streaming", "Enterprise Event Stream (low latency, 14 days)"), ("admin_logs", "Enterprise Event History (365 days)")], &v, e))
+                    (checkbox("Completeness sweep behind the stream (catches late events)", "completeness_sweep", &v))
+                    (field("Sweep lag (seconds)", "completeness_lag_secs", "number", &v, e, None))
+                    (field("Backfill on first connection (days)", "backfill_days", "number", &v, e, Some("At most 14 for the stream, 365 for the history.")))
+                    (field("Poll interval (seconds)", "poll_interval_secs", "number", &v, e, Some("1 to 3600.")))
+                    (field("Events per page", "page_limit", "number", &v, e, Some("1 to 500.")))
+                }
+            },
+        )),
+        _ => None,
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    form: &HashMap<String, String>,
+    name: &str,
+    errors: &mut Errors,
+) -> Option<T> {
+    match get(form, name).parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            errors.insert(name.into(), "Enter a whole number.".into());
+            None
+        }
+    }
+}
+
+/// Applies a settings form to `base`; the result is validated as a whole. Returns the new
+/// configuration and the secrets typed (empty secret fields keep the stored values).
+pub(crate) fn apply(
+    path: &str,
+    base: &Config,
+    form: &HashMap<String, String>,
+) -> Result<(Config, Vec<(String, String)>), Errors> {
+    let mut errors = Errors::new();
+    let mut config = base.clone();
+    let mut secrets = Vec::new();
+    match path {
+        "/insightidr" => {
+            config.insightidr.collector = if on(form, "collector_enabled") {
+                let host = get(form, "collector_host");
+                if host.is_empty()
+                    || host.len() > 253
+                    || !host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                {
+                    errors.insert(
+                        "collector_host".into(),
+                        "Enter the Collector's host name or IP address.".into(),
+                    );
+                }
+                let port = match get(form, "collector_port").parse::<u16>() {
+                    Ok(p) if p > 0 => p,
+                    _ => {
+                        errors.insert(
+                            "collector_port".into(),
+                            "Enter a port between 1 and 65535.".into(),
+                        );
+                        0
+                    }
+                };
+                let ca = get(form, "collector_ca_file");
+                let ca_file = if ca.is_empty() {
+                    None
+                } else {
+                    let p = PathBuf::from(ca);
+                    if !p.is_absolute() || !p.is_file() {
+                        errors.insert(
+                            "collector_ca_file".into(),
+                            "No such file on the appliance; give an absolute path.".into(),
+                        );
+                    }
+                    Some(p)
+                };
+                Some(Collector {
+                    host: host.to_owned(),
+                    port,
+                    unencrypted: on(form, "collector_unencrypted"),
+                    ca_file,
+                })
+            } else {
+                None
+            };
+            let token = form
+                .get("log_search_token")
+                .map(String::as_str)
+                .unwrap_or_default();
+            if !token.is_empty() {
+                if plausible_secret(token) {
+                    secrets.push((keys::LOG_SEARCH_TOKEN.to_owned(), token.to_owned()));
+                } else {
+                    errors.insert(
+                        "log_search_token".into(),
+                        "The token is letters, digits and dashes.".into(),
+                    );
+                }
+            }
+            config.insightidr.log_search = if on(form, "log_search_enabled") {
+                let region = get(form, "region");
+                if !REGIONS.contains(&region) {
+                    errors.insert("region".into(), "Choose a region from the list.".into());
+                }
+                let base_url = match get(form, "log_search_base_url") {
+                    "" => None,
+                    text => match Url::parse(text) {
+                        Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
+                        _ => {
+                            errors.insert(
+                                "log_search_base_url".into(),
+                                "Enter an https:// URL, or leave it empty.".into(),
+                            );
+                            None
+                        }
+                    },
+                };
+                Some(LogSearch {
+                    region: region.to_owned(),
+                    base_url,
+                })
+            } else {
+                None
+            };
+            let key = form
+                .get("platform_api_key")
+                .map(String::as_str)
+                .unwrap_or_default();
+            if !key.is_empty() {
+                if plausible_secret(key) {
+                    secrets.push((keys::PLATFORM_API_KEY.to_owned(), key.to_owned()));
+                } else {
+                    errors.insert(
+                        "platform_api_key".into(),
+                        "The key is letters, digits and dashes.".into(),
+                    );
+                }
+            }
+        }
+        "/mapping" => {
+            let domain = get(form, "default_domain");
+            config.mapping.default_domain = if domain.is_empty() {
+                None
+            } else {
+                if !valid_domain(domain) {
+                    errors.insert(
+                        "default_domain".into(),
+                        "Use 1–15 letters, digits, '-' or '.'.".into(),
+                    );
+                }
+                Some(domain.to_owned())
+            };
+            config.mapping.account_format = match get(form, "account_format") {
+                "local_part" => AccountFormat::LocalPart,
+                "upn" => AccountFormat::Upn,
+                _ => {
+                    errors.insert("account_format".into(), "Choose one of the options.".into());
+                    base.mapping.account_format
+                }
+            };
+            config.mapping.authentication_target = get(form, "authentication_target").to_owned();
+            config.mapping.send_unparsed = on(form, "send_unparsed");
+        }
+        "/collection" => {
+            match get(form, "stream_type").parse::<StreamType>() {
+                Ok(s) => config.events.stream_type = s,
+                Err(_) => {
+                    errors.insert("stream_type".into(), "Choose one of the streams.".into());
+                }
+            }
+            config.events.completeness_sweep = on(form, "completeness_sweep");
+            if let Some(n) = number(form, "completeness_lag_secs", &mut errors) {
+                config.events.completeness_lag_secs = n;
+            }
+            if let Some(n) = number(form, "backfill_days", &mut errors) {
+                config.events.backfill_days = n;
+            }
+            if let Some(n) = number(form, "poll_interval_secs", &mut errors) {
+                config.events.poll_interval_secs = n;
+            }
+            if let Some(n) = number(form, "page_limit", &mut errors) {
+                config.events.page_limit = n;
+            }
+        }
+        _ => {
+            errors.insert("_form".into(), "Unknown settings page.".into());
+        }
+    }
+    if errors.is_empty() {
+        if let Err(e) = config.validate() {
+            let (name, text) = field_of(&e);
+            errors.insert(name.into(), text);
+        }
+    }
+    if errors.is_empty() {
+        Ok((config, secrets))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Which form field a whole-configuration error belongs to.
+fn field_of(error: &ConfigError) -> (&'static str, String) {
+    let name = match error {
+        ConfigError::PageLimit(_) => "page_limit",
+        ConfigError::Backfill { .. } => "backfill_days",
+        ConfigError::PollInterval(_) => "poll_interval_secs",
+        ConfigError::Url {
+            field: "insightidr.log_search.base_url",
+            ..
+        } => "log_search_base_url",
+        ConfigError::Region(_) => "region",
+        ConfigError::Collector => "collector_host",
+        ConfigError::Domain(_) => "default_domain",
+        ConfigError::Target => "authentication_target",
+        _ => "_form",
+    };
+    (name, crate::status::bounded(&error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    /// A backfill beyond the stream's retention is a field error, not a half-applied config.
+    #[test]
+    fn collection_validates_whole_config() {
+        let f = form(&[
+            ("stream_type", "admin_logs_streaming"),
+            ("completeness_lag_secs", "900"),
+            ("backfill_days", "30"),
+            ("poll_interval_secs", "10"),
+            ("page_limit", "500"),
+        ]);
+        let errors = apply("/collection", &Config::default(), &f).unwrap_err();
+        assert!(errors.contains_key("backfill_days"), "{errors:?}");
+        let f = form(&[
+            ("stream_type", "admin_logs"),
+            ("completeness_lag_secs", "900"),
+            ("backfill_days", "30"),
+            ("poll_interval_secs", "x"),
+            ("page_limit", "500"),
+        ]);
+        let errors = apply("/collection", &Config::default(), &f).unwrap_err();
+        assert!(errors.contains_key("poll_interval_secs"), "{errors:?}");
+    }
+
+    /// Redirect URIs follow Box's rules and our callback path.
+    #[test]
+    fn redirect_uri_rules() {
+        assert!(check_redirect_uri("https://box.lan:8443/oauth/callback").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:8443/oauth/callback").is_ok());
+        assert!(check_redirect_uri("http://box.lan/oauth/callback").is_err());
+        assert!(check_redirect_uri("https://box.lan/other").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! Requests and responses as plain values, so routes are testable without sockets, plus the
+//! security headers every response carries.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Largest request body read (forms, PEM uploads).
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// HTTP method subset the page uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Head,
+    Post,
+    Other,
+}
+
+/// A request as the routes see it.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: HashMap<String, String>,
+    /// Lower-case header names; the first value of each.
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
+    /// The real client (through the TLS front).
+    pub(crate) client: SocketAddr,
+}
+
+impl Req {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// A cookie's value.
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.header("cookie")?.split(';').find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+    }
+
+    /// The `Host` header if it is a plausible host[:port] (no injection into URLs we build).
+    pub(crate) fn host(&self) -> Option<&str> {
+        let host = self.header("host")?;
+        let plausible = !host.is_empty()
+            && host.len() <= 255
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        plausible.then_some(host)
+    }
+
+    /// Whether `Origin` (or, without it, `Referer`) names this very origin,
+    /// `https://<Host>`. Requests with neither are refused.
+    pub(crate) fn same_origin(&self) -> bool {
+        let Some(host) = self.host() else {
+            return false;
+        };
+        let ours = format!("https://{host}");
+        match (self.header("origin"), self.header("referer")) {
+            (Some(origin), _) => origin.eq_ignore_ascii_case(&ours),
+            (None, Some(referer)) => {
+                let lower = referer.to_ascii_lowercase();
+                let ours = ours.to_ascii_lowercase();
+                lower == ours || lower.starts_with(&format!("{ours}/"))
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// The body as an urlencoded form (last value wins).
+    pub(crate) fn form(&self) -> HashMap<String, String> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+}
+
+/// Splits `path?query`.
+pub(crate) fn split_url(url: &str) -> (String, HashMap<String, String>) {
+    match url.split_once('?') {
+        Some((path, query)) => (
+            path.to_owned(),
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ),
+        None => (url.to_owned(), HashMap::new()),
+    }
+}
+
+/// A response as the routes build it.
+#[derive(Debug, Clone)]
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Resp {
+    pub(crate) fn html(status: u16, markup: maud::Markup) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+            body: markup.into_string().into_bytes(),
+        }
+    }
+
+    pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec_pretty(value).unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// `303 See Other` to a local path (never an absolute URL taken from input).
+    pub(crate) fn see_other(location: &str) -> Self {
+        Self {
+            status: 303,
+            headers: vec![("Location".into(), location.into())],
+            body: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds the session cookie.
+    pub(crate) fn with_session_cookie(self, id: &str) -> Self {
+        self.with_header(
+            "Set-Cookie",
+            format!(
+                "{}={id}; Path=/; Secure; HttpOnly; SameSite=Strict",
+                crate::session::SESSION_COOKIE
+            ),
+        )
+    }
+
+    /// Expires the session cookie.
+    pub(crate) fn clearing_session_cookie(self) -> Self {
+        self.with_header(
+            "Set-Cookie",
+            format!(
+                "{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
+                crate::session::SESSION_COOKIE
+            ),
+        )
+    }
+}
+
+/// Headers on every response: no inline script, no framing, no referrer, no caching.
+/// `form_action_extra` is the Box authorize origin ("Connect to Box" posts, then redirects there).
+pub(crate) fn security_headers(form_action_extra: Option<&str>) -> Vec<(String, String)> {
+    let form_action = match form_action_extra {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".into(),
+    };
+    vec![
+        (
+            "Content-Security-Policy".into(),
+            format!(
+                "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+                 frame-ancestors 'none'; base-uri 'none'"
+            ),
+        ),
+        ("X-Frame-Options".into(), "DENY".into()),
+        ("X-Content-Type-Options".into(), "nosniff".into()),
+        ("Referrer-Policy".into(), "no-referrer".into()),
+        ("Cache-Control".into(), "no-store".into()),
+        ("Cross-Origin-Opener-Policy".into(), "same-origin".into()),
+        ("Cross-Origin-Resource-Policy".into(), "same-origin".into()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Req {
+        Req {
+            method: Method::Post,
+            path: "/".into(),
+            query: HashMap::new(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: Vec::new(),
+            client: "192.0.2.1:5000".parse().unwrap(),
+        }
+    }
+
+    /// Origin must be exactly this page's HTTPS origin; Referer is the fallback.
+    #[test]
+    fn origin_rules() {
+        let host = ("host", "box.lan:8443");
+        assert!(req(&[host, ("origin", "https://box.lan:8443")]).same_origin());
+        assert!(!req(&[host, ("origin", "http://box.lan:8443")]).same_origin());
+        assert!(!req(&[host, ("origin", "https://evil.example")]).same_origin());
+        assert!(!req(&[host, ("origin", "null")]).same_origin());
+        assert!(req(&[host, ("referer", "https://box.lan:8443/box")]).same_origin());
+        assert!(!req(&[host, ("referer", "https://box.lan:8443.evil/")]).same_origin());
+        assert!(!req(&[host]).same_origin());
+        assert!(!req(&[("host", "a\"b"), ("origin", "https://a\"b")]).same_origin());
+    }
+
+    /// Cookies are found by exact name.
+    #[test]
+    fn cookies() {
+        let r = req(&[("cookie", "a=1; __Host-boxidr=abc; __Host-boxidr-oauth=def")]);
+        assert_eq!(r.cookie("__Host-boxidr"), Some("abc"));
+        assert_eq!(r.cookie("__Host-boxidr-oauth"), Some("def"));
+        assert_eq!(r.cookie("b"), None);
+    }
+}

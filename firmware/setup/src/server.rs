@@ -1,0 +1,441 @@
+//! The running page: tiny_http worker threads behind the TLS front, and the optional
+//! plain-HTTP listener that only redirects to HTTPS.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use boxidr_config::Config;
+use boxidr_store::Store;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::boxlink::BoxConnectedHook;
+use crate::clock::{Clock, SystemClock};
+use crate::credentials::{SetupCode, Throttle};
+use crate::error::SetupError;
+use crate::http::{MAX_BODY_BYTES, Method, Req, Resp, split_url};
+use crate::session::Sessions;
+use crate::status::StatusSource;
+use crate::tls::{self, PeerMap};
+use crate::{ResetReport, keys};
+
+/// Default number of tiny_http worker threads.
+pub const DEFAULT_WORKERS: usize = 2;
+
+/// What [`SetupServer::start`] needs. Build with [`SetupOptions::new`], then adjust fields.
+pub struct SetupOptions {
+    /// The appliance's store (secrets, settings).
+    pub store: Store,
+    /// Runtime the TLS front runs on and the worker threads `block_on` store and Box calls with.
+    pub runtime: tokio::runtime::Handle,
+    /// The TOML file the settings forms rewrite.
+    pub config_path: PathBuf,
+    /// Current configuration; every save publishes the new one here. `setup.listen` is the
+    /// HTTPS address.
+    pub config: watch::Sender<Arc<Config>>,
+    /// Feeds the status page.
+    pub status: Arc<dyn StatusSource>,
+    /// Where plain HTTP is answered with a redirect to HTTPS (`None`: no plain listener).
+    pub http_redirect: Option<SocketAddr>,
+    /// Clock for sessions, throttling and OAuth state (tests inject one).
+    pub clock: Arc<dyn Clock>,
+    /// Called after the page obtained a new Box grant (already persisted).
+    pub on_box_connected: Option<BoxConnectedHook>,
+    /// tiny_http worker threads.
+    pub workers: usize,
+}
+
+impl std::fmt::Debug for SetupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupOptions")
+            .field("config_path", &self.config_path)
+            .field("http_redirect", &self.http_redirect)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SetupOptions {
+    /// Options with the system clock, no plain-HTTP listener, no hook, [`DEFAULT_WORKERS`].
+    pub fn new(
+        store: Store,
+        runtime: tokio::runtime::Handle,
+        config_path: impl Into<PathBuf>,
+        config: watch::Sender<Arc<Config>>,
+        status: Arc<dyn StatusSource>,
+    ) -> Self {
+        Self {
+            store,
+            runtime,
+            config_path: config_path.into(),
+            config,
+            status,
+            http_redirect: None,
+            clock: Arc::new(SystemClock),
+            on_box_connected: None,
+            workers: DEFAULT_WORKERS,
+        }
+    }
+}
+
+/// The running setup page. Stop it with [`SetupServer::stop`].
+pub struct SetupServer {
+    app: Arc<App>,
+    https_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    stopping: Arc<AtomicBool>,
+    backend: Arc<tiny_http::Server>,
+    redirect: Option<Arc<tiny_http::Server>>,
+    threads: Vec<JoinHandle<()>>,
+    workers: usize,
+    startup_code: Option<SetupCode>,
+}
+
+impl std::fmt::Debug for SetupServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupServer")
+            .field("https_addr", &self.https_addr)
+            .field("http_addr", &self.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SetupServer {
+    /// Loads or creates the certificate, issues a fresh setup code while no admin password is
+    /// set, binds `config.setup.listen` (and `http_redirect`), and starts serving.
+    pub async fn start(options: SetupOptions) -> Result<Self, SetupError> {
+        let SetupOptions {
+            store,
+            runtime,
+            config_path,
+            config,
+            status,
+            http_redirect,
+            clock,
+            on_box_connected,
+            workers,
+        } = options;
+        let workers = workers.max(1);
+        let identity = tls::load_or_create(&store).await?;
+        let claimed = store
+            .get_secret(keys::PASSWORD_HASH.to_owned())
+            .await?
+            .is_some();
+        let startup_code = if claimed {
+            store
+                .delete_secret(keys::SETUP_CODE_HASH.to_owned())
+                .await?;
+            None
+        } else {
+            crate::setup_code(&store).await?
+        };
+        let listen = config.borrow().setup.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| SetupError::io(format!("listen on {listen}"), e))?;
+        let https_addr = listener
+            .local_addr()
+            .map_err(|e| SetupError::io("read the listening address", e))?;
+        let backend = tiny_http::Server::http("127.0.0.1:0").map_err(|e| {
+            SetupError::io(
+                "start the HTTP worker",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let backend_addr = backend.server_addr().to_ip().ok_or_else(|| {
+            SetupError::io("read the worker address", std::io::Error::other("not TCP"))
+        })?;
+        let backend = Arc::new(backend);
+        let tls_config = Arc::new(RwLock::new(identity.server_config()?));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = boxidr_boxapi::http::client(Duration::from_secs(
+            config.borrow().box_api.request_timeout_secs.clamp(5, 60),
+        ))
+        .map_err(|e| {
+            SetupError::io(
+                "build the Box HTTP client",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let app = Arc::new(App {
+            store,
+            rt: runtime.clone(),
+            config_path,
+            config,
+            status,
+            clock,
+            on_box_connected,
+            http,
+            sessions: Mutex::new(Sessions::default()),
+            throttle: Mutex::new(Throttle::default()),
+            claimed: AtomicBool::new(claimed),
+            identity: RwLock::new(identity),
+            tls: tls_config.clone(),
+            save_lock: Mutex::new(()),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let peers = PeerMap::default();
+        runtime.spawn(tls::run_front(
+            listener,
+            tls_config,
+            backend_addr,
+            peers.clone(),
+            shutdown_rx,
+        ));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for n in 0..workers {
+            let backend = backend.clone();
+            let app = app.clone();
+            let peers = peers.clone();
+            let stopping = stopping.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("boxidr-setup-{n}"))
+                .spawn(move || worker(&backend, &app, &peers, &stopping))
+                .map_err(|e| SetupError::io("start a setup page thread", e))?;
+            threads.push(thread);
+        }
+        let (redirect, http_addr) = match http_redirect {
+            Some(addr) => {
+                let server = tiny_http::Server::http(addr).map_err(|e| {
+                    SetupError::io(
+                        format!("listen on {addr}"),
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+                let bound = server.server_addr().to_ip();
+                let server = Arc::new(server);
+                let s = server.clone();
+                let https_port = https_addr.port();
+                let thread = std::thread::Builder::new()
+                    .name("boxidr-setup-redirect".into())
+                    .spawn(move || redirect_worker(&s, https_port))
+                    .map_err(|e| SetupError::io("start the redirect thread", e))?;
+                threads.push(thread);
+                (Some(server), bound)
+            }
+            None => (None, None),
+        };
+        tracing::info!(%https_addr, fingerprint = app.fingerprint(), "Setup page listening.");
+        Ok(Self {
+            app,
+            https_addr,
+            http_addr,
+            shutdown,
+            stopping,
+            backend,
+            redirect,
+            threads,
+            workers,
+            startup_code,
+        })
+    }
+
+    /// The HTTPS address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// The plain-HTTP redirect address actually bound, if any.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// SHA-256 fingerprint of the certificate being served (`AB:CD:…`).
+    pub fn fingerprint(&self) -> String {
+        self.app.fingerprint()
+    }
+
+    /// The setup code issued by [`SetupServer::start`] (no admin password yet), to print on
+    /// the console and in the journal; `None` once the appliance is claimed.
+    pub fn startup_code(&self) -> Option<&SetupCode> {
+        self.startup_code.as_ref()
+    }
+
+    /// Issues a new setup code (the previous one dies); `None` if a password is set.
+    pub async fn setup_code(&self) -> Result<Option<SetupCode>, SetupError> {
+        crate::setup_code(&self.app.store).await
+    }
+
+    /// [`crate::factory_reset`], then ends every session and serves the new certificate.
+    pub async fn factory_reset(&self) -> Result<ResetReport, SetupError> {
+        let config = self.app.current_config();
+        let report = crate::factory_reset(&self.app.store, &config).await?;
+        self.app.claimed.store(false, Ordering::SeqCst);
+        if let Ok(mut sessions) = self.app.sessions.lock() {
+            sessions.clear();
+        }
+        if let Ok(mut throttle) = self.app.throttle.lock() {
+            throttle.clear();
+        }
+        if let Some(identity) = crate::tls::Identity::load(&self.app.store).await? {
+            let config = identity.server_config()?;
+            if let Ok(mut tls) = self.app.tls.write() {
+                *tls = config;
+            }
+            if let Ok(mut current) = self.app.identity.write() {
+                *current = identity;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stops accepting, ends connections and joins the threads. Blocks briefly: call it from
+    /// a plain thread or `spawn_blocking`, not directly on a tokio worker.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        for _ in 0..self.workers {
+            self.backend.unblock();
+        }
+        if let Some(redirect) = &self.redirect {
+            redirect.unblock();
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        tracing::info!("Setup page stopped.");
+    }
+}
+
+fn worker(backend: &tiny_http::Server, app: &App, peers: &PeerMap, stopping: &AtomicBool) {
+    while let Ok(request) = backend.recv() {
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        serve(app, peers, request);
+    }
+}
+
+fn serve(app: &App, peers: &PeerMap, mut request: tiny_http::Request) {
+    let client = request.remote_addr().and_then(|seen| peers.client_of(seen));
+    let Some(client) = client else {
+        // Not through the TLS front: a local process talking to the private port.
+        let _ = request.respond(tiny_http::Response::empty(403));
+        return;
+    };
+    let method = match request.method() {
+        tiny_http::Method::Get => Method::Get,
+        tiny_http::Method::Head => Method::Head,
+        tiny_http::Method::Post => Method::Post,
+        _ => Method::Other,
+    };
+    let (path, query) = split_url(request.url());
+    let headers = request
+        .headers()
+        .iter()
+        .rev()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_owned(),
+            )
+        })
+        .collect();
+    let declared = request.body_length().unwrap_or(0);
+    let resp = if declared > MAX_BODY_BYTES {
+        Resp::text(413, "text/plain", "request body too large")
+    } else {
+        let mut body = Vec::new();
+        let limit = u64::try_from(MAX_BODY_BYTES + 1).unwrap_or(u64::MAX);
+        match request.as_reader().take(limit).read_to_end(&mut body) {
+            Ok(_) if body.len() > MAX_BODY_BYTES => {
+                Resp::text(413, "text/plain", "request body too large")
+            }
+            Ok(_) => {
+                let req = Req {
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    client,
+                };
+                catch_unwind(AssertUnwindSafe(|| app.handle(&req))).unwrap_or_else(|_| {
+                    tracing::error!(path = %req.path, "Setup page handler panicked.");
+                    Resp::text(500, "text/plain", "internal error")
+                })
+            }
+            Err(_) => Resp::text(400, "text/plain", "cannot read the request body"),
+        }
+    };
+    respond(request, resp);
+}
+
+fn respond(request: tiny_http::Request, resp: Resp) {
+    let mut response = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
+    for (name, value) in resp.headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    }
+    let _ = request.respond(response);
+}
+
+fn redirect_worker(server: &tiny_http::Server, https_port: u16) {
+    while let Ok(request) = server.recv() {
+        let host = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("host"))
+            .map(|h| h.value.as_str().to_owned())
+            .unwrap_or_default();
+        let host = host_without_port(&host);
+        let path = request.url();
+        let response = match host {
+            Some(host) if path.starts_with('/') && !path.starts_with("//") => {
+                let port = if https_port == 443 {
+                    String::new()
+                } else {
+                    format!(":{https_port}")
+                };
+                let location = format!("https://{host}{port}{path}");
+                let mut r = tiny_http::Response::empty(301);
+                if let Ok(h) = tiny_http::Header::from_bytes("Location", location.as_bytes()) {
+                    r.add_header(h);
+                }
+                r
+            }
+            _ => tiny_http::Response::empty(400),
+        };
+        let _ = request.respond(response);
+    }
+}
+
+/// The host part of a `Host` header, if it is a plausible name or address.
+fn host_without_port(host: &str) -> Option<&str> {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let end = rest.find(']')?;
+        &host[..end + 2]
+    } else {
+        host.split(':').next()?
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    ok.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redirect hosts keep names and IPv6 literals and refuse junk.
+    #[test]
+    fn redirect_hosts() {
+        assert_eq!(host_without_port("box.lan:80"), Some("box.lan"));
+        assert_eq!(host_without_port("[::1]:80"), Some("[::1]"));
+        assert_eq!(host_without_port("10.0.0.5"), Some("10.0.0.5"));
+        assert_eq!(host_without_port("evil.com/x"), None);
+        assert_eq!(host_without_port(""), None);
+    }
+}
