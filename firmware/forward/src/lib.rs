@@ -13,6 +13,7 @@
 //! - [`forwarder`]: [`Forwarder`], the per-sink loop: read, render, send, ack, wait, back off.
 //! - [`status`]: [`SinkStatus`], what each loop publishes on a `watch` channel for health.
 //! - [`backoff`]: the capped, jittered exponential schedule.
+//! - [`verify`]: [`Verifier`], Platform API key check and canary search through Log Search.
 //!
 //! # Design constraints
 //!
@@ -42,6 +43,7 @@ pub mod logsearch;
 pub mod render;
 pub mod sink;
 pub mod status;
+pub mod verify;
 
 pub use backoff::BackoffPolicy;
 pub use collector::{CollectorSettings, CollectorSink, CollectorTransport};
@@ -51,3 +53,4 @@ pub use logsearch::{LogSearchSettings, LogSearchSink, LogToken, TrustRoots};
 pub use render::{Render, Rendered};
 pub use sink::{Delivery, Sink, SinkError};
 pub use status::{SinkState, SinkStatus};
+pub use verify::{ApiKey, CanaryOutcome, Verifier, VerifierSettings, VerifyError};
