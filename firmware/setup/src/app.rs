@@ -766,13 +766,13 @@ impl App {
         let form = req.form();
         let base = self.current_config();
         let parsed = forms::apply(&req.path, &base, &form);
-        let (config, secrets) = match parsed {
+        let changes = match parsed {
             Ok(v) => v,
             Err(errors) => {
                 return self.render_settings(req, ctx, Some(forms::typed(&form)), errors, None);
             }
         };
-        match self.save(config, secrets) {
+        match self.save(changes) {
             Ok(()) => {
                 tracing::info!(client = %req.client, page = %req.path, "Settings saved.");
                 Resp::see_other(&format!("{}?saved=1", req.path))
@@ -788,14 +788,28 @@ impl App {
         }
     }
 
-    /// Secrets, then the file; if the file cannot be written the secrets are put back, so a
-    /// save is all or nothing. Then the new configuration is published to the collector.
-    pub(crate) fn save(
-        &self,
-        config: Config,
-        secrets: Vec<(String, String)>,
-    ) -> Result<(), SetupError> {
+    /// A pasted CA file (new name, so the old configuration never sees it), then secrets,
+    /// then the TOML file; if a later step fails the earlier ones are undone, so a save is all
+    /// or nothing. Then the new configuration is published to the collector.
+    pub(crate) fn save(&self, changes: forms::Changes) -> Result<(), SetupError> {
+        let forms::Changes {
+            config,
+            secrets,
+            ca_file,
+        } = changes;
         let _guard = lock(&self.save_lock);
+        let mut new_ca = None;
+        if let Some((path, pem)) = ca_file {
+            if !path.exists() {
+                crate::config_file::write_bytes_atomically(&path, pem.as_bytes(), 0o644)?;
+                new_ca = Some(path);
+            }
+        }
+        let undo_ca = |new_ca: &Option<PathBuf>| {
+            if let Some(path) = new_ca {
+                let _ = std::fs::remove_file(path);
+            }
+        };
         let previous = self.block_on(async {
             let mut previous = Vec::new();
             for (key, _) in &secrets {
@@ -809,7 +823,14 @@ impl App {
                 self.store.put_secrets(new).await?;
             }
             Ok::<_, SetupError>(previous)
-        })?;
+        });
+        let previous = match previous {
+            Ok(previous) => previous,
+            Err(e) => {
+                undo_ca(&new_ca);
+                return Err(e);
+            }
+        };
         if let Err(e) = crate::config_file::write_atomically(&self.config_path, &config) {
             let rollback = self.block_on(async {
                 for (key, old) in previous {
@@ -825,6 +846,7 @@ impl App {
             if let Err(r) = rollback {
                 tracing::error!(error = %r, "Could not restore secrets after a failed save.");
             }
+            undo_ca(&new_ca);
             return Err(e);
         }
         self.config.send_replace(Arc::new(config));

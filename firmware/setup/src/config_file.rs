@@ -14,32 +14,40 @@ use crate::error::SetupError;
 pub fn write_atomically(path: &Path, config: &Config) -> Result<(), SetupError> {
     let text = toml::to_string_pretty(config)
         .map_err(|e| SetupError::Corrupt(format!("configuration does not serialise: {e}")))?;
+    let mut bytes =
+        b"# Written by the boxidr setup page; edits here are kept but comments are not.\n".to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    write_bytes_atomically(path, &bytes, 0o640)
+}
+
+/// Replaces the file at `path` with `bytes` (temp file, fsync, rename, fsync of the directory).
+pub(crate) fn write_bytes_atomically(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), SetupError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("boxidr.toml");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", random_hex(6)));
+    #[cfg(not(unix))]
+    let _ = mode;
     let result = (|| {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o640);
+            options.mode(mode);
         }
         let mut file = options
             .open(&tmp)
             .map_err(|e| SetupError::io(format!("create {}", tmp.display()), e))?;
-        file.write_all(
-            b"# Written by the boxidr setup page; edits here are kept but comments are not.\n",
-        )
-        .and_then(|()| file.write_all(text.as_bytes()))
-        .and_then(|()| file.sync_all())
-        .map_err(|e| SetupError::io(format!("write {}", tmp.display()), e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| SetupError::io(format!("write {}", tmp.display()), e))?;
         drop(file);
         fs::rename(&tmp, path)
             .map_err(|e| SetupError::io(format!("replace {}", path.display()), e))?;

@@ -223,7 +223,13 @@ pub(crate) fn page_for(
                         (field("Collector host", "collector_host", "text", &v, e, Some("Host name or address of the Insight Collector.")))
                         (field("Port", "collector_port", "number", &v, e, Some("The port of the \"Rapid7 Universal Ingress Authentication\" event source.")))
                         (checkbox("Unencrypted TCP (only if the event source is set up without TLS)", "collector_unencrypted", &v))
-                        (field("Collector CA file", "collector_ca_file", "text", &v, e, Some("Absolute path of Rapid7CA.pem on the appliance; empty uses the system trust store.")))
+                        (field("Collector CA file", "collector_ca_file", "text", &v, e, Some("Absolute path of the CA file on the appliance; empty uses the system trust store.")))
+                        div.field.invalid[e.contains_key("collector_ca_pem")] {
+                            label for="collector_ca_pem" { "…or paste the Collector's CA (Rapid7CA.pem)" }
+                            textarea id="collector_ca_pem" name="collector_ca_pem" rows="5" spellcheck="false" {}
+                            @if let Some(err) = e.get("collector_ca_pem") { p.error { (err) } }
+                            p.help { "Stored on the appliance next to its database; replaces the path above." }
+                        }
                     }
                     section {
                         h2 { "Log Search (raw events)" }
@@ -283,16 +289,42 @@ fn number<T: std::str::FromStr>(
     }
 }
 
-/// Applies a settings form to `base`; the result is validated as a whole. Returns the new
-/// configuration and the secrets typed (empty secret fields keep the stored values).
+/// A validated settings form: what to write.
+#[derive(Debug)]
+pub(crate) struct Changes {
+    /// The whole new configuration (already validated).
+    pub(crate) config: Config,
+    /// Secrets typed on the form (empty secret fields keep the stored values).
+    pub(crate) secrets: Vec<(String, String)>,
+    /// A pasted Collector CA to write before the configuration that names it.
+    pub(crate) ca_file: Option<(PathBuf, String)>,
+}
+
+/// Largest pasted CA bundle.
+const MAX_CA_PEM: usize = 64 * 1024;
+
+/// Checks a pasted CA bundle: PEM with at least one certificate and nothing unparsable.
+fn check_ca_pem(pem: &str) -> Result<(), &'static str> {
+    if pem.len() > MAX_CA_PEM {
+        return Err("The CA file is too large (64 KiB at most).");
+    }
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
+    match certs {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        _ => Err("Paste the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)."),
+    }
+}
+
+/// Applies a settings form to `base`; the result is validated as a whole.
 pub(crate) fn apply(
     path: &str,
     base: &Config,
     form: &HashMap<String, String>,
-) -> Result<(Config, Vec<(String, String)>), Errors> {
+) -> Result<Changes, Errors> {
     let mut errors = Errors::new();
     let mut config = base.clone();
     let mut secrets = Vec::new();
+    let mut ca_file = None;
     match path {
         "/insightidr" => {
             config.insightidr.collector = if on(form, "collector_enabled") {
@@ -319,7 +351,26 @@ pub(crate) fn apply(
                     }
                 };
                 let ca = get(form, "collector_ca_file");
-                let ca_file = if ca.is_empty() {
+                let pem = get(form, "collector_ca_pem");
+                let ca_path = if !pem.is_empty() {
+                    match check_ca_pem(pem) {
+                        Ok(()) => {
+                            let digest =
+                                ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+                            let name = format!(
+                                "collector-ca-{}.pem",
+                                &crate::credentials::hex(digest.as_ref())[..16]
+                            );
+                            let path = base.data_dir.join(name);
+                            ca_file = Some((path.clone(), format!("{pem}\n")));
+                            Some(path)
+                        }
+                        Err(text) => {
+                            errors.insert("collector_ca_pem".into(), text.into());
+                            None
+                        }
+                    }
+                } else if ca.is_empty() {
                     None
                 } else {
                     let p = PathBuf::from(ca);
@@ -335,7 +386,7 @@ pub(crate) fn apply(
                     host: host.to_owned(),
                     port,
                     unencrypted: on(form, "collector_unencrypted"),
-                    ca_file,
+                    ca_file: ca_path,
                 })
             } else {
                 None
@@ -450,7 +501,11 @@ pub(crate) fn apply(
         }
     }
     if errors.is_empty() {
-        Ok((config, secrets))
+        Ok(Changes {
+            config,
+            secrets,
+            ca_file,
+        })
     } else {
         Err(errors)
     }
@@ -507,6 +562,34 @@ mod tests {
         ]);
         let errors = apply("/collection", &Config::default(), &f).unwrap_err();
         assert!(errors.contains_key("poll_interval_secs"), "{errors:?}");
+    }
+
+    /// A pasted CA must be PEM certificates; a good one is named by its content.
+    #[test]
+    fn pasted_ca() {
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).unwrap();
+        let base = Config::default();
+        let good = form(&[
+            ("collector_enabled", "on"),
+            ("collector_host", "c.example"),
+            ("collector_port", "6514"),
+            ("collector_ca_pem", &cert.cert.pem()),
+        ]);
+        let changes = apply("/insightidr", &base, &good).unwrap();
+        let (path, _) = changes.ca_file.unwrap();
+        assert!(path.starts_with(&base.data_dir));
+        assert_eq!(
+            changes.config.insightidr.collector.unwrap().ca_file,
+            Some(path)
+        );
+        let bad = form(&[
+            ("collector_enabled", "on"),
+            ("collector_host", "c.example"),
+            ("collector_port", "6514"),
+            ("collector_ca_pem", "<script>not a cert</script>"),
+        ]);
+        let errors = apply("/insightidr", &base, &bad).unwrap_err();
+        assert!(errors.contains_key("collector_ca_pem"));
     }
 
     /// Redirect URIs follow Box's rules and our callback path.

@@ -89,6 +89,7 @@ pub struct SetupServer {
     app: Arc<App>,
     https_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
+    worker_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     stopping: Arc<AtomicBool>,
     backend: Arc<tiny_http::Server>,
@@ -228,6 +229,7 @@ impl SetupServer {
             app,
             https_addr,
             http_addr,
+            worker_addr: backend_addr,
             shutdown,
             stopping,
             backend,
@@ -246,6 +248,12 @@ impl SetupServer {
     /// The plain-HTTP redirect address actually bound, if any.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The private loopback port tiny_http listens on behind the TLS front (diagnostics and
+    /// tests: requests that reach it without passing the front are refused with 403).
+    pub fn worker_addr(&self) -> SocketAddr {
+        self.worker_addr
     }
 
     /// SHA-256 fingerprint of the certificate being served (`AB:CD:…`).

@@ -738,3 +738,163 @@ async fn factory_reset_returns_to_first_boot() {
     assert_eq!(again.get("/status").await.status, 200);
     h.stop().await;
 }
+
+/// Before the password is set, every POST route is refused and nothing is stored; the private
+/// tiny_http port refuses requests that did not come through the TLS front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unclaimed_posts_and_bypass_are_refused() {
+    let h = Harness::start().await;
+    let mut b = h.browser();
+    let csrf = b.get("/claim").await.csrf();
+    for path in [
+        "/login",
+        "/logout",
+        "/box/app",
+        "/box/connect",
+        "/box/ccg",
+        "/insightidr",
+        "/mapping",
+        "/collection",
+        "/certificate",
+    ] {
+        let r = b
+            .post(
+                path,
+                &[("csrf", &csrf), ("password", PASSWORD), ("client_id", "x")],
+            )
+            .await;
+        assert_eq!(r.status, 403, "{path}");
+    }
+    assert!(h.secret(keys::PASSWORD_HASH).await.is_none());
+    let stored = h
+        .store
+        .get_setting(keys::BOX_CLIENT_ID.to_owned())
+        .await
+        .unwrap();
+    assert!(stored.is_none());
+
+    let plain = reqwest::Client::new();
+    let worker = h.server().worker_addr();
+    assert!(worker.ip().is_loopback());
+    let r = plain
+        .get(format!("http://{worker}/claim"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "TLS front cannot be bypassed");
+    let r = plain
+        .get(format!("http://{}/claim", h.server().local_addr()))
+        .send()
+        .await;
+    assert!(r.is_err(), "the HTTPS port does not speak plain HTTP");
+    h.stop().await;
+}
+
+/// The client-credentials alternative connects the service account, shows it, and stores no
+/// refresh token; a wrong enterprise ID is explained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_grant() {
+    let h = Harness::start().await;
+    let mut b = h.claimed_browser().await;
+    start_connect(&h, &mut b).await;
+    let page = b.get("/box").await;
+    let r = b
+        .post(
+            "/box/ccg",
+            &[("csrf", &page.csrf()), ("enterprise_id", "not a number")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("enterprise ID is a number"));
+    let r = b
+        .post(
+            "/box/ccg",
+            &[("csrf", &page.csrf()), ("enterprise_id", "999")],
+        )
+        .await;
+    assert!(
+        r.body.contains("Box refused the authorization"),
+        "{}",
+        r.body
+    );
+    assert!(h.connected.lock().unwrap().is_empty());
+    let eid = h.sim.config().enterprise_id.clone();
+    let r = b
+        .post(
+            "/box/ccg",
+            &[("csrf", &page.csrf()), ("enterprise_id", &eid)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("connected with client credentials"));
+    assert!(
+        r.body
+            .contains(&format!("client credentials, enterprise {eid}"))
+    );
+    assert!(h.secret(keys::BOX_REFRESH_TOKEN).await.is_none());
+    assert_eq!(h.connected.lock().unwrap().len(), 1);
+    h.stop().await;
+}
+
+/// When the registered redirect URI differs, Box shows redirect_uri_mismatch on its own page;
+/// our Box page tells the admin what to copy where. A pasted Collector CA is stored as a file
+/// next to the database and referenced from the configuration; the status page refreshes
+/// itself without script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_mismatch_guidance_ca_paste_and_refresh() {
+    let h = Harness::start_with(box_sim::SimConfig {
+        redirect_uris: vec!["https://box.example.com/oauth/callback".into()],
+        backlog: 0,
+        users: 2,
+        ..box_sim::SimConfig::default()
+    })
+    .await;
+    let mut b = h.claimed_browser().await;
+    let authorize = start_connect(&h, &mut b).await;
+    let at_box = reqwest::get(&authorize).await.unwrap();
+    assert_eq!(at_box.status().as_u16(), 400);
+    assert!(
+        at_box
+            .text()
+            .await
+            .unwrap()
+            .contains("redirect_uri_mismatch")
+    );
+    let page = b.get("/box").await;
+    assert!(page.body.contains("if Box shows redirect_uri_mismatch"));
+
+    let ca = rcgen::generate_simple_self_signed(vec!["collector.example".to_owned()]).unwrap();
+    let csrf = b.get("/insightidr").await.csrf();
+    let r = b
+        .post(
+            "/insightidr",
+            &[
+                ("csrf", &csrf),
+                ("collector_enabled", "on"),
+                ("collector_host", "collector.example"),
+                ("collector_port", "6514"),
+                ("collector_ca_pem", &ca.cert.pem()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let path = h
+        .config_rx
+        .borrow()
+        .insightidr
+        .collector
+        .clone()
+        .unwrap()
+        .ca_file
+        .unwrap();
+    assert!(path.starts_with(h.dir.path()));
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+
+    let status = b.get("/status").await;
+    assert!(status.body.contains("http-equiv=\"refresh\""));
+    h.stop().await;
+}
