@@ -123,9 +123,11 @@ impl App {
         }
         let now = self.clock.now();
         let cookie = req.cookie(SESSION_COOKIE).map(str::to_owned);
+        // The status page's own meta refresh is not the admin being active.
+        let touch = !req.query.get("auto").is_some_and(|v| v == "1");
         let session = cookie
             .as_deref()
-            .and_then(|c| lock(&self.sessions).get(c, now));
+            .and_then(|c| lock(&self.sessions).get(c, now, touch));
         let ctx = Ctx { cookie, session };
 
         if req.method == Method::Post {
@@ -253,7 +255,11 @@ impl App {
         if !self.attempt_allowed(ip) {
             return self.claim_form(ctx, Some(LOGIN_REFUSED));
         }
-        let result = self.block_on(crate::claim_with_code(&self.store, code, password));
+        let result = {
+            // Two claims with the right code at once: exactly one sets the password.
+            let _guard = lock(&self.save_lock);
+            self.block_on(crate::claim_with_code(&self.store, code, password))
+        };
         match result {
             Ok(true) => {
                 lock(&self.throttle).succeeded(ip);

@@ -53,21 +53,30 @@ impl Req {
         plausible.then_some(host)
     }
 
-    /// Whether `Origin` (or, without it, `Referer`) names this very origin,
-    /// `https://<Host>`. Requests with neither are refused.
+    /// Whether the request comes from this very origin, `https://<Host>`.
+    ///
+    /// `Origin` must match exactly. Browsers send `Origin: null` on every form POST of a page
+    /// served with `Referrer-Policy: no-referrer` (Fetch standard, "append a request Origin
+    /// header"), so for a `null` or absent `Origin` the browser's own `Sec-Fetch-Site:
+    /// same-origin` (a header scripts cannot set) is required instead, or a matching `Referer`.
+    /// A `Sec-Fetch-Site` other than `same-origin` is refused whatever else the request says.
     pub(crate) fn same_origin(&self) -> bool {
         let Some(host) = self.host() else {
             return false;
         };
+        let fetch_site = self.header("sec-fetch-site");
+        if fetch_site.is_some_and(|site| site != "same-origin") {
+            return false;
+        }
         let ours = format!("https://{host}");
         match (self.header("origin"), self.header("referer")) {
-            (Some(origin), _) => origin.eq_ignore_ascii_case(&ours),
-            (None, Some(referer)) => {
+            (Some(origin), _) if origin != "null" => origin.eq_ignore_ascii_case(&ours),
+            (_, Some(referer)) => {
                 let lower = referer.to_ascii_lowercase();
                 let ours = ours.to_ascii_lowercase();
                 lower == ours || lower.starts_with(&format!("{ours}/"))
             }
-            (None, None) => false,
+            (_, None) => fetch_site == Some("same-origin"),
         }
     }
 
@@ -213,6 +222,14 @@ mod tests {
         assert!(req(&[host, ("referer", "https://box.lan:8443/box")]).same_origin());
         assert!(!req(&[host, ("referer", "https://box.lan:8443.evil/")]).same_origin());
         assert!(!req(&[host]).same_origin());
+        // What a browser sends for our own form under Referrer-Policy: no-referrer.
+        let same = ("sec-fetch-site", "same-origin");
+        assert!(req(&[host, ("origin", "null"), same]).same_origin());
+        assert!(req(&[host, same]).same_origin());
+        let cross = ("sec-fetch-site", "cross-site");
+        assert!(!req(&[host, ("origin", "null"), cross]).same_origin());
+        assert!(!req(&[host, ("origin", "https://box.lan:8443"), cross]).same_origin());
+        assert!(!req(&[host, ("origin", "https://evil.example"), same]).same_origin());
         assert!(!req(&[("host", "a\"b"), ("origin", "https://a\"b")]).same_origin());
     }
 

@@ -21,9 +21,12 @@
 //! * **Sessions.** 256-bit ids in a `__Host-` cookie with `Secure; HttpOnly; SameSite=Strict`,
 //!   replaced at login, idle timeout 15 min, absolute 8 h, logout. Failed logins and setup
 //!   codes are throttled per client address with one generic message.
-//! * **CSRF.** Every POST needs the session's token and an `Origin` (or `Referer`) equal to
-//!   `https://<Host>`; GET handlers change nothing, except the OAuth callback, which is
-//!   guarded by its single-use `state`.
+//! * **CSRF.** Every POST needs the session's token and an `Origin` equal to `https://<Host>`.
+//!   Because the page sends `Referrer-Policy: no-referrer`, browsers put `Origin: null` on its
+//!   own form posts; then `Sec-Fetch-Site: same-origin` (set by the browser, not by scripts)
+//!   stands in for it. GET handlers change nothing, except the OAuth callback, which is
+//!   guarded by its single-use `state`. The status page's automatic refresh
+//!   (`/status?auto=1`) does not count as activity for the idle timeout.
 //! * **Headers.** CSP without any script source, `frame-ancestors 'none'`, `no-referrer`,
 //!   `no-store`, `nosniff` on every response.
 //! * **Secrets** (Box client secret and tokens, Log Search token, Platform API key, TLS key)

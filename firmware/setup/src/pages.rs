@@ -35,7 +35,7 @@ pub(crate) fn layout(title: &str, nav: Option<Nav<'_>>, refresh: bool, body: Mar
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if refresh { meta http-equiv="refresh" content="10"; }
+                @if refresh { meta http-equiv="refresh" content="10; url=/status?auto=1"; }
                 title { (title) " · boxidr" }
                 link rel="stylesheet" href="/static/style.css";
             }
@@ -392,7 +392,8 @@ pub(crate) fn status(nav: Nav<'_>, snapshot: &serde_json::Value, fingerprint: &s
         true,
         html! {
             (crate::status::render(snapshot))
-            p.help { "Refreshes every 10 seconds. The same data as JSON: " a href="/status.json" { "/status.json" }
+            p.help { "Refreshes every 10 seconds (automatic refreshes do not keep the session open: \
+                       after 15 minutes without a click the page asks for the password). The same data as JSON: " a href="/status.json" { "/status.json" }
                 ". Certificate fingerprint (SHA-256): " code.fp { (fingerprint) } }
         },
     )

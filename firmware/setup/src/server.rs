@@ -25,8 +25,8 @@ use crate::status::StatusSource;
 use crate::tls::{self, PeerMap};
 use crate::{ResetReport, keys};
 
-/// Default number of tiny_http worker threads.
-pub const DEFAULT_WORKERS: usize = 2;
+/// Default number of tiny_http worker threads (a slow Box call or password hash occupies one).
+pub const DEFAULT_WORKERS: usize = 4;
 
 /// What [`SetupServer::start`] needs. Build with [`SetupOptions::new`], then adjust fields.
 pub struct SetupOptions {

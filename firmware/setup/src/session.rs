@@ -100,8 +100,9 @@ impl Sessions {
         (id, session)
     }
 
-    /// The live session for a cookie value, touching its idle timer.
-    pub(crate) fn get(&mut self, cookie_value: &str, now: Instant) -> Option<Session> {
+    /// The live session for a cookie value; `touch` restarts its idle timer (every request
+    /// except the status page's own automatic refresh).
+    pub(crate) fn get(&mut self, cookie_value: &str, now: Instant, touch: bool) -> Option<Session> {
         let key = key_of(cookie_value);
         let alive = self.sessions.get(&key).is_some_and(|s| alive(s, now));
         if !alive {
@@ -109,7 +110,9 @@ impl Sessions {
             return None;
         }
         let session = self.sessions.get_mut(&key)?;
-        session.last_seen = now;
+        if touch {
+            session.last_seen = now;
+        }
         Some(session.clone())
     }
 
@@ -235,16 +238,25 @@ mod tests {
         let mut s = Sessions::default();
         let t0 = Instant::now();
         let (id, _) = s.create(t0, true);
-        assert!(s.get(&id, t0 + Duration::from_secs(14 * 60)).is_some());
-        assert!(s.get(&id, t0 + Duration::from_secs(28 * 60)).is_some());
-        assert!(s.get(&id, t0 + Duration::from_secs(44 * 60)).is_none());
+        assert!(
+            s.get(&id, t0 + Duration::from_secs(14 * 60), true)
+                .is_some()
+        );
+        assert!(
+            s.get(&id, t0 + Duration::from_secs(28 * 60), true)
+                .is_some()
+        );
+        assert!(
+            s.get(&id, t0 + Duration::from_secs(44 * 60), true)
+                .is_none()
+        );
         let (id, _) = s.create(t0, true);
         let mut t = t0;
         while t < t0 + ABSOLUTE_TIMEOUT - Duration::from_secs(600) {
             t += Duration::from_secs(600);
-            assert!(s.get(&id, t).is_some());
+            assert!(s.get(&id, t, true).is_some());
         }
-        assert!(s.get(&id, t0 + ABSOLUTE_TIMEOUT).is_none());
+        assert!(s.get(&id, t0 + ABSOLUTE_TIMEOUT, true).is_none());
     }
 
     /// A state works once, for its own binder, before it expires.

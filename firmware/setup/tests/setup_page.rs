@@ -182,6 +182,18 @@ async fn idle_and_absolute_timeouts() {
     h.clock.advance(Duration::from_secs(15 * 60 + 1));
     assert_eq!(b.get("/status").await.location().as_deref(), Some("/login"));
 
+    // The status page's automatic refresh does not count as activity.
+    let mut b = h.login().await;
+    for _ in 0..3 {
+        h.clock.advance(Duration::from_secs(6 * 60));
+        let page = b.get("/status?auto=1").await;
+        if page.status != 200 {
+            assert_eq!(page.location().as_deref(), Some("/login"));
+            break;
+        }
+    }
+    assert_eq!(b.get("/status").await.location().as_deref(), Some("/login"));
+
     let mut b = h.login().await;
     for _ in 0..(8 * 60 / 10) {
         h.clock.advance(Duration::from_secs(10 * 60));
@@ -282,6 +294,43 @@ async fn csrf_and_origin_are_enforced() {
         other.get("/status").await.status,
         200,
         "logout without token did nothing"
+    );
+
+    // A cross-site fetch marker wins over a matching Origin.
+    let r = a
+        .post_headers(
+            "/mapping",
+            &[
+                ("csrf", &own),
+                ("default_domain", "EVIL"),
+                ("account_format", "upn"),
+                ("authentication_target", "Box"),
+            ],
+            &[
+                ("origin", &a.origin.clone()),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(h.config_rx.borrow().mapping.default_domain, None);
+    // What a real browser sends for our own form under Referrer-Policy: no-referrer.
+    let r = a
+        .post_headers(
+            "/mapping",
+            &[
+                ("csrf", &own),
+                ("default_domain", "NULLORIGIN"),
+                ("account_format", "upn"),
+                ("authentication_target", "Box"),
+            ],
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        h.config_rx.borrow().mapping.default_domain.as_deref(),
+        Some("NULLORIGIN")
     );
 
     // And the real thing works.

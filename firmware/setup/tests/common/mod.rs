@@ -316,9 +316,20 @@ impl Browser {
         form: &[(&str, &str)],
         origin: Option<&str>,
     ) -> Page {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        self.post_headers(path, form, &headers).await
+    }
+
+    /// POST of a form with exactly these extra headers (plus cookies).
+    pub async fn post_headers(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut req = self.client.post(format!("{}{path}", self.base)).form(form);
-        if let Some(origin) = origin {
-            req = req.header("origin", origin);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if !self.jar.is_empty() {
             req = req.header("cookie", self.cookie_header());
