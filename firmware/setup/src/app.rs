@@ -124,7 +124,7 @@ impl App {
         let now = self.clock.now();
         let cookie = req.cookie(SESSION_COOKIE).map(str::to_owned);
         // The status page's own meta refresh is not the admin being active.
-        let touch = !req.query.get("auto").is_some_and(|v| v == "1");
+        let touch = req.query.get("auto").is_none_or(|v| v != "1");
         let session = cookie
             .as_deref()
             .and_then(|c| lock(&self.sessions).get(c, now, touch));
