@@ -51,6 +51,7 @@ fn page(name: &str, n: usize) -> PageCommit {
             .collect(),
         next_position: Some(StreamPosition::new(format!("{}", n + 1)).expect("pos")),
         last_created_at: None,
+        window: None,
         collected_at_ms: 1_700_000_000_000,
     }
 }

@@ -115,6 +115,12 @@ impl StoreCore {
         page.cursor
             .validate()
             .map_err(|detail| StoreError::InvalidInput { op, detail })?;
+        if matches!(page.cursor, CursorKey::Stream(_)) && page.window.is_some() {
+            return Err(StoreError::InvalidInput {
+                op,
+                detail: "a stream cursor has no sweep window".to_owned(),
+            });
+        }
         self.run(|env, db| {
             let file_bytes = env.file_bytes(op)?;
             if file_bytes >= env.options.quota_bytes {
@@ -921,31 +927,46 @@ fn commit_page_in(
     meta.insert(schema::META_NEXT_SEQ, seq).op(op)?;
 
     let key = page.cursor.to_key();
-    let cursor = match &page.next_position {
-        None => CursorUpdate::KeptNoPosition,
-        Some(position) if position.is_reset() => CursorUpdate::KeptReset,
-        Some(position) => {
-            let previous = cursors
-                .get(key.as_str())
-                .op(op)?
-                .map(|v| decode_cursor(op, &key, v.value()))
-                .transpose()?;
-            let state = CursorState {
-                position: position.clone(),
-                updated_at_ms: at,
-                last_created_at: page
-                    .last_created_at
-                    .clone()
-                    .or_else(|| previous.and_then(|p| p.last_created_at)),
-            };
-            let bytes = serde_json::to_vec(&state).map_err(|e| StoreError::InvalidInput {
-                op,
-                detail: format!("cursor cannot be encoded: {e}"),
-            })?;
-            cursors.insert(key.as_str(), bytes.as_slice()).op(op)?;
-            CursorUpdate::Stored
-        }
+    let previous = cursors
+        .get(key.as_str())
+        .op(op)?
+        .map(|v| decode_cursor(op, &key, v.value()))
+        .transpose()?;
+    let usable = page.next_position.as_ref().filter(|p| !p.is_reset());
+    let cursor = match (&page.next_position, usable) {
+        (_, Some(_)) => CursorUpdate::Stored,
+        (None, None) => CursorUpdate::KeptNoPosition,
+        (Some(_), None) => CursorUpdate::KeptReset,
     };
+    let previous_window = previous.as_ref().and_then(|p| p.window.clone());
+    let new_window = page.window.is_some() && page.window != previous_window;
+    // Write when the position moves or a sweep enters a new window; otherwise keep the row.
+    if usable.is_some() || new_window {
+        let previous_position = previous.as_ref().and_then(|p| p.position.clone());
+        let position = match usable {
+            Some(position) => Some(position.clone()),
+            None if new_window => None,
+            None => previous_position,
+        };
+        let last_created_at = match (
+            page.last_created_at.clone(),
+            previous.and_then(|p| p.last_created_at),
+        ) {
+            (Some(new), Some(old)) => Some(new.max(old)),
+            (new, old) => new.or(old),
+        };
+        let state = CursorState {
+            position,
+            updated_at_ms: at,
+            last_created_at,
+            window: page.window.clone(),
+        };
+        let bytes = serde_json::to_vec(&state).map_err(|e| StoreError::InvalidInput {
+            op,
+            detail: format!("cursor cannot be encoded: {e}"),
+        })?;
+        cursors.insert(key.as_str(), bytes.as_slice()).op(op)?;
+    }
     if appended > 0 {
         add_counter_in(&mut counters, schema::COUNTER_APPENDED, appended, op)?;
     }

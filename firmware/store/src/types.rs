@@ -112,13 +112,28 @@ pub(crate) fn validate_key(what: &str, key: &str) -> Result<(), String> {
 /// The committed position of one cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorState {
-    /// Box's `next_stream_position`, verbatim; never a reset value (`"0"`).
-    pub position: StreamPosition,
+    /// Box's `next_stream_position`, verbatim; never a reset value (`"0"`). Always set on a
+    /// stream cursor; `None` on a sweep that has started a window but not yet stored a position
+    /// inside it (the next read starts at the window's beginning).
+    pub position: Option<StreamPosition>,
     /// `collected_at_ms` of the page that stored it.
     pub updated_at_ms: u64,
     /// `created_at` of the newest event seen on this cursor, as Box wrote it (for sweeps).
     #[serde(default)]
     pub last_created_at: Option<String>,
+    /// Sweeps only: the `created_after`/`created_before` window `position` belongs to.
+    #[serde(default)]
+    pub window: Option<SweepWindow>,
+}
+
+/// The `admin_logs` time window a sweep is reading. Box pages a window with `stream_position`
+/// and the SAME `created_after`/`created_before`, so the bounds are stored with the position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepWindow {
+    /// `created_after`, RFC 3339 UTC (`2024-05-02T21:03:11Z`).
+    pub after: String,
+    /// `created_before`, RFC 3339 UTC.
+    pub before: String,
 }
 
 /// One Box page to commit: its events and the cursor that follows them.
@@ -130,8 +145,14 @@ pub struct PageCommit {
     pub events: Vec<BoxEvent>,
     /// `next_stream_position` from the page; `None` or a reset (`"0"`) keeps the old cursor.
     pub next_position: Option<StreamPosition>,
-    /// `created_at` of the newest event in the page; `None` keeps the previous value.
+    /// `created_at` of the newest event in the page, as fixed-width RFC 3339 UTC
+    /// (`2024-05-02T21:03:11Z`) so that text order is time order; the store keeps the maximum of
+    /// this and the previous value. `None` keeps the previous value.
     pub last_created_at: Option<String>,
+    /// Sweeps only: the window this page was read from. A page from a different window than the
+    /// stored one starts that window: its position replaces the old one, or the position is
+    /// cleared if the page carries none. Must be `None` for stream cursors.
+    pub window: Option<SweepWindow>,
     /// Wall-clock time of collection (ms since the epoch); also the `seen` timestamp.
     pub collected_at_ms: u64,
 }

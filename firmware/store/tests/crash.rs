@@ -310,5 +310,5 @@ async fn handle_reopens_after_commit_error() {
     expected.push("g".into());
     assert_eq!(ids, expected);
     let cursor = store.cursor(streaming()).await.unwrap().unwrap();
-    assert_eq!(cursor.position.as_str(), "400");
+    assert_eq!(cursor.position.unwrap().as_str(), "400");
 }

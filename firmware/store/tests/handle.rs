@@ -69,7 +69,7 @@ async fn concurrent_callers_all_get_replies() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(cursor.position.as_str(), "310");
+    assert_eq!(cursor.position.unwrap().as_str(), "310");
 }
 
 /// Dropping every handle stops the storage thread, which closes the database: the file can be
@@ -185,6 +185,7 @@ async fn handle_small_tables() {
         events: vec![event("x")],
         next_position: Some(pos("7")),
         last_created_at: None,
+        window: None,
         collected_at_ms: 0,
     };
     store.commit_page(p).await.unwrap();

@@ -122,7 +122,7 @@ fn check(core: &mut StoreCore, model: &Model) {
     let cursor = core
         .cursor(&streaming())
         .unwrap()
-        .map(|c| c.position.as_str().to_owned());
+        .and_then(|c| c.position.map(|p| p.as_str().to_owned()));
     assert_eq!(cursor, model.cursor);
 }
 

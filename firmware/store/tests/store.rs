@@ -10,7 +10,7 @@ use boxidr_model::StreamType;
 use boxidr_store::schema;
 use boxidr_store::{
     CursorKey, CursorUpdate, PageCommit, Secret, SinkId, StoreCore, StoreError, StoreOptions,
-    UserEntry,
+    SweepWindow, UserEntry,
 };
 use common::*;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -116,6 +116,7 @@ fn reopen_preserves_data() {
             .unwrap()
             .unwrap()
             .position
+            .unwrap()
             .as_str(),
         "100"
     );
@@ -159,6 +160,7 @@ fn events_appended_in_order_with_original_json() {
             events: events.clone(),
             next_position: Some(pos("1152923169531664551")),
             last_created_at: Some("2024-05-02T14:03:11-07:00".into()),
+            window: None,
             collected_at_ms: 42,
         })
         .unwrap();
@@ -183,7 +185,7 @@ fn events_appended_in_order_with_original_json() {
     }
     assert_eq!(records[0].event_type.as_deref(), Some("LOGIN"));
     let cursor = core.cursor(&streaming()).unwrap().unwrap();
-    assert_eq!(cursor.position.as_str(), "1152923169531664551");
+    assert_eq!(cursor.position.unwrap().as_str(), "1152923169531664551");
     assert_eq!(cursor.updated_at_ms, 42);
     assert_eq!(
         cursor.last_created_at.as_deref(),
@@ -216,6 +218,7 @@ fn duplicates_within_and_across_pages_are_skipped() {
             .unwrap()
             .unwrap()
             .position
+            .unwrap()
             .as_str(),
         "3"
     );
@@ -253,6 +256,65 @@ fn reset_or_missing_position_keeps_cursor() {
     );
 }
 
+fn window(after: &str, before: &str) -> Option<SweepWindow> {
+    Some(SweepWindow {
+        after: after.into(),
+        before: before.into(),
+    })
+}
+
+/// A sweep stores its window with the position; a page from a new window starts it (the old
+/// window's position is dropped even if the page has none), a page from the same window without a
+/// position keeps it, and `last_created_at` only grows.
+#[test]
+fn sweep_windows_carry_their_position() {
+    let disk = MemDisk::new();
+    let mut core = open_mem(&disk);
+    let key = CursorKey::Sweep("history".into());
+    let sweep = |ids: &[&str], next: Option<&str>, w: Option<SweepWindow>, last: Option<&str>| {
+        let mut p = page(ids, next, 1);
+        p.cursor = key.clone();
+        p.window = w;
+        p.last_created_at = last.map(str::to_owned);
+        p
+    };
+    let w1 = window("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z");
+    let w2 = window("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z");
+    core.commit_page(sweep(
+        &["a"],
+        Some("10"),
+        w1.clone(),
+        Some("2024-01-01T00:30:00Z"),
+    ))
+    .unwrap();
+    // Same window, legacy reset position: position kept.
+    let out = core
+        .commit_page(sweep(&[], Some("0"), w1.clone(), None))
+        .unwrap();
+    assert_eq!(out.cursor, CursorUpdate::KeptReset);
+    let state = core.cursor(&key).unwrap().unwrap();
+    assert_eq!(state.position, Some(pos("10")));
+    assert_eq!(state.window, w1);
+    // New window without a position: the window moves, the old position is gone.
+    core.commit_page(sweep(&[], None, w2.clone(), Some("2024-01-01T00:10:00Z")))
+        .unwrap();
+    let state = core.cursor(&key).unwrap().unwrap();
+    assert_eq!(state.position, None);
+    assert_eq!(state.window, w2);
+    assert_eq!(
+        state.last_created_at.as_deref(),
+        Some("2024-01-01T00:30:00Z")
+    );
+    // A stream cursor refuses a window.
+    let mut bad = page(&["z"], Some("5"), 2);
+    bad.window = w1;
+    assert!(matches!(
+        core.commit_page(bad),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert_eq!(ids(&all(&mut core, SinkId::Collector)), ["a"]);
+}
+
 /// Each stream and each named sweep keeps its own cursor; records carry the stream type.
 #[test]
 fn cursors_are_per_stream_and_sweep() {
@@ -268,6 +330,7 @@ fn cursors_are_per_stream_and_sweep() {
             .unwrap()
             .unwrap()
             .position
+            .unwrap()
             .as_str(),
         "100"
     );
@@ -275,7 +338,7 @@ fn cursors_are_per_stream_and_sweep() {
         .cursor(&CursorKey::Sweep("catchup-2024".into()))
         .unwrap()
         .unwrap();
-    assert_eq!(sweep_cursor.position.as_str(), "900");
+    assert_eq!(sweep_cursor.position.unwrap().as_str(), "900");
     assert_eq!(
         core.cursor(&CursorKey::Stream(StreamType::AdminLogs))
             .unwrap(),
@@ -420,6 +483,7 @@ fn read_batch_respects_limits() {
         events,
         next_position: Some(pos("1")),
         last_created_at: None,
+        window: None,
         collected_at_ms: 1,
     })
     .unwrap();

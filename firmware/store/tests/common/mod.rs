@@ -44,6 +44,7 @@ pub fn page(ids: &[&str], next: Option<&str>, at: u64) -> PageCommit {
         events: ids.iter().map(|id| event(id)).collect(),
         next_position: next.map(pos),
         last_created_at: None,
+        window: None,
         collected_at_ms: at,
     }
 }
