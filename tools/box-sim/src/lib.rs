@@ -210,6 +210,15 @@ impl SimHandle {
             .collect()
     }
 
+    /// `event_id` and `created_at` (Unix seconds) of every event in the log, in processing order.
+    pub fn event_times(&self) -> Vec<(String, i64)> {
+        lock(&self.shared().store)
+            .events()
+            .iter()
+            .map(|e| (e.event_id.clone(), e.created_at.unix_timestamp()))
+            .collect()
+    }
+
     /// Number of events in the log (backlog, live and injected).
     pub fn events_generated(&self) -> u64 {
         lock(&self.shared().store).len() as u64
@@ -248,6 +257,12 @@ impl SimHandle {
     /// the `admin_logs` window or behind its cursors — a late event).
     pub fn add_events_keep_time(&self, events: Vec<Value>) {
         self.shared().add_events(events, true);
+    }
+
+    /// Injects events, keeping their own `created_at`, that `admin_logs_streaming` never serves
+    /// (its gap) while `admin_logs` does: what a completeness sweep must catch.
+    pub fn add_events_missed_by_stream(&self, events: Vec<Value>) {
+        self.shared().add_events_with(events, true, true);
     }
 
     /// Revokes every issued access and refresh token (every bearer call then gets 401).

@@ -140,6 +140,16 @@ impl Shared {
 
     /// Ingests events at "now". With `keep_created_at`, `created_at` is kept when it parses.
     pub fn add_events(&self, events: Vec<Value>, keep_created_at: bool) {
+        self.add_events_with(events, keep_created_at, false);
+    }
+
+    /// [`Self::add_events`], optionally hiding the events from the streaming feed.
+    pub fn add_events_with(
+        &self,
+        events: Vec<Value>,
+        keep_created_at: bool,
+        streaming_hidden: bool,
+    ) {
         let now = OffsetDateTime::now_utc();
         let mut items = Vec::with_capacity(events.len());
         {
@@ -159,6 +169,9 @@ impl Shared {
                     }
                 };
                 store.push(&v, created, now);
+                if streaming_hidden {
+                    store.hide_last_from_streaming();
+                }
                 items.push(ActivityItem::from_event(&v));
             }
         }

@@ -48,6 +48,9 @@ pub struct StoredEvent {
     pub processed_at: OffsetDateTime,
     /// Serialized JSON, served verbatim.
     pub raw: Arc<str>,
+    /// Never served on `admin_logs_streaming`: the "gap" a completeness sweep over `admin_logs`
+    /// exists to catch (the streaming feed is only "at least once" in principle).
+    pub streaming_hidden: bool,
 }
 
 impl StoredEvent {
@@ -163,10 +166,18 @@ impl EventStore {
             created_at,
             processed_at,
             raw: Arc::from(value.to_string()),
+            streaming_hidden: false,
         };
         self.by_key.insert(ev.key(), self.events.len());
         self.events.push(ev);
         &self.events[self.events.len() - 1]
+    }
+
+    /// Marks the most recently pushed event as missing from the streaming feed.
+    pub fn hide_last_from_streaming(&mut self) {
+        if let Some(last) = self.events.last_mut() {
+            last.streaming_hidden = true;
+        }
     }
 
     fn first_retained_seq(&self, now: OffsetDateTime) -> u64 {
@@ -230,7 +241,9 @@ impl EventStore {
         while seq < len && page.entries.len() < q.limit {
             let e = &self.events[seq as usize];
             seq += 1;
-            if !q.event_types.is_empty() && !q.event_types.contains(&e.event_type) {
+            if e.streaming_hidden
+                || (!q.event_types.is_empty() && !q.event_types.contains(&e.event_type))
+            {
                 continue;
             }
             page.entries.push(e.raw.clone());
@@ -249,7 +262,9 @@ impl EventStore {
                 };
                 match dup {
                     Some(d)
-                        if q.event_types.is_empty() || q.event_types.contains(&d.event_type) =>
+                        if !d.streaming_hidden
+                            && (q.event_types.is_empty()
+                                || q.event_types.contains(&d.event_type)) =>
                     {
                         page.entries.push(d.raw.clone());
                         page.ids.push(d.event_id.clone());
