@@ -5,11 +5,13 @@
 //! an operator. Secrets are [`Secret`]s: never in `Debug`, logs or error text.
 
 pub mod auth;
+pub mod collect;
 pub mod error;
 pub mod events;
 pub mod http;
 pub mod poller;
 pub mod secret;
+pub mod sweep;
 pub mod tokens;
 pub mod users;
 
@@ -18,5 +20,6 @@ pub use error::{ApiError, AuthError, Recovery};
 pub use events::{EventsClient, EventsPage, EventsRequest};
 pub use poller::{PollStatus, Poller, PollerConfig};
 pub use secret::Secret;
+pub use sweep::{Sweep, SweepConfig, SweepOrder, SweepRequest, SweepStatus};
 pub use tokens::TokenManager;
 pub use users::UsersClient;

@@ -11,11 +11,12 @@
 use std::time::Duration;
 
 use boxidr_model::{StreamPosition, StreamType};
-use boxidr_store::{CursorKey, PageCommit, Store};
+use boxidr_store::{CursorKey, CursorState, PageCommit, Store};
 use tokio::sync::watch;
 
 use crate::error::{ApiError, Recovery};
 use crate::events::{EventsClient, EventsPage, EventsRequest, From};
+use crate::sweep::{SweepOrder, SweepRequest};
 use crate::tokens::TokenManager;
 
 /// Longest wait between retries of a failing call.
@@ -121,6 +122,19 @@ impl Poller {
         }
     }
 
+    /// Forgets the cursor and reads from `now` next (after the gap was handed to a catch-up).
+    pub fn restart_at_now(&mut self) {
+        self.cursor = None;
+        self.config.start = From::Now;
+        self.wait = None;
+        self.failures = 0;
+    }
+
+    /// Stops polling with `reason` until [`Poller::resume`].
+    pub fn halt(&mut self, reason: String) {
+        self.halted = Some(reason);
+    }
+
     /// An operator fixed the problem (new grant, new settings): resume.
     pub fn resume(&mut self) {
         self.halted = None;
@@ -153,36 +167,76 @@ pub struct PollStatus {
     pub last_error: Option<String>,
     pub queue_full: bool,
     pub halted: Option<String>,
+    /// Lost or rejected stream positions recovered through a catch-up.
+    pub recoveries: u64,
+    pub last_recovery: Option<String>,
+}
+
+/// How far before the last event seen a catch-up starts: the streaming feed is only roughly
+/// ordered, so events a little older than the newest one may still have been missing.
+pub const CATCH_UP_MARGIN: Duration = Duration::from_secs(6 * 3600);
+
+/// A streaming cursor older than this is treated as lost (Box keeps 14 days; one day of margin).
+pub const STALE_CURSOR_AGE: Duration = Duration::from_secs(13 * 24 * 3600);
+
+/// The wiring of one stream task.
+#[derive(Debug)]
+pub struct StreamTask<'a> {
+    pub events: EventsClient,
+    pub tokens: &'a TokenManager,
+    pub store: &'a Store,
+    pub status: watch::Sender<PollStatus>,
+    /// Where catch-up requests go (the sweep task); `None` only in tests of the stream alone.
+    pub catch_up: Option<tokio::sync::mpsc::Sender<SweepOrder>>,
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Runs one poller until `shutdown` turns true, committing every page to `store`.
-pub async fn run(
-    mut poller: Poller,
-    events: EventsClient,
-    tokens: &TokenManager,
-    store: &Store,
-    status: watch::Sender<PollStatus>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+///
+/// A stored streaming cursor older than [`STALE_CURSOR_AGE`], or one Box rejects with `400
+/// Invalid stream position`, is never a dead end (PEERS §3: a peer needed a reinstall): the gap
+/// is handed to the sweep as an `admin_logs` catch-up from the last event seen (minus
+/// [`CATCH_UP_MARGIN`]), acknowledged once persisted, and only then does the stream restart at
+/// `now`. The store drops the overlap's duplicates by event id.
+pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
     let key = CursorKey::Stream(poller.config.stream);
+    if let Ok(Some(state)) = task.store.cursor(key.clone()).await {
+        let age = Duration::from_millis(now_ms().saturating_sub(state.updated_at_ms));
+        if age > STALE_CURSOR_AGE {
+            let reason = format!(
+                "the stored stream position is {} days old, beyond Box's 14-day window",
+                age.as_secs() / 86_400
+            );
+            recover(&mut poller, &task, &state, reason).await;
+        }
+    }
     loop {
-        if *shutdown.borrow() {
+        if *task.shutdown.borrow() {
             return;
         }
         let step = poller.step();
         let wait = match step {
             Step::Wait(d) => Some(d),
             Step::Halt(reason) => {
-                status.send_modify(|s| s.halted = Some(reason));
+                task.status.send_modify(|s| s.halted = Some(reason));
                 None
             }
             Step::Fetch(request) => {
-                match fetch(&events, tokens, &request).await {
-                    Ok(page) => commit(&mut poller, store, &key, page, &status).await,
+                match fetch(&task.events, task.tokens, &request).await {
+                    Ok(page) => commit(&mut poller, &task, &key, page).await,
+                    Err(ApiError::InvalidStreamPosition { message }) => {
+                        tracing::warn!(stream = %request.stream, %message, "Box rejected the stream position.");
+                        let state = task.store.cursor(key.clone()).await.ok().flatten();
+                        let reason = format!("Box rejected the stream position ({message})");
+                        match state {
+                            Some(state) => recover(&mut poller, &task, &state, reason).await,
+                            None => poller.restart_at_now(),
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(stream = %request.stream, error = %error, "Box events call failed.");
                         poller.on_error(&error, rand::random::<f64>());
-                        status.send_modify(|s| {
+                        task.status.send_modify(|s| {
                             s.consecutive_failures += 1;
                             s.last_error = Some(error.to_string());
                         });
@@ -193,9 +247,46 @@ pub async fn run(
         };
         tokio::select! {
             () = sleep_or_forever(wait) => {}
-            _ = shutdown.changed() => {}
+            _ = task.shutdown.changed() => {}
         }
     }
+}
+
+/// Hands the gap after `state` to the sweep, then restarts the stream at `now`.
+async fn recover(poller: &mut Poller, task: &StreamTask<'_>, state: &CursorState, reason: String) {
+    let now = time::OffsetDateTime::now_utc();
+    let last_seen = state
+        .last_created_at
+        .as_deref()
+        .and_then(crate::sweep::parse_utc)
+        .or_else(|| {
+            let ms = i128::from(state.updated_at_ms) * 1_000_000;
+            time::OffsetDateTime::from_unix_timestamp_nanos(ms).ok()
+        })
+        .unwrap_or(now);
+    let margin = time::Duration::try_from(CATCH_UP_MARGIN).unwrap_or(time::Duration::HOUR);
+    let request = SweepRequest {
+        from: last_seen - margin,
+        until: now,
+    };
+    let from = crate::sweep::format_utc(request.from);
+    let note = format!(
+        "{reason}; restarted at the present and catching up through admin_logs from {from}"
+    );
+    tracing::warn!("{note}");
+    if let Some(catch_up) = &task.catch_up {
+        let (done, acked) = tokio::sync::oneshot::channel();
+        if catch_up.send(SweepOrder { request, done }).await.is_err() || acked.await.is_err() {
+            // Without a sweep to take the gap, moving the cursor would skip it: stop instead.
+            poller.halt(format!("{reason}; the catch-up sweep is not running"));
+            return;
+        }
+    }
+    poller.restart_at_now();
+    task.status.send_modify(|s| {
+        s.recoveries += 1;
+        s.last_recovery = Some(note);
+    });
 }
 
 async fn sleep_or_forever(wait: Option<Duration>) {
@@ -205,7 +296,8 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     }
 }
 
-async fn fetch(
+/// One page with a current access token; a 401 marks the token as rejected.
+pub(crate) async fn fetch(
     events: &EventsClient,
     tokens: &TokenManager,
     request: &EventsRequest,
@@ -218,15 +310,20 @@ async fn fetch(
     result
 }
 
-async fn commit(
-    poller: &mut Poller,
-    store: &Store,
-    key: &CursorKey,
-    page: EventsPage,
-    status: &watch::Sender<PollStatus>,
-) {
+async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, page: EventsPage) {
+    let (store, status) = (task.store, &task.status);
     let entry_count = page.entry_count;
     let next = page.next_position.clone();
+    if entry_count == 0 && (next.is_none() || next.as_ref() == poller.cursor()) {
+        // Nothing new: no write (an idle appliance would otherwise commit every interval).
+        poller.on_committed(0, next);
+        status.send_modify(|s| {
+            s.pages += 1;
+            s.consecutive_failures = 0;
+            s.last_error = None;
+        });
+        return;
+    }
     if !page.rejected.is_empty() {
         tracing::warn!(
             count = page.rejected.len(),
@@ -237,14 +334,15 @@ async fn commit(
     let last_created_at = page
         .events
         .iter()
-        .filter_map(|e| e.created_at())
+        .filter_map(|e| e.created_at().and_then(crate::sweep::parse_utc))
         .max()
-        .map(str::to_owned);
+        .map(crate::sweep::format_utc);
     let commit = PageCommit {
         cursor: key.clone(),
         events: page.events,
         next_position: next.clone(),
         last_created_at,
+        window: None,
         collected_at_ms: now_ms(),
     };
     match store.commit_page(commit).await {
@@ -280,7 +378,7 @@ async fn commit(
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::events::From;
+use boxidr_boxapi::poller::StreamTask;
 use boxidr_boxapi::{
     AuthClient, EventsClient, Grant, PollStatus, Poller, PollerConfig, Secret, TokenManager, http,
     poller,
@@ -57,7 +58,7 @@ async fn poll_until(rig: &Rig, store: &Store, done: impl Fn(&PollStatus) -> bool
         .cursor(CursorKey::Stream(StreamType::AdminLogsStreaming))
         .await
         .unwrap()
-        .map(|c| c.position);
+        .and_then(|c| c.position);
     let config = PollerConfig {
         stream: StreamType::AdminLogsStreaming,
         limit: 20,
@@ -69,11 +70,14 @@ async fn poll_until(rig: &Rig, store: &Store, done: impl Fn(&PollStatus) -> bool
     let task = async {
         poller::run(
             Poller::new(config, committed),
-            rig.events.clone(),
-            &tokens,
-            store,
-            status_tx,
-            stop_rx,
+            StreamTask {
+                events: rig.events.clone(),
+                tokens: &tokens,
+                store,
+                status: status_tx,
+                catch_up: None,
+                shutdown: stop_rx,
+            },
         )
         .await;
     };

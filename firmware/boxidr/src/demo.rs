@@ -7,12 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxidr_boxapi::events::From;
+use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus, Mode};
 use boxidr_boxapi::{
-    AuthClient, EventsClient, Grant, PollStatus, Poller, PollerConfig, Secret, TokenManager, http,
-    poller,
+    AuthClient, EventsClient, Grant, PollStatus, Secret, SweepStatus, TokenManager, http,
 };
-use boxidr_model::StreamType;
 use boxidr_store::{SinkId, Store, StoreOptions};
 use tokio::sync::watch;
 
@@ -89,13 +87,15 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     store
         .set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
         .await?;
-    let (status_tx, mut status_rx) = watch::channel(PollStatus::default());
+    let status = CollectStatus::new();
+    let mut status_rx = status.stream.subscribe();
+    let mut sweep_rx = status.sweep.subscribe();
     let (stop_tx, stop_rx) = watch::channel(false);
     let collector = tokio::spawn(collect(
         box_config,
         box_sim.clone(),
         store.clone(),
-        status_tx,
+        status,
         stop_rx,
     ));
     if !quiet {
@@ -142,7 +142,16 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 }
                 let status = status_rx.borrow_and_update().clone();
                 if !quiet {
-                    print_status(&status);
+                    print_status(&status, &sweep_rx.borrow());
+                }
+            }
+            changed = sweep_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let sweep = sweep_rx.borrow_and_update().clone();
+                if !quiet {
+                    print_status(&status_rx.borrow(), &sweep);
                 }
             }
         }
@@ -150,7 +159,7 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let _ = stop_tx.send(true);
     collector.await??;
-    let collected = status_rx.borrow().appended;
+    let collected = status_rx.borrow().appended + sweep_rx.borrow().appended;
     let summary = summarise(&box_sim, &idr_sim, collected);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -201,12 +210,13 @@ fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The Box side of the appliance: client-credentials grant, streaming poller, redb queue.
+/// The Box side of the appliance: client-credentials grant, streaming poller with the
+/// completeness sweep (short lag so the demo shows it working), redb queue.
 async fn collect(
     config: box_sim::SimConfig,
     sim: box_sim::SimHandle,
     store: Store,
-    status: watch::Sender<PollStatus>,
+    status: CollectStatus,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let client = http::client(Duration::from_secs(30))?;
@@ -222,28 +232,32 @@ async fn collect(
     };
     let tokens = Arc::new(TokenManager::load(auth, grant, store.clone()).await?);
     let events = EventsClient::new(client, &url::Url::parse(&sim.api_base())?, 16 << 20);
-    let poller = Poller::new(
-        PollerConfig {
-            stream: StreamType::AdminLogsStreaming,
-            limit: 500,
-            interval: Duration::from_secs(1),
-            start: From::Start,
-        },
-        None,
-    );
-    poller::run(poller, events, &tokens, &store, status, stop).await;
+    let plan = CollectConfig {
+        mode: Mode::Streaming { completeness: true },
+        limit: 500,
+        interval: Duration::from_secs(1),
+        lag: Duration::from_secs(5),
+        min_step: Duration::from_secs(5),
+        max_window: collect::MAX_SWEEP_WINDOW,
+        backfill: Duration::from_secs(7 * 86_400),
+    };
+    collect::run(plan, events, &tokens, &store, status, stop).await?;
     Ok(())
 }
 
-fn print_status(status: &PollStatus) {
-    if let Some(reason) = &status.halted {
+fn print_status(stream: &PollStatus, sweep: &SweepStatus) {
+    if let Some(reason) = stream.halted.as_ref().or(sweep.halted.as_ref()) {
         println!("  boxidr  polling stopped: {reason}");
-    } else if let Some(error) = &status.last_error {
+    } else if let Some(error) = stream.last_error.as_ref().or(sweep.last_error.as_ref()) {
         println!("  boxidr  retrying after: {error}");
     } else {
         println!(
-            "  boxidr  collected {} events in {} pages ({} repeats from Box dropped)",
-            status.appended, status.pages, status.duplicates
+            "  boxidr  collected {} events: {} live from the stream, {} from the history sweep (read up to {}); {} repeats dropped",
+            stream.appended + sweep.appended,
+            stream.appended,
+            sweep.appended,
+            sweep.covered_until.as_deref().unwrap_or("-"),
+            stream.duplicates + sweep.duplicates
         );
     }
 }

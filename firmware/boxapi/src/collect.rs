@@ -1,0 +1,215 @@
+//! The Box side as one unit: the streaming poller and the `admin_logs` sweep, started in the
+//! mode the admin chose, with the first connection's backfill.
+//!
+//! | mode                          | stream task                 | sweep                          |
+//! |-------------------------------|-----------------------------|--------------------------------|
+//! | streaming + completeness      | `admin_logs_streaming`      | continuous, `lag` behind       |
+//! | streaming only                | `admin_logs_streaming`      | bounded: backfill and catch-up |
+//! | history (`admin_logs`)        | none                        | continuous: the only reader    |
+//!
+//! First connection (no cursor at all): the stream starts at `now` and the sweep reads the
+//! backfill window from `now - backfill`. In bounded mode that target is persisted BEFORE the
+//! stream stores its first position, so a crash in between cannot lose the backfill.
+
+use std::time::Duration;
+
+use boxidr_config::Events;
+use boxidr_model::StreamType;
+use boxidr_store::{CursorKey, Store};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+
+use crate::events::{EventsClient, From};
+use crate::poller::{self, PollStatus, Poller, PollerConfig, StreamTask};
+use crate::sweep::{self, Sweep, SweepConfig, SweepStatus, SweepTask};
+use crate::tokens::TokenManager;
+
+/// Longest sweep window: a long backfill is checkpointed at least once per day of history.
+pub const MAX_SWEEP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Smallest completeness window: the sweep costs about two calls per window when idle.
+pub const COMPLETENESS_STEP: Duration = Duration::from_secs(300);
+
+/// Which readers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `admin_logs_streaming`, with or without the completeness sweep.
+    Streaming { completeness: bool },
+    /// `admin_logs` only, `lag` behind real time.
+    History,
+}
+
+/// Settings of the Box side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectConfig {
+    pub mode: Mode,
+    pub limit: u32,
+    /// Wait after a short page of the stream.
+    pub interval: Duration,
+    /// How far behind real time the sweep's windows end.
+    pub lag: Duration,
+    /// Smallest sweep window in continuous mode.
+    pub min_step: Duration,
+    pub max_window: Duration,
+    /// First connection: how far back to read.
+    pub backfill: Duration,
+}
+
+impl CollectConfig {
+    /// From the `[events]` settings.
+    pub fn from_events(events: &Events) -> Self {
+        let mode = match events.stream_type {
+            StreamType::AdminLogsStreaming => Mode::Streaming {
+                completeness: events.completeness_sweep,
+            },
+            StreamType::AdminLogs => Mode::History,
+        };
+        let interval = Duration::from_secs(events.poll_interval_secs);
+        Self {
+            mode,
+            limit: events.page_limit,
+            interval,
+            lag: Duration::from_secs(events.completeness_lag_secs),
+            min_step: match mode {
+                Mode::History => interval,
+                Mode::Streaming { .. } => COMPLETENESS_STEP,
+            },
+            max_window: MAX_SWEEP_WINDOW,
+            backfill: Duration::from_secs(u64::from(events.backfill_days) * 86_400),
+        }
+    }
+
+    fn continuous(&self) -> bool {
+        !matches!(
+            self.mode,
+            Mode::Streaming {
+                completeness: false
+            }
+        )
+    }
+}
+
+/// Where the two readers report.
+#[derive(Debug)]
+pub struct CollectStatus {
+    pub stream: watch::Sender<PollStatus>,
+    pub sweep: watch::Sender<SweepStatus>,
+}
+
+impl CollectStatus {
+    pub fn new() -> Self {
+        Self {
+            stream: watch::channel(PollStatus::default()).0,
+            sweep: watch::channel(SweepStatus::default()).0,
+        }
+    }
+}
+
+impl Default for CollectStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs the Box side until `shutdown` turns true.
+pub async fn run(
+    config: CollectConfig,
+    events: EventsClient,
+    tokens: &TokenManager,
+    store: &Store,
+    status: CollectStatus,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), boxidr_store::StoreError> {
+    let stream_key = CursorKey::Stream(StreamType::AdminLogsStreaming);
+    let stream_cursor = store.cursor(stream_key).await?;
+    let sweep_cursor = store
+        .cursor(CursorKey::Sweep(sweep::SWEEP_NAME.to_owned()))
+        .await?;
+    let now = OffsetDateTime::now_utc();
+    // At least `lag` back even without a backfill: an event created just before the first
+    // connection but processed after the stream's `now` would otherwise fall between the two.
+    let backfill = config.backfill.max(config.lag);
+    let backfill_from = now - time::Duration::try_from(backfill).unwrap_or(time::Duration::ZERO);
+    let first_connection = stream_cursor.is_none() && sweep_cursor.is_none();
+
+    let continuous = config.continuous();
+    let start = if !continuous || sweep_cursor.is_some() {
+        None
+    } else if let Some(stream) = &stream_cursor {
+        // Completeness switched on later: start where the stream's events begin to matter.
+        let margin =
+            time::Duration::try_from(poller::CATCH_UP_MARGIN).unwrap_or(time::Duration::HOUR);
+        Some(
+            stream
+                .last_created_at
+                .as_deref()
+                .and_then(sweep::parse_utc)
+                .map_or(now, |t| t - margin),
+        )
+    } else {
+        Some(backfill_from)
+    };
+    let mut sweeper = Sweep::new(
+        SweepConfig {
+            limit: config.limit,
+            continuous,
+            lag: config.lag,
+            min_step: config.min_step,
+            max_window: config.max_window,
+        },
+        sweep_cursor.as_ref(),
+        start,
+    );
+    if !continuous && first_connection && !config.backfill.is_zero() {
+        sweeper.request(backfill_from, now);
+        store
+            .set_setting(
+                sweep::TARGET_SETTING.to_owned(),
+                serde_json::json!({
+                    "from": sweep::format_utc(backfill_from),
+                    "until": sweep::format_utc(now),
+                }),
+            )
+            .await?;
+    }
+
+    let (orders_tx, orders_rx) = mpsc::channel(4);
+    let sweep_task = sweep::run(
+        sweeper,
+        SweepTask {
+            events: events.clone(),
+            tokens,
+            store,
+            status: status.sweep,
+            requests: orders_rx,
+            shutdown: shutdown.clone(),
+            interval: config.interval,
+        },
+    );
+    match config.mode {
+        Mode::History => sweep_task.await,
+        Mode::Streaming { .. } => {
+            let poller = Poller::new(
+                PollerConfig {
+                    stream: StreamType::AdminLogsStreaming,
+                    limit: config.limit,
+                    interval: config.interval,
+                    start: From::Now,
+                },
+                stream_cursor.and_then(|c| c.position),
+            );
+            let stream_task = poller::run(
+                poller,
+                StreamTask {
+                    events,
+                    tokens,
+                    store,
+                    status: status.stream,
+                    catch_up: Some(orders_tx),
+                    shutdown,
+                },
+            );
+            tokio::join!(stream_task, sweep_task);
+        }
+    }
+    Ok(())
+}

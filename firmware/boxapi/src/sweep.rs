@@ -1,0 +1,740 @@
+//! The completeness sweep: a sans-IO reader of `admin_logs` in closed time windows.
+//!
+//! `admin_logs` is chronological and free of duplicates, but "consuming events in near real time
+//! may lead to missed events as events can arrive later than your filtering window" (CONTRACT
+//! §2.4). So the sweep reads windows `[after, before]` that close only once `before` is `lag`
+//! behind real time, pages each one with `stream_position` and the SAME bounds, and calls a window
+//! finished only on an EMPTY page (Box may return short pages mid-stream). The next window starts
+//! at the previous `before`: the one-second overlap (both bounds are inclusive) is harmless, the
+//! store drops event ids it has seen.
+//!
+//! One machine serves three purposes:
+//! - **completeness** (continuous): trails the streaming feed by `lag`, catching what the
+//!   streaming feed delivered late or never (its gaps);
+//! - **history mode** (continuous, primary): the only reader when the admin chose `admin_logs`;
+//! - **backfill and catch-up** (bounded): reads up to a target time and then idles — the first
+//!   connection's backfill, and the catch-up after a long stop or a rejected stream position when
+//!   the continuous sweep is off.
+//!
+//! Progress is persisted through the store's sweep cursor ([`SweepWindow`] + position) in the
+//! same transaction as the window's events; a finished window is recorded as an empty marker
+//! window `[before, before]`, so a restart neither re-reads finished windows nor skips one.
+
+use std::time::Duration;
+
+use boxidr_model::{StreamPosition, StreamType};
+use boxidr_store::{CursorState, SweepWindow};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::{ApiError, Recovery};
+use crate::events::{EventsRequest, From};
+use crate::poller::backoff;
+
+/// The store key of the one sweep cursor (`sweep:history`).
+pub const SWEEP_NAME: &str = "history";
+
+/// How the sweep runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// Page size (`limit`).
+    pub limit: u32,
+    /// `true`: follow real time forever, `lag` behind. `false`: run only up to a target.
+    pub continuous: bool,
+    /// How far behind real time a window must end before it is read.
+    pub lag: Duration,
+    /// Smallest window worth a call: the sweep waits until this much new time is closable.
+    pub min_step: Duration,
+    /// Longest window (a long backlog is read in several checkpointed windows).
+    pub max_window: Duration,
+}
+
+/// What the sweep task should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepStep {
+    /// Read one page of `window`.
+    Fetch {
+        request: EventsRequest,
+        window: SweepWindow,
+    },
+    /// A window was finished: persist the marker, then step again.
+    Finished(SweepWindow),
+    Wait(Duration),
+    /// Bounded mode with nothing to do until a new target arrives.
+    Idle,
+    Halt(String),
+}
+
+/// The sans-IO sweep.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    config: SweepConfig,
+    /// Window being read, with the position inside it.
+    window: Option<(OffsetDateTime, OffsetDateTime)>,
+    position: Option<StreamPosition>,
+    /// Everything created before this has been read (start of the next window).
+    next_after: Option<OffsetDateTime>,
+    /// Bounded mode: read up to here.
+    until: Option<OffsetDateTime>,
+    finished: Option<SweepWindow>,
+    failures: u32,
+    wait: Option<Duration>,
+    halted: Option<String>,
+    full_page_without_position: u64,
+}
+
+impl Sweep {
+    /// Resumes from the stored sweep cursor, or starts at `start` (None: nothing to sweep yet).
+    pub fn new(
+        config: SweepConfig,
+        stored: Option<&CursorState>,
+        start: Option<OffsetDateTime>,
+    ) -> Self {
+        let mut sweep = Self {
+            config,
+            window: None,
+            position: None,
+            next_after: start,
+            until: None,
+            finished: None,
+            failures: 0,
+            wait: None,
+            halted: None,
+            full_page_without_position: 0,
+        };
+        let stored_window = stored
+            .and_then(|s| s.window.as_ref())
+            .and_then(|w| Some((parse_utc(&w.after)?, parse_utc(&w.before)?)));
+        if let Some((after, before)) = stored_window {
+            if after >= before {
+                sweep.next_after = Some(before);
+            } else {
+                sweep.window = Some((after, before));
+                sweep.position = stored.and_then(|s| s.position.clone());
+            }
+        }
+        sweep
+    }
+
+    /// Start of the next window (everything created before it has been read), if known.
+    pub fn covered_until(&self) -> Option<OffsetDateTime> {
+        self.window.map(|(after, _)| after).or(self.next_after)
+    }
+
+    /// Bounded mode target.
+    pub fn until(&self) -> Option<OffsetDateTime> {
+        self.until
+    }
+
+    /// Asks a bounded sweep to read `[from, until]` (a backfill or a catch-up): the start only
+    /// moves back, the target only forward. A continuous sweep ignores requests: it already reads
+    /// everything up to `lag` behind real time.
+    pub fn request(&mut self, from: OffsetDateTime, until: OffsetDateTime) {
+        if self.config.continuous {
+            return;
+        }
+        if self.covered_until().is_none_or(|s| from < s) {
+            // Read the earlier part first; a window in progress is re-read from `from`.
+            self.window = None;
+            self.position = None;
+            self.next_after = Some(from);
+        }
+        self.until = Some(self.until.map_or(until, |u| u.max(until)));
+    }
+
+    /// The next thing to do at wall-clock time `now`.
+    pub fn step(&mut self, now: OffsetDateTime) -> SweepStep {
+        if let Some(reason) = &self.halted {
+            return SweepStep::Halt(reason.clone());
+        }
+        if let Some(marker) = self.finished.take() {
+            return SweepStep::Finished(marker);
+        }
+        if let Some(wait) = self.wait.take() {
+            return SweepStep::Wait(wait);
+        }
+        if self.window.is_none() {
+            if let Some(step) = self.open_window(now) {
+                return step;
+            }
+        }
+        let Some((after, before)) = self.window else {
+            return SweepStep::Idle;
+        };
+        let window = SweepWindow {
+            after: format_utc(after),
+            before: format_utc(before),
+        };
+        SweepStep::Fetch {
+            request: EventsRequest {
+                stream: StreamType::AdminLogs,
+                from: self.position.clone().map_or(From::Start, From::At),
+                limit: self.config.limit,
+                created_after: Some(window.after.clone()),
+                created_before: Some(window.before.clone()),
+                event_types: Vec::new(),
+            },
+            window,
+        }
+    }
+
+    /// Opens the next window, or says what to do instead (`Some`).
+    fn open_window(&mut self, now: OffsetDateTime) -> Option<SweepStep> {
+        let Some(after) = self.next_after else {
+            return Some(SweepStep::Idle);
+        };
+        let closable = now - self.config.lag;
+        let end = match (self.config.continuous, self.until) {
+            (true, _) => closable,
+            (false, Some(until)) => until.min(now),
+            (false, None) => return Some(SweepStep::Idle),
+        };
+        if !self.config.continuous && after >= end {
+            self.until = None;
+            return Some(SweepStep::Idle);
+        }
+        let gap = end - after;
+        let min_step =
+            time::Duration::try_from(self.config.min_step).unwrap_or(time::Duration::MINUTE);
+        if self.config.continuous && gap < min_step {
+            let missing = (min_step - gap).max(time::Duration::SECOND);
+            return Some(SweepStep::Wait(
+                Duration::try_from(missing).unwrap_or(self.config.min_step),
+            ));
+        }
+        let max = time::Duration::try_from(self.config.max_window).unwrap_or(time::Duration::DAY);
+        let before = end.min(after + max);
+        self.window = Some((after, before));
+        self.position = None;
+        None
+    }
+
+    /// A page of the current window was committed. `entry_count` counts every entry Box sent;
+    /// `newest` is the latest `created_at` among them.
+    pub fn on_committed(
+        &mut self,
+        entry_count: usize,
+        next: Option<StreamPosition>,
+        newest: Option<OffsetDateTime>,
+    ) {
+        self.failures = 0;
+        let Some((after, before)) = self.window else {
+            return;
+        };
+        if entry_count == 0 {
+            // Only an empty page closes a window.
+            self.window = None;
+            self.position = None;
+            self.next_after = Some(before);
+            self.finished = Some(SweepWindow {
+                after: format_utc(before),
+                before: format_utc(before),
+            });
+            return;
+        }
+        match next {
+            Some(next) => self.position = Some(next),
+            None => {
+                // Entries but no usable position: re-reading from the same place would loop, so
+                // the window restarts at the newest event read (inclusive; duplicates are
+                // dropped by the store). Without even that, the window is given up as read.
+                self.full_page_without_position += 1;
+                match newest.filter(|n| *n > after) {
+                    Some(newest) => {
+                        self.window = Some((newest, before));
+                        self.position = None;
+                    }
+                    None => {
+                        self.window = None;
+                        self.position = None;
+                        self.next_after = Some(before);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The queue is full: wait and read the same page again later.
+    pub fn on_queue_full(&mut self, interval: Duration) {
+        self.wait = Some(interval.max(Duration::from_secs(5)));
+    }
+
+    /// A call failed; `jitter` in `[0, 1)`.
+    pub fn on_error(&mut self, error: &ApiError, jitter: f64) {
+        if matches!(error, ApiError::InvalidStreamPosition { .. }) {
+            // The window's bounds are what matter: read it again from its start.
+            self.position = None;
+            self.back_off(None, jitter);
+            return;
+        }
+        match error.recovery() {
+            Recovery::Operator => self.halted = Some(error.to_string()),
+            Recovery::Refresh if self.failures == 0 => self.failures = 1,
+            Recovery::Refresh => self.back_off(None, jitter),
+            Recovery::Retry { after } => self.back_off(after, jitter),
+        }
+    }
+
+    /// An operator fixed the problem: resume.
+    pub fn resume(&mut self) {
+        self.halted = None;
+        self.failures = 0;
+    }
+
+    /// Pages that had entries but no usable position (counted for health).
+    pub fn pages_without_position(&self) -> u64 {
+        self.full_page_without_position
+    }
+
+    fn back_off(&mut self, retry_after: Option<Duration>, jitter: f64) {
+        let delay = backoff(self.failures, jitter);
+        self.failures = self.failures.saturating_add(1);
+        self.wait = Some(retry_after.unwrap_or(delay));
+    }
+}
+
+/// Formats `t` as fixed-width RFC 3339 UTC with whole seconds (`2024-05-02T21:03:11Z`): the form
+/// sent to Box (no `+` to percent-encode) and stored, whose text order is time order.
+pub fn format_utc(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Parses an RFC 3339 date-time with any offset.
+pub fn parse_utc(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// Store setting holding a bounded sweep's target (`{"from": .., "until": ..}`, UTC), so a
+/// backfill or catch-up survives restarts. Its `from` moves forward as windows finish.
+pub const TARGET_SETTING: &str = "sweep.target";
+
+/// What the sweep task reports (health reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepStatus {
+    pub pages: u64,
+    pub appended: u64,
+    pub duplicates: u64,
+    pub rejected_entries: u64,
+    pub windows_finished: u64,
+    /// Everything created before this has been read (UTC text).
+    pub covered_until: Option<String>,
+    /// Bounded mode: the target, while a backfill or catch-up is running.
+    pub target_until: Option<String>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub queue_full: bool,
+    pub halted: Option<String>,
+}
+
+/// A backfill or catch-up request for a bounded sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepRequest {
+    pub from: OffsetDateTime,
+    pub until: OffsetDateTime,
+}
+
+/// A request with its acknowledgement: answered once the target is persisted (or ignored by a
+/// continuous sweep), so the sender may then move its own cursor past the gap.
+#[derive(Debug)]
+pub struct SweepOrder {
+    pub request: SweepRequest,
+    pub done: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The wiring of one sweep task.
+#[derive(Debug)]
+pub struct SweepTask<'a> {
+    pub events: crate::events::EventsClient,
+    pub tokens: &'a crate::tokens::TokenManager,
+    pub store: &'a boxidr_store::Store,
+    pub status: tokio::sync::watch::Sender<SweepStatus>,
+    pub requests: tokio::sync::mpsc::Receiver<SweepOrder>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Wait after a full queue.
+    pub interval: Duration,
+}
+
+/// Runs the sweep until shutdown. A bounded sweep picks up a persisted target at start.
+pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
+    use boxidr_store::{CursorKey, PageCommit};
+    let key = CursorKey::Sweep(SWEEP_NAME.to_owned());
+    if let Ok(Some(target)) = task.store.get_setting(TARGET_SETTING.to_owned()).await {
+        if let Some(request) = parse_target(&target) {
+            sweep.request(request.from, request.until);
+        }
+    }
+    loop {
+        if *task.shutdown.borrow() {
+            return;
+        }
+        report(&sweep, &task.status);
+        let wait = match sweep.step(OffsetDateTime::now_utc()) {
+            SweepStep::Fetch { request, window } => {
+                let result = crate::poller::fetch(&task.events, task.tokens, &request).await;
+                match result {
+                    Ok(page) => {
+                        let newest = page
+                            .events
+                            .iter()
+                            .filter_map(|e| e.created_at().and_then(parse_utc))
+                            .max();
+                        let entry_count = page.entry_count;
+                        let next = page.next_position.clone();
+                        let rejected = u64::try_from(page.rejected.len()).unwrap_or(u64::MAX);
+                        let commit = PageCommit {
+                            cursor: key.clone(),
+                            events: page.events,
+                            next_position: next.clone(),
+                            last_created_at: newest.map(format_utc),
+                            window: Some(window),
+                            collected_at_ms: crate::poller::now_ms(),
+                        };
+                        match task.store.commit_page(commit).await {
+                            Ok(outcome) => {
+                                sweep.on_committed(entry_count, next, newest);
+                                task.status.send_modify(|s| {
+                                    s.pages += 1;
+                                    s.appended += outcome.appended;
+                                    s.duplicates += outcome.duplicates;
+                                    s.rejected_entries += rejected;
+                                    s.consecutive_failures = 0;
+                                    s.last_error = None;
+                                    s.queue_full = false;
+                                });
+                            }
+                            Err(e) if e.is_queue_full() => {
+                                sweep.on_queue_full(task.interval);
+                                task.status.send_modify(|s| s.queue_full = true);
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "Cannot commit a sweep page; it will be read again.");
+                                sweep.on_error(
+                                    &ApiError::Store {
+                                        detail: e.to_string(),
+                                    },
+                                    rand::random::<f64>(),
+                                );
+                                failed(&task.status, e.to_string());
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "Box admin_logs sweep call failed.");
+                        sweep.on_error(&error, rand::random::<f64>());
+                        failed(&task.status, error.to_string());
+                    }
+                }
+                continue;
+            }
+            SweepStep::Finished(marker) => {
+                finish_window(&sweep, &task, &key, marker).await;
+                continue;
+            }
+            SweepStep::Wait(d) => Some(d),
+            SweepStep::Idle => {
+                if sweep.until().is_none() {
+                    // A bounded target reached: forget it (a failure only means a re-check later).
+                    let _ = task
+                        .store
+                        .set_setting(TARGET_SETTING.to_owned(), serde_json::Value::Null)
+                        .await;
+                }
+                None
+            }
+            SweepStep::Halt(reason) => {
+                task.status.send_modify(|s| s.halted = Some(reason));
+                None
+            }
+        };
+        report(&sweep, &task.status);
+        tokio::select! {
+            () = sleep_or_forever(wait) => {}
+            request = task.requests.recv() => {
+                if let Some(order) = request {
+                    accept(&mut sweep, &task, order.request).await;
+                    let _ = order.done.send(());
+                }
+            }
+            _ = task.shutdown.changed() => {}
+        }
+    }
+}
+
+async fn finish_window(
+    sweep: &Sweep,
+    task: &SweepTask<'_>,
+    key: &boxidr_store::CursorKey,
+    marker: SweepWindow,
+) {
+    let commit = boxidr_store::PageCommit {
+        cursor: key.clone(),
+        events: Vec::new(),
+        next_position: None,
+        last_created_at: None,
+        window: Some(marker),
+        collected_at_ms: crate::poller::now_ms(),
+    };
+    // If the marker cannot be written, a restart re-reads the finished window (duplicates are
+    // dropped by the store): nothing is lost, so the sweep carries on.
+    if let Err(e) = task.store.commit_page(commit).await {
+        tracing::warn!(error = %e, "Cannot record a finished sweep window.");
+    }
+    if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
+        let _ = task
+            .store
+            .set_setting(
+                TARGET_SETTING.to_owned(),
+                target_json(SweepRequest { from, until }),
+            )
+            .await;
+    }
+    task.status.send_modify(|s| s.windows_finished += 1);
+}
+
+async fn accept(sweep: &mut Sweep, task: &SweepTask<'_>, request: SweepRequest) {
+    sweep.request(request.from, request.until);
+    if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
+        if let Err(e) = task
+            .store
+            .set_setting(
+                TARGET_SETTING.to_owned(),
+                target_json(SweepRequest { from, until }),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "Cannot persist the catch-up target; it runs from memory.");
+        }
+    }
+}
+
+fn failed(status: &tokio::sync::watch::Sender<SweepStatus>, error: String) {
+    status.send_modify(|s| {
+        s.consecutive_failures += 1;
+        s.last_error = Some(error);
+    });
+}
+
+fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>) {
+    let covered = sweep.covered_until().map(format_utc);
+    let target = sweep.until().map(format_utc);
+    status.send_if_modified(|s| {
+        let changed = s.covered_until != covered || s.target_until != target;
+        s.covered_until.clone_from(&covered);
+        s.target_until.clone_from(&target);
+        changed
+    });
+}
+
+fn target_json(request: SweepRequest) -> serde_json::Value {
+    serde_json::json!({ "from": format_utc(request.from), "until": format_utc(request.until) })
+}
+
+fn parse_target(value: &serde_json::Value) -> Option<SweepRequest> {
+    Some(SweepRequest {
+        from: parse_utc(value.get("from")?.as_str()?)?,
+        until: parse_utc(value.get("until")?.as_str()?)?,
+    })
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn config(continuous: bool) -> SweepConfig {
+        SweepConfig {
+            limit: 100,
+            continuous,
+            lag: Duration::from_secs(600),
+            min_step: Duration::from_secs(300),
+            max_window: Duration::from_secs(86_400),
+        }
+    }
+
+    fn pos(s: &str) -> StreamPosition {
+        StreamPosition::new(s).unwrap()
+    }
+
+    fn fetch(step: SweepStep) -> (EventsRequest, SweepWindow) {
+        match step {
+            SweepStep::Fetch { request, window } => (request, window),
+            other => panic!("expected a fetch, got {other:?}"),
+        }
+    }
+
+    /// Box offsets become fixed-width UTC; text order is time order.
+    #[test]
+    fn utc_text() {
+        let t = parse_utc("2024-03-05T08:14:22-08:00").unwrap();
+        assert_eq!(format_utc(t), "2024-03-05T16:14:22Z");
+        assert!(format_utc(datetime!(2024-01-01 0:00 UTC)) < format_utc(t));
+    }
+
+    /// A continuous sweep reads lag-closed windows, pages with the same bounds, finishes a window
+    /// only on an empty page, and waits for `min_step` of new closable time.
+    #[test]
+    fn continuous_windows() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let mut s = Sweep::new(config(true), None, Some(datetime!(2024-05-02 11:00 UTC)));
+        let (r, w) = fetch(s.step(now));
+        assert_eq!(r.stream, StreamType::AdminLogs);
+        assert_eq!(r.from, From::Start);
+        assert_eq!(w.after, "2024-05-02T11:00:00Z");
+        assert_eq!(w.before, "2024-05-02T11:50:00Z");
+        assert_eq!(r.created_after.as_deref(), Some("2024-05-02T11:00:00Z"));
+        // A short page is not the end of the window.
+        s.on_committed(3, Some(pos("77")), None);
+        let (r, w2) = fetch(s.step(now));
+        assert_eq!((r.from, &w2), (From::At(pos("77")), &w));
+        s.on_committed(0, Some(pos("78")), None);
+        assert_eq!(
+            s.step(now),
+            SweepStep::Finished(SweepWindow {
+                after: "2024-05-02T11:50:00Z".into(),
+                before: "2024-05-02T11:50:00Z".into()
+            })
+        );
+        // Nothing closable yet: wait until min_step of new time is behind the lag.
+        assert_eq!(s.step(now), SweepStep::Wait(Duration::from_secs(300)));
+        let later = now + time::Duration::minutes(7);
+        let (r, w) = fetch(s.step(later));
+        assert_eq!(r.from, From::Start);
+        assert_eq!(w.after, "2024-05-02T11:50:00Z");
+        assert_eq!(w.before, "2024-05-02T11:57:00Z");
+    }
+
+    /// A long backlog is cut into `max_window` windows.
+    #[test]
+    fn long_backlog_is_windowed() {
+        let now = datetime!(2024-05-10 0:00 UTC);
+        let mut s = Sweep::new(config(true), None, Some(datetime!(2024-05-01 0:00 UTC)));
+        let (_, w) = fetch(s.step(now));
+        assert_eq!(w.before, "2024-05-02T00:00:00Z");
+    }
+
+    /// Bounded mode reads to its target and idles; a new request extends it.
+    #[test]
+    fn bounded_catch_up() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let mut s = Sweep::new(config(false), None, None);
+        assert_eq!(s.step(now), SweepStep::Idle);
+        s.request(datetime!(2024-05-02 10:00 UTC), now);
+        let (_, w) = fetch(s.step(now));
+        assert_eq!(
+            (w.after.as_str(), w.before.as_str()),
+            ("2024-05-02T10:00:00Z", "2024-05-02T12:00:00Z")
+        );
+        s.on_committed(0, None, None);
+        assert!(matches!(s.step(now), SweepStep::Finished(_)));
+        assert_eq!(s.step(now), SweepStep::Idle);
+        assert_eq!(s.until(), None);
+    }
+
+    /// A request only moves a bounded sweep back, and its target forward; a continuous sweep
+    /// ignores requests.
+    #[test]
+    fn requests_only_move_back() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let mut s = Sweep::new(config(false), None, Some(datetime!(2024-05-02 11:00 UTC)));
+        s.request(datetime!(2024-05-02 11:30 UTC), now);
+        assert_eq!(s.covered_until(), Some(datetime!(2024-05-02 11:00 UTC)));
+        s.request(datetime!(2024-05-02 09:00 UTC), now - time::Duration::HOUR);
+        assert_eq!(s.until(), Some(now));
+        let (_, w) = fetch(s.step(now));
+        assert_eq!(w.after, "2024-05-02T09:00:00Z");
+        let mut c = Sweep::new(config(true), None, Some(datetime!(2024-05-02 11:00 UTC)));
+        c.request(datetime!(2024-05-02 09:00 UTC), now);
+        assert_eq!(c.covered_until(), Some(datetime!(2024-05-02 11:00 UTC)));
+    }
+
+    /// A restart resumes the stored window at its position; a finished marker starts after it.
+    #[test]
+    fn resumes_from_store() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let stored = CursorState {
+            position: Some(pos("55")),
+            updated_at_ms: 0,
+            last_created_at: None,
+            window: Some(SweepWindow {
+                after: "2024-05-02T10:00:00Z".into(),
+                before: "2024-05-02T11:00:00Z".into(),
+            }),
+        };
+        let mut s = Sweep::new(config(true), Some(&stored), None);
+        let (r, w) = fetch(s.step(now));
+        assert_eq!(
+            (r.from, w.after.as_str()),
+            (From::At(pos("55")), "2024-05-02T10:00:00Z")
+        );
+        let marker = CursorState {
+            position: None,
+            window: Some(SweepWindow {
+                after: "2024-05-02T11:00:00Z".into(),
+                before: "2024-05-02T11:00:00Z".into(),
+            }),
+            ..stored
+        };
+        let mut s = Sweep::new(config(true), Some(&marker), None);
+        assert_eq!(s.covered_until(), Some(datetime!(2024-05-02 11:00 UTC)));
+        let (r, _) = fetch(s.step(now));
+        assert_eq!(r.from, From::Start);
+    }
+
+    /// A page with entries but no usable position cannot loop: the window restarts at its newest
+    /// event, or is given up when there is none.
+    #[test]
+    fn page_without_position_never_loops() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let mut s = Sweep::new(config(true), None, Some(datetime!(2024-05-02 11:00 UTC)));
+        fetch(s.step(now));
+        s.on_committed(100, None, Some(datetime!(2024-05-02 11:20 UTC)));
+        let (r, w) = fetch(s.step(now));
+        assert_eq!(
+            (r.from, w.after.as_str()),
+            (From::Start, "2024-05-02T11:20:00Z")
+        );
+        s.on_committed(100, None, None);
+        assert_eq!(s.covered_until(), Some(datetime!(2024-05-02 11:50 UTC)));
+        assert_eq!(s.pages_without_position(), 2);
+    }
+
+    /// Failures back off; an operator error halts until resumed.
+    #[test]
+    fn errors() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let mut s = Sweep::new(config(true), None, Some(datetime!(2024-05-02 11:00 UTC)));
+        s.on_error(
+            &ApiError::RateLimited {
+                retry_after: Some(Duration::from_secs(30)),
+            },
+            0.5,
+        );
+        assert_eq!(s.step(now), SweepStep::Wait(Duration::from_secs(30)));
+        s.on_error(
+            &ApiError::Forbidden {
+                code: "access_denied_insufficient_permissions".into(),
+                message: "no".into(),
+            },
+            0.5,
+        );
+        assert!(matches!(s.step(now), SweepStep::Halt(_)));
+        s.resume();
+        assert!(matches!(s.step(now), SweepStep::Fetch { .. }));
+    }
+}

@@ -1,0 +1,432 @@
+//! The whole Box side on loopback: streaming poller + `admin_logs` sweep → redb store, against
+//! the Box simulator. Completeness (a gap in the streaming feed), backfill, catch-up after a
+//! rejected or stale stream position, and what the sweep costs in API calls.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed setup should panic loudly
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use box_sim::{BoxSim, SimConfig};
+use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus, Mode};
+use boxidr_boxapi::sweep::format_utc;
+use boxidr_boxapi::{AuthClient, EventsClient, Grant, Secret, TokenManager, http};
+use boxidr_model::{BoxEvent, StreamPosition, StreamType};
+use boxidr_store::{CursorKey, PageCommit, SinkId, Store, StoreOptions};
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use url::Url;
+
+const DAY: i64 = 86_400;
+
+struct Rig {
+    sim: box_sim::SimHandle,
+    events: EventsClient,
+    auth: AuthClient,
+    grant: Grant,
+}
+
+async fn rig(config: SimConfig) -> Rig {
+    let sim = BoxSim::start(config.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = http::client(Duration::from_secs(5)).unwrap();
+    let auth = AuthClient::new(
+        client.clone(),
+        Url::parse(&sim.authorize_url()).unwrap(),
+        &Url::parse(&sim.token_base()).unwrap(),
+        &config.client_id,
+        Secret::new(config.client_secret.clone()),
+    )
+    .unwrap();
+    let events = EventsClient::new(client, &Url::parse(&sim.api_base()).unwrap(), 4 << 20);
+    let grant = Grant::ClientCredentials {
+        enterprise_id: config.enterprise_id.clone(),
+    };
+    Rig {
+        sim,
+        events,
+        auth,
+        grant,
+    }
+}
+
+fn config(mode: Mode, backfill_days: u64) -> CollectConfig {
+    CollectConfig {
+        mode,
+        limit: 50,
+        interval: Duration::from_millis(100),
+        lag: Duration::from_secs(2),
+        min_step: Duration::from_secs(1),
+        max_window: Duration::from_secs(86_400),
+        backfill: Duration::from_secs(backfill_days * 86_400),
+    }
+}
+
+async fn queued(store: &Store) -> Vec<boxidr_store::QueuedRecord> {
+    store
+        .read_batch(SinkId::LogSearch, 1_000_000, usize::MAX)
+        .await
+        .unwrap()
+}
+
+fn id_counts(records: &[boxidr_store::QueuedRecord]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        *counts.entry(r.event_id.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Runs the Box side until every id in `expected` is queued (or 30 s pass), then stops it.
+/// Returns the final statuses.
+async fn collect_until(
+    rig: &Rig,
+    store: &Store,
+    config: CollectConfig,
+    expected: impl Fn() -> Vec<String>,
+    during: impl AsyncFnOnce(),
+) -> (boxidr_boxapi::PollStatus, boxidr_boxapi::SweepStatus) {
+    let tokens = TokenManager::load(rig.auth.clone(), rig.grant.clone(), store.clone())
+        .await
+        .unwrap();
+    let status = CollectStatus::new();
+    let (stream_rx, sweep_rx) = (status.stream.subscribe(), status.sweep.subscribe());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = async {
+        collect::run(config, rig.events.clone(), &tokens, store, status, stop_rx)
+            .await
+            .unwrap();
+    };
+    let watcher = async {
+        during().await;
+        let expected = expected();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            let counts = id_counts(&queued(store).await);
+            if expected.iter().all(|id| counts.contains_key(id)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop_tx.send(true).unwrap();
+    };
+    tokio::join!(task, watcher);
+    let stream = stream_rx.borrow().clone();
+    let sweep = sweep_rx.borrow().clone();
+    (stream, sweep)
+}
+
+async fn open_store(dir: &tempfile::TempDir) -> Store {
+    Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
+        .await
+        .unwrap()
+}
+
+fn assert_exactly_once(records: &[boxidr_store::QueuedRecord], expected: &[String]) {
+    let counts = id_counts(records);
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
+    assert!(missing.is_empty(), "missing from the queue: {missing:?}");
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "queued more than once: {repeated:?}");
+}
+
+fn late_event(id: &str, created_at: OffsetDateTime) -> serde_json::Value {
+    json!({
+        "type": "event",
+        "event_id": id,
+        "event_type": "DOWNLOAD",
+        "created_at": format_utc(created_at),
+        "created_by": {"type": "user", "id": "11446498", "name": "Late Lee", "login": "late@example.com"},
+        "ip_address": "203.0.113.9",
+        "source": null,
+        "additional_details": null
+    })
+}
+
+/// First connection with completeness on: the backfill window arrives through the sweep, live
+/// events through the stream, and an event the streaming feed never serves (its gap) is caught
+/// by the sweep — every one exactly once although both feeds overlap.
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_catches_the_streaming_gap() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 150,
+        backlog_span: Duration::from_secs(2 * 24 * 3600),
+        streaming_duplicate_rate: 0.2,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let gap_id = "late-gap-1".to_owned();
+    let sim = &rig.sim;
+    let gap = gap_id.clone();
+    let during = async move || {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim.generate_now(30);
+        // Created a moment ago, never on the streaming feed: only the sweep can see it.
+        let created = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        sim.add_events_missed_by_stream(vec![late_event(&gap, created)]);
+    };
+    let (stream, sweep) = collect_until(
+        &rig,
+        &store,
+        config(Mode::Streaming { completeness: true }, 3),
+        || rig.sim.generated_ids(),
+        during,
+    )
+    .await;
+    let records = queued(&store).await;
+    let all = rig.sim.generated_ids();
+    assert_eq!(all.len(), 181);
+    assert_exactly_once(&records, &all);
+    assert_eq!(records.len(), all.len());
+    let gap_record = records
+        .iter()
+        .find(|r| r.event_id.as_str() == gap_id)
+        .unwrap();
+    assert_eq!(
+        gap_record.stream,
+        StreamType::AdminLogs,
+        "the sweep found it"
+    );
+    assert!(
+        stream.appended > 0 && sweep.appended > 0,
+        "{stream:?} {sweep:?}"
+    );
+    assert!(sweep.windows_finished >= 1);
+    // Both feeds overlap: the store dropped what the other had queued.
+    assert!(stream.duplicates + sweep.duplicates > 0);
+}
+
+/// Streaming only, first connection: the backfill reads exactly the configured days of history
+/// through `admin_logs`, nothing older, then the sweep idles.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_reads_the_configured_days() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 200,
+        backlog_span: Duration::from_secs(5 * 24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let bound = OffsetDateTime::now_utc().unix_timestamp() - 2 * DAY;
+    let times = rig.sim.event_times();
+    // One-second slack at the bound: the window's start is computed a moment after `bound`.
+    let expected: Vec<String> = times
+        .iter()
+        .filter(|(_, t)| *t > bound)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(expected.len() > 20 && expected.len() < times.len() - 20);
+    let (_, sweep) = collect_until(
+        &rig,
+        &store,
+        config(
+            Mode::Streaming {
+                completeness: false,
+            },
+            2,
+        ),
+        || expected.clone(),
+        async || {},
+    )
+    .await;
+    let records = queued(&store).await;
+    assert_exactly_once(&records, &expected);
+    let created: BTreeMap<_, _> = times.into_iter().collect();
+    for r in &records {
+        assert!(
+            created[r.event_id.as_str()] >= bound - 1,
+            "{} is older than the backfill",
+            r.event_id
+        );
+    }
+    assert!(sweep.target_until.is_none() || sweep.windows_finished >= 1);
+}
+
+/// Box rejects the stored stream position (`400 Invalid stream position`, PEERS §3): the gap is
+/// caught up through `admin_logs` from the last event seen, the stream restarts at `now`, and
+/// nothing generated in between is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_stream_position_is_caught_up() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    // A previous run stored a position the streaming feed no longer accepts, after an event
+    // seen an hour ago.
+    let seen = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    store
+        .commit_page(PageCommit {
+            cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
+            events: vec![BoxEvent::from_value(late_event("old-1", seen)).unwrap()],
+            next_position: Some(StreamPosition::new("42").unwrap()),
+            last_created_at: Some(format_utc(seen)),
+            window: None,
+            collected_at_ms: u64::try_from(seen.unix_timestamp() * 1000).unwrap(),
+        })
+        .await
+        .unwrap();
+    // Events created since, while the collector was away (processed now, created earlier).
+    let missed: Vec<_> = (0..40)
+        .map(|i| late_event(&format!("away-{i}"), seen + time::Duration::minutes(i)))
+        .collect();
+    rig.sim.add_events_keep_time(missed);
+    let expected: Vec<String> = (0..40).map(|i| format!("away-{i}")).collect();
+    let (stream, _) = collect_until(
+        &rig,
+        &store,
+        config(
+            Mode::Streaming {
+                completeness: false,
+            },
+            7,
+        ),
+        || expected.clone(),
+        async || {},
+    )
+    .await;
+    assert_eq!(stream.recoveries, 1, "{stream:?}");
+    assert!(stream.halted.is_none());
+    let records = queued(&store).await;
+    let mut all = expected.clone();
+    all.push("old-1".into());
+    assert_exactly_once(&records, &all);
+    let cursor = store
+        .cursor(CursorKey::Stream(StreamType::AdminLogsStreaming))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        cursor.position.unwrap().as_str(),
+        "42",
+        "the stream restarted"
+    );
+}
+
+/// A streaming cursor last stored 20 days ago (beyond Box's 14-day window) is not trusted: the
+/// collector catches up through `admin_logs` from the last event it saw, so events older than
+/// the streaming window but newer than that event still arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_cursor_catches_up_through_history() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 300,
+        backlog_span: Duration::from_secs(30 * 24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let seen = OffsetDateTime::now_utc() - time::Duration::days(20);
+    store
+        .commit_page(PageCommit {
+            cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
+            events: Vec::new(),
+            next_position: Some(StreamPosition::new(box_sim::STREAM_BASE.to_string()).unwrap()),
+            last_created_at: Some(format_utc(seen)),
+            window: None,
+            collected_at_ms: u64::try_from(seen.unix_timestamp() * 1000).unwrap(),
+        })
+        .await
+        .unwrap();
+    let from = (seen - time::Duration::hours(6)).unix_timestamp() + 1;
+    let times = rig.sim.event_times();
+    let expected: Vec<String> = times
+        .iter()
+        .filter(|(_, t)| *t >= from)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let older_than_stream = times
+        .iter()
+        .filter(|(_, t)| *t >= from && *t < OffsetDateTime::now_utc().unix_timestamp() - 15 * DAY)
+        .count();
+    assert!(
+        older_than_stream > 10,
+        "the test needs events only admin_logs still has"
+    );
+    let (stream, _) = collect_until(
+        &rig,
+        &store,
+        config(
+            Mode::Streaming {
+                completeness: false,
+            },
+            7,
+        ),
+        || expected.clone(),
+        async || {},
+    )
+    .await;
+    assert_eq!(stream.recoveries, 1, "{stream:?}");
+    assert!(
+        stream
+            .last_recovery
+            .as_deref()
+            .unwrap()
+            .contains("20 days old")
+    );
+    assert_exactly_once(&queued(&store).await, &expected);
+}
+
+/// What completeness costs: with the stream and the sweep running against a quiet enterprise,
+/// count the calls each makes. Printed, not asserted beyond sanity (figures, not timing).
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_cost_in_api_calls() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let sim = &rig.sim;
+    // One day of backfill: events created before the first connection (the generator's
+    // created_at jitters seconds into the past) belong to the backfill, not to `now`.
+    let mut cfg = config(Mode::Streaming { completeness: true }, 1);
+    cfg.interval = Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    collect_until(
+        &rig,
+        &store,
+        cfg,
+        || sim.generated_ids(),
+        async move || {
+            for _ in 0..5 {
+                sim.generate_now(10);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            // Then a quiet spell: what each reader costs when there is nothing to read.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        },
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let calls = |stream: &str| {
+        rig.sim
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.path.ends_with("/events") && r.query.contains(&format!("stream_type={stream}&"))
+            })
+            .count()
+    };
+    let (streaming, history) = (calls("admin_logs_streaming"), calls("admin_logs"));
+    println!(
+        "sweep cost over {elapsed:.1} s: {streaming} streaming calls (interval 0.2 s), {history} admin_logs calls (min window 1 s)"
+    );
+    assert!(streaming > 0 && history > 0);
+    assert_eq!(id_counts(&queued(&store).await).len(), 50);
+}
