@@ -1,0 +1,204 @@
+//! Shared helpers for the forwarding tests: a temp-dir store seeded with Box events, a simple
+//! renderer, idr-sim with fast settings, and a spawned forwarder per sink.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failure
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxidr_forward::{
+    BackoffPolicy, CollectorSettings, CollectorSink, CollectorTransport, Forwarder,
+    ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Render, Sink, SinkStatus,
+    TrustRoots,
+};
+use boxidr_model::{BoxEvent, StreamType};
+use boxidr_store::{CursorKey, PageCommit, QueuedRecord, SinkId, Store, StoreOptions};
+use idr_sim::{IdrSim, Listen, SimConfig, SimHandle};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Renders a login as a valid UEF line for the Collector (other events: not for it), and every
+/// event as its own JSON for Log Search.
+#[derive(Debug, Default)]
+pub struct TestRender;
+
+impl Render for TestRender {
+    fn render(&self, sink: SinkId, record: &QueuedRecord) -> Option<String> {
+        match sink {
+            SinkId::Collector => (record.event_type.as_deref() == Some("LOGIN")).then(|| {
+                json!({
+                    "version": "v1",
+                    "event_type": "INGRESS_AUTHENTICATION",
+                    "time": "2024-05-02T21:03:11.000Z",
+                    "account": "jdoe",
+                    "account_domain": "CORP",
+                    "source_ip": "198.51.100.23",
+                    "authentication_result": "SUCCESS",
+                    "authentication_target": "Box",
+                    "custom_data": {"box_event_id": record.event_id.as_str(), "seq": record.seq},
+                })
+                .to_string()
+            }),
+            SinkId::LogSearch => Some(record.event_json.clone()),
+        }
+    }
+}
+
+/// A temp-dir store (kept alive by the returned dir).
+pub async fn store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+/// Box event ids `e0001…` for `n` events.
+pub fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{prefix}{i:04}")).collect()
+}
+
+/// Appends one page of events with the given ids and type.
+pub async fn seed(store: &Store, ids: &[String], event_type: &str) {
+    seed_padded(store, ids, event_type, 0).await;
+}
+
+/// As [`seed`], each event carrying `pad` bytes of filler.
+pub async fn seed_padded(store: &Store, ids: &[String], event_type: &str, pad: usize) {
+    let events = ids
+        .iter()
+        .map(|id| {
+            BoxEvent::from_value(json!({
+                "type": "event", "event_id": id, "event_type": event_type,
+                "created_at": "2024-05-02T14:03:11-07:00", "ip_address": "198.51.100.23",
+                "created_by": {"type": "user", "id": "262196057", "login": "jdoe@example.com"},
+                "additional_details": {"pad": "x".repeat(pad)},
+            }))
+            .unwrap()
+        })
+        .collect();
+    store
+        .commit_page(PageCommit {
+            cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
+            events,
+            next_position: None,
+            last_created_at: None,
+            window: None,
+            collected_at_ms: 1_714_683_791_000,
+        })
+        .await
+        .unwrap();
+}
+
+/// idr-sim with its defaults changed by `f`.
+pub async fn sim(f: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut config = SimConfig::default();
+    f(&mut config);
+    IdrSim::start(config, Listen::default()).await.unwrap()
+}
+
+/// Fast loop settings for tests.
+pub fn options(max_records: usize) -> ForwarderOptions {
+    ForwarderOptions {
+        max_records,
+        idle_poll: Duration::from_millis(20),
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+        },
+        shutdown_grace: Duration::from_secs(2),
+        ..ForwarderOptions::default()
+    }
+}
+
+/// A TLS Collector sink trusting the simulator's CA, with short timeouts.
+pub fn collector_settings(sim: &SimHandle) -> CollectorSettings {
+    let mut settings = CollectorSettings::new(
+        "127.0.0.1",
+        sim.uef_addr().port(),
+        CollectorTransport::Tls {
+            ca_pem: sim.ca_pem().into_bytes(),
+            server_name: None,
+        },
+    );
+    settings.connect_timeout = Duration::from_secs(2);
+    settings.write_timeout = Duration::from_secs(2);
+    settings.confirm_window = Duration::from_millis(150);
+    settings
+}
+
+pub fn collector(sim: &SimHandle) -> CollectorSink {
+    CollectorSink::new(collector_settings(sim)).unwrap()
+}
+
+/// The first token the simulator knows.
+pub fn token(sim: &SimHandle) -> String {
+    sim.config().tokens[0].clone()
+}
+
+/// A Log Search sink posting to the simulator with `token` (trusting its CA if it serves TLS).
+pub fn logsearch_with(sim: &SimHandle, token: &str) -> LogSearchSink {
+    let mut settings =
+        LogSearchSettings::new(sim.logsearch_base().parse().unwrap(), LogToken::new(token));
+    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    settings.request_timeout = Duration::from_secs(5);
+    LogSearchSink::new(settings).unwrap()
+}
+
+pub fn logsearch(sim: &SimHandle) -> LogSearchSink {
+    logsearch_with(sim, &token(sim))
+}
+
+/// A running forwarder: its status, its shutdown switch and its task.
+pub struct Running {
+    pub status: watch::Receiver<SinkStatus>,
+    pub stop: watch::Sender<bool>,
+    pub task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Requests shutdown and waits for the task.
+    pub async fn stop(self) -> SinkStatus {
+        self.stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("forwarder stops within 10 s")
+            .unwrap();
+        self.status.borrow().clone()
+    }
+}
+
+pub fn spawn<S: Sink + 'static>(store: &Store, sink: S, options: ForwarderOptions) -> Running {
+    let (forwarder, status) = Forwarder::new(store.clone(), sink, Arc::new(TestRender), options);
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(forwarder.run(stop_rx));
+    Running { status, stop, task }
+}
+
+/// Polls `pred` every 10 ms for up to 20 s; panics with `what` on timeout.
+pub async fn wait_until(what: &str, mut pred: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !pred().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Records still queued for `sink`.
+pub async fn pending(store: &Store, sink: SinkId) -> u64 {
+    let stats = store.stats().await.unwrap();
+    stats
+        .pending_per_sink
+        .iter()
+        .find(|s| s.sink == sink)
+        .map_or(0, |s| s.pending)
+}
+
+/// Records in the queue.
+pub async fn queued(store: &Store) -> u64 {
+    store.stats().await.unwrap().queue_records
+}
