@@ -627,7 +627,14 @@ impl App {
             .set_setting(keys::BOX_GRANT.to_owned(), grant_json)
             .await?;
         let account = match boxlink::users_me(&self.http, config, &tokens.access_token).await {
-            Ok(account) => Some(account),
+            Ok(mut account) => {
+                let checks =
+                    boxlink::check_permissions(&self.http, config, &tokens.access_token).await;
+                if let Some(map) = account.as_object_mut() {
+                    map.insert("checks".into(), checks);
+                }
+                Some(account)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Connected, but reading /users/me failed.");
                 None

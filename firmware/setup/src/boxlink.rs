@@ -101,6 +101,52 @@ pub(crate) async fn users_me(
     }))
 }
 
+/// Tries the two reads the collector needs with the new token, so the admin learns at once
+/// which permission is missing: `{"events": "...", "users": "..."}`, each `"allowed"` or a
+/// plain-words verdict.
+pub(crate) async fn check_permissions(
+    http: &reqwest::Client,
+    config: &Config,
+    access: &Secret,
+) -> Value {
+    let max = config.box_api.max_body_bytes;
+    let mut events = boxidr_boxapi::http::endpoint(&config.box_api.api_base, "events");
+    events
+        .query_pairs_mut()
+        .append_pair("stream_type", "admin_logs")
+        .append_pair("limit", "1");
+    let mut users = boxidr_boxapi::http::endpoint(&config.box_api.api_base, "users");
+    users
+        .query_pairs_mut()
+        .append_pair("limit", "1")
+        .append_pair("fields", "id");
+    let events = boxidr_boxapi::http::get_bounded(http, events, access, max).await;
+    let users = boxidr_boxapi::http::get_bounded(http, users, access, max).await;
+    json!({
+        "events": verdict(
+            events.map(drop),
+            "the app needs the scope \"Manage enterprise properties\"",
+            "the account must be an admin, or a co-admin allowed to run reports",
+        ),
+        "users": verdict(
+            users.map(drop),
+            "the app needs the scope \"Manage users\"",
+            "the account must be an admin, or a co-admin allowed to manage users",
+        ),
+    })
+}
+
+fn verdict(result: Result<(), ApiError>, scope: &str, role: &str) -> String {
+    match result {
+        Ok(()) => "allowed".into(),
+        Err(ApiError::Forbidden { code, .. }) if code == "insufficient_scope" => format!(
+            "missing: {scope} (Box Developer Console → the app → Configuration); connect again afterwards"
+        ),
+        Err(ApiError::Forbidden { .. }) => format!("missing: {role}"),
+        Err(e) => format!("not checked: {}", crate::status::bounded(&e.to_string())),
+    }
+}
+
 /// What to tell the admin when Box refused, and what to do about it.
 pub(crate) fn explain(error: &ApiError) -> String {
     match error {

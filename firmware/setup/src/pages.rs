@@ -259,6 +259,7 @@ pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
                             tr { th { "Role" } td { (text_of(account, "role")) } }
                             tr { th { "Enterprise" } td { (text_of(account, "enterprise")) } }
                             tr { th { "Grant" } td { (grant_text(view.grant)) } }
+                            (permission_rows(account))
                         }
                     }
                     None => { p { "Box is not connected yet." } }
@@ -310,6 +311,22 @@ pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
     )
 }
 
+/// "Enterprise events" and "User list" rows from the permission check made at connection.
+fn permission_rows(account: &serde_json::Value) -> Markup {
+    let checks = account.get("checks");
+    html! {
+        @if let Some(checks) = checks {
+            @for (key, label) in [("events", "Enterprise events"), ("users", "User list")] {
+                @let verdict = text_of(checks, key);
+                tr {
+                    th { (label) }
+                    td class=(if verdict == "allowed" { "ok" } else { "bad" }) { (verdict) }
+                }
+            }
+        }
+    }
+}
+
 fn text_of(value: &serde_json::Value, key: &str) -> String {
     match value.get(key) {
         Some(serde_json::Value::String(s)) => bounded(s),
@@ -349,6 +366,7 @@ pub(crate) fn callback(
                     tr { th { "Name" } td { (text_of(account, "name")) } }
                     tr { th { "Login" } td { (text_of(account, "login")) } }
                     tr { th { "Enterprise" } td { (text_of(account, "enterprise")) } }
+                    (permission_rows(account))
                 }
             }
             p { a href="/box" { "Back to the Box connection page" } }

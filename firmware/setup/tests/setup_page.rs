@@ -947,3 +947,47 @@ async fn redirect_mismatch_guidance_ca_paste_and_refresh() {
     assert!(status.body.contains("http-equiv=\"refresh\""));
     h.stop().await;
 }
+
+/// Right after connecting, the page says which permission is missing: the role (a regular
+/// user) for both reads, or the app's "Manage users" scope for the user list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reports_missing_permissions() {
+    let h = Harness::start().await;
+    let mut b = h.claimed_browser().await;
+    let callback = consent(&start_connect(&h, &mut b).await, true).await;
+    let done = b.get(&callback).await;
+    assert_eq!(done.body.matches(">allowed<").count(), 2, "{}", done.body);
+
+    h.sim.set_authorizing_role(box_sim::Role::User);
+    let callback = consent(&start_connect(&h, &mut b).await, true).await;
+    let done = b.get(&callback).await;
+    assert_eq!(done.status, 200);
+    assert!(
+        done.body.contains("allowed to run reports"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("allowed to manage users"));
+    h.stop().await;
+
+    let h = Harness::start_with(box_sim::SimConfig {
+        redirect_uris: vec!["https://127.0.0.1/oauth/callback".into()],
+        app_scopes: vec!["manage_enterprise_properties".into()],
+        backlog: 0,
+        users: 2,
+        ..box_sim::SimConfig::default()
+    })
+    .await;
+    let mut b = h.claimed_browser().await;
+    let callback = consent(&start_connect(&h, &mut b).await, true).await;
+    let done = b.get(&callback).await;
+    assert_eq!(done.body.matches(">allowed<").count(), 1, "{}", done.body);
+    assert!(done.body.contains("Manage users"));
+    let page = b.get("/box").await;
+    assert!(
+        page.body.contains("missing: the app needs the scope"),
+        "{}",
+        page.body
+    );
+    h.stop().await;
+}
