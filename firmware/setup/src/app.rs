@@ -169,6 +169,8 @@ impl App {
             ("/box/ccg", false) => self.box_ccg(req, &ctx),
             ("/insightidr" | "/mapping" | "/collection", true) => self.settings_form(req, &ctx),
             ("/insightidr" | "/mapping" | "/collection", false) => self.settings_save(req, &ctx),
+            ("/password", true) => self.password_page(&ctx, None, req.query.contains_key("saved")),
+            ("/password", false) => self.change_password(req, &ctx),
             ("/certificate", true) => self.certificate_page(req, &ctx, Errors::new()),
             ("/certificate", false) => self.certificate_upload(req, &ctx),
             _ => Resp::html(
@@ -336,6 +338,65 @@ impl App {
             lock(&self.sessions).remove(cookie);
         }
         Resp::see_other("/login").clearing_session_cookie()
+    }
+
+    fn password_page(&self, ctx: &Ctx, error: Option<&str>, saved: bool) -> Resp {
+        let Some(session) = ctx.admin() else {
+            return Resp::see_other("/login");
+        };
+        let status = if error.is_some() { 400 } else { 200 };
+        Resp::html(
+            status,
+            pages::password(self.nav(session, "/password"), error, saved),
+        )
+    }
+
+    /// Needs the current password (throttled like a login); ends every other session.
+    fn change_password(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        let ip = req.client.ip();
+        if let Err(problem) = credentials::check_new_password(field("new"), field("confirm")) {
+            return self.password_page(ctx, Some(&problem.message()), false);
+        }
+        if !self.attempt_allowed(ip) {
+            return self.password_page(ctx, Some(LOGIN_REFUSED), false);
+        }
+        let _guard = lock(&self.save_lock);
+        let result = self.block_on(async {
+            let Some(stored) = self
+                .store
+                .get_secret(keys::PASSWORD_HASH.to_owned())
+                .await?
+            else {
+                return Ok(false);
+            };
+            if !credentials::verify_password(field("current"), stored.expose())? {
+                return Ok(false);
+            }
+            let hash = credentials::hash_password(field("new"))?;
+            self.store
+                .put_secrets(vec![(
+                    keys::PASSWORD_HASH.to_owned(),
+                    boxidr_store::Secret::new(hash),
+                )])
+                .await?;
+            Ok::<_, SetupError>(true)
+        });
+        match result {
+            Ok(true) => {
+                lock(&self.throttle).succeeded(ip);
+                lock(&self.sessions).clear();
+                tracing::info!(client = %req.client, "Administrator password changed; other sessions ended.");
+                let (id, _) = lock(&self.sessions).create(self.clock.now(), true);
+                Resp::see_other("/password?saved=1").with_session_cookie(&id)
+            }
+            Ok(false) => {
+                lock(&self.throttle).failed(ip, self.clock.now());
+                self.password_page(ctx, Some(LOGIN_REFUSED), false)
+            }
+            Err(e) => internal(&e),
+        }
     }
 
     // ---- status ----

@@ -26,6 +26,7 @@ const LINKS: &[(&str, &str)] = &[
     ("/mapping", "Accounts"),
     ("/collection", "Collection"),
     ("/certificate", "Certificate"),
+    ("/password", "Password"),
 ];
 
 pub(crate) fn layout(title: &str, nav: Option<Nav<'_>>, refresh: bool, body: Markup) -> Markup {
@@ -451,6 +452,35 @@ pub(crate) fn certificate(
                     textarea id="key" name="key" rows="6" spellcheck="false" autocomplete="off" {}
                 }
                 button type="submit" { "Upload" }
+            }
+        },
+    )
+}
+
+pub(crate) fn password(nav: Nav<'_>, error: Option<&str>, saved: bool) -> Markup {
+    let csrf = nav.csrf.to_owned();
+    layout(
+        "Administrator password",
+        Some(nav),
+        false,
+        html! {
+            @if saved { (banner("ok", "The password is changed. Every other session was ended.")) }
+            @if let Some(e) = error { (banner("error", e)) }
+            form method="post" action="/password" {
+                (csrf_input(&csrf))
+                div.field {
+                    label for="current" { "Current password" }
+                    input type="password" id="current" name="current" autocomplete="current-password";
+                }
+                div.field {
+                    label for="new" { "New password (at least 12 characters)" }
+                    input type="password" id="new" name="new" autocomplete="new-password";
+                }
+                div.field {
+                    label for="confirm" { "Type it again" }
+                    input type="password" id="confirm" name="confirm" autocomplete="new-password";
+                }
+                button type="submit" { "Change password" }
             }
         },
     )

@@ -991,3 +991,57 @@ async fn connect_reports_missing_permissions() {
     );
     h.stop().await;
 }
+
+/// Changing the password needs the current one, ends every other session, and the old
+/// password stops working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_ends_other_sessions() {
+    let h = Harness::start().await;
+    let mut a = h.claimed_browser().await;
+    let mut other = h.login().await;
+    let csrf = a.get("/password").await.csrf();
+    let new = "an entirely new passphrase";
+    let r = a
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "not it at all!"),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(other.get("/status").await.status, 200);
+    let before = a.session().unwrap();
+    let r = a
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_ne!(a.session().unwrap(), before);
+    assert_eq!(a.get("/status").await.status, 200);
+    assert_eq!(
+        other.get("/status").await.location().as_deref(),
+        Some("/login")
+    );
+    let mut b = h.browser();
+    let page = b.get("/login").await;
+    let old = b
+        .post("/login", &[("csrf", &page.csrf()), ("password", PASSWORD)])
+        .await;
+    assert_eq!(old.status, 401);
+    let ok = b
+        .post("/login", &[("csrf", &page.csrf()), ("password", new)])
+        .await;
+    assert_eq!(ok.status, 303);
+    h.stop().await;
+}
