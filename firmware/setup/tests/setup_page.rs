@@ -629,6 +629,7 @@ async fn box_connect_through_consent_page() {
         "/mapping",
         "/collection",
         "/certificate",
+        "/password",
     ] {
         let page = b.get(path).await;
         assert_eq!(page.status, 200, "{path}");
@@ -805,6 +806,7 @@ async fn unclaimed_posts_and_bypass_are_refused() {
         "/mapping",
         "/collection",
         "/certificate",
+        "/password",
     ] {
         let r = b
             .post(
