@@ -15,7 +15,7 @@
 //! - The front accepts on the admin-facing address, completes the handshake (10 s limit), opens
 //!   one loopback connection to tiny_http per client connection and copies bytes both ways.
 //! - Before it forwards a byte it records "loopback source port P belongs to client C" in the
-//!   [`PeerMap`]; the request handler maps `Request::remote_addr()` back to C, so throttling and
+//!   peer map; the request handler maps `Request::remote_addr()` back to C, so throttling and
 //!   logs see the real client. A request on the loopback port that did NOT come through the
 //!   front (another local process) finds no entry and is refused with 403: TLS cannot be
 //!   bypassed from the box itself.
