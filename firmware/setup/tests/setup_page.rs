@@ -424,6 +424,22 @@ async fn settings_validate_and_save_atomically() {
     );
     let page = b.get("/insightidr").await;
     assert!(page.body.contains("set") && !page.body.contains("SECRET"));
+    for path in [
+        "/status",
+        "/status.json",
+        "/box",
+        "/mapping",
+        "/collection",
+        "/certificate",
+        "/password",
+    ] {
+        let other = b.get(path).await;
+        assert_eq!(other.status, 200, "{path}");
+        assert!(
+            !other.body.contains("SECRET"),
+            "{path} shows a stored secret"
+        );
+    }
 
     // Saving again without typing the token keeps it.
     let csrf = page.csrf();
