@@ -7,20 +7,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus, Mode};
+use boxidr_boxapi::collect::{self, CollectConfig, Mode};
 use boxidr_boxapi::{
-    AuthClient, EventsClient, Grant, PollStatus, Secret, SweepStatus, TokenManager, http,
+    AuthClient, EventsClient, Grant, PollStatus, Secret, SweepStatus, TokenManager, UsersClient,
+    http,
 };
-use boxidr_store::{SinkId, Store, StoreOptions};
-use tokio::sync::watch;
-
+use boxidr_forward::{
+    CollectorSettings, CollectorTransport, ForwarderOptions, LogSearchSettings, LogToken,
+    SinkState, SinkStatus, TrustRoots,
+};
+use boxidr_store::{Store, StoreOptions};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::DemoArgs;
 use crate::exit::ExitCode;
+use crate::pipeline::{self, Directory, Parts, Renderer, Sinks, Watches};
 use crate::run::shutdown_signal;
+
+/// How long the end of a run waits for the queue to drain after generation pauses.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The last line of `demo --auto --json`.
 #[derive(Debug, Serialize)]
@@ -30,12 +39,16 @@ struct Summary {
     delivered: Delivered,
     lost: u64,
     duplicates: u64,
+    /// UEF lines the Collector simulator discarded as invalid (InsightIDR would drop them silently).
+    uef_rejected: u64,
 }
 
 #[derive(Debug, Serialize)]
 struct Delivered {
-    collector: u64,
-    log_search: u64,
+    /// Distinct Box events delivered as UEF ingress (logins) to the Collector.
+    uef: u64,
+    /// Distinct Box events delivered as raw records to Log Search.
+    logsearch: u64,
 }
 
 pub async fn demo(args: DemoArgs) -> ExitCode {
@@ -62,8 +75,11 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ..box_sim::SimConfig::default()
     };
     let box_sim = box_sim::BoxSim::start(box_config.clone(), loopback).await?;
-    let idr_sim =
-        idr_sim::IdrSim::start(idr_sim::SimConfig::default(), idr_sim::Listen::default()).await?;
+    let idr_config = idr_sim::SimConfig {
+        logsearch_tls: true,
+        ..idr_sim::SimConfig::default()
+    };
+    let idr_sim = idr_sim::IdrSim::start(idr_config, idr_sim::Listen::default()).await?;
 
     let quiet = args.auto && args.json;
     if !quiet {
@@ -81,23 +97,13 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("Live simulated Box activity (Ctrl-C to stop):");
     }
 
-    // The collector: the Box side of the pipeline, on a throw-away database.
+    // The appliance, on a throw-away database.
     let data_dir = tempfile::tempdir()?;
     let store = Store::open(StoreOptions::new(data_dir.path().join("boxidr.redb"))).await?;
-    store
-        .set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
-        .await?;
-    let status = CollectStatus::new();
-    let mut status_rx = status.stream.subscribe();
-    let mut sweep_rx = status.sweep.subscribe();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let collector = tokio::spawn(collect(
-        box_config,
-        box_sim.clone(),
-        store.clone(),
-        status,
-        stop_rx,
-    ));
+    let mut tasks = JoinSet::new();
+    let parts = parts(&box_config, &box_sim, &idr_sim, store.clone()).await?;
+    let mut watches = pipeline::start(parts, &mut tasks, &stop_rx).await?;
     if !quiet {
         println!(
             "  appliance database  {}",
@@ -118,6 +124,7 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     tokio::pin!(until_deadline);
     let stop = shutdown_signal();
     tokio::pin!(stop);
+    let mut report = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             () = &mut until_deadline => break,
@@ -136,48 +143,162 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
-            changed = status_rx.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let status = status_rx.borrow_and_update().clone();
-                if !quiet {
-                    print_status(&status, &sweep_rx.borrow());
-                }
-            }
-            changed = sweep_rx.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let sweep = sweep_rx.borrow_and_update().clone();
-                if !quiet {
-                    print_status(&status_rx.borrow(), &sweep);
-                }
-            }
+            _ = report.tick() => if !quiet {
+                print_status(&watches, &idr_sim);
+            },
         }
     }
 
+    // Stop the simulated activity and let the appliance finish what Box already has.
+    box_sim.pause_generation(true);
+    if !quiet {
+        println!();
+        println!("Activity paused; waiting for the appliance to deliver what it collected...");
+    }
+    drain(&box_sim, &store, &mut watches).await;
     let _ = stop_tx.send(true);
-    collector.await??;
-    let collected = status_rx.borrow().appended + sweep_rx.borrow().appended;
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    let collected = watches.stream.borrow().appended + watches.sweep.borrow().appended;
     let summary = summarise(&box_sim, &idr_sim, collected);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!();
         println!(
-            "Box events generated: {}, collected: {}, delivered: collector {} / log search {}, lost: {}, duplicates: {}",
+            "Box events generated: {}, collected: {}, delivered: UEF {} / Log Search {}, lost: {}, duplicates: {}, invalid UEF: {}",
             summary.box_events_generated,
             summary.collected,
-            summary.delivered.collector,
-            summary.delivered.log_search,
+            summary.delivered.uef,
+            summary.delivered.logsearch,
             summary.lost,
-            summary.duplicates
+            summary.duplicates,
+            summary.uef_rejected
         );
     }
+    store.close().await?;
     idr_sim.shutdown().await;
     box_sim.shutdown().await;
     Ok(ExitCode::Ok)
+}
+
+/// Waits (bounded) until every generated event is collected and no sink has anything pending.
+async fn drain(box_sim: &box_sim::SimHandle, store: &Store, watches: &mut Watches) {
+    let until = Instant::now() + DRAIN_DEADLINE;
+    while Instant::now() < until {
+        let generated = box_sim.events_generated();
+        let collected = watches.stream.borrow().appended + watches.sweep.borrow().appended;
+        let pending = store.stats().await.map_or(u64::MAX, |s| {
+            s.pending_per_sink.iter().map(|p| p.pending).sum()
+        });
+        if collected >= generated && pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The appliance's parts, pointed at the simulators: client-credentials grant, streaming +
+/// completeness sweep (short lag so the sweep shows), both sinks over TLS trusting the
+/// simulator's CA.
+async fn parts(
+    config: &box_sim::SimConfig,
+    sim: &box_sim::SimHandle,
+    idr: &idr_sim::SimHandle,
+    store: Store,
+) -> anyhow::Result<Parts> {
+    let client = http::client(Duration::from_secs(30))?;
+    let auth = AuthClient::new(
+        client.clone(),
+        url::Url::parse(&sim.authorize_url())?,
+        &url::Url::parse(&sim.token_base())?,
+        config.client_id.clone(),
+        Secret::new(config.client_secret.clone()),
+    )?;
+    let grant = Grant::ClientCredentials {
+        enterprise_id: config.enterprise_id.clone(),
+    };
+    let tokens = Arc::new(TokenManager::load(auth, grant, store.clone()).await?);
+    let api = url::Url::parse(&sim.api_base())?;
+    let mapping = boxidr_config::Mapping {
+        default_domain: Some("CORP".to_owned()),
+        ..boxidr_config::Mapping::default()
+    };
+    let ca = idr.ca_pem().into_bytes();
+    let collector = CollectorSettings::new(
+        "127.0.0.1",
+        idr.uef_addr().port(),
+        CollectorTransport::Tls {
+            ca_pem: ca.clone(),
+            server_name: None,
+        },
+    );
+    let token = idr
+        .config()
+        .tokens
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the InsightIDR simulator has no log token"))?;
+    let mut log_search =
+        LogSearchSettings::new(idr.logsearch_base().parse()?, LogToken::new(token));
+    log_search.roots = TrustRoots::CustomCa(ca);
+    Ok(Parts {
+        store,
+        tokens,
+        events: EventsClient::new(client.clone(), &api, 16 << 20),
+        users: UsersClient::new(client, &api, 16 << 20),
+        collect: CollectConfig {
+            mode: Mode::Streaming { completeness: true },
+            limit: 500,
+            interval: Duration::from_secs(1),
+            lag: Duration::from_secs(5),
+            min_step: Duration::from_secs(5),
+            max_window: collect::MAX_SWEEP_WINDOW,
+            backfill: Duration::from_secs(7 * 86_400),
+        },
+        render: Arc::new(Renderer {
+            settings: boxidr_normalize::Settings::from_mapping(&mapping, env!("CARGO_PKG_VERSION")),
+            directory: Arc::new(Directory::default()),
+        }),
+        sinks: Sinks {
+            collector: Some(collector),
+            log_search: Some(log_search),
+        },
+        forwarder: ForwarderOptions::default(),
+        users_every: Duration::from_secs(6 * 3600),
+    })
+}
+
+fn print_status(watches: &Watches, idr: &idr_sim::SimHandle) {
+    let stream: PollStatus = watches.stream.borrow().clone();
+    let sweep: SweepStatus = watches.sweep.borrow().clone();
+    if let Some(reason) = stream.halted.as_ref().or(sweep.halted.as_ref()) {
+        println!("  boxidr  Box polling stopped: {reason}");
+    } else if let Some(error) = stream.last_error.as_ref().or(sweep.last_error.as_ref()) {
+        println!("  boxidr  Box: retrying after: {error}");
+    }
+    let counts = idr.delivery_counts();
+    println!(
+        "  boxidr  collected {} (stream {}, history sweep {} up to {}; {} repeats dropped) | {} | {} | seen by InsightIDR: {} logins, {} raw",
+        stream.appended + sweep.appended,
+        stream.appended,
+        sweep.appended,
+        sweep.covered_until.as_deref().unwrap_or("-"),
+        stream.duplicates + sweep.duplicates,
+        sink_line("UEF", &watches.collector.borrow()),
+        sink_line("Log Search", &watches.log_search.borrow()),
+        counts.uef.ids().len(),
+        counts.logsearch.ids().len(),
+    );
+}
+
+fn sink_line(name: &str, status: &SinkStatus) -> String {
+    match &status.state {
+        SinkState::Retrying { error, .. } => format!("{name}: retrying ({error})"),
+        SinkState::ConfigError { reason } => format!("{name}: stopped ({reason})"),
+        _ => format!("{name}: {} sent", status.delivered),
+    }
 }
 
 /// Counts measured at the simulators, never inferred from the appliance's own claims.
@@ -198,66 +319,15 @@ fn summarise(
         box_events_generated: box_sim.events_generated(),
         collected,
         delivered: Delivered {
-            collector: count(collector.len()),
-            log_search: count(log_search.len()),
+            uef: count(collector.len()),
+            logsearch: count(log_search.len()),
         },
         lost: count(lost),
         duplicates: counts.uef.duplicates() + counts.logsearch.duplicates(),
+        uef_rejected: count(idr_sim.uef_rejected().len()),
     }
 }
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-/// The Box side of the appliance: client-credentials grant, streaming poller with the
-/// completeness sweep (short lag so the demo shows it working), redb queue.
-async fn collect(
-    config: box_sim::SimConfig,
-    sim: box_sim::SimHandle,
-    store: Store,
-    status: CollectStatus,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let client = http::client(Duration::from_secs(30))?;
-    let auth = AuthClient::new(
-        client.clone(),
-        url::Url::parse(&sim.authorize_url())?,
-        &url::Url::parse(&sim.token_base())?,
-        config.client_id,
-        Secret::new(config.client_secret),
-    )?;
-    let grant = Grant::ClientCredentials {
-        enterprise_id: config.enterprise_id,
-    };
-    let tokens = Arc::new(TokenManager::load(auth, grant, store.clone()).await?);
-    let events = EventsClient::new(client, &url::Url::parse(&sim.api_base())?, 16 << 20);
-    let plan = CollectConfig {
-        mode: Mode::Streaming { completeness: true },
-        limit: 500,
-        interval: Duration::from_secs(1),
-        lag: Duration::from_secs(5),
-        min_step: Duration::from_secs(5),
-        max_window: collect::MAX_SWEEP_WINDOW,
-        backfill: Duration::from_secs(7 * 86_400),
-    };
-    collect::run(plan, events, &tokens, &store, status, stop).await?;
-    Ok(())
-}
-
-fn print_status(stream: &PollStatus, sweep: &SweepStatus) {
-    if let Some(reason) = stream.halted.as_ref().or(sweep.halted.as_ref()) {
-        println!("  boxidr  polling stopped: {reason}");
-    } else if let Some(error) = stream.last_error.as_ref().or(sweep.last_error.as_ref()) {
-        println!("  boxidr  retrying after: {error}");
-    } else {
-        println!(
-            "  boxidr  collected {} events: {} live from the stream, {} from the history sweep (read up to {}); {} repeats dropped",
-            stream.appended + sweep.appended,
-            stream.appended,
-            sweep.appended,
-            sweep.covered_until.as_deref().unwrap_or("-"),
-            stream.duplicates + sweep.duplicates
-        );
-    }
 }

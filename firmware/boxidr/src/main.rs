@@ -5,6 +5,7 @@ mod cli;
 #[cfg(feature = "demo")]
 mod demo;
 mod exit;
+mod pipeline;
 mod run;
 
 use clap::Parser;

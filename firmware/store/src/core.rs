@@ -397,6 +397,37 @@ impl StoreCore {
         self.get_str(Op::GetUser, schema::USERS, id)
     }
 
+    /// Up to `limit` stored users with an id after `after`, in id order (a bounded page, so the
+    /// directory can be loaded without holding every user in one reply).
+    pub fn users_after(
+        &mut self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserEntry>, StoreError> {
+        let op = Op::GetUser;
+        self.run(|_env, db| {
+            let read = db.begin_read().op(op)?;
+            let Some(table) = open_read(&read, schema::USERS, op)? else {
+                return Ok(Vec::new());
+            };
+            let range = match after {
+                Some(after) => table
+                    .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+                None => table.range::<&str>(..),
+            }
+            .op(op)?;
+            let mut users = Vec::new();
+            for entry in range.take(limit) {
+                let (id, json) = entry.op(op)?;
+                users.push(UserEntry {
+                    id: id.value().to_owned(),
+                    json: json.value().to_owned(),
+                });
+            }
+            Ok(users)
+        })
+    }
+
     /// A setting's JSON value.
     pub fn get_setting(&mut self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let op = Op::GetSetting;

@@ -193,6 +193,18 @@ impl Store {
         self.call(Op::GetUser, move |core| core.get_user(&id)).await
     }
 
+    /// See [`StoreCore::users_after`].
+    pub async fn users_after(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<UserEntry>, StoreError> {
+        self.call(Op::GetUser, move |core| {
+            core.users_after(after.as_deref(), limit)
+        })
+        .await
+    }
+
     /// See [`StoreCore::get_setting`].
     pub async fn get_setting(&self, key: String) -> Result<Option<serde_json::Value>, StoreError> {
         self.call(Op::GetSetting, move |core| core.get_setting(&key))

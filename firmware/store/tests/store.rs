@@ -731,3 +731,27 @@ fn small_tables_round_trip() {
 fn value_null() -> serde_json::Value {
     serde_json::Value::Null
 }
+
+/// Users are listed in id order, a bounded page at a time.
+#[test]
+fn users_are_listed_in_pages() {
+    let disk = MemDisk::new();
+    let mut core = open_mem(&disk);
+    let users: Vec<UserEntry> = ["3", "1", "2"]
+        .iter()
+        .map(|id| UserEntry {
+            id: (*id).to_owned(),
+            json: format!("{{\"id\":\"{id}\"}}"),
+        })
+        .collect();
+    core.put_users(&users).unwrap();
+    let first = core.users_after(None, 2).unwrap();
+    assert_eq!(
+        first.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    let rest = core.users_after(Some("2"), 2).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].json, "{\"id\":\"3\"}");
+    assert!(core.users_after(Some("3"), 2).unwrap().is_empty());
+}

@@ -121,12 +121,19 @@ impl BoxSim {
             shared.clone(),
             stop_rx.clone(),
         ))];
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if rate > 0.0 {
-            tasks.push(tokio::spawn(generate_live(shared.clone(), rate, stop_rx)));
+            tasks.push(tokio::spawn(generate_live(
+                shared.clone(),
+                rate,
+                paused.clone(),
+                stop_rx,
+            )));
         }
         Ok(SimHandle {
             inner: Arc::new(Inner {
                 shared,
+                paused,
                 stop: stop_tx,
                 tasks: Mutex::new(tasks),
             }),
@@ -134,7 +141,12 @@ impl BoxSim {
     }
 }
 
-async fn generate_live(shared: Arc<Shared>, rate: f64, mut stop: watch::Receiver<bool>) {
+async fn generate_live(
+    shared: Arc<Shared>,
+    rate: f64,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut last = tokio::time::Instant::now();
     let mut owed = 0.0_f64;
@@ -148,6 +160,9 @@ async fn generate_live(shared: Arc<Shared>, rate: f64, mut stop: watch::Receiver
         last = now;
         let n = owed.floor();
         owed -= n;
+        if paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         // Bounded so a stalled runtime cannot produce a giant burst.
         shared.generate((n as usize).min(100_000));
     }
@@ -156,6 +171,8 @@ async fn generate_live(shared: Arc<Shared>, rate: f64, mut stop: watch::Receiver
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
+    /// Live generation paused (the demo's end-of-run drain).
+    paused: Arc<std::sync::atomic::AtomicBool>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -217,6 +234,13 @@ impl SimHandle {
             .iter()
             .map(|e| (e.event_id.clone(), e.created_at.unix_timestamp()))
             .collect()
+    }
+
+    /// Pauses (`true`) or resumes the live generator (`--rate`); injected events still land.
+    pub fn pause_generation(&self, paused: bool) {
+        self.inner
+            .paused
+            .store(paused, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Number of events in the log (backlog, live and injected).

@@ -1,0 +1,251 @@
+//! The wiring shared by `run` and `demo`: the Box side (stream + sweep) filling the store, the
+//! user directory kept in memory for rendering, and one forwarder per configured sink.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus};
+use boxidr_boxapi::{EventsClient, PollStatus, SweepStatus, TokenManager, UsersClient};
+use boxidr_forward::{
+    CollectorSettings, CollectorSink, Forwarder, ForwarderOptions, LogSearchSettings,
+    LogSearchSink, Render, SinkStatus,
+};
+use boxidr_normalize::{DirectoryUser, Settings, UserDirectory};
+use boxidr_store::{QueuedRecord, SinkId, Store};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Users loaded per store request when filling the directory.
+const DIRECTORY_PAGE: usize = 1000;
+
+/// The Box user directory in memory (id → login, status, role), for rendering at send time.
+#[derive(Debug, Default)]
+pub struct Directory {
+    users: RwLock<HashMap<String, DirectoryUser>>,
+}
+
+impl Directory {
+    /// Reloads every stored user (after a users sync).
+    pub async fn reload(&self, store: &Store) -> Result<usize, boxidr_store::StoreError> {
+        let mut users = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = store.users_after(after.clone(), DIRECTORY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for entry in page {
+                // A user Box sent in an unexpected shape is skipped, not fatal: the event is
+                // still rendered, only without directory facts.
+                if let Ok(user) = DirectoryUser::from_json(&entry.json) {
+                    users.insert(entry.id, user);
+                }
+            }
+        }
+        let count = users.len();
+        if let Ok(mut current) = self.users.write() {
+            *current = users;
+        }
+        Ok(count)
+    }
+}
+
+impl UserDirectory for Directory {
+    fn user(&self, id: &str) -> Option<DirectoryUser> {
+        self.users.read().ok()?.get(id).cloned()
+    }
+}
+
+/// Renders queued Box events through `boxidr-normalize`: UEF lines for the Collector, raw
+/// records for Log Search.
+#[derive(Debug)]
+pub struct Renderer {
+    pub settings: Settings,
+    pub directory: Arc<Directory>,
+}
+
+impl Render for Renderer {
+    fn render(&self, sink: SinkId, record: &QueuedRecord) -> Option<String> {
+        let rendered = boxidr_normalize::render_record(
+            &record.event_json,
+            record.collected_at_ms,
+            self.directory.as_ref(),
+            &self.settings,
+        );
+        match sink {
+            SinkId::Collector => rendered.uef,
+            SinkId::LogSearch => rendered.raw,
+        }
+    }
+}
+
+/// Where each part reports; the health model and the status output read these.
+#[derive(Debug, Clone)]
+pub struct Watches {
+    pub stream: watch::Receiver<PollStatus>,
+    pub sweep: watch::Receiver<SweepStatus>,
+    pub collector: watch::Receiver<SinkStatus>,
+    pub log_search: watch::Receiver<SinkStatus>,
+}
+
+/// The sinks to run, already built.
+#[derive(Debug)]
+pub struct Sinks {
+    pub collector: Option<CollectorSettings>,
+    pub log_search: Option<LogSearchSettings>,
+}
+
+/// Everything the pipeline needs.
+#[derive(Debug)]
+pub struct Parts {
+    pub store: Store,
+    pub tokens: Arc<TokenManager>,
+    pub events: EventsClient,
+    pub users: UsersClient,
+    pub collect: CollectConfig,
+    pub render: Arc<Renderer>,
+    pub sinks: Sinks,
+    pub forwarder: ForwarderOptions,
+    /// How often the users sync runs.
+    pub users_every: Duration,
+}
+
+/// Starts the pipeline's tasks on `tasks`; they stop when `shutdown` turns true.
+pub async fn start(
+    parts: Parts,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Watches> {
+    let Parts {
+        store,
+        tokens,
+        events,
+        users,
+        collect: plan,
+        render,
+        sinks,
+        forwarder: options,
+        users_every,
+    } = parts;
+    let mut enabled = Vec::new();
+    if sinks.collector.is_some() {
+        enabled.push(SinkId::Collector);
+    }
+    if sinks.log_search.is_some() {
+        enabled.push(SinkId::LogSearch);
+    }
+    store.set_enabled_sinks(&enabled).await?;
+    render.directory.reload(&store).await?;
+
+    let status = CollectStatus::new();
+    let stream = status.stream.subscribe();
+    let sweep = status.sweep.subscribe();
+    // Wake the forwarders as soon as a page lands instead of at their idle poll.
+    let (wake_tx, wake_rx) = watch::channel(0u64);
+    let mut pages = (stream.clone(), sweep.clone());
+    let waker_stop = shutdown.clone();
+    tasks.spawn(async move {
+        let mut stop = waker_stop;
+        loop {
+            tokio::select! {
+                r = pages.0.changed() => if r.is_err() { break },
+                r = pages.1.changed() => if r.is_err() { break },
+                _ = stop.changed() => break,
+            }
+            wake_tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
+    });
+
+    {
+        let (store, tokens, stop) = (store.clone(), tokens.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            collect::run(plan, events, &tokens, &store, status, stop).await?;
+            Ok(())
+        });
+    }
+    {
+        let (store, tokens, directory, stop) = (
+            store.clone(),
+            tokens.clone(),
+            render.directory.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(users_sync(
+            store,
+            tokens,
+            users,
+            directory,
+            users_every,
+            stop,
+        ));
+    }
+
+    let render: Arc<dyn Render> = render;
+    let collector = match sinks.collector {
+        Some(settings) => {
+            let sink = CollectorSink::new(settings)?;
+            let (forwarder, status) =
+                Forwarder::new(store.clone(), sink, render.clone(), options.clone());
+            let (forwarder, stop) = (forwarder.with_wake(wake_rx.clone()), shutdown.clone());
+            tasks.spawn(async move {
+                forwarder.run(stop).await;
+                Ok(())
+            });
+            status
+        }
+        None => watch::channel(SinkStatus::disabled(SinkId::Collector)).1,
+    };
+    let log_search = match sinks.log_search {
+        Some(settings) => {
+            let sink = LogSearchSink::new(settings)?;
+            let (forwarder, status) = Forwarder::new(store.clone(), sink, render, options);
+            let (forwarder, stop) = (forwarder.with_wake(wake_rx), shutdown.clone());
+            tasks.spawn(async move {
+                forwarder.run(stop).await;
+                Ok(())
+            });
+            status
+        }
+        None => watch::channel(SinkStatus::disabled(SinkId::LogSearch)).1,
+    };
+    Ok(Watches {
+        stream,
+        sweep,
+        collector,
+        log_search,
+    })
+}
+
+/// Syncs Box users now and then every `every`, reloading the directory after each sync. A
+/// failed sync is logged and retried at the next period (rendering uses what is stored).
+async fn users_sync(
+    store: Store,
+    tokens: Arc<TokenManager>,
+    client: UsersClient,
+    directory: Arc<Directory>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        match boxidr_boxapi::users::sync(&tokens, &client, &store).await {
+            Ok(report) => {
+                tracing::info!(
+                    users = report.users,
+                    pages = report.pages,
+                    "Box users synced."
+                );
+                if let Err(e) = directory.reload(&store).await {
+                    tracing::warn!(error = %e, "Cannot reload the user directory.");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Box users sync failed; next attempt at the next period.")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
