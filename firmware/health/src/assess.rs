@@ -163,11 +163,11 @@ pub fn assess(facts: &Facts) -> Health {
     let mut problems = Vec::new();
 
     let setup_needed = !facts.setup_complete
-        || !facts.box_.configured
+        || !box_configured(&facts.box_)
         || !(sink_configured(&facts.collector) || sink_configured(&facts.log_search));
     if setup_needed {
         let mut missing = Vec::new();
-        if !facts.box_.configured || facts.box_.auth == AuthState::NotConnected {
+        if !box_configured(&facts.box_) {
             missing.push("Box");
         }
         if !(sink_configured(&facts.collector) || sink_configured(&facts.log_search)) {
