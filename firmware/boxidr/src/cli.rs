@@ -25,9 +25,23 @@ pub struct Cli {
 pub enum Command {
     /// Run the appliance service (what systemd starts).
     Run,
+    /// Show cursors, queue, quota, counters and health: asks the running service, or reads the
+    /// store directly when the service is stopped.
+    Status(StatusArgs),
     /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+}
+
+/// Options of `boxidr status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Print one JSON document instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Data directory (default: `data_dir` from the configuration file).
+    #[arg(long = "data")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Options of `boxidr demo`.

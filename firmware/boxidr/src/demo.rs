@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::cli::DemoArgs;
 use crate::exit::ExitCode;
-use crate::pipeline::{self, Directory, Parts, Renderer, Sinks, Watches};
+use crate::pipeline::{self, Directory, Parts, Renderer, SinkPlan, Sinks, Watches};
 use crate::run::shutdown_signal;
 
 /// How long the end of a run waits for the queue to drain after generation pauses.
@@ -262,8 +262,8 @@ async fn parts(
             directory: Arc::new(Directory::default()),
         }),
         sinks: Sinks {
-            collector: Some(collector),
-            log_search: Some(log_search),
+            collector: SinkPlan::Run(collector),
+            log_search: SinkPlan::Run(log_search),
         },
         forwarder: ForwarderOptions::default(),
         users_every: Duration::from_secs(6 * 3600),

@@ -2,11 +2,13 @@
 //! crates together; every behaviour lives in those crates.
 
 mod cli;
+mod control;
 #[cfg(feature = "demo")]
 mod demo;
 mod exit;
 mod pipeline;
 mod run;
+mod service;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run => run::run(&cli.config).await,
+            Command::Status(args) => run::status(&cli.config, args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => demo::demo(args).await,
         }

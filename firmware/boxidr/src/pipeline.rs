@@ -9,7 +9,7 @@ use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus};
 use boxidr_boxapi::{EventsClient, PollStatus, SweepStatus, TokenManager, UsersClient};
 use boxidr_forward::{
     CollectorSettings, CollectorSink, Forwarder, ForwarderOptions, LogSearchSettings,
-    LogSearchSink, Render, SinkStatus,
+    LogSearchSink, Render, SinkState, SinkStatus,
 };
 use boxidr_normalize::{DirectoryUser, Settings, UserDirectory};
 use boxidr_store::{QueuedRecord, SinkId, Store};
@@ -88,11 +88,28 @@ pub struct Watches {
     pub log_search: watch::Receiver<SinkStatus>,
 }
 
-/// The sinks to run, already built.
+/// What to do with one sink.
+#[derive(Debug)]
+pub enum SinkPlan<S> {
+    /// Not configured: the sink holds nothing back in the queue.
+    Off,
+    Run(S),
+    /// Configured but unusable (missing token, unreadable CA): the queue is kept for it, no
+    /// forwarder runs, and its status says why until the settings are fixed.
+    Broken(String),
+}
+
+impl<S> SinkPlan<S> {
+    fn enabled(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+/// The sinks to run.
 #[derive(Debug)]
 pub struct Sinks {
-    pub collector: Option<CollectorSettings>,
-    pub log_search: Option<LogSearchSettings>,
+    pub collector: SinkPlan<CollectorSettings>,
+    pub log_search: SinkPlan<LogSearchSettings>,
 }
 
 /// Everything the pipeline needs.
@@ -128,10 +145,10 @@ pub async fn start(
         users_every,
     } = parts;
     let mut enabled = Vec::new();
-    if sinks.collector.is_some() {
+    if sinks.collector.enabled() {
         enabled.push(SinkId::Collector);
     }
-    if sinks.log_search.is_some() {
+    if sinks.log_search.enabled() {
         enabled.push(SinkId::LogSearch);
     }
     store.set_enabled_sinks(&enabled).await?;
@@ -183,7 +200,7 @@ pub async fn start(
 
     let render: Arc<dyn Render> = render;
     let collector = match sinks.collector {
-        Some(settings) => {
+        SinkPlan::Run(settings) => {
             let sink = CollectorSink::new(settings)?;
             let (forwarder, status) =
                 Forwarder::new(store.clone(), sink, render.clone(), options.clone());
@@ -194,10 +211,11 @@ pub async fn start(
             });
             status
         }
-        None => watch::channel(SinkStatus::disabled(SinkId::Collector)).1,
+        SinkPlan::Broken(reason) => broken(SinkId::Collector, reason),
+        SinkPlan::Off => watch::channel(SinkStatus::disabled(SinkId::Collector)).1,
     };
     let log_search = match sinks.log_search {
-        Some(settings) => {
+        SinkPlan::Run(settings) => {
             let sink = LogSearchSink::new(settings)?;
             let (forwarder, status) = Forwarder::new(store.clone(), sink, render, options);
             let (forwarder, stop) = (forwarder.with_wake(wake_rx), shutdown.clone());
@@ -207,7 +225,8 @@ pub async fn start(
             });
             status
         }
-        None => watch::channel(SinkStatus::disabled(SinkId::LogSearch)).1,
+        SinkPlan::Broken(reason) => broken(SinkId::LogSearch, reason),
+        SinkPlan::Off => watch::channel(SinkStatus::disabled(SinkId::LogSearch)).1,
     };
     Ok(Watches {
         stream,
@@ -215,6 +234,11 @@ pub async fn start(
         collector,
         log_search,
     })
+}
+
+fn broken(sink: SinkId, reason: String) -> watch::Receiver<SinkStatus> {
+    tracing::error!(%sink, %reason, "Sink not started; its records stay queued.");
+    watch::channel(SinkStatus::new(sink, SinkState::ConfigError { reason })).1
 }
 
 /// Syncs Box users now and then every `every`, reloading the directory after each sync. A

@@ -57,14 +57,96 @@ pub async fn run(config_path: &Path) -> ExitCode {
         stream = %config.events.stream_type,
         "boxidr starting."
     );
-    // Tells systemd (Type=notify) that start-up is complete; a no-op outside systemd.
-    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-        tracing::warn!(error = %e, "Cannot notify systemd.");
+    crate::service::serve(config_path, config).await
+}
+
+/// `boxidr status`: from the running service over the control socket, else from the store.
+pub async fn status(config_path: &Path, args: crate::cli::StatusArgs) -> ExitCode {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => match load_config(config_path) {
+            Ok(config) => config.data_dir,
+            Err(e) => {
+                eprintln!("boxidr status: {e}");
+                return ExitCode::Config;
+            }
+        },
+    };
+    let doc = match crate::control::ask_status(&data_dir).await {
+        Ok(Some(doc)) => doc,
+        Ok(None) => match stopped_status(&data_dir).await {
+            Ok(doc) => doc,
+            Err(e) => {
+                eprintln!("boxidr status: {e:#}");
+                return ExitCode::Failure;
+            }
+        },
+        Err(e) => {
+            eprintln!("boxidr status: cannot ask the service: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    if args.json {
+        println!("{doc}");
+    } else {
+        print_summary(&doc);
     }
-    let stop = shutdown_signal().await;
-    info!(signal = stop, "Stopping.");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     ExitCode::Ok
+}
+
+/// The store read directly (the service is not running, so the file lock is free).
+async fn stopped_status(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = data_dir.join(boxidr_config::DATABASE_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "no service is running and there is no store at {}",
+            path.display()
+        );
+    }
+    let store = boxidr_store::Store::open(boxidr_store::StoreOptions::new(&path)).await?;
+    let mut doc = serde_json::json!({
+        "service": "stopped",
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    doc["store"] = crate::service::store_json(&store).await;
+    store.close().await?;
+    Ok(doc)
+}
+
+fn print_summary(doc: &serde_json::Value) {
+    let text = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
+    };
+    println!("service: {}", text(&doc["service"]));
+    if let Some(state) = doc.get("state") {
+        println!("state:   {}", text(state));
+    }
+    if let Some(reason) = doc.get("reason").filter(|r| !r.is_null()) {
+        println!("reason:  {}", text(reason));
+    }
+    let store = &doc["store"];
+    println!(
+        "queue:   {} records, {} of {} bytes ({}% of quota)",
+        store["queue_records"],
+        store["file_bytes"],
+        store["quota_bytes"],
+        store["quota_used_percent"]
+    );
+    if let Some(sinks) = store["sinks"].as_object() {
+        for (name, s) in sinks {
+            println!(
+                "sink {name}: enabled {}, pending {}",
+                s["enabled"], s["pending"]
+            );
+        }
+    }
+    if let Some(cursors) = store["cursors"].as_object() {
+        for (name, c) in cursors {
+            println!("cursor {name}: {}", text(&c["position"]));
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT, naming it.

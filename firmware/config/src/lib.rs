@@ -16,6 +16,10 @@ use url::Url;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/boxidr/boxidr.toml";
 /// Where the appliance keeps its database.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/boxidr";
+/// The store's file name inside `data_dir`.
+pub const DATABASE_FILE: &str = "boxidr.redb";
+/// Created by systemd-timesyncd once the clock is synchronised.
+pub const TIMESYNC_FLAG: &str = "/run/systemd/timesync/synchronized";
 /// Box's own endpoints (`shared/box/CONTRACT.md` §1.1).
 pub const BOX_AUTHORIZE_URL: &str = "https://account.box.com/api/oauth2/authorize";
 pub const BOX_TOKEN_BASE: &str = "https://api.box.com";
@@ -40,6 +44,27 @@ pub struct Config {
     pub mapping: Mapping,
     pub setup: Setup,
     pub queue: Queue,
+    pub clock: Clock,
+}
+
+/// The Pi has no real-time clock: time windows and TLS wait until the system clock is
+/// synchronised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Clock {
+    /// Wait for synchronisation before collecting (off only for development machines).
+    pub wait_for_sync: bool,
+    /// File whose existence means "synchronised" (systemd-timesyncd creates it).
+    pub sync_flag: PathBuf,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            wait_for_sync: true,
+            sync_flag: PathBuf::from(TIMESYNC_FLAG),
+        }
+    }
 }
 
 /// Box endpoints; overridable so the simulator can stand in.
@@ -99,6 +124,10 @@ pub struct LogSearch {
     /// Overrides `https://<region>.webhook.logs.insight.rapid7.com` (simulator, proxies).
     #[serde(default)]
     pub base_url: Option<Url>,
+    /// Trust only this CA for Log Search instead of the OS store (a TLS-inspecting proxy, the
+    /// simulator).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl LogSearch {
@@ -169,6 +198,7 @@ impl Default for Config {
             mapping: Mapping::default(),
             setup: Setup::default(),
             queue: Queue::default(),
+            clock: Clock::default(),
         }
     }
 }
@@ -275,7 +305,7 @@ impl Config {
 
     /// The database file inside the data directory.
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("boxidr.redb")
+        self.data_dir.join(DATABASE_FILE)
     }
 
     /// Checks every limit; pure, so the setup page can validate an update before storing it.

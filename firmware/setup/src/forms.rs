@@ -426,6 +426,12 @@ pub(crate) fn apply(
                 Some(LogSearch {
                     region: region.to_owned(),
                     base_url,
+                    // Not on the form: a file-level setting (proxy or simulator CA), kept.
+                    ca_file: base
+                        .insightidr
+                        .log_search
+                        .as_ref()
+                        .and_then(|l| l.ca_file.clone()),
                 })
             } else {
                 None

@@ -1,0 +1,95 @@
+//! The local control socket: how `boxidr status` asks the running service (redb locks the
+//! database file to one process, so a second process cannot read it while the service runs).
+//!
+//! Protocol: the client writes one command line (`status`), the service answers one JSON
+//! document and closes. The socket lives in the data directory (mode 0700, service user), so
+//! only root and the service user can connect.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use crate::service::StatusCache;
+
+/// Longest command line accepted.
+const MAX_COMMAND: u64 = 256;
+/// A client that does not send its command in time is dropped.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The socket path in `data_dir`.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Binds the socket (replacing a stale one) and serves it on a task.
+pub fn listen(data_dir: &Path, status: Arc<StatusCache>) -> std::io::Result<JoinHandle<()>> {
+    let path = socket_path(data_dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(&path)?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let status = status.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, &status)).await;
+            });
+        }
+    }))
+}
+
+async fn answer(stream: UnixStream, status: &StatusCache) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_COMMAND))
+        .read_line(&mut line)
+        .await?;
+    let reply = match line.trim() {
+        "status" => status.get(),
+        other => {
+            json!({ "error": format!("unknown command {:?}; try \"status\"", other.chars().take(32).collect::<String>()) })
+        }
+    };
+    let mut text = serde_json::to_string(&reply).unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    write.write_all(text.as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// Asks the service at `data_dir`; `Ok(None)` when no service is listening.
+pub async fn ask_status(data_dir: &Path) -> std::io::Result<Option<Value>> {
+    let stream = match UnixStream::connect(socket_path(data_dir)).await {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"status\n").await?;
+    let mut text = String::new();
+    tokio::time::timeout(CLIENT_TIMEOUT, BufReader::new(read).read_line(&mut text))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the service")
+        })??;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

@@ -1,0 +1,459 @@
+//! `boxidr run` as a supervisor: the store, the setup page, the control socket, and the
+//! pipeline, rebuilt from scratch whenever the settings change or the admin connects Box.
+//!
+//! Restarting the whole pipeline on a change is deliberate: every task stops at a committed
+//! point (pages and acks are transactions), so a restart costs one re-read at most, and there is
+//! one way in and one way out to get right.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use boxidr_boxapi::collect::CollectConfig;
+use boxidr_boxapi::{AuthClient, EventsClient, Grant, Secret, TokenManager, UsersClient, http};
+use boxidr_config::Config;
+use boxidr_forward::{
+    CollectorSettings, ForwarderOptions, LogSearchSettings, LogToken, SinkState, SinkStatus,
+    TrustRoots,
+};
+use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, StatusSource, keys};
+use boxidr_store::{CursorKey, Store, StoreOptions};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::control;
+use crate::exit::ExitCode;
+use crate::pipeline::{self, Directory, Parts, Renderer, SinkPlan, Sinks, Watches};
+use crate::run::shutdown_signal;
+
+/// How often the status snapshot (page, control socket) is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// Wait before restarting a pipeline whose task failed.
+const RESTART_AFTER: Duration = Duration::from_secs(10);
+/// How often the users sync runs.
+const USERS_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// The latest status snapshot, shared with the setup page and the control socket.
+#[derive(Debug, Default)]
+pub struct StatusCache(RwLock<Value>);
+
+impl StatusCache {
+    fn set(&self, value: Value) {
+        if let Ok(mut current) = self.0.write() {
+            *current = value;
+        }
+    }
+
+    pub fn get(&self) -> Value {
+        self.0.read().map(|v| v.clone()).unwrap_or(Value::Null)
+    }
+}
+
+impl StatusSource for StatusCache {
+    fn snapshot(&self) -> Value {
+        self.get()
+    }
+}
+
+/// What the pipeline is doing, for the snapshot.
+#[derive(Debug, Clone)]
+enum Phase {
+    WaitingForTime,
+    NotConnected(String),
+    Running(Watches),
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
+    if let Err(e) = prepare_data_dir(&config.data_dir) {
+        error!(dir = %config.data_dir.display(), error = %e, "Cannot prepare the data directory.");
+        return ExitCode::Failure;
+    }
+    let mut options = StoreOptions::new(config.database_path());
+    options.quota_bytes = config.queue.quota_bytes;
+    let store = match Store::open(options).await {
+        Ok(store) => store,
+        Err(e) => {
+            error!(error = %e, "Cannot open the store.");
+            return ExitCode::Failure;
+        }
+    };
+    let started = Instant::now();
+    let status = Arc::new(StatusCache::default());
+    let (config_tx, mut config_rx) = watch::channel(Arc::new(config.clone()));
+    let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<BoxConnection>();
+
+    let mut setup_options = SetupOptions::new(
+        store.clone(),
+        tokio::runtime::Handle::current(),
+        config_path,
+        config_tx,
+        status.clone(),
+    );
+    setup_options.on_box_connected = Some(Arc::new(move |connection| {
+        let _ = connected_tx.send(connection);
+    }));
+    let setup = match SetupServer::start(setup_options).await {
+        Ok(server) => {
+            info!(url = %format!("https://{}/", server.local_addr()), fingerprint = %server.fingerprint(), "Setup page listening.");
+            if let Some(code) = server.startup_code() {
+                // The journal is where the admin of a headless box reads it (also `boxidr setup-code`).
+                info!(
+                    code = code.as_str(),
+                    "Setup code (one use; it claims this appliance)."
+                );
+            }
+            Some(server)
+        }
+        Err(e) => {
+            error!(error = %e, "The setup page cannot start; collection continues with the stored settings.");
+            None
+        }
+    };
+
+    let control = control::listen(&config.data_dir, status.clone());
+    if let Err(e) = &control {
+        warn!(error = %e, "No control socket; `boxidr status` cannot reach this service.");
+    }
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        warn!(error = %e, "Cannot notify systemd.");
+    }
+
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut pending: Option<BoxConnection> = None;
+    'supervise: loop {
+        let config = config_rx.borrow_and_update().clone();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let mut phase = if clock_synchronised(&config) {
+            match build_parts(&config, &store, pending.take()).await {
+                Ok(parts) => match pipeline::start(parts, &mut tasks, &stop_rx).await {
+                    Ok(watches) => Phase::Running(watches),
+                    Err(e) => Phase::NotConnected(format!("cannot start: {e:#}")),
+                },
+                Err(reason) => Phase::NotConnected(reason),
+            }
+        } else {
+            Phase::WaitingForTime
+        };
+        if let Phase::NotConnected(reason) = &phase {
+            warn!(%reason, "Not collecting.");
+        }
+        let mut tick = tokio::time::interval(STATUS_EVERY);
+        let restart = loop {
+            tokio::select! {
+                _ = &mut signal => break false,
+                changed = config_rx.changed() => {
+                    if changed.is_ok() {
+                        info!("Settings changed; restarting the pipeline.");
+                    }
+                    break true;
+                }
+                Some(connection) = connected_rx.recv() => {
+                    info!("Box connected from the setup page; restarting the pipeline.");
+                    pending = Some(connection);
+                    break true;
+                }
+                Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                    let why = match ended {
+                        Ok(Ok(())) => "a task ended".to_owned(),
+                        Ok(Err(e)) => format!("{e:#}"),
+                        Err(e) => format!("a task panicked: {e}"),
+                    };
+                    error!(%why, "Pipeline task stopped; restarting in {}s.", RESTART_AFTER.as_secs());
+                    phase = Phase::NotConnected(format!("restarting after: {why}"));
+                    publish(&status, &store, &phase, started).await;
+                    tokio::time::sleep(RESTART_AFTER).await;
+                    break true;
+                }
+                _ = tick.tick() => {
+                    if matches!(phase, Phase::WaitingForTime) && clock_synchronised(&config) {
+                        info!("Clock synchronised.");
+                        break true;
+                    }
+                    publish(&status, &store, &phase, started).await;
+                }
+            }
+        };
+        let _ = stop_tx.send(true);
+        while let Some(ended) = tasks.join_next().await {
+            if let Ok(Err(e)) = ended {
+                warn!(error = %format!("{e:#}"), "Pipeline task ended with an error during stop.");
+            }
+        }
+        if !restart {
+            break 'supervise;
+        }
+    }
+    info!("Stopping.");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(server) = setup {
+        let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+    }
+    if let Ok(control) = control {
+        control.abort();
+    }
+    if let Err(e) = store.close().await {
+        warn!(error = %e, "Store close failed; the next start recovers.");
+    }
+    ExitCode::Ok
+}
+
+fn prepare_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Whether time windows and TLS can be trusted (see `[clock]`).
+pub fn clock_synchronised(config: &Config) -> bool {
+    !config.clock.wait_for_sync || config.clock.sync_flag.exists()
+}
+
+/// The pipeline's parts from the settings file and the store, or why there are none.
+async fn build_parts(
+    config: &Config,
+    store: &Store,
+    connection: Option<BoxConnection>,
+) -> Result<Parts, String> {
+    let client_id = store
+        .get_setting(keys::BOX_CLIENT_ID.to_owned())
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or("Box is not connected: set the Box app on the setup page")?;
+    let client_secret = store
+        .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("Box is not connected: the Box app's client secret is not set")?;
+    let grant = store
+        .get_setting(keys::BOX_GRANT.to_owned())
+        .await
+        .map_err(|e| e.to_string())?
+        .as_ref()
+        .and_then(grant_from_json)
+        .ok_or("Box is not connected: connect to Box on the setup page")?;
+    let timeout = Duration::from_secs(config.box_api.request_timeout_secs);
+    let client = http::client(timeout).map_err(|e| e.to_string())?;
+    let auth = AuthClient::new(
+        client.clone(),
+        config.box_api.authorize_url.clone(),
+        &config.box_api.token_base,
+        client_id,
+        Secret::new(String::from_utf8_lossy(client_secret.expose()).into_owned()),
+    )
+    .map_err(|e| e.to_string())?;
+    let tokens = TokenManager::load(auth, grant, store.clone())
+        .await
+        .map_err(|e| format!("Box authorisation: {e}"))?;
+    if let Some(connection) = connection {
+        tokens
+            .install(connection.tokens)
+            .await
+            .map_err(|e| format!("Box authorisation: {e}"))?;
+    }
+    let settings =
+        boxidr_normalize::Settings::from_mapping(&config.mapping, env!("CARGO_PKG_VERSION"));
+    Ok(Parts {
+        store: store.clone(),
+        tokens: Arc::new(tokens),
+        events: EventsClient::new(
+            client.clone(),
+            &config.box_api.api_base,
+            config.box_api.max_body_bytes,
+        ),
+        users: UsersClient::new(
+            client,
+            &config.box_api.api_base,
+            config.box_api.max_body_bytes,
+        ),
+        collect: CollectConfig::from_events(&config.events),
+        render: Arc::new(Renderer {
+            settings,
+            directory: Arc::new(Directory::default()),
+        }),
+        sinks: sinks(config, store).await,
+        forwarder: ForwarderOptions::default(),
+        users_every: USERS_EVERY,
+    })
+}
+
+fn grant_from_json(value: &Value) -> Option<Grant> {
+    match value.get("type")?.as_str()? {
+        "authorization_code" => Some(Grant::AuthorizationCode),
+        "client_credentials" => Some(Grant::ClientCredentials {
+            enterprise_id: value.get("enterprise_id")?.as_str()?.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+async fn sinks(config: &Config, store: &Store) -> Sinks {
+    let collector = match &config.insightidr.collector {
+        None => SinkPlan::Off,
+        Some(c) => match CollectorSettings::from_config(c) {
+            Ok(settings) => SinkPlan::Run(settings),
+            Err(e) => SinkPlan::Broken(format!("Collector settings: {e}")),
+        },
+    };
+    let log_search = match &config.insightidr.log_search {
+        None => SinkPlan::Off,
+        Some(l) => match store.get_secret(keys::LOG_SEARCH_TOKEN.to_owned()).await {
+            Ok(Some(token)) => {
+                let token = LogToken::new(String::from_utf8_lossy(token.expose()).into_owned());
+                match LogSearchSettings::from_config(l, token) {
+                    Ok(mut settings) => match &l.ca_file {
+                        None => SinkPlan::Run(settings),
+                        Some(path) => match boxidr_forward::collector::read_ca_file(path) {
+                            Ok(pem) => {
+                                settings.roots = TrustRoots::CustomCa(pem);
+                                SinkPlan::Run(settings)
+                            }
+                            Err(e) => SinkPlan::Broken(format!("Log Search CA: {e}")),
+                        },
+                    },
+                    Err(e) => SinkPlan::Broken(format!("Log Search settings: {e}")),
+                }
+            }
+            Ok(None) => SinkPlan::Broken("the Log Search token is not set".to_owned()),
+            Err(e) => SinkPlan::Broken(format!("cannot read the Log Search token: {e}")),
+        },
+    };
+    Sinks {
+        collector,
+        log_search,
+    }
+}
+
+/// Refreshes the status snapshot.
+async fn publish(cache: &StatusCache, store: &Store, phase: &Phase, started: Instant) {
+    cache.set(snapshot(store, phase, started).await);
+}
+
+/// The status document: what `boxidr status --json` prints and the page shows.
+async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
+    let (state, reason) = match phase {
+        Phase::WaitingForTime => (
+            "waiting_for_time",
+            Some("waiting for the system clock to synchronise (systemd-timesyncd)".to_owned()),
+        ),
+        Phase::NotConnected(reason) => ("not_collecting", Some(reason.clone())),
+        Phase::Running(_) => ("running", None),
+    };
+    let mut doc = json!({
+        "service": "running",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": started.elapsed().as_secs(),
+        "state": state,
+        "reason": reason,
+    });
+    if let Phase::Running(w) = phase {
+        let stream = w.stream.borrow().clone();
+        let sweep = w.sweep.borrow().clone();
+        doc["box"] = json!({
+            "stream": {
+                "pages": stream.pages, "appended": stream.appended, "duplicates": stream.duplicates,
+                "rejected_entries": stream.rejected_entries,
+                "consecutive_failures": stream.consecutive_failures, "last_error": stream.last_error,
+                "queue_full": stream.queue_full, "halted": stream.halted,
+                "recoveries": stream.recoveries, "last_recovery": stream.last_recovery,
+            },
+            "sweep": {
+                "pages": sweep.pages, "appended": sweep.appended, "duplicates": sweep.duplicates,
+                "windows_finished": sweep.windows_finished, "covered_until": sweep.covered_until,
+                "target_until": sweep.target_until, "consecutive_failures": sweep.consecutive_failures,
+                "last_error": sweep.last_error, "queue_full": sweep.queue_full, "halted": sweep.halted,
+            },
+        });
+        doc["sinks"] = json!({
+            "collector": sink_json(&w.collector.borrow()),
+            "log_search": sink_json(&w.log_search.borrow()),
+        });
+    }
+    doc["store"] = store_json(store).await;
+    doc
+}
+
+fn sink_json(status: &SinkStatus) -> Value {
+    let (state, detail) = match &status.state {
+        SinkState::Idle => ("idle", None),
+        SinkState::Delivering => ("delivering", None),
+        SinkState::Retrying { error, attempt, .. } => {
+            ("retrying", Some(format!("attempt {attempt}: {error}")))
+        }
+        SinkState::ConfigError { reason } => ("config_error", Some(reason.clone())),
+        SinkState::Disabled => ("disabled", None),
+        SinkState::Stopped => ("stopped", None),
+    };
+    json!({
+        "state": state, "detail": detail, "delivered": status.delivered, "skipped": status.skipped,
+        "rejected": status.rejected, "cursor": status.cursor, "last_error": status.last_error,
+        "last_delivered_at": status.last_delivered_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+    })
+}
+
+/// Queue, quota and cursors as the store holds them (also used with the service stopped).
+pub async fn store_json(store: &Store) -> Value {
+    let stats = match store.stats().await {
+        Ok(stats) => stats,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut cursors = serde_json::Map::new();
+    let keys = [
+        CursorKey::Stream(boxidr_model::StreamType::AdminLogsStreaming),
+        CursorKey::Sweep(boxidr_boxapi::sweep::SWEEP_NAME.to_owned()),
+    ];
+    for key in keys {
+        if let Ok(Some(c)) = store.cursor(key.clone()).await {
+            cursors.insert(
+                key.to_key(),
+                json!({
+                    "position": c.position.as_ref().map(|p| p.as_str().to_owned()),
+                    "updated_at_ms": c.updated_at_ms,
+                    "last_created_at": c.last_created_at,
+                    "window": c.window.as_ref().map(|w| json!({"after": w.after, "before": w.before})),
+                }),
+            );
+        }
+    }
+    let mut sinks = serde_json::Map::new();
+    for s in &stats.pending_per_sink {
+        sinks.insert(
+            s.sink.as_str().to_owned(),
+            json!({"enabled": s.enabled, "cursor": s.cursor, "pending": s.pending}),
+        );
+    }
+    let mut counters = serde_json::Map::new();
+    let names = [
+        ("events_appended", boxidr_store::schema::COUNTER_APPENDED),
+        ("events_duplicate", boxidr_store::schema::COUNTER_DUPLICATES),
+    ];
+    for (label, name) in names {
+        if let Ok(n) = store.counter(name.to_owned()).await {
+            counters.insert(label.to_owned(), json!(n));
+        }
+    }
+    let quota_percent = if stats.quota_bytes == 0 {
+        0.0
+    } else {
+        (stats.file_bytes as f64) * 100.0 / (stats.quota_bytes as f64)
+    };
+    json!({
+        "queue_records": stats.queue_records,
+        "file_bytes": stats.file_bytes,
+        "quota_bytes": stats.quota_bytes,
+        "quota_used_percent": (quota_percent * 10.0).round() / 10.0,
+        "oldest_pending_age_secs": stats.oldest_pending_collected_at_ms.map(|t| now_ms.saturating_sub(t) / 1000),
+        "sinks": sinks,
+        "cursors": cursors,
+        "counters": counters,
+        "reopens": stats.reopens,
+        "repaired": stats.repaired,
+    })
+}
