@@ -364,8 +364,8 @@ impl ProblemCode {
     pub const fn meaning(self) -> &'static str {
         match self {
             Self::StorageFault => "the queue on the SD card / SSD cannot be written",
-            Self::QueueFull => "the queue is full: new Box events wait at Box",
-            Self::SetupNeeded => "setup is not complete (Box or InsightIDR not set up)",
+            Self::QueueFull => "the queue is full, new Box events wait at Box",
+            Self::SetupNeeded => "setup is not complete",
             Self::BoxReauthorisationNeeded => "Box authorisation revoked or expired",
             Self::ClockNotSynchronised => "the clock has not synchronised for 5 minutes",
             Self::BoxHalted => "the Box poller stopped and will not resume by itself",

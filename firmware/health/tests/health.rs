@@ -226,7 +226,7 @@ fn summaries_and_fixes() {
     assert_eq!(h.components.box_.level, Level::NotConfigured);
     assert_eq!(
         h.problems[0].message,
-        "setup is not complete (Box or InsightIDR not set up): Box and InsightIDR not set up"
+        "setup is not complete: Box and InsightIDR not set up"
     );
 }
 
