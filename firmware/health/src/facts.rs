@@ -1,5 +1,5 @@
 //! What each component reports: plain data, filled in by the firmware from the I/O crates'
-//! status channels and handed to [`assess`](crate::assess).
+//! status channels and handed to [`assess`](crate::assess()).
 //!
 //! These types are defined here, not in the I/O crates, so this crate stays pure (see
 //! `tools/check-deps.sh`). Times are milliseconds since the Unix epoch on the wall clock, which

@@ -3,11 +3,11 @@
 //! The firmware gathers a [`Facts`] snapshot from every component's status channel (Box poller
 //! and auth, both sinks and the verifier, the store, the clock, the board) and calls:
 //!
-//! - [`assess`] → [`Health`]: an [`Overall`] verdict, a [`ComponentHealth`] per component, the
+//! - [`assess()`] → [`Health`]: an [`Overall`] verdict, a [`ComponentHealth`] per component, the
 //!   [`Problem`]s sorted by priority, and [`Derived`] numbers (lag, queue use, oldest undelivered);
 //! - [`led_frame`] → the [`LedFrame`](boxidr_model::LedFrame) the board plays, and
 //!   [`summary_frame`] for the status summary after a short button press;
-//! - [`metrics`] → `/metrics` text.
+//! - [`metrics()`] → `/metrics` text.
 //!
 //! No I/O, no clock reads: the time is a field of [`Facts`]. Everything is serde-serialisable
 //! for the status page and `boxidr status --json`; no secret ever enters [`Facts`].
