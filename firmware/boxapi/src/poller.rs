@@ -167,6 +167,8 @@ pub struct PollStatus {
     pub last_error: Option<String>,
     pub queue_full: bool,
     pub halted: Option<String>,
+    /// When a page was last read and committed (ms since the epoch).
+    pub last_success_ms: Option<u64>,
     /// Lost or rejected stream positions recovered through a catch-up.
     pub recoveries: u64,
     pub last_recovery: Option<String>,
@@ -321,6 +323,7 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
             s.pages += 1;
             s.consecutive_failures = 0;
             s.last_error = None;
+            s.last_success_ms = Some(now_ms());
         });
         return;
     }
@@ -356,6 +359,7 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
                 s.consecutive_failures = 0;
                 s.last_error = None;
                 s.queue_full = false;
+                s.last_success_ms = Some(now_ms());
             });
         }
         Err(e) if e.is_queue_full() => {

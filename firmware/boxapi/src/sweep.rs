@@ -325,6 +325,8 @@ pub struct SweepStatus {
     pub duplicates: u64,
     pub rejected_entries: u64,
     pub windows_finished: u64,
+    /// When a page was last read and committed (ms since the epoch).
+    pub last_success_ms: Option<u64>,
     /// Everything created before this has been read (UTC text).
     pub covered_until: Option<String>,
     /// Bounded mode: the target, while a backfill or catch-up is running.
@@ -409,6 +411,7 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                                     s.consecutive_failures = 0;
                                     s.last_error = None;
                                     s.queue_full = false;
+                                    s.last_success_ms = Some(crate::poller::now_ms());
                                 });
                             }
                             Err(e) if e.is_queue_full() => {

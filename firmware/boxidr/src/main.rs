@@ -6,6 +6,7 @@ mod control;
 #[cfg(feature = "demo")]
 mod demo;
 mod exit;
+mod facts;
 mod pipeline;
 mod run;
 mod service;

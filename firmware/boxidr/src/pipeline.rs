@@ -82,6 +82,7 @@ impl Render for Renderer {
 /// Where each part reports; the health model and the status output read these.
 #[derive(Debug, Clone)]
 pub struct Watches {
+    pub tokens: Arc<TokenManager>,
     pub stream: watch::Receiver<PollStatus>,
     pub sweep: watch::Receiver<SweepStatus>,
     pub collector: watch::Receiver<SinkStatus>,
@@ -229,6 +230,7 @@ pub async fn start(
         SinkPlan::Off => watch::channel(SinkStatus::disabled(SinkId::LogSearch)).1,
     };
     Ok(Watches {
+        tokens,
         stream,
         sweep,
         collector,

@@ -112,6 +112,13 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
         }
     };
 
+    let (button_tx, mut button_rx) = mpsc::unbounded_channel();
+    let board = start_board(&config, button_tx);
+    let gpio_error = board.as_ref().map_or_else(
+        |e| Some(e.clone()),
+        |b| b.problem.as_ref().map(ToString::to_string),
+    );
+
     let control = control::listen(&config.data_dir, status.clone());
     if let Err(e) = &control {
         warn!(error = %e, "No control socket; `boxidr status` cannot reach this service.");
@@ -123,11 +130,18 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let mut pending: Option<BoxConnection> = None;
+    let mut clock_wait: Option<Instant> = None;
     'supervise: loop {
         let config = config_rx.borrow_and_update().clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-        let mut phase = if clock_synchronised(&config) {
+        let synchronised = clock_synchronised(&config);
+        if synchronised {
+            clock_wait = None;
+        } else {
+            clock_wait.get_or_insert_with(Instant::now);
+        }
+        let mut phase = if synchronised {
             match build_parts(&config, &store, pending.take()).await {
                 Ok(parts) => match pipeline::start(parts, &mut tasks, &stop_rx).await {
                     Ok(watches) => Phase::Running(watches),
@@ -164,7 +178,7 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
                     };
                     error!(%why, "Pipeline task stopped; restarting in {}s.", RESTART_AFTER.as_secs());
                     phase = Phase::NotConnected(format!("restarting after: {why}"));
-                    publish(&status, &store, &phase, started).await;
+                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error), board.as_ref().ok()).await;
                     tokio::time::sleep(RESTART_AFTER).await;
                     break true;
                 }
@@ -173,7 +187,12 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
                         info!("Clock synchronised.");
                         break true;
                     }
-                    publish(&status, &store, &phase, started).await;
+                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error), board.as_ref().ok()).await;
+                }
+                Some(event) = button_rx.recv() => {
+                    if on_button(event, setup.as_ref()).await {
+                        break true;
+                    }
                 }
             }
         };
@@ -194,6 +213,10 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
     }
     if let Ok(control) = control {
         control.abort();
+    }
+    if let Ok(board) = board {
+        // The LEDs show the documented "stopped" look.
+        let _ = tokio::task::spawn_blocking(move || board.handle.stop()).await;
     }
     if let Err(e) = store.close().await {
         warn!(error = %e, "Store close failed; the next start recovers.");
@@ -328,9 +351,118 @@ async fn sinks(config: &Config, store: &Store) -> Sinks {
     }
 }
 
-/// Refreshes the status snapshot.
-async fn publish(cache: &StatusCache, store: &Store, phase: &Phase, started: Instant) {
-    cache.set(snapshot(store, phase, started).await);
+/// The supervisor's view for the facts.
+#[derive(Debug, Clone, Copy)]
+struct View<'a> {
+    started: Instant,
+    clock_wait: Option<Instant>,
+    gpio_error: &'a Option<String>,
+}
+
+fn view(started: Instant, clock_wait: Option<Instant>, gpio_error: &Option<String>) -> View<'_> {
+    View {
+        started,
+        clock_wait,
+        gpio_error,
+    }
+}
+
+/// Refreshes the status snapshot and the LEDs (the LED thread turns SYSTEM steady if this
+/// stops being called: a hung firmware shows).
+async fn publish(
+    cache: &StatusCache,
+    store: &Store,
+    phase: &Phase,
+    view: &View<'_>,
+    board: Option<&boxidr_board::StartedBoard>,
+) {
+    let context = crate::facts::Context {
+        uptime_secs: view.started.elapsed().as_secs(),
+        setup_complete: matches!(
+            store.get_secret(keys::PASSWORD_HASH.to_owned()).await,
+            Ok(Some(_))
+        ),
+        not_collecting: match phase {
+            Phase::NotConnected(reason) => Some(reason.clone()),
+            _ => None,
+        },
+        clock: boxidr_health::ClockFacts {
+            synchronised: view.clock_wait.is_none(),
+            waiting_secs: view.clock_wait.map_or(0, |t| t.elapsed().as_secs()),
+        },
+        gpio_error: view.gpio_error.clone(),
+    };
+    let watches = match phase {
+        Phase::Running(w) => Some(w),
+        _ => None,
+    };
+    let facts = crate::facts::gather(store, watches, context).await;
+    let health = boxidr_health::assess(&facts);
+    let frame = boxidr_health::led_frame(&health);
+    let mut doc = snapshot(store, phase, view.started).await;
+    if let Some(board) = board {
+        board.handle.show(frame);
+        board
+            .handle
+            .set_summary(boxidr_health::summary_frame(&health));
+        doc["leds"] = json!({ "frame": frame, "render": board.handle.status().render() });
+    }
+    doc["health"] = serde_json::to_value(&health).unwrap_or(Value::Null);
+    doc["metrics"] = Value::String(boxidr_health::metrics(&facts, &health));
+    cache.set(doc);
+}
+
+/// Opens the LEDs and the reset button (falling back to the simulated board with the reason).
+fn start_board(
+    config: &Config,
+    events: mpsc::UnboundedSender<boxidr_board::ButtonEvent>,
+) -> Result<boxidr_board::StartedBoard, String> {
+    let backend = config
+        .board
+        .backend
+        .parse()
+        .map_err(|e: String| format!("board.backend: {e}"))?;
+    let board_config = boxidr_board::BoardConfig {
+        backend,
+        ..boxidr_board::BoardConfig::default()
+    };
+    let started = boxidr_board::start(
+        &board_config,
+        Box::new(move |event| {
+            let _ = events.send(event);
+        }),
+    )
+    .map_err(|e| format!("cannot start the LED thread: {e}"))?;
+    if let Some(problem) = &started.problem {
+        warn!(%problem, "No physical LEDs; the status page shows them.");
+    }
+    Ok(started)
+}
+
+/// Handles a reset-button event; `true` when the pipeline must be rebuilt (factory reset).
+async fn on_button(event: boxidr_board::ButtonEvent, setup: Option<&SetupServer>) -> bool {
+    match event {
+        boxidr_board::ButtonEvent::FactoryResetRequested => {
+            let Some(setup) = setup else {
+                error!("Factory reset requested, but the setup page is not running.");
+                return false;
+            };
+            match setup.factory_reset().await {
+                Ok(report) => {
+                    warn!(?report, "Factory reset by the reset button.");
+                    true
+                }
+                Err(e) => {
+                    error!(error = %e, "Factory reset failed.");
+                    false
+                }
+            }
+        }
+        other => {
+            info!(?other, "Reset button.");
+            false
+        }
+    }
 }
 
 /// The status document: what `boxidr status --json` prints and the page shows.

@@ -87,6 +87,9 @@ listen = "127.0.0.1:0"
 
 [clock]
 wait_for_sync = false
+
+[board]
+backend = "simulated"
 "#,
                 data = data.display(),
                 authorize = box_sim.authorize_url(),

@@ -45,7 +45,28 @@ pub struct Config {
     pub setup: Setup,
     pub queue: Queue,
     pub clock: Clock,
+    pub board: Board,
 }
+
+/// The status LEDs and reset button.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Board {
+    /// `auto` (rppal where `/dev/gpiomem` exists, else the GPIO character device), `rppal`,
+    /// `cdev`, or `simulated` (no hardware).
+    pub backend: String,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Self {
+            backend: "auto".to_owned(),
+        }
+    }
+}
+
+/// The accepted `board.backend` values.
+pub const BOARD_BACKENDS: &[&str] = &["auto", "rppal", "cdev", "simulated"];
 
 /// The Pi has no real-time clock: time windows and TLS wait until the system clock is
 /// synchronised.
@@ -199,6 +220,7 @@ impl Default for Config {
             setup: Setup::default(),
             queue: Queue::default(),
             clock: Clock::default(),
+            board: Board::default(),
         }
     }
 }
@@ -264,6 +286,8 @@ pub enum ConfigError {
     Parse(String),
     #[error("events.page_limit must be between 1 and {MAX_PAGE_LIMIT}, got {0}")]
     PageLimit(u32),
+    #[error("board.backend must be one of auto, rppal, cdev, simulated; got {0:?}")]
+    BoardBackend(String),
     #[error("events.backfill_days must be at most {max} for stream type {stream}, got {got}")]
     Backfill {
         stream: StreamType,
@@ -370,6 +394,9 @@ impl Config {
         let target = &self.mapping.authentication_target;
         if target.is_empty() || target.len() > 64 || target.chars().any(char::is_control) {
             return Err(ConfigError::Target);
+        }
+        if !BOARD_BACKENDS.contains(&self.board.backend.as_str()) {
+            return Err(ConfigError::BoardBackend(self.board.backend.clone()));
         }
         if self.queue.quota_bytes < 16 * 1024 * 1024 {
             return Err(ConfigError::Quota(self.queue.quota_bytes));

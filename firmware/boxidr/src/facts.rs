@@ -1,0 +1,189 @@
+//! Gathers the health facts from the running parts (the I/O side of `boxidr-health`, which is
+//! pure): reader and sink statuses, the store, the clock, the board.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use boxidr_forward::SinkStatus;
+use boxidr_health::{
+    AuthState, BoardFacts, BoxFacts, ClockFacts, Facts, SinkFacts, SinkState, StoreFacts,
+};
+use boxidr_store::{CursorKey, SinkId, Stats, Store};
+
+use crate::pipeline::Watches;
+
+/// What the supervisor knows beyond the watches.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub uptime_secs: u64,
+    pub setup_complete: bool,
+    /// Why Box is not being read (not connected, cannot start), when it is not.
+    pub not_collecting: Option<String>,
+    pub clock: ClockFacts,
+    pub gpio_error: Option<String>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The facts for [`boxidr_health::assess`].
+pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) -> Facts {
+    let stats = store.stats().await;
+    let store_facts = match &stats {
+        Ok(s) => StoreFacts {
+            queue_records: s.queue_records,
+            file_bytes: s.file_bytes,
+            quota_bytes: s.quota_bytes,
+            reopens: s.reopens,
+            error: None,
+            repaired: s.repaired,
+        },
+        Err(e) => StoreFacts {
+            error: Some(e.to_string()),
+            ..StoreFacts::default()
+        },
+    };
+    let newest = match store
+        .cursor(CursorKey::Stream(
+            boxidr_model::StreamType::AdminLogsStreaming,
+        ))
+        .await
+    {
+        Ok(Some(c)) => c
+            .last_created_at
+            .as_deref()
+            .and_then(boxidr_boxapi::sweep::parse_utc)
+            .map(ms_of),
+        _ => None,
+    };
+    let box_ = match watches {
+        Some(w) => box_facts(w, newest).await,
+        None => BoxFacts {
+            configured: context
+                .not_collecting
+                .as_deref()
+                .is_some_and(|r| !r.starts_with("Box is not connected")),
+            auth: match &context.not_collecting {
+                Some(reason) if reason.starts_with("Box authorisation") => {
+                    AuthState::ReauthorisationNeeded {
+                        reason: reason.clone(),
+                    }
+                }
+                _ => AuthState::NotConnected,
+            },
+            last_error: context.not_collecting.clone(),
+            newest_event_created_ms: newest,
+            ..BoxFacts::default()
+        },
+    };
+    let (collector, log_search) = match watches {
+        Some(w) => (
+            sink_facts(
+                &w.collector.borrow(),
+                stats.as_ref().ok(),
+                SinkId::Collector,
+            ),
+            sink_facts(
+                &w.log_search.borrow(),
+                stats.as_ref().ok(),
+                SinkId::LogSearch,
+            ),
+        ),
+        None => (SinkFacts::default(), SinkFacts::default()),
+    };
+    Facts {
+        now_ms: now_ms(),
+        uptime_secs: context.uptime_secs,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        setup_complete: context.setup_complete,
+        box_,
+        collector,
+        log_search,
+        store: store_facts,
+        clock: context.clock,
+        board: BoardFacts {
+            gpio_error: context.gpio_error,
+        },
+    }
+}
+
+async fn box_facts(w: &Watches, newest: Option<u64>) -> BoxFacts {
+    let stream = w.stream.borrow().clone();
+    let sweep = w.sweep.borrow().clone();
+    let halted = stream.halted.clone().or(sweep.halted.clone());
+    let auth = if w.tokens.needs_reauthorisation().await {
+        AuthState::ReauthorisationNeeded {
+            reason: halted
+                .clone()
+                .unwrap_or_else(|| "Box refused the stored grant".to_owned()),
+        }
+    } else {
+        AuthState::Ok
+    };
+    BoxFacts {
+        configured: true,
+        auth,
+        last_success_ms: stream.last_success_ms.max(sweep.last_success_ms),
+        consecutive_failures: stream.consecutive_failures.max(sweep.consecutive_failures),
+        last_error: stream.last_error.clone().or(sweep.last_error.clone()),
+        throttled_until_ms: None,
+        halted,
+        queue_full: stream.queue_full || sweep.queue_full,
+        stream_recoveries: stream.recoveries,
+        last_recovery: stream.last_recovery.clone(),
+        sweep_covered_until_ms: parse_ms(sweep.covered_until.as_deref()),
+        sweep_target_until_ms: parse_ms(sweep.target_until.as_deref()),
+        newest_event_created_ms: newest,
+        events_collected: stream.appended + sweep.appended,
+        duplicates_dropped: stream.duplicates + sweep.duplicates,
+        flagged_events: stream.rejected_entries + sweep.rejected_entries,
+    }
+}
+
+fn sink_facts(status: &SinkStatus, stats: Option<&Stats>, sink: SinkId) -> SinkFacts {
+    use boxidr_forward::SinkState as S;
+    let state = match &status.state {
+        S::Idle => SinkState::Idle,
+        S::Delivering => SinkState::Delivering,
+        S::Retrying { error, attempt, .. } => SinkState::Retrying {
+            error: error.clone(),
+            attempt: *attempt,
+            since_ms: None,
+        },
+        S::ConfigError { reason } => SinkState::ConfigError {
+            reason: reason.clone(),
+        },
+        S::Disabled => SinkState::Disabled,
+        S::Stopped => SinkState::Stopped,
+    };
+    let pending = stats
+        .and_then(|s| s.pending_per_sink.iter().find(|p| p.sink == sink))
+        .map_or(0, |p| p.pending);
+    SinkFacts {
+        configured: !matches!(status.state, S::Disabled),
+        state,
+        delivered: status.delivered,
+        rejected: status.rejected,
+        last_delivered_ms: status
+            .last_delivered_at
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        pending,
+        oldest_pending_collected_ms: if pending > 0 {
+            stats.and_then(|s| s.oldest_pending_collected_at_ms)
+        } else {
+            None
+        },
+        verifier: boxidr_health::VerifierState::default(),
+    }
+}
+
+fn parse_ms(text: Option<&str>) -> Option<u64> {
+    text.and_then(boxidr_boxapi::sweep::parse_utc).map(ms_of)
+}
+
+fn ms_of(t: time::OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
