@@ -28,9 +28,26 @@ pub enum Command {
     /// Show cursors, queue, quota, counters and health: asks the running service, or reads the
     /// store directly when the service is stopped.
     Status(StatusArgs),
+    /// Drive the status LEDs (`--test`: cycle every LED for assembly checks).
+    Leds(LedsArgs),
     /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+}
+
+/// Options of `boxidr leds`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LedsArgs {
+    /// Cycle every LED and pattern once (the assembly check).
+    #[arg(long)]
+    pub test: bool,
+    /// GPIO backend: auto, rppal, cdev or simulated (default: `board.backend` from the
+    /// configuration file).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// With the simulated board, do not wait in real time (for CI).
+    #[arg(long)]
+    pub fast: bool,
 }
 
 /// Options of `boxidr status`.

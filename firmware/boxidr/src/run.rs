@@ -60,6 +60,51 @@ pub async fn run(config_path: &Path) -> ExitCode {
     crate::service::serve(config_path, config).await
 }
 
+/// `boxidr leds --test`: the lamp test on the configured (or given) backend.
+pub fn leds(config_path: &Path, args: &crate::cli::LedsArgs) -> ExitCode {
+    if !args.test {
+        eprintln!("boxidr leds: nothing to do; use --test to cycle every LED");
+        return ExitCode::Usage;
+    }
+    let backend = match &args.backend {
+        Some(name) => name.clone(),
+        None => match load_config(config_path) {
+            Ok(config) => config.board.backend,
+            Err(e) => {
+                eprintln!("boxidr leds: {e}");
+                return ExitCode::Config;
+            }
+        },
+    };
+    let backend = match backend.parse() {
+        Ok(backend) => backend,
+        Err(e) => {
+            eprintln!("boxidr leds: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    let config = boxidr_board::BoardConfig {
+        backend,
+        ..boxidr_board::BoardConfig::default()
+    };
+    match boxidr_board::leds_test(&config, !args.fast, &mut |line| println!("{line}")) {
+        Ok(report) => {
+            let board = report
+                .board
+                .map_or_else(|| "unknown board".to_owned(), |b| format!("{b:?}"));
+            println!(
+                "lamp test done: {} steps on the {:?} backend ({board})",
+                report.steps, report.kind
+            );
+            ExitCode::Ok
+        }
+        Err(e) => {
+            eprintln!("boxidr leds: {e}");
+            ExitCode::Failure
+        }
+    }
+}
+
 /// `boxidr status`: from the running service over the control socket, else from the store.
 pub async fn status(config_path: &Path, args: crate::cli::StatusArgs) -> ExitCode {
     let data_dir = match args.data_dir {

@@ -21,7 +21,7 @@ fn help_lists_subcommands() {
     let out = boxidr().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for word in ["run", "demo"] {
+    for word in ["run", "status", "leds", "demo"] {
         assert!(
             text.lines().any(|l| l.trim_start().starts_with(word)),
             "{word} missing:\n{text}"
@@ -96,4 +96,37 @@ fn demo_auto_json_summary() {
     assert!(uef > 0 && uef < generated, "{summary}");
     // Duplicates only come from re-delivery after a failure; this run has none.
     assert_eq!(summary["duplicates"].as_u64(), Some(0), "{summary}");
+}
+
+/// `leds --test` cycles every LED on the simulated board (what CI can check without GPIO) and
+/// prints one line per step for the person at the box.
+#[test]
+fn leds_test_on_the_simulated_board() {
+    let out = boxidr()
+        .args(["leds", "--test", "--backend", "simulated", "--fast"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("[1/")), "{stdout}");
+    assert!(stdout.contains("lamp test done"), "{stdout}");
+}
+
+/// `status` on a data directory without a store and without a service says so and fails.
+#[test]
+fn status_without_store_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = boxidr()
+        .arg("status")
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("no service is running"), "{stderr}");
 }
