@@ -51,6 +51,9 @@ pub struct StoreCore {
     /// `None` after a storage error until the reopen succeeds, and after [`StoreCore::close`].
     db: Option<Database>,
     closed: bool,
+    /// Queue length when a full file was last compacted: compacting again only helps once the
+    /// sinks have deleted records since (see [`StoreCore::commit_page`]).
+    compacted_at_records: Option<u64>,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -95,6 +98,7 @@ impl StoreCore {
             env,
             db: Some(db),
             closed: false,
+            compacted_at_records: None,
         })
     }
 
@@ -121,6 +125,25 @@ impl StoreCore {
                 detail: "a stream cursor has no sweep window".to_owned(),
             });
         }
+        match self.commit_page_once(&page) {
+            // The sinks deleted records since the file last filled up: the free pages inside the
+            // file are reusable only after compaction (redb does not shrink the file by itself),
+            // so compact once and try again. Without deletions since, compaction cannot help.
+            Err(StoreError::QueueFull { queue_records, .. })
+                if self
+                    .compacted_at_records
+                    .is_none_or(|at| queue_records < at) =>
+            {
+                self.compacted_at_records = Some(queue_records);
+                self.compact()?;
+                self.commit_page_once(&page)
+            }
+            other => other,
+        }
+    }
+
+    fn commit_page_once(&mut self, page: &PageCommit) -> Result<PageOutcome, StoreError> {
+        let op = Op::CommitPage;
         self.run(|env, db| {
             let file_bytes = env.file_bytes(op)?;
             if file_bytes >= env.options.quota_bytes {
@@ -137,7 +160,7 @@ impl StoreCore {
                 });
             }
             let txn = env.begin_write(db, op)?;
-            let outcome = commit_page_in(&txn, &page, op)?;
+            let outcome = commit_page_in(&txn, page, op)?;
             txn.commit().op(op)?;
             Ok(outcome)
         })
