@@ -110,6 +110,46 @@ impl EventsClient {
     }
 }
 
+/// Key added to an entry kept without a usable `event_id`: why it was flagged.
+pub const FLAG_KEY: &str = "boxidr_flagged";
+/// Prefix of the id given to such an entry (derived from its content, so a re-read page
+/// deduplicates like any other).
+pub const FLAGGED_ID_PREFIX: &str = "boxidr-noid-";
+
+/// Turns entries that are not usable events into flagged events, so they are queued and sent
+/// as raw records instead of being dropped (ARCHITECTURE invariant 6): the entry is kept whole
+/// (a non-object under `entry`), marked with [`FLAG_KEY`] and the reason, and given a
+/// content-derived id.
+pub fn flag_rejected(rejected: &[(Value, EventError)]) -> Vec<BoxEvent> {
+    rejected
+        .iter()
+        .filter_map(|(entry, reason)| {
+            let digest = ring::digest::digest(&ring::digest::SHA256, entry.to_string().as_bytes());
+            let id: String = digest.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut object = match entry {
+                Value::Object(map) => map.clone(),
+                other => {
+                    let mut map = serde_json::Map::new();
+                    map.insert("entry".to_owned(), other.clone());
+                    map
+                }
+            };
+            if let Some(original) = object.remove("event_id") {
+                object.insert("box_event_id".to_owned(), original);
+            }
+            object.insert(FLAG_KEY.to_owned(), Value::String(reason.to_string()));
+            object.insert(
+                "event_id".to_owned(),
+                Value::String(format!("{FLAGGED_ID_PREFIX}{id}")),
+            );
+            BoxEvent::from_value(Value::Object(object)).ok()
+        })
+        .collect()
+}
+
 /// Parses a page body; pure so the sample pages can be tested directly.
 pub fn parse_page(body: &[u8]) -> Result<EventsPage, ApiError> {
     let page: PageBody = serde_json::from_slice(body).map_err(|e| ApiError::BadBody {
@@ -201,6 +241,15 @@ mod tests {
         .unwrap();
         assert_eq!(page.events.len(), 1);
         assert_eq!(page.rejected.len(), 2);
+        // Kept, flagged, with a stable content-derived id.
+        let flagged = flag_rejected(&page.rejected);
+        assert_eq!(flagged.len(), 2);
+        for event in &flagged {
+            assert!(event.id().as_str().starts_with(FLAGGED_ID_PREFIX));
+            assert!(event.raw().contains_key(FLAG_KEY));
+        }
+        assert_eq!(flag_rejected(&page.rejected)[0].id(), flagged[0].id());
+        assert_ne!(flagged[0].id(), flagged[1].id());
         assert!(matches!(
             parse_page(b"{\"entries\":[").unwrap_err(),
             ApiError::BadBody { .. }

@@ -298,6 +298,16 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     }
 }
 
+/// The page's events followed by its unusable entries, kept as flagged events (counted in
+/// `rejected_entries`, sent as raw records, never silently dropped).
+pub(crate) fn with_flagged(
+    mut events: Vec<boxidr_model::BoxEvent>,
+    rejected: &[(serde_json::Value, boxidr_model::EventError)],
+) -> Vec<boxidr_model::BoxEvent> {
+    events.extend(crate::events::flag_rejected(rejected));
+    events
+}
+
 /// One page with a current access token; a 401 marks the token as rejected.
 pub(crate) async fn fetch(
     events: &EventsClient,
@@ -342,7 +352,7 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
         .map(crate::sweep::format_utc);
     let commit = PageCommit {
         cursor: key.clone(),
-        events: page.events,
+        events: with_flagged(page.events, &page.rejected),
         next_position: next.clone(),
         last_created_at,
         window: None,

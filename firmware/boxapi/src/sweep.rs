@@ -394,7 +394,7 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                         let rejected = u64::try_from(page.rejected.len()).unwrap_or(u64::MAX);
                         let commit = PageCommit {
                             cursor: key.clone(),
-                            events: page.events,
+                            events: crate::poller::with_flagged(page.events, &page.rejected),
                             next_position: next.clone(),
                             last_created_at: newest.map(format_utc),
                             window: Some(window),

@@ -430,3 +430,55 @@ async fn sweep_cost_in_api_calls() {
     assert!(streaming > 0 && history > 0);
     assert_eq!(id_counts(&queued(&store).await).len(), 50);
 }
+
+/// An entry Box sends without a usable `event_id` is neither dropped nor retried forever: it is
+/// queued as a flagged event (content-derived id), counted, and the page's real events still
+/// land.
+#[tokio::test(flavor = "multi_thread")]
+async fn entries_without_an_id_are_kept_flagged() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let sim = &rig.sim;
+    let during = async move || {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = OffsetDateTime::now_utc();
+        let mut no_id = late_event("ignored", now);
+        no_id.as_object_mut().unwrap().remove("event_id");
+        sim.add_events(vec![no_id, late_event("fine-1", now)]);
+    };
+    let (stream, _) = collect_until(
+        &rig,
+        &store,
+        config(
+            Mode::Streaming {
+                completeness: false,
+            },
+            0,
+        ),
+        || vec!["fine-1".to_owned()],
+        during,
+    )
+    .await;
+    let records = queued(&store).await;
+    let flagged: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r.event_id
+                .as_str()
+                .starts_with(boxidr_boxapi::events::FLAGGED_ID_PREFIX)
+        })
+        .collect();
+    assert_eq!(flagged.len(), 1, "{records:?}");
+    assert!(
+        flagged[0]
+            .event_json
+            .contains(boxidr_boxapi::events::FLAG_KEY)
+    );
+    assert_eq!(stream.rejected_entries, 1);
+}
