@@ -199,6 +199,11 @@ pub async fn start(
         ));
     }
 
+    {
+        let (store, stop) = (store.clone(), shutdown.clone());
+        tasks.spawn(expire_seen(store, stop));
+    }
+
     let render: Arc<dyn Render> = render;
     let collector = match sinks.collector {
         SinkPlan::Run(settings) => {
@@ -241,6 +246,29 @@ pub async fn start(
 fn broken(sink: SinkId, reason: String) -> watch::Receiver<SinkStatus> {
     tracing::error!(%sink, %reason, "Sink not started; its records stay queued.");
     watch::channel(SinkStatus::new(sink, SinkState::ConfigError { reason })).1
+}
+
+/// How often event ids older than the store's seen TTL (beyond Box's duplicate window) are
+/// forgotten, so the dedupe table stays bounded.
+const EXPIRE_SEEN_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets old seen event ids now and then every [`EXPIRE_SEEN_EVERY`]. A failure is logged
+/// and retried next time (the table only grows meanwhile).
+async fn expire_seen(store: Store, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    loop {
+        let now_ms = crate::facts::now_ms();
+        match store.expire_seen(now_ms).await {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "Forgot event ids older than the dedupe window.")
+            }
+            Err(e) => tracing::warn!(error = %e, "Cannot expire old event ids; retrying later."),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EXPIRE_SEEN_EVERY) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
 }
 
 /// Syncs Box users now and then every `every`, reloading the directory after each sync. A
