@@ -7,9 +7,9 @@
 //! | streaming only                | `admin_logs_streaming`      | bounded: backfill and catch-up |
 //! | history (`admin_logs`)        | none                        | continuous: the only reader    |
 //!
-//! First connection (no cursor at all): the stream starts at `now` and the sweep reads the
-//! backfill window from `now - backfill`. In bounded mode that target is persisted BEFORE the
-//! stream stores its first position, so a crash in between cannot lose the backfill.
+//! First connection (no cursor at all): the stream starts at `now`, and when that position
+//! arrives — before it is committed — the backfill `[now - backfill, that moment]` is handed to
+//! the sweep and persisted, so neither a crash nor the time the first call takes opens a gap.
 
 use std::time::Duration;
 
@@ -71,7 +71,10 @@ impl CollectConfig {
             lag: Duration::from_secs(events.completeness_lag_secs),
             min_step: match mode {
                 Mode::History => interval,
-                Mode::Streaming { .. } => COMPLETENESS_STEP,
+                // A third of the lag, at most COMPLETENESS_STEP: short lags (tests, demo) get
+                // short windows, the default (15 min) gets 5-minute windows.
+                Mode::Streaming { .. } => (Duration::from_secs(events.completeness_lag_secs) / 3)
+                    .clamp(interval, COMPLETENESS_STEP.max(interval)),
             },
             max_window: MAX_SWEEP_WINDOW,
             backfill: Duration::from_secs(u64::from(events.backfill_days) * 86_400),
@@ -148,7 +151,7 @@ pub async fn run(
     } else {
         Some(backfill_from)
     };
-    let mut sweeper = Sweep::new(
+    let sweeper = Sweep::new(
         SweepConfig {
             limit: config.limit,
             continuous,
@@ -159,19 +162,13 @@ pub async fn run(
         sweep_cursor.as_ref(),
         start,
     );
-    if !continuous && first_connection && !config.backfill.is_zero() {
-        sweeper.request(backfill_from, now);
-        store
-            .set_setting(
-                sweep::TARGET_SETTING.to_owned(),
-                serde_json::json!({
-                    "from": sweep::format_utc(backfill_from),
-                    "until": sweep::format_utc(now),
-                }),
-            )
-            .await?;
-    }
-
+    // A stream without a cursor starts at `now`; what lies before it is handed to the sweep
+    // when that position arrives, before it is committed (poller `hand_over`): the backfill on a
+    // first connection, otherwise the moment since the sweep's last target.
+    let stream_catch_up =
+        stream_cursor
+            .is_none()
+            .then_some(if first_connection { backfill_from } else { now });
     let (orders_tx, orders_rx) = mpsc::channel(4);
     let sweep_task = sweep::run(
         sweeper,
@@ -196,7 +193,8 @@ pub async fn run(
                     start: From::Now,
                 },
                 stream_cursor.and_then(|c| c.position),
-            );
+            )
+            .with_catch_up(stream_catch_up);
             let stream_task = poller::run(
                 poller,
                 StreamTask {

@@ -51,6 +51,9 @@ pub struct Poller {
     failures: u32,
     wait: Option<Duration>,
     halted: Option<String>,
+    /// A catch-up to hand to the sweep, from this time up to the moment the `now` position is
+    /// read, BEFORE that position is committed (so no event falls between the two).
+    catch_up_from: Option<time::OffsetDateTime>,
 }
 
 impl Poller {
@@ -62,6 +65,7 @@ impl Poller {
             failures: 0,
             wait: None,
             halted: None,
+            catch_up_from: None,
         }
     }
 
@@ -122,12 +126,20 @@ impl Poller {
         }
     }
 
-    /// Forgets the cursor and reads from `now` next (after the gap was handed to a catch-up).
-    pub fn restart_at_now(&mut self) {
+    /// Forgets the cursor and reads from `now` next; with `catch_up_from`, the sweep is asked to
+    /// read from then to the moment the `now` position arrives, before it is committed.
+    pub fn restart_at_now(&mut self, catch_up_from: Option<time::OffsetDateTime>) {
         self.cursor = None;
         self.config.start = From::Now;
         self.wait = None;
         self.failures = 0;
+        self.catch_up_from = catch_up_from.or(self.catch_up_from);
+    }
+
+    /// Sets the catch-up for a poller that starts without a cursor (see [`Poller::restart_at_now`]).
+    pub fn with_catch_up(mut self, from: Option<time::OffsetDateTime>) -> Self {
+        self.catch_up_from = from;
+        self
     }
 
     /// Stops polling with `reason` until [`Poller::resume`].
@@ -209,7 +221,7 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
                 "the stored stream position is {} days old, beyond Box's 14-day window",
                 age.as_secs() / 86_400
             );
-            recover(&mut poller, &task, &state, reason).await;
+            recover(&mut poller, &task, &state, reason);
         }
     }
     loop {
@@ -225,14 +237,22 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
             }
             Step::Fetch(request) => {
                 match fetch(&task.events, task.tokens, &request).await {
-                    Ok(page) => commit(&mut poller, &task, &key, page).await,
+                    Ok(page) => {
+                        if request.from == From::Now
+                            && poller.catch_up_from.is_some()
+                            && !hand_over(&mut poller, &task).await
+                        {
+                            continue;
+                        }
+                        commit(&mut poller, &task, &key, page).await;
+                    }
                     Err(ApiError::InvalidStreamPosition { message }) => {
                         tracing::warn!(stream = %request.stream, %message, "Box rejected the stream position.");
                         let state = task.store.cursor(key.clone()).await.ok().flatten();
                         let reason = format!("Box rejected the stream position ({message})");
                         match state {
-                            Some(state) => recover(&mut poller, &task, &state, reason).await,
-                            None => poller.restart_at_now(),
+                            Some(state) => recover(&mut poller, &task, &state, reason),
+                            None => poller.restart_at_now(None),
                         }
                     }
                     Err(error) => {
@@ -254,8 +274,8 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
     }
 }
 
-/// Hands the gap after `state` to the sweep, then restarts the stream at `now`.
-async fn recover(poller: &mut Poller, task: &StreamTask<'_>, state: &CursorState, reason: String) {
+/// Restarts the stream at `now` with a catch-up from the last event seen (minus a margin).
+fn recover(poller: &mut Poller, task: &StreamTask<'_>, state: &CursorState, reason: String) {
     let now = time::OffsetDateTime::now_utc();
     let last_seen = state
         .last_created_at
@@ -267,28 +287,38 @@ async fn recover(poller: &mut Poller, task: &StreamTask<'_>, state: &CursorState
         })
         .unwrap_or(now);
     let margin = time::Duration::try_from(CATCH_UP_MARGIN).unwrap_or(time::Duration::HOUR);
-    let request = SweepRequest {
-        from: last_seen - margin,
-        until: now,
-    };
-    let from = crate::sweep::format_utc(request.from);
+    let from = last_seen - margin;
     let note = format!(
-        "{reason}; restarted at the present and catching up through admin_logs from {from}"
+        "{reason}; restarted at the present and catching up through admin_logs from {}",
+        crate::sweep::format_utc(from)
     );
     tracing::warn!("{note}");
-    if let Some(catch_up) = &task.catch_up {
-        let (done, acked) = tokio::sync::oneshot::channel();
-        if catch_up.send(SweepOrder { request, done }).await.is_err() || acked.await.is_err() {
-            // Without a sweep to take the gap, moving the cursor would skip it: stop instead.
-            poller.halt(format!("{reason}; the catch-up sweep is not running"));
-            return;
-        }
-    }
-    poller.restart_at_now();
+    poller.restart_at_now(Some(from));
     task.status.send_modify(|s| {
         s.recoveries += 1;
         s.last_recovery = Some(note);
     });
+}
+
+/// Hands `[catch_up_from, now]` to the sweep and waits until it is persisted; `false` (and a
+/// halt) when no sweep takes it, because committing the new position would skip the gap.
+async fn hand_over(poller: &mut Poller, task: &StreamTask<'_>) -> bool {
+    let Some(from) = poller.catch_up_from else {
+        return true;
+    };
+    let request = SweepRequest {
+        from,
+        until: time::OffsetDateTime::now_utc(),
+    };
+    if let Some(catch_up) = &task.catch_up {
+        let (done, acked) = tokio::sync::oneshot::channel();
+        if catch_up.send(SweepOrder { request, done }).await.is_err() || acked.await.is_err() {
+            poller.halt("a catch-up is needed but the history sweep is not running".to_owned());
+            return false;
+        }
+    }
+    poller.catch_up_from = None;
+    true
 }
 
 async fn sleep_or_forever(wait: Option<Duration>) {
