@@ -132,7 +132,6 @@ pub async fn run(
     // connection but processed after the stream's `now` would otherwise fall between the two.
     let backfill = config.backfill.max(config.lag);
     let backfill_from = now - time::Duration::try_from(backfill).unwrap_or(time::Duration::ZERO);
-    let first_connection = stream_cursor.is_none() && sweep_cursor.is_none();
 
     let continuous = config.continuous();
     let start = if !continuous || sweep_cursor.is_some() {
@@ -163,12 +162,10 @@ pub async fn run(
         start,
     );
     // A stream without a cursor starts at `now`; what lies before it is handed to the sweep
-    // when that position arrives, before it is committed (poller `hand_over`): the backfill on a
-    // first connection, otherwise the moment since the sweep's last target.
-    let stream_catch_up =
-        stream_cursor
-            .is_none()
-            .then_some(if first_connection { backfill_from } else { now });
+    // when that position arrives, before it is committed (poller `hand_over`).
+    // A stream that never stored a position (first connection, or killed before its first
+    // commit) has delivered nothing yet: everything since the backfill start is handed over.
+    let stream_catch_up = stream_cursor.is_none().then_some(backfill_from);
     let (orders_tx, orders_rx) = mpsc::channel(4);
     let sweep_task = sweep::run(
         sweeper,

@@ -126,20 +126,23 @@ impl Sweep {
         self.until
     }
 
-    /// Asks a bounded sweep to read `[from, until]` (a backfill or a catch-up): the start only
-    /// moves back, the target only forward. A continuous sweep ignores requests: it already reads
-    /// everything up to `lag` behind real time.
-    pub fn request(&mut self, from: OffsetDateTime, until: OffsetDateTime) {
-        if self.config.continuous {
-            return;
-        }
-        if self.covered_until().is_none_or(|s| from < s) {
+    /// Asks the sweep to read from `from` (a backfill, or the gap a restarted stream left) and,
+    /// in bounded mode, up to `until`: the start only moves back, the target only forward.
+    /// A continuous sweep moves back too: when the stream restarted at `now`, events it never
+    /// saw may carry `created_at` times the sweep has already passed. Returns whether the start
+    /// moved back.
+    pub fn request(&mut self, from: OffsetDateTime, until: OffsetDateTime) -> bool {
+        let moved = self.covered_until().is_none_or(|s| from < s);
+        if moved {
             // Read the earlier part first; a window in progress is re-read from `from`.
             self.window = None;
             self.position = None;
             self.next_after = Some(from);
         }
-        self.until = Some(self.until.map_or(until, |u| u.max(until)));
+        if !self.config.continuous {
+            self.until = Some(self.until.map_or(until, |u| u.max(until)));
+        }
+        moved
     }
 
     /// The next thing to do at wall-clock time `now`.
@@ -463,7 +466,7 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
             () = sleep_or_forever(wait) => {}
             request = task.requests.recv() => {
                 if let Some(order) = request {
-                    accept(&mut sweep, &task, order.request).await;
+                    accept(&mut sweep, &task, &key, order.request).await;
                     let _ = order.done.send(());
                 }
             }
@@ -503,8 +506,31 @@ async fn finish_window(
     task.status.send_modify(|s| s.windows_finished += 1);
 }
 
-async fn accept(sweep: &mut Sweep, task: &SweepTask<'_>, request: SweepRequest) {
-    sweep.request(request.from, request.until);
+async fn accept(
+    sweep: &mut Sweep,
+    task: &SweepTask<'_>,
+    key: &boxidr_store::CursorKey,
+    request: SweepRequest,
+) {
+    if sweep.request(request.from, request.until) {
+        // Persist the move back before the stream commits past the gap: a finished-window
+        // marker at `from`, so a restart resumes the sweep there.
+        let at = format_utc(request.from);
+        let marker = boxidr_store::PageCommit {
+            cursor: key.clone(),
+            events: Vec::new(),
+            next_position: None,
+            last_created_at: None,
+            window: Some(SweepWindow {
+                after: at.clone(),
+                before: at,
+            }),
+            collected_at_ms: crate::poller::now_ms(),
+        };
+        if let Err(e) = task.store.commit_page(marker).await {
+            tracing::warn!(error = %e, "Cannot persist the sweep's new start; it runs from memory.");
+        }
+    }
     if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
         if let Err(e) = task
             .store
@@ -649,21 +675,24 @@ mod tests {
         assert_eq!(s.until(), None);
     }
 
-    /// A request only moves a bounded sweep back, and its target forward; a continuous sweep
-    /// ignores requests.
+    /// A request only moves a sweep back, and a bounded sweep's target forward.
     #[test]
     fn requests_only_move_back() {
         let now = datetime!(2024-05-02 12:00 UTC);
         let mut s = Sweep::new(config(false), None, Some(datetime!(2024-05-02 11:00 UTC)));
-        s.request(datetime!(2024-05-02 11:30 UTC), now);
+        assert!(!s.request(datetime!(2024-05-02 11:30 UTC), now));
         assert_eq!(s.covered_until(), Some(datetime!(2024-05-02 11:00 UTC)));
-        s.request(datetime!(2024-05-02 09:00 UTC), now - time::Duration::HOUR);
+        assert!(s.request(datetime!(2024-05-02 09:00 UTC), now - time::Duration::HOUR));
         assert_eq!(s.until(), Some(now));
         let (_, w) = fetch(s.step(now));
         assert_eq!(w.after, "2024-05-02T09:00:00Z");
+        // A continuous sweep moves back as well (a restarted stream left a gap), never forward.
         let mut c = Sweep::new(config(true), None, Some(datetime!(2024-05-02 11:00 UTC)));
-        c.request(datetime!(2024-05-02 09:00 UTC), now);
+        assert!(!c.request(datetime!(2024-05-02 11:30 UTC), now));
         assert_eq!(c.covered_until(), Some(datetime!(2024-05-02 11:00 UTC)));
+        assert!(c.request(datetime!(2024-05-02 09:00 UTC), now));
+        assert_eq!(c.covered_until(), Some(datetime!(2024-05-02 09:00 UTC)));
+        assert_eq!(c.until(), None);
     }
 
     /// A restart resumes the stored window at its position; a finished marker starts after it.
