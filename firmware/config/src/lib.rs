@@ -12,6 +12,9 @@ use boxidr_model::StreamType;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub mod scope;
+pub use scope::{MAX_SCOPE_ROWS, Scope, ScopeError};
+
 /// Where the appliance reads its bootstrap configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/boxidr/boxidr.toml";
 /// Where the appliance keeps its database.
@@ -46,6 +49,8 @@ pub struct Config {
     pub queue: Queue,
     pub clock: Clock,
     pub board: Board,
+    /// Which Box users are monitored (everyone when empty).
+    pub scope: Scope,
 }
 
 /// The status LEDs and reset button.
@@ -221,6 +226,7 @@ impl Default for Config {
             queue: Queue::default(),
             clock: Clock::default(),
             board: Board::default(),
+            scope: Scope::default(),
         }
     }
 }
@@ -317,6 +323,8 @@ pub enum ConfigError {
     Target,
     #[error("queue.quota_bytes must be at least 16 MiB, got {0}")]
     Quota(u64),
+    #[error("{0}")]
+    Scope(String),
 }
 
 impl Config {
@@ -401,6 +409,7 @@ impl Config {
         if self.queue.quota_bytes < 16 * 1024 * 1024 {
             return Err(ConfigError::Quota(self.queue.quota_bytes));
         }
+        self.scope.validate().map_err(ConfigError::Scope)?;
         Ok(())
     }
 }
