@@ -15,6 +15,7 @@
 //! - `directory`: [`UserDirectory`] and [`DirectoryUser`], read from Box's user JSON.
 //! - `settings`: [`Settings`] from `boxidr_config::Mapping` and the firmware version.
 //! - `time_utc`: Box time → UEF time; the event's own time, never the collection time.
+//! - [`canary`]: the verifier's synthetic records, marked so they cannot pass for Box activity.
 //!
 //! # Line framing
 //!
@@ -24,6 +25,7 @@
 //! [`Settings::raw_cap`] ([`RAW_MAX_LINE_BYTES`] by default).
 
 mod actor;
+pub mod canary;
 mod directory;
 mod kind;
 mod line;

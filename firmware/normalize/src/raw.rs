@@ -17,6 +17,7 @@
 //! - `account`/`account_domain` are the actor's mapped account, as a UEF line would carry it.
 //! - `malformed` (with `event_text` instead of `event` when the text is not JSON) marks a
 //!   queued record that is not a usable Box event (ARCHITECTURE invariant 6).
+//! - `"boxidr_canary":true` marks the verifier's synthetic records ([`crate::canary`]).
 //! - A record longer than [`Settings::raw_cap`] is cut to fit and says so with
 //!   `"truncated":true`, `truncation` (`strings`: long strings inside `event` were shortened
 //!   and end in `…[truncated]`; `event_text`: `event` was replaced by a prefix of its JSON
@@ -153,6 +154,9 @@ struct Raw<'a> {
     uef_rejected: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     malformed: Option<&'static str>,
+    /// The verifier's synthetic record (see [`crate::canary`]), never Box activity.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    boxidr_canary: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,6 +208,7 @@ pub(crate) fn render_with_actor(
             .filter(|r| *r != Reason::NotIngress)
             .map(Reason::as_str),
         malformed: None,
+        boxidr_canary: crate::canary::is_canary(event),
         truncated: false,
         truncation: None,
         event_bytes: None,
@@ -248,6 +253,7 @@ pub(crate) fn render_malformed(
         box_user_disabled: None,
         uef_rejected: None,
         malformed: Some(why.as_str()),
+        boxidr_canary: false,
         truncated: false,
         truncation: None,
         event_bytes: None,

@@ -91,7 +91,9 @@ pub fn render_event<D: UserDirectory + ?Sized>(
             Err(not) if not.reason == Reason::NotIngress => (None, None),
             Err(not) => (None, Some(not.reason)),
         };
-    let send_raw = kind.is_sent(settings.send_unparsed) || uef_rejected.is_some();
+    let send_raw = kind.is_sent(settings.send_unparsed)
+        || uef_rejected.is_some()
+        || crate::canary::is_canary(event);
     let raw = send_raw.then(|| {
         raw::render_with_actor(
             event,

@@ -162,6 +162,9 @@ struct CustomData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     collected_at: Option<String>,
     forwarder: &'a str,
+    /// The verifier's synthetic login (see [`crate::canary`]), never Box activity.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    boxidr_canary: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     boxidr_truncated: bool,
 }
@@ -234,6 +237,7 @@ pub(crate) fn render_with_actor(
         time_field,
         collected_at: ms_to_utc(collected_at_ms),
         forwarder: &settings.forwarder,
+        boxidr_canary: crate::canary::is_canary(event),
         boxidr_truncated: false,
     };
     let custom = CustomData {
