@@ -28,6 +28,12 @@ pub enum Command {
     /// Show cursors, queue, quota, counters and health: asks the running service, or reads the
     /// store directly when the service is stopped.
     Status(StatusArgs),
+    /// Issue a new one-time setup code (while the appliance is unclaimed) and print it with the
+    /// setup page's certificate fingerprint. Root only.
+    SetupCode(DataArgs),
+    /// Return the appliance to its first-boot state: revoke the Box token, wipe secrets,
+    /// password and sessions, new certificate and setup code. Root only.
+    FactoryReset(ResetArgs),
     /// Drive the status LEDs (`--test`: cycle every LED for assembly checks).
     Leds(LedsArgs),
     /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
@@ -48,6 +54,24 @@ pub struct LedsArgs {
     /// With the simulated board, do not wait in real time (for CI).
     #[arg(long)]
     pub fast: bool,
+}
+
+/// Options of commands that only need the data directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// Data directory (default: `data_dir` from the configuration file).
+    #[arg(long = "data")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Options of `boxidr factory-reset`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResetArgs {
+    /// Confirm: the reset cannot be undone.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Options of `boxidr status`.

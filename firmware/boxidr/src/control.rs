@@ -1,9 +1,11 @@
 //! The local control socket: how `boxidr status` asks the running service (redb locks the
 //! database file to one process, so a second process cannot read it while the service runs).
 //!
-//! Protocol: the client writes one command line (`status`), the service answers one JSON
-//! document and closes. The socket lives in the data directory (mode 0700, service user), so
-//! only root and the service user can connect.
+//! Protocol: the client writes one command line, the service answers one JSON document and
+//! closes. Commands: `status`; `setup-code` (issues a new one-time setup code while the
+//! appliance is unclaimed, with the certificate fingerprint and the page's URL);
+//! `factory-reset`. The socket lives in the data directory (mode 0700, service user), so only
+//! root and the service user can connect: that is what makes `setup-code` root-only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::service::StatusCache;
@@ -21,13 +24,28 @@ const MAX_COMMAND: u64 = 256;
 /// A client that does not send its command in time is dropped.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a command that the supervisor carries out (a factory reset revokes the Box token
+/// over the network) may take before the client gives up.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A command the supervisor carries out; the answer goes back on the oneshot.
+#[derive(Debug)]
+pub enum Request {
+    SetupCode(oneshot::Sender<Value>),
+    FactoryReset(oneshot::Sender<Value>),
+}
+
 /// The socket path in `data_dir`.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
 /// Binds the socket (replacing a stale one) and serves it on a task.
-pub fn listen(data_dir: &Path, status: Arc<StatusCache>) -> std::io::Result<JoinHandle<()>> {
+pub fn listen(
+    data_dir: &Path,
+    status: Arc<StatusCache>,
+    requests: mpsc::UnboundedSender<Request>,
+) -> std::io::Result<JoinHandle<()>> {
     let path = socket_path(data_dir);
     match std::fs::remove_file(&path) {
         Ok(()) => {}
@@ -41,24 +59,35 @@ pub fn listen(data_dir: &Path, status: Arc<StatusCache>) -> std::io::Result<Join
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let status = status.clone();
+            let (status, requests) = (status.clone(), requests.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, &status)).await;
+                let _ =
+                    tokio::time::timeout(COMMAND_TIMEOUT, answer(stream, &status, &requests)).await;
             });
         }
     }))
 }
 
-async fn answer(stream: UnixStream, status: &StatusCache) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    status: &StatusCache,
+    requests: &mpsc::UnboundedSender<Request>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_COMMAND))
-        .read_line(&mut line)
-        .await?;
+    tokio::time::timeout(
+        CLIENT_TIMEOUT,
+        BufReader::new(read.take(MAX_COMMAND)).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no command"))??;
     let reply = match line.trim() {
         "status" => status.get(),
+        "setup-code" => ask_supervisor(requests, Request::SetupCode).await,
+        "factory-reset" => ask_supervisor(requests, Request::FactoryReset).await,
         other => {
-            json!({ "error": format!("unknown command {:?}; try \"status\"", other.chars().take(32).collect::<String>()) })
+            let other: String = other.chars().take(32).collect();
+            json!({ "error": format!("unknown command {other:?}; try status, setup-code or factory-reset") })
         }
     };
     let mut text = serde_json::to_string(&reply).unwrap_or_else(|_| "{}".to_owned());
@@ -67,8 +96,25 @@ async fn answer(stream: UnixStream, status: &StatusCache) -> std::io::Result<()>
     write.shutdown().await
 }
 
-/// Asks the service at `data_dir`; `Ok(None)` when no service is listening.
+async fn ask_supervisor(
+    requests: &mpsc::UnboundedSender<Request>,
+    request: fn(oneshot::Sender<Value>) -> Request,
+) -> Value {
+    let (tx, rx) = oneshot::channel();
+    if requests.send(request(tx)).is_err() {
+        return json!({ "error": "the service is stopping" });
+    }
+    rx.await
+        .unwrap_or_else(|_| json!({ "error": "the service dropped the command" }))
+}
+
+/// Asks the service at `data_dir` for its status; `Ok(None)` when no service is listening.
 pub async fn ask_status(data_dir: &Path) -> std::io::Result<Option<Value>> {
+    ask(data_dir, "status").await
+}
+
+/// Sends `command` to the service at `data_dir`; `Ok(None)` when no service is listening.
+pub async fn ask(data_dir: &Path, command: &str) -> std::io::Result<Option<Value>> {
     let stream = match UnixStream::connect(socket_path(data_dir)).await {
         Ok(stream) => stream,
         Err(e)
@@ -82,9 +128,9 @@ pub async fn ask_status(data_dir: &Path) -> std::io::Result<Option<Value>> {
         Err(e) => return Err(e),
     };
     let (read, mut write) = stream.into_split();
-    write.write_all(b"status\n").await?;
+    write.write_all(format!("{command}\n").as_bytes()).await?;
     let mut text = String::new();
-    tokio::time::timeout(CLIENT_TIMEOUT, BufReader::new(read).read_line(&mut text))
+    tokio::time::timeout(COMMAND_TIMEOUT, BufReader::new(read).read_line(&mut text))
         .await
         .map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the service")

@@ -43,6 +43,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run => run::run(&cli.config).await,
             Command::Status(args) => run::status(&cli.config, args).await,
+            Command::SetupCode(args) => run::setup_code(&cli.config, args).await,
+            Command::FactoryReset(args) => run::factory_reset(&cli.config, args).await,
             Command::Leds(args) => run::leds(&cli.config, &args),
             #[cfg(feature = "demo")]
             Command::Demo(args) => demo::demo(args).await,

@@ -139,6 +139,154 @@ pub async fn status(config_path: &Path, args: crate::cli::StatusArgs) -> ExitCod
     ExitCode::Ok
 }
 
+/// `boxidr setup-code`: asks the running service (so its page accepts the new code at once),
+/// or issues the code in the store when the service is stopped.
+pub async fn setup_code(config_path: &Path, args: crate::cli::DataArgs) -> ExitCode {
+    let Ok(config) = config_or_data(config_path, "setup-code", args.data_dir) else {
+        return ExitCode::Config;
+    };
+    let answer = match crate::control::ask(&config.data_dir, "setup-code").await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => match offline_setup_code(&config).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!("boxidr setup-code: {e:#}");
+                return ExitCode::Failure;
+            }
+        },
+        Err(e) => {
+            eprintln!("boxidr setup-code: cannot ask the service: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    if let Some(error) = answer["error"].as_str() {
+        eprintln!("boxidr setup-code: {error}");
+        return ExitCode::Failure;
+    }
+    if answer["claimed"] == serde_json::Value::Bool(true) {
+        println!(
+            "This appliance is already claimed: log in with the admin password, or run \
+             `boxidr factory-reset --yes` to start over."
+        );
+    } else {
+        println!("Setup code (one use): {}", text(&answer["setup_code"]));
+        println!("Any code issued before no longer works.");
+    }
+    println!(
+        "Setup page certificate SHA-256: {}",
+        text(&answer["fingerprint"])
+    );
+    if let Some(url) = answer["url"].as_str() {
+        println!("Setup page listening at {url} (use the appliance's address from your browser)");
+    }
+    ExitCode::Ok
+}
+
+/// `boxidr factory-reset --yes`: through the running service (its sessions end too), or on the
+/// store when the service is stopped.
+pub async fn factory_reset(config_path: &Path, args: crate::cli::ResetArgs) -> ExitCode {
+    if !args.yes {
+        eprintln!(
+            "boxidr factory-reset: this revokes the Box connection and wipes the admin password, \
+             secrets and certificate; run again with --yes to confirm"
+        );
+        return ExitCode::Usage;
+    }
+    let Ok(config) = config_or_data(config_path, "factory-reset", args.data.data_dir) else {
+        return ExitCode::Config;
+    };
+    let answer = match crate::control::ask(&config.data_dir, "factory-reset").await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => match offline_reset(&config).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!("boxidr factory-reset: {e:#}");
+                return ExitCode::Failure;
+            }
+        },
+        Err(e) => {
+            eprintln!("boxidr factory-reset: cannot ask the service: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    if let Some(error) = answer["error"].as_str() {
+        eprintln!("boxidr factory-reset: {error}");
+        return ExitCode::Failure;
+    }
+    println!("Factory reset done.");
+    println!("Box token revoked: {}", text(&answer["box_token_revoked"]));
+    println!("New setup code (one use): {}", text(&answer["setup_code"]));
+    println!(
+        "New setup page certificate SHA-256: {}",
+        text(&answer["fingerprint"])
+    );
+    ExitCode::Ok
+}
+
+/// The configuration, with `--data` overriding its data directory; errors are printed.
+fn config_or_data(
+    config_path: &Path,
+    command: &str,
+    data_dir: Option<std::path::PathBuf>,
+) -> Result<Config, ()> {
+    let loaded = match (load_config(config_path), data_dir.is_some()) {
+        (Ok(config), _) => Ok(config),
+        // `--data` alone is enough for a stopped appliance without its configuration file.
+        (Err(_), true) => Ok(Config::default()),
+        (Err(e), false) => Err(e),
+    };
+    match loaded {
+        Ok(mut config) => {
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("boxidr {command}: {e}");
+            Err(())
+        }
+    }
+}
+
+/// Opens the store of a stopped service (the file lock tells whether it really is stopped).
+async fn open_stopped_store(config: &Config) -> anyhow::Result<boxidr_store::Store> {
+    let path = config.database_path();
+    if !path.exists() {
+        anyhow::bail!(
+            "no service is running and there is no store at {}",
+            path.display()
+        );
+    }
+    Ok(boxidr_store::Store::open(boxidr_store::StoreOptions::new(&path)).await?)
+}
+
+async fn offline_setup_code(config: &Config) -> anyhow::Result<serde_json::Value> {
+    let store = open_stopped_store(config).await?;
+    let code = boxidr_setup::setup_code(&store).await;
+    let fingerprint = boxidr_setup::certificate_fingerprint(&store).await;
+    store.close().await?;
+    let code = code?;
+    Ok(serde_json::json!({
+        "claimed": code.is_none(),
+        "setup_code": code.as_ref().map(|c| c.as_str()),
+        "fingerprint": fingerprint?,
+    }))
+}
+
+async fn offline_reset(config: &Config) -> anyhow::Result<serde_json::Value> {
+    let store = open_stopped_store(config).await?;
+    let report = boxidr_setup::factory_reset(&store, config).await;
+    store.close().await?;
+    Ok(crate::service::reset_json(&report?))
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string())
+}
+
 /// The store read directly (the service is not running, so the file lock is free).
 async fn stopped_status(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
     let path = data_dir.join(boxidr_config::DATABASE_FILE);

@@ -119,7 +119,8 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
         |b| b.problem.as_ref().map(ToString::to_string),
     );
 
-    let control = control::listen(&config.data_dir, status.clone());
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+    let control = control::listen(&config.data_dir, status.clone(), control_tx);
     if let Err(e) = &control {
         warn!(error = %e, "No control socket; `boxidr status` cannot reach this service.");
     }
@@ -190,7 +191,12 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
                     publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error), board.as_ref().ok()).await;
                 }
                 Some(event) = button_rx.recv() => {
-                    if on_button(event, setup.as_ref()).await {
+                    if on_button(event, setup.as_ref(), &store, &config).await {
+                        break true;
+                    }
+                }
+                Some(request) = control_rx.recv() => {
+                    if on_control(request, setup.as_ref(), &store, &config).await {
                         break true;
                     }
                 }
@@ -440,29 +446,109 @@ fn start_board(
 }
 
 /// Handles a reset-button event; `true` when the pipeline must be rebuilt (factory reset).
-async fn on_button(event: boxidr_board::ButtonEvent, setup: Option<&SetupServer>) -> bool {
+async fn on_button(
+    event: boxidr_board::ButtonEvent,
+    setup: Option<&SetupServer>,
+    store: &Store,
+    config: &Config,
+) -> bool {
     match event {
         boxidr_board::ButtonEvent::FactoryResetRequested => {
-            let Some(setup) = setup else {
-                error!("Factory reset requested, but the setup page is not running.");
-                return false;
-            };
-            match setup.factory_reset().await {
-                Ok(report) => {
-                    warn!(?report, "Factory reset by the reset button.");
-                    true
-                }
-                Err(e) => {
-                    error!(error = %e, "Factory reset failed.");
-                    false
-                }
-            }
+            factory_reset(setup, store, config, "the reset button")
+                .await
+                .is_ok()
         }
         other => {
             info!(?other, "Reset button.");
             false
         }
     }
+}
+
+/// Carries out a control-socket command; `true` when the pipeline must be rebuilt.
+async fn on_control(
+    request: control::Request,
+    setup: Option<&SetupServer>,
+    store: &Store,
+    config: &Config,
+) -> bool {
+    match request {
+        control::Request::SetupCode(reply) => {
+            let code = match setup {
+                Some(setup) => setup.setup_code().await,
+                None => boxidr_setup::setup_code(store).await,
+            };
+            let fingerprint = boxidr_setup::certificate_fingerprint(store).await;
+            let answer = match (code, fingerprint) {
+                (Ok(code), Ok(fingerprint)) => {
+                    if code.is_some() {
+                        warn!(
+                            "A new setup code was issued through `boxidr setup-code`; the previous one no longer works."
+                        );
+                    }
+                    json!({
+                        "claimed": code.is_none(),
+                        "setup_code": code.as_ref().map(|c| c.as_str()),
+                        "fingerprint": fingerprint,
+                        "url": setup.map(|s| format!("https://{}/", s.local_addr())),
+                    })
+                }
+                (Err(e), _) | (_, Err(e)) => json!({ "error": e.to_string() }),
+            };
+            let _ = reply.send(answer);
+            false
+        }
+        control::Request::FactoryReset(reply) => {
+            let outcome = factory_reset(setup, store, config, "`boxidr factory-reset`").await;
+            let _ = reply.send(match &outcome {
+                Ok(report) => reset_json(report),
+                Err(e) => json!({ "error": e }),
+            });
+            outcome.is_ok()
+        }
+    }
+}
+
+/// Factory reset through the running page (so its sessions end too), or on the store alone
+/// when the page could not start.
+async fn factory_reset(
+    setup: Option<&SetupServer>,
+    store: &Store,
+    config: &Config,
+    by: &str,
+) -> Result<boxidr_setup::ResetReport, String> {
+    let outcome = match setup {
+        Some(setup) => setup.factory_reset().await,
+        None => boxidr_setup::factory_reset(store, config).await,
+    };
+    match outcome {
+        Ok(report) => {
+            warn!(by, fingerprint = %report.fingerprint, revoked = ?report.box_revocation, "Factory reset.");
+            info!(
+                code = report.setup_code.as_str(),
+                "Setup code (one use; it claims this appliance)."
+            );
+            Ok(report)
+        }
+        Err(e) => {
+            error!(by, error = %e, "Factory reset failed.");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// What `boxidr factory-reset` prints.
+pub fn reset_json(report: &boxidr_setup::ResetReport) -> Value {
+    json!({
+        "reset": true,
+        "setup_code": report.setup_code.as_str(),
+        "fingerprint": report.fingerprint,
+        "box_token_revoked": match &report.box_revocation {
+            None => Value::from("nothing to revoke"),
+            Some(Ok(())) => Value::from(true),
+            Some(Err(e)) => Value::from(format!("failed: {e}")),
+        },
+    })
 }
 
 /// The status document: what `boxidr status --json` prints and the page shows.

@@ -130,3 +130,143 @@ fn status_without_store_fails_clearly() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("no service is running"), "{stderr}");
 }
+
+/// The value after `label` on the line that starts with it.
+fn field(stdout: &str, label: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
+        .trim()
+        .to_owned()
+}
+
+/// A stopped appliance: `setup-code` issues a fresh code each time (the previous one dies) with
+/// a stable certificate fingerprint; `factory-reset` refuses without `--yes`, and with it
+/// issues a new code and a new certificate.
+#[test]
+fn setup_code_and_factory_reset_on_a_stopped_appliance() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = boxidr_store::Store::open(boxidr_store::StoreOptions::new(
+            dir.path().join("boxidr.redb"),
+        ))
+        .await
+        .unwrap();
+        store.close().await.unwrap();
+    });
+    let run = |args: &[&str]| {
+        let out = boxidr()
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, first, err) = run(&["setup-code"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, second, err) = run(&["setup-code"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code_a, code_b) = (
+        field(&first, "Setup code (one use):"),
+        field(&second, "Setup code (one use):"),
+    );
+    assert!(
+        code_a.len() >= 16 && code_a != code_b,
+        "{code_a} / {code_b}"
+    );
+    let fingerprint = field(&first, "Setup page certificate SHA-256:");
+    assert_eq!(
+        fingerprint,
+        field(&second, "Setup page certificate SHA-256:")
+    );
+
+    let (code, _, err) = run(&["factory-reset"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--yes"), "{err}");
+    let (code, reset, err) = run(&["factory-reset", "--yes"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        reset.contains("Box token revoked: nothing to revoke"),
+        "{reset}"
+    );
+    let new_fingerprint = field(&reset, "New setup page certificate SHA-256:");
+    assert_ne!(new_fingerprint, fingerprint);
+    assert_ne!(field(&reset, "New setup code (one use):"), code_b);
+}
+
+/// A running service answers `setup-code` and `factory-reset` over its control socket: the
+/// reset gives the page a new certificate, and the service keeps answering afterwards.
+#[test]
+fn setup_code_and_factory_reset_through_the_running_service() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("boxidr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[setup]\nlisten = \"127.0.0.1:0\"\n[clock]\nwait_for_sync = false\n[board]\nbackend = \"simulated\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let mut service = boxidr()
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ask = |args: &[&str]| {
+        let out = boxidr()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    // The service is up once `status` reaches it (generous: qemu starts slowly).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, stdout, _) = ask(&["status", "--json"]);
+        if code == Some(0) && !stdout.contains("\"stopped\"") && stdout.contains("\"service\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out, err) = ask(&["setup-code"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(field(&out, "Setup code (one use):").len() >= 16, "{out}");
+    assert!(
+        out.contains("Setup page listening at https://127.0.0.1:"),
+        "{out}"
+    );
+    let fingerprint = field(&out, "Setup page certificate SHA-256:");
+
+    let (code, out, err) = ask(&["factory-reset", "--yes"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ne!(
+        field(&out, "New setup page certificate SHA-256:"),
+        fingerprint
+    );
+    let (code, out, err) = ask(&["setup-code"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Setup code (one use):"), "{out}");
+    service.kill().unwrap();
+    service.wait().unwrap();
+}
