@@ -1,4 +1,5 @@
-//! `/2.0` API: `GET /events` (CONTRACT §2), `GET /users` and `GET /users/me` (§3).
+//! `/2.0` API: `GET /events` (CONTRACT §2), `GET /users` and `GET /users/me` (§3),
+//! `GET /groups` and `GET /groups/{id}/memberships` (§3.4).
 
 use std::fmt::Write as _;
 
@@ -355,28 +356,10 @@ pub(crate) fn users(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     if get(&p, "marker").is_some() {
         return bad_parameter("marker", "The marker parameter requires usemarker=true.");
     }
-    let offset = match get(&p, "offset") {
-        None => 0,
-        Some(s) => match s.trim().parse::<i64>() {
-            Ok(n) if n >= 0 => n as usize,
-            _ => {
-                return client_error(
-                    400,
-                    "invalid_offset",
-                    "Offset is not a valid number",
-                    Value::Null,
-                );
-            }
-        },
+    let offset = match parse_offset(&p) {
+        Ok(o) => o,
+        Err(o) => return o,
     };
-    if offset > 10_000 {
-        return bad_parameter(
-            "offset",
-            &format!(
-                "Invalid value '{offset}'. Queries with offset exceeding 10000 are rejected; use marker-based paging."
-            ),
-        );
-    }
     let start = offset.min(selected.len());
     let end = (start + limit).min(selected.len());
     let body = json!({
@@ -386,6 +369,126 @@ pub(crate) fn users(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
         "offset": offset,
     });
     Out::json(200, body.to_string())
+}
+
+/// Parses `offset` like `GET /users` (§3.1, §3.4): not a number or negative → `invalid_offset`,
+/// above 10000 → 400 naming the parameter.
+fn parse_offset(p: &[(String, String)]) -> Result<usize, Out> {
+    let offset = match get(p, "offset") {
+        None => 0,
+        Some(s) => match s.trim().parse::<i64>() {
+            Ok(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => {
+                return Err(client_error(
+                    400,
+                    "invalid_offset",
+                    "Offset is not a valid number",
+                    Value::Null,
+                ));
+            }
+        },
+    };
+    if offset > 10_000 {
+        return Err(bad_parameter(
+            "offset",
+            &format!(
+                "Invalid value '{offset}'. Queries with offset exceeding 10000 are rejected; use marker-based paging."
+            ),
+        ));
+    }
+    Ok(offset)
+}
+
+/// An offset page `{total_count, entries, limit, offset}` of `items`.
+fn offset_page(items: Vec<Value>, limit: usize, offset: usize) -> Out {
+    let total = items.len();
+    let start = offset.min(total);
+    let end = start.saturating_add(limit).min(total);
+    let entries: Vec<Value> = items.into_iter().skip(start).take(end - start).collect();
+    let body = json!({
+        "total_count": total,
+        "entries": entries,
+        "limit": limit,
+        "offset": offset,
+    });
+    Out::json(200, body.to_string())
+}
+
+/// The group id in `/2.0/groups/{group_id}/memberships` (a non-empty segment without `/`).
+pub(crate) fn group_memberships_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/2.0/groups/")?
+        .strip_suffix("/memberships")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// `GET /2.0/groups`: admin only, offset paged, `filter_term` a case-insensitive name prefix.
+pub(crate) fn groups(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
+    let p = parse_pairs(query);
+    let info = match authenticate(shared, headers) {
+        Ok(i) => i,
+        Err(o) => return o,
+    };
+    if let Err(o) = require(shared, &info, "manage_groups") {
+        return o;
+    }
+    let limit = match parse_limit(&p, 100, 1000) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let offset = match parse_offset(&p) {
+        Ok(o) => o,
+        Err(o) => return o,
+    };
+    let term = get(&p, "filter_term").map(str::to_lowercase);
+    let fields = parse_fields(&p);
+    let items: Vec<Value> = lock(&shared.groups)
+        .iter()
+        .filter(|g| {
+            term.as_deref()
+                .is_none_or(|t| g.name.to_lowercase().starts_with(t))
+        })
+        .map(|g| g.to_json(fields.as_deref()))
+        .collect();
+    offset_page(items, limit, offset)
+}
+
+/// `GET /2.0/groups/{group_id}/memberships`: admin only, offset paged; 404 for an unknown group.
+pub(crate) fn group_memberships(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &str,
+    group_id: &str,
+) -> Out {
+    let p = parse_pairs(query);
+    let info = match authenticate(shared, headers) {
+        Ok(i) => i,
+        Err(o) => return o,
+    };
+    if let Err(o) = require(shared, &info, "manage_groups") {
+        return o;
+    }
+    let limit = match parse_limit(&p, 100, 1000) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let offset = match parse_offset(&p) {
+        Ok(o) => o,
+        Err(o) => return o,
+    };
+    let items: Option<Vec<Value>> = {
+        let ent = lock(&shared.enterprise);
+        let groups = lock(&shared.groups);
+        groups.iter().find(|g| g.id == group_id).map(|g| {
+            g.memberships(&ent)
+                .iter()
+                .map(|(m, u)| crate::groups::membership_json(m, u, g))
+                .collect()
+        })
+    };
+    match items {
+        Some(items) => offset_page(items, limit, offset),
+        None => client_error(404, "not_found", "Not Found", Value::Null),
+    }
 }
 
 fn id_num(id: &str) -> u64 {

@@ -101,6 +101,7 @@ impl Default for SimConfig {
                 "root_readonly".to_owned(),
                 "manage_managed_users".to_owned(),
                 "manage_enterprise_properties".to_owned(),
+                "manage_groups".to_owned(),
             ],
             authorizing_role: Role::Admin,
             rate: 0.0,

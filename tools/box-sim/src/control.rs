@@ -9,6 +9,7 @@
 //! | `POST /_sim/revoke-all` | – | `{"revoked":n}` (tokens that were valid) |
 //! | `POST /_sim/events` | an event object or an array of them | `{"added":n}` (ingested at "now") |
 //! | `GET /_sim/requests` | – | the request log |
+//! | `GET /_sim/groups` | – | groups with their current member ids |
 //!
 //! Bad input answers 400 `{"error": "..."}`; unknown paths 404; wrong methods 405.
 
@@ -59,7 +60,7 @@ pub(crate) fn stats(shared: &Shared) -> Value {
 pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Out {
     let path = path.trim_end_matches('/');
     let allowed = match path {
-        "/_sim/stats" | "/_sim/requests" => "GET",
+        "/_sim/stats" | "/_sim/requests" | "/_sim/groups" => "GET",
         "/_sim/faults" => "GET, POST",
         "/_sim/faults/clear" | "/_sim/revoke-all" | "/_sim/events" => "POST",
         _ => {
@@ -79,6 +80,11 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) 
             reply(200, json!(recs))
         }
         ("GET", "/_sim/faults") => reply(200, json!(shared.faults.list())),
+        ("GET", "/_sim/groups") => {
+            let ent = lock(&shared.enterprise);
+            let groups: Vec<_> = lock(&shared.groups).iter().map(|g| g.info(&ent)).collect();
+            reply(200, json!(groups))
+        }
         ("POST", "/_sim/faults") => match parse_body(body).and_then(|v| shared.faults.add_json(&v))
         {
             Ok(ids) => reply(200, json!({"added": ids})),

@@ -34,6 +34,8 @@ pub enum Endpoint {
     Events,
     /// `GET /2.0/users` and `/2.0/users/me`.
     Users,
+    /// `GET /2.0/groups` and `/2.0/groups/{id}/memberships`.
+    Groups,
 }
 
 impl Endpoint {
@@ -270,7 +272,7 @@ impl Fault {
             None | Some(Value::Null) => Endpoint::Any,
             Some(e) => serde_json::from_value(e.clone()).map_err(|_| {
                 FaultError::Invalid(format!(
-                    "unknown endpoint {e}; expected one of any, authorize, token, revoke, events, users"
+                    "unknown endpoint {e}; expected one of any, authorize, token, revoke, events, users, groups"
                 ))
             })?,
         };

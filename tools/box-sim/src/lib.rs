@@ -6,7 +6,9 @@
 //! # Layout
 //! * `config`: [`SimConfig`] — the registered app, the enterprise size, the event-feed knobs.
 //! * `oauth`: consent page, `POST /oauth2/token` (code / refresh / client credentials), revoke.
-//! * `api`: `GET /2.0/events`, `GET /2.0/users`, `GET /2.0/users/me`.
+//! * `api`: `GET /2.0/events`, `GET /2.0/users`, `GET /2.0/users/me`, `GET /2.0/groups`,
+//!   `GET /2.0/groups/{id}/memberships`.
+//! * `groups`: the seeded groups (a few `managed_group`s and the `all_users_group`).
 //! * `store`: the event log and the two admin stream models (see its docs for the cursor model).
 //! * `enterprise`: the seeded users and the deterministic event generator.
 //! * `faults`: [`Fault`]s scoped by [`Endpoint`], count- or time-limited.
@@ -14,10 +16,11 @@
 //! * `server`: accept loop, per-connection kill/hang, transport faults, request log.
 //!
 //! # Control surface (`/_sim/`, never faulted, never recorded)
-//! * `GET /_sim/stats`, `GET /_sim/faults`, `GET /_sim/requests`
+//! * `GET /_sim/stats`, `GET /_sim/faults`, `GET /_sim/requests`, `GET /_sim/groups` (groups with
+//!   their current member ids)
 //! * `POST /_sim/faults` with one fault or an array, e.g.
 //!   `{"fault":"rate_limit","retry_after":5,"endpoint":"events","count":3}`. Common keys:
-//!   `endpoint` (`any` default, `authorize`, `token`, `revoke`, `events`, `users`), `count`
+//!   `endpoint` (`any` default, `authorize`, `token`, `revoke`, `events`, `users`, `groups`), `count`
 //!   (next N affected requests), `duration_ms` / `duration_secs`; neither = until cleared.
 //!   Faults: `outage` (`mode`: `refuse`|`hang`), `rate_limit` (`retry_after`), `server_error`
 //!   (`status` 500..=599, `body`: `json`|`empty`|`html`, `retry_after`?), `slow` (`delay_ms`),
@@ -36,6 +39,9 @@
 //! * With `fields`, users carry only `type`, `id` and the requested fields (verbatim NODE
 //!   fixture `user-me-fields-enterprise.json`), not name/login.
 //! * The CCG service account has role `coadmin` and is not part of the `/users` listing.
+//! * `/groups` and memberships need the app scope `manage_groups` and an admin or co-admin;
+//!   `filter_term` is a case-insensitive prefix of the group name; an unknown group id is 404.
+//!   Groups hold managed users only; a deleted user leaves every group.
 //!
 //! # Example
 //! ```no_run
@@ -54,6 +60,7 @@ mod control;
 mod enterprise;
 mod faults;
 mod geo;
+mod groups;
 mod http_util;
 mod oauth;
 mod server;
@@ -76,6 +83,7 @@ pub use faults::{
     TruncateMode,
 };
 pub use geo::country_for_ip;
+pub use groups::{ALL_USERS_GROUP, GroupInfo, GroupType};
 pub use oauth::Revocation;
 pub use state::RequestRecord;
 pub use store::{ADMIN_BASE, STREAM_BASE, StreamType};
@@ -337,6 +345,36 @@ impl SimHandle {
             .filter(|u| u.kind == enterprise::UserKind::Managed)
             .map(|u| u.id.clone())
             .collect()
+    }
+
+    /// Every group with the ids of its current members (what `/groups/{id}/memberships` lists).
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        let ent = lock(&self.shared().enterprise);
+        lock(&self.shared().groups)
+            .iter()
+            .map(|g| g.info(&ent))
+            .collect()
+    }
+
+    /// Adds a managed group (names may repeat, as in Box) and returns its id.
+    pub fn add_group(&self, name: &str, member_ids: &[String]) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        groups::add(&mut lock(&self.shared().groups), name, member_ids, now)
+    }
+
+    /// Deletes a user from the enterprise as an admin would (no event is generated): it leaves
+    /// the `/users` listing and every group. Returns whether the user was there.
+    pub fn remove_user(&self, id: &str) -> bool {
+        let mut ent = lock(&self.shared().enterprise);
+        // The primary admin (index 0) is the consent-page user: never removed.
+        match ent.users.iter().skip(1).position(|u| u.id == id) {
+            Some(i) => {
+                let user = ent.users.remove(i + 1);
+                ent.former.push(user);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The `/_sim/stats` document.

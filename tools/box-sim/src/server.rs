@@ -83,6 +83,7 @@ fn classify(path: &str) -> Endpoint {
         "/oauth2/revoke" => Endpoint::Revoke,
         "/2.0/events" => Endpoint::Events,
         "/2.0/users" | "/2.0/users/me" => Endpoint::Users,
+        p if p == "/2.0/groups" || api::group_memberships_id(p).is_some() => Endpoint::Groups,
         _ => Endpoint::Any,
     }
 }
@@ -124,6 +125,16 @@ async fn route(
             Method::GET => api::users_me(shared, headers, query),
             _ => wrong_method(),
         },
+        "/2.0/groups" => match *method {
+            Method::GET => api::groups(shared, headers, query),
+            _ => wrong_method(),
+        },
+        p if api::group_memberships_id(p).is_some() => {
+            match (*method == Method::GET, api::group_memberships_id(p)) {
+                (true, Some(id)) => api::group_memberships(shared, headers, query, id),
+                _ => wrong_method(),
+            }
+        }
         _ => client_error(404, "not_found", "Not Found", json!(null)),
     }
 }

@@ -15,6 +15,7 @@ use crate::clock::{box_time, parse_rfc3339};
 use crate::config::{Role, SimConfig};
 use crate::enterprise::{ActivityItem, Enterprise, Generator, SimUser};
 use crate::faults::FaultController;
+use crate::groups::{self, SimGroup};
 use crate::oauth::OAuthState;
 use crate::store::{EventStore, StreamType};
 
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub addr: SocketAddr,
     pub store: Mutex<EventStore>,
     pub enterprise: Mutex<Enterprise>,
+    /// Groups; lock after `enterprise` when both are needed.
+    pub groups: Mutex<Vec<SimGroup>>,
     pub generator: Mutex<Generator>,
     pub oauth: Mutex<OAuthState>,
     pub faults: FaultController,
@@ -84,6 +87,7 @@ impl Shared {
         let now = OffsetDateTime::now_utc();
         let mut generator = Generator::new(config.seed);
         let mut enterprise = generator.enterprise(config.users, now);
+        let groups = groups::seed(config.seed, &enterprise, now);
         let mut store = EventStore::default();
         let span = time::Duration::try_from(config.backlog_span).unwrap_or(time::Duration::days(3));
         let n = config.backlog;
@@ -103,6 +107,7 @@ impl Shared {
             addr,
             store: Mutex::new(store),
             enterprise: Mutex::new(enterprise),
+            groups: Mutex::new(groups),
             generator: Mutex::new(generator),
             oauth: Mutex::new(OAuthState::default()),
             faults: FaultController::default(),
