@@ -13,9 +13,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "BOXIDR_CONFIG", default_value = boxidr_config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
 
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `boxidr_boxapi=debug`.
-    #[arg(long, global = true, env = "BOXIDR_LOG", default_value = "info")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `boxidr_boxapi=debug`
+    /// (default: `info`; `warn` for the demo, whose own lines tell the story).
+    #[arg(long, global = true, env = "BOXIDR_LOG")]
+    pub log: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -107,4 +108,14 @@ pub struct DemoArgs {
     /// Seed of the simulated enterprise.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Port of the setup page on 127.0.0.1 (default 8443; with `--auto`, any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// With `--auto`: run the fault tour too (Box outage, InsightIDR outage, authorisation
+    /// revoked), and report what the LEDs showed.
+    #[arg(long)]
+    pub faults: bool,
+    /// Interactive: skip the fault tour.
+    #[arg(long, conflicts_with = "faults")]
+    pub no_faults: bool,
 }

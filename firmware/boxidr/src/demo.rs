@@ -1,35 +1,39 @@
-//! `boxidr demo`: the newcomer's tour. Starts the Box and InsightIDR simulators on loopback,
-//! shows live simulated Box activity, and (with `--auto --json`) ends with a summary of what
-//! was generated, collected and delivered, measured at the simulators.
+//! `boxidr demo`: the newcomer's tour. Starts the Box and InsightIDR simulators on loopback and
+//! runs the real appliance service against them (the same supervisor systemd starts: store,
+//! pipeline, setup page, control socket, health and a simulated LED board), so events flow and
+//! the setup page can be clicked through. The demo plays the Box admin once (it grants consent
+//! on the simulated Box consent page) and then, unless `--no-faults`, injects faults (Box
+//! outage, InsightIDR outage, Box authorisation revoked) so the LEDs can be seen to change.
+//! `--auto --json` ends with a summary of what was generated, collected and delivered, measured
+//! at the simulators.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
-use boxidr_boxapi::collect::{self, CollectConfig, Mode};
-use boxidr_boxapi::{
-    AuthClient, EventsClient, Grant, PollStatus, Secret, SweepStatus, TokenManager, UsersClient,
-    http,
-};
-use boxidr_forward::{
-    CollectorSettings, CollectorTransport, ForwarderOptions, LogSearchSettings, LogToken,
-    SinkState, SinkStatus, TrustRoots,
-};
+use boxidr_boxapi::{AuthClient, Grant, Secret, TokenManager, http};
+use boxidr_config::Config;
+use boxidr_model::LedFrame;
+use boxidr_setup::{BoxConnection, keys};
 use boxidr_store::{Store, StoreOptions};
 use serde::Serialize;
+use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::cli::DemoArgs;
 use crate::exit::ExitCode;
-use crate::pipeline::{self, Directory, Parts, Renderer, SinkPlan, Sinks, Watches};
 use crate::run::shutdown_signal;
+use crate::service::{self, Embedding, Started, StatusCache};
 
 /// How long the end of a run waits for the queue to drain after generation pauses.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+/// The redirect URI the demo registers for its own (scripted) consent.
+const SCRIPTED_REDIRECT: &str = "http://127.0.0.1/callback";
+/// The status line's period.
+const REPORT_EVERY: Duration = Duration::from_secs(2);
 
 /// The last line of `demo --auto --json`.
 #[derive(Debug, Serialize)]
@@ -41,6 +45,11 @@ struct Summary {
     duplicates: u64,
     /// UEF lines the Collector simulator discarded as invalid (InsightIDR would drop them silently).
     uef_rejected: u64,
+    /// What the LEDs showed during each injected fault (only with faults).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fault_tour: Vec<Phase>,
+    /// The LEDs at the end of the run.
+    leds_at_end: Option<LedFrame>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +58,84 @@ struct Delivered {
     uef: u64,
     /// Distinct Box events delivered as raw records to Log Search.
     logsearch: u64,
+}
+
+/// One injected fault and what the appliance showed meanwhile.
+#[derive(Debug, Serialize)]
+struct Phase {
+    fault: &'static str,
+    /// LED frames seen while the fault was active (and until the next step).
+    leds_seen: Vec<LedFrame>,
+    /// Health problem codes seen meanwhile.
+    problems_seen: BTreeSet<String>,
+}
+
+/// The scripted faults, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    BoxOutage,
+    InsightIdrOutage,
+    AuthRevoked,
+    Reconnect,
+    Done,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Self::BoxOutage => "box_outage",
+            Self::InsightIdrOutage => "insightidr_outage",
+            Self::AuthRevoked => "box_authorisation_revoked",
+            Self::Reconnect => "box_reconnected",
+            Self::Done => "done",
+        }
+    }
+
+    fn next(self) -> Self {
+        match self {
+            Self::BoxOutage => Self::InsightIdrOutage,
+            Self::InsightIdrOutage => Self::AuthRevoked,
+            Self::AuthRevoked => Self::Reconnect,
+            Self::Reconnect | Self::Done => Self::Done,
+        }
+    }
+}
+
+/// When each step starts (from the start of the run) and how long outages last.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    first: Duration,
+    gap: Duration,
+    outage: Duration,
+}
+
+impl Schedule {
+    /// Interactive runs leave time to look; automatic runs fit the tour into `run`.
+    fn new(run: Option<Duration>) -> Self {
+        match run {
+            None => Self {
+                first: Duration::from_secs(40),
+                gap: Duration::from_secs(45),
+                outage: Duration::from_secs(25),
+            },
+            Some(run) => Self {
+                first: run / 8,
+                gap: run / 6,
+                outage: run / 8,
+            },
+        }
+    }
+
+    fn at(&self, step: Step) -> Option<Duration> {
+        let index = match step {
+            Step::BoxOutage => 0,
+            Step::InsightIdrOutage => 1,
+            Step::AuthRevoked => 2,
+            Step::Reconnect => 3,
+            Step::Done => return None,
+        };
+        Some(self.first + self.gap * index)
+    }
 }
 
 pub async fn demo(args: DemoArgs) -> ExitCode {
@@ -65,8 +152,14 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=10_000.0).contains(&args.rate) {
         anyhow::bail!("--rate must be between 0 and 10000 events per second");
     }
+    let port = args.port.unwrap_or(if args.auto { 0 } else { 8443 });
+    let faults = if args.auto {
+        args.faults
+    } else {
+        !args.no_faults
+    };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let box_config = box_sim::SimConfig {
+    let mut box_config = box_sim::SimConfig {
         rate: args.rate,
         backlog: args.backlog,
         seed: args.seed,
@@ -74,6 +167,13 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
         streaming_duplicate_rate: 0.05,
         ..box_sim::SimConfig::default()
     };
+    // The setup page's callback, so "Connect to Box" works from the browser too.
+    for host in ["127.0.0.1", "localhost"] {
+        box_config
+            .redirect_uris
+            .push(format!("https://{host}:{port}/oauth/callback"));
+    }
+    box_config.redirect_uris.push(SCRIPTED_REDIRECT.to_owned());
     let box_sim = box_sim::BoxSim::start(box_config.clone(), loopback).await?;
     let idr_config = idr_sim::SimConfig {
         logsearch_tls: true,
@@ -81,39 +181,43 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let idr_sim = idr_sim::IdrSim::start(idr_config, idr_sim::Listen::default()).await?;
 
+    // The appliance: a throw-away data directory and bootstrap file, as the image would have.
+    let dir = tempfile::tempdir()?;
+    let config = appliance_config(dir.path(), port, &box_sim, &idr_sim)?;
+    let config_path = dir.path().join("boxidr.toml");
+    boxidr_setup::write_atomically(&config_path, &config)?;
+    let auth = auth_client(&config, &box_config)?;
+    provision(&config, &auth, &box_config, &idr_sim).await?;
+
+    let (started_tx, started_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let embedding = Embedding {
+        stop: Some(Box::pin(async {
+            let _ = stop_rx.await;
+        })),
+        started: Some(started_tx),
+    };
+    let service = tokio::spawn({
+        let (path, config) = (config_path.clone(), config.clone());
+        async move { service::serve_with(&path, config, embedding).await }
+    });
+    let Ok(started) = started_rx.await else {
+        let code = service.await?;
+        anyhow::bail!("the appliance service did not start ({code:?}); see the log above");
+    };
+
     let quiet = args.auto && args.json;
     if !quiet {
-        println!("boxidr demo: simulators on loopback");
-        println!("  Box API          {}", box_sim.api_base());
-        println!("  Box OAuth        {}", box_sim.authorize_url());
-        println!("  Box sim control  http://{}/_sim/stats", box_sim.addr());
-        println!("  InsightIDR Collector (UEF, TLS)  {}", idr_sim.uef_addr());
-        println!(
-            "  InsightIDR Log Search ingest     {}/v1/noformat/<token>",
-            idr_sim.logsearch_base()
-        );
-        println!("  InsightIDR Platform API          {}", idr_sim.api_base());
-        println!();
-        println!("Live simulated Box activity (Ctrl-C to stop):");
-    }
-
-    // The appliance, on a throw-away database.
-    let data_dir = tempfile::tempdir()?;
-    let store = Store::open(StoreOptions::new(data_dir.path().join("boxidr.redb"))).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    let parts = parts(&box_config, &box_sim, &idr_sim, store.clone()).await?;
-    let mut watches = pipeline::start(parts, &mut tasks, &stop_rx).await?;
-    if !quiet {
-        println!(
-            "  appliance database  {}",
-            data_dir.path().join("boxidr.redb").display()
-        );
-        println!();
+        print_header(&box_sim, &idr_sim, &started, dir.path(), faults);
     }
 
     let mut activity = box_sim.subscribe_activity();
-    let deadline = args.duration.map(|d| Instant::now() + d);
+    let start = Instant::now();
+    let deadline = args.duration.map(|d| start + d);
+    let schedule = Schedule::new(
+        args.duration
+            .or(args.auto.then_some(Duration::from_secs(30))),
+    );
     let until_deadline = async {
         match deadline {
             Some(at) => tokio::time::sleep_until(at).await,
@@ -124,44 +228,97 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     tokio::pin!(until_deadline);
     let stop = shutdown_signal();
     tokio::pin!(stop);
-    let mut report = tokio::time::interval(Duration::from_secs(2));
+    let mut report = tokio::time::interval(REPORT_EVERY);
+    let mut step = if faults { Step::BoxOutage } else { Step::Done };
+    let mut tour: Vec<Phase> = Vec::new();
+    let mut shown_leds: Option<LedFrame> = None;
     loop {
+        let next_step = schedule.at(step).map(|at| start + at);
         tokio::select! {
             () = &mut until_deadline => break,
             _ = &mut stop => break,
+            () = async { match next_step {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            } } => {
+                inject(step, schedule.outage, &box_sim, &idr_sim, &auth, &started, quiet).await;
+                tour.push(Phase { fault: step.name(), leds_seen: Vec::new(), problems_seen: BTreeSet::new() });
+                step = step.next();
+                if step == Step::Done && !quiet {
+                    println!("  demo   fault tour done; the appliance runs on (Ctrl-C to stop)");
+                }
+            }
             item = activity.recv() => match item {
                 Ok(item) if !quiet => {
                     let country = item.country.as_deref().unwrap_or("--");
                     let who = if item.login.is_empty() { "(anonymous)" } else { &item.login };
                     println!(
-                        "  box  {:<44} {:<30} {:<39} {}",
+                        "  box    {:<44} {:<30} {:<39} {}",
                         item.event_type, who, item.ip, country
                     );
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(n)) if !quiet => println!("  ... {n} more events"),
+                Err(RecvError::Lagged(n)) if !quiet => println!("  ...    {n} more events"),
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
-            _ = report.tick() => if !quiet {
-                print_status(&watches, &idr_sim);
+            _ = report.tick() => {
+                let doc = started.status.get();
+                let frame = leds(&doc);
+                if let Some(phase) = tour.last_mut() {
+                    if let Some(frame) = frame {
+                        if !phase.leds_seen.contains(&frame) {
+                            phase.leds_seen.push(frame);
+                        }
+                    }
+                    phase.problems_seen.extend(problem_codes(&doc));
+                }
+                if !quiet && doc["store"].is_object() {
+                    print_status(&doc, &idr_sim);
+                    if frame.is_some() && frame != shown_leds {
+                        print_leds(&doc);
+                        shown_leds = frame;
+                    }
+                }
             },
         }
     }
 
-    // Stop the simulated activity and let the appliance finish what Box already has.
+    // Clear what the tour broke (an admin would have), stop the simulated activity and let the
+    // appliance finish what Box already has.
+    box_sim.faults().clear();
+    idr_sim.faults().clear_all();
+    if tour.iter().any(|p| p.fault == Step::AuthRevoked.name())
+        && !tour.iter().any(|p| p.fault == Step::Reconnect.name())
+    {
+        inject(
+            Step::Reconnect,
+            schedule.outage,
+            &box_sim,
+            &idr_sim,
+            &auth,
+            &started,
+            quiet,
+        )
+        .await;
+    }
     box_sim.pause_generation(true);
     if !quiet {
         println!();
         println!("Activity paused; waiting for the appliance to deliver what it collected...");
     }
-    drain(&box_sim, &store, &mut watches).await;
-    let _ = stop_tx.send(true);
-    while let Some(result) = tasks.join_next().await {
-        result??;
+    drain(&box_sim, &started.status).await;
+    let doc = started.status.get();
+    let collected = doc["store"]["counters"]["events_appended"]
+        .as_u64()
+        .unwrap_or(0);
+    let leds_at_end = leds(&doc);
+    let _ = stop_tx.send(());
+    let code = service.await?;
+    if code != ExitCode::Ok {
+        anyhow::bail!("the appliance service stopped with {code:?}");
     }
-    let collected = watches.stream.borrow().appended + watches.sweep.borrow().appended;
-    let summary = summarise(&box_sim, &idr_sim, collected);
+    let summary = summarise(&box_sim, &idr_sim, collected, tour, leds_at_end);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -177,127 +334,365 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
             summary.uef_rejected
         );
     }
-    store.close().await?;
     idr_sim.shutdown().await;
     box_sim.shutdown().await;
     Ok(ExitCode::Ok)
 }
 
-/// Waits (bounded) until every generated event is collected and no sink has anything pending.
-async fn drain(box_sim: &box_sim::SimHandle, store: &Store, watches: &mut Watches) {
-    let until = Instant::now() + DRAIN_DEADLINE;
-    while Instant::now() < until {
-        let generated = box_sim.events_generated();
-        let collected = watches.stream.borrow().appended + watches.sweep.borrow().appended;
-        let pending = store.stats().await.map_or(u64::MAX, |s| {
-            s.pending_per_sink.iter().map(|p| p.pending).sum()
-        });
-        if collected >= generated && pending == 0 {
-            return;
+/// The bootstrap file of the demo appliance: everything on loopback, short intervals so the
+/// completeness sweep shows, the simulated LED board, no wait for time synchronisation.
+fn appliance_config(
+    dir: &Path,
+    port: u16,
+    box_sim: &box_sim::SimHandle,
+    idr_sim: &idr_sim::SimHandle,
+) -> anyhow::Result<Config> {
+    let ca_file = dir.join("insightidr-ca.pem");
+    std::fs::write(&ca_file, idr_sim.ca_pem())?;
+    let mut config = Config {
+        data_dir: dir.join("data"),
+        ..Config::default()
+    };
+    config.box_api.authorize_url = box_sim.authorize_url().parse()?;
+    config.box_api.token_base = box_sim.token_base().parse()?;
+    config.box_api.api_base = box_sim.api_base().parse()?;
+    config.events.poll_interval_secs = 1;
+    config.events.completeness_lag_secs = 5;
+    config.insightidr.collector = Some(boxidr_config::Collector {
+        host: "127.0.0.1".to_owned(),
+        port: idr_sim.uef_addr().port(),
+        unencrypted: false,
+        ca_file: Some(ca_file.clone()),
+    });
+    config.insightidr.log_search = Some(boxidr_config::LogSearch {
+        region: "us".to_owned(),
+        base_url: Some(idr_sim.logsearch_base().parse()?),
+        ca_file: Some(ca_file),
+    });
+    config.mapping.default_domain = Some("CORP".to_owned());
+    config.setup.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    config.clock.wait_for_sync = false;
+    config.board.backend = "simulated".to_owned();
+    config.validate()?;
+    Ok(config)
+}
+
+fn auth_client(config: &Config, box_config: &box_sim::SimConfig) -> anyhow::Result<AuthClient> {
+    Ok(AuthClient::new(
+        http::client(Duration::from_secs(30))?,
+        config.box_api.authorize_url.clone(),
+        &config.box_api.token_base,
+        box_config.client_id.clone(),
+        Secret::new(box_config.client_secret.clone()),
+    )?)
+}
+
+/// What the admin would have done on the setup page, done ahead: the Box app and its
+/// authorisation (consent granted on the simulated Box consent page), the Log Search token.
+/// The appliance stays unclaimed: the setup code is printed for the tour.
+async fn provision(
+    config: &Config,
+    auth: &AuthClient,
+    box_config: &box_sim::SimConfig,
+    idr_sim: &idr_sim::SimHandle,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(StoreOptions::new(config.database_path())).await?;
+    let outcome = async {
+        let token = idr_sim
+            .config()
+            .tokens
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the InsightIDR simulator has no log token"))?;
+        store
+            .set_setting(keys::BOX_CLIENT_ID.to_owned(), json!(box_config.client_id))
+            .await?;
+        store
+            .set_setting(
+                keys::BOX_GRANT.to_owned(),
+                json!({ "type": "authorization_code" }),
+            )
+            .await?;
+        store
+            .put_secrets(vec![
+                (
+                    keys::BOX_CLIENT_SECRET.to_owned(),
+                    boxidr_store::Secret::from(box_config.client_secret.as_str()),
+                ),
+                (
+                    keys::LOG_SEARCH_TOKEN.to_owned(),
+                    boxidr_store::Secret::from(token.as_str()),
+                ),
+            ])
+            .await?;
+        let tokens =
+            TokenManager::load(auth.clone(), Grant::AuthorizationCode, store.clone()).await?;
+        tokens.install(consent(auth).await?).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    outcome
+}
+
+/// Grants consent on the simulated Box consent page (as the admin's browser would) and
+/// exchanges the code: fresh tokens for the authorisation-code grant.
+async fn consent(auth: &AuthClient) -> anyhow::Result<boxidr_boxapi::TokenSet> {
+    let state = format!("demo-{}", rand::random::<u64>());
+    let url = auth.authorization_url(SCRIPTED_REDIRECT, &state);
+    let form: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .chain([("action".to_owned(), "allow".to_owned())])
+        .collect();
+    let mut target = url.clone();
+    target.set_query(None);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let answer = browser.post(target).form(&form).send().await?;
+    let location = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the Box consent page did not redirect ({})",
+                answer.status()
+            )
+        })?;
+    let back = url::Url::parse(location)?;
+    let param = |name: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("state").as_deref() != Some(state.as_str()) {
+        anyhow::bail!("the Box consent page returned a different state");
+    }
+    let code = param("code")
+        .ok_or_else(|| anyhow::anyhow!("Box refused consent: {:?}", param("error")))?;
+    Ok(auth.exchange_code(&code).await?)
+}
+
+/// Starts one step of the fault tour.
+async fn inject(
+    step: Step,
+    outage: Duration,
+    box_sim: &box_sim::SimHandle,
+    idr_sim: &idr_sim::SimHandle,
+    auth: &AuthClient,
+    started: &Started,
+    quiet: bool,
+) {
+    let say = |text: String| {
+        if !quiet {
+            println!("  demo   {text}");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    match step {
+        Step::BoxOutage => {
+            box_sim.faults().add(
+                box_sim::Fault::new(box_sim::FaultKind::Outage {
+                    mode: box_sim::OutageMode::Refuse,
+                })
+                .for_duration(outage),
+            );
+            say(format!(
+                "FAULT 1/3: Box API unreachable for {}s: watch the BOX LED",
+                outage.as_secs()
+            ));
+        }
+        Step::InsightIdrOutage => {
+            let faults = idr_sim.faults();
+            let specs = [
+                idr_sim::FaultSpec::new(idr_sim::Surface::Uef, idr_sim::FaultKind::Down),
+                idr_sim::FaultSpec::new(
+                    idr_sim::Surface::Logsearch,
+                    idr_sim::FaultKind::Status {
+                        status: 503,
+                        retry_after_secs: None,
+                    },
+                ),
+            ];
+            for spec in specs {
+                if let Err(e) = faults.set(spec.for_duration(outage)) {
+                    say(format!("cannot inject the InsightIDR outage: {e}"));
+                }
+            }
+            say(format!(
+                "FAULT 2/3: InsightIDR Collector and Log Search down for {}s: watch the INSIGHTIDR LED",
+                outage.as_secs()
+            ));
+        }
+        Step::AuthRevoked => {
+            box_sim.revoke_all_tokens();
+            say("FAULT 3/3: the Box authorisation was revoked (as an admin removing the app would): BOX and ATTENTION LEDs. Reconnect on the setup page (Box connection, Connect to Box), or the demo reconnects shortly".to_owned());
+        }
+        Step::Reconnect => match consent(auth).await {
+            Ok(tokens) => {
+                let connection = BoxConnection {
+                    auth: auth.clone(),
+                    grant: Grant::AuthorizationCode,
+                    tokens,
+                };
+                let _ = started.connect.send(connection);
+                say("the demo granted Box consent again (as the admin would on the setup page); collection resumes from its cursor".to_owned());
+            }
+            Err(e) => say(format!("cannot reconnect to Box: {e:#}")),
+        },
+        Step::Done => {}
     }
 }
 
-/// The appliance's parts, pointed at the simulators: client-credentials grant, streaming +
-/// completeness sweep (short lag so the sweep shows), both sinks over TLS trusting the
-/// simulator's CA.
-async fn parts(
-    config: &box_sim::SimConfig,
-    sim: &box_sim::SimHandle,
-    idr: &idr_sim::SimHandle,
-    store: Store,
-) -> anyhow::Result<Parts> {
-    let client = http::client(Duration::from_secs(30))?;
-    let auth = AuthClient::new(
-        client.clone(),
-        url::Url::parse(&sim.authorize_url())?,
-        &url::Url::parse(&sim.token_base())?,
-        config.client_id.clone(),
-        Secret::new(config.client_secret.clone()),
-    )?;
-    let grant = Grant::ClientCredentials {
-        enterprise_id: config.enterprise_id.clone(),
-    };
-    let tokens = Arc::new(TokenManager::load(auth, grant, store.clone()).await?);
-    let api = url::Url::parse(&sim.api_base())?;
-    let mapping = boxidr_config::Mapping {
-        default_domain: Some("CORP".to_owned()),
-        ..boxidr_config::Mapping::default()
-    };
-    let ca = idr.ca_pem().into_bytes();
-    let collector = CollectorSettings::new(
-        "127.0.0.1",
-        idr.uef_addr().port(),
-        CollectorTransport::Tls {
-            ca_pem: ca.clone(),
-            server_name: None,
-        },
-    );
-    let token = idr
-        .config()
-        .tokens
-        .first()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("the InsightIDR simulator has no log token"))?;
-    let mut log_search =
-        LogSearchSettings::new(idr.logsearch_base().parse()?, LogToken::new(token));
-    log_search.roots = TrustRoots::CustomCa(ca);
-    Ok(Parts {
-        store,
-        tokens,
-        events: EventsClient::new(client.clone(), &api, 16 << 20),
-        users: UsersClient::new(client, &api, 16 << 20),
-        collect: CollectConfig {
-            mode: Mode::Streaming { completeness: true },
-            limit: 500,
-            interval: Duration::from_secs(1),
-            lag: Duration::from_secs(5),
-            min_step: Duration::from_secs(5),
-            max_window: collect::MAX_SWEEP_WINDOW,
-            backfill: Duration::from_secs(7 * 86_400),
-        },
-        render: Arc::new(Renderer {
-            settings: boxidr_normalize::Settings::from_mapping(&mapping, env!("CARGO_PKG_VERSION")),
-            directory: Arc::new(Directory::default()),
-        }),
-        sinks: Sinks {
-            collector: SinkPlan::Run(collector),
-            log_search: SinkPlan::Run(log_search),
-        },
-        forwarder: ForwarderOptions::default(),
-        users_every: Duration::from_secs(6 * 3600),
-    })
-}
-
-fn print_status(watches: &Watches, idr: &idr_sim::SimHandle) {
-    let stream: PollStatus = watches.stream.borrow().clone();
-    let sweep: SweepStatus = watches.sweep.borrow().clone();
-    if let Some(reason) = stream.halted.as_ref().or(sweep.halted.as_ref()) {
-        println!("  boxidr  Box polling stopped: {reason}");
-    } else if let Some(error) = stream.last_error.as_ref().or(sweep.last_error.as_ref()) {
-        println!("  boxidr  Box: retrying after: {error}");
-    }
-    let counts = idr.delivery_counts();
+fn print_header(
+    box_sim: &box_sim::SimHandle,
+    idr_sim: &idr_sim::SimHandle,
+    started: &Started,
+    dir: &Path,
+    faults: bool,
+) {
+    println!("boxidr demo: the appliance service between two simulators, all on loopback");
+    println!("  Box API          {}", box_sim.api_base());
+    println!("  Box OAuth        {}", box_sim.authorize_url());
+    println!("  Box sim control  http://{}/_sim/stats", box_sim.addr());
+    println!("  InsightIDR Collector (UEF, TLS)  {}", idr_sim.uef_addr());
     println!(
-        "  boxidr  collected {} (stream {}, history sweep {} up to {}; {} repeats dropped) | {} | {} | seen by InsightIDR: {} logins, {} raw",
-        stream.appended + sweep.appended,
-        stream.appended,
-        sweep.appended,
-        sweep.covered_until.as_deref().unwrap_or("-"),
-        stream.duplicates + sweep.duplicates,
-        sink_line("UEF", &watches.collector.borrow()),
-        sink_line("Log Search", &watches.log_search.borrow()),
+        "  InsightIDR Log Search ingest     {}/v1/noformat/<token>",
+        idr_sim.logsearch_base()
+    );
+    println!("  InsightIDR Platform API          {}", idr_sim.api_base());
+    println!("  appliance data   {}", dir.join("data").display());
+    println!();
+    match &started.setup_url {
+        Some(url) => {
+            println!("Setup page: {url}");
+            if let Some(fingerprint) = &started.fingerprint {
+                println!("  certificate SHA-256 {fingerprint}");
+                println!("  (self-signed: compare this fingerprint with the browser's warning)");
+            }
+            match &started.setup_code {
+                Some(code) => println!("  setup code  {code}   (one use: it claims the appliance)"),
+                None => println!("  already claimed"),
+            }
+        }
+        None => println!("Setup page: not running (see the log above)"),
+    }
+    println!();
+    if faults {
+        println!(
+            "A fault tour starts shortly (Box outage, InsightIDR outage, Box authorisation revoked); `--no-faults` skips it."
+        );
+    }
+    println!("Live simulated Box activity (Ctrl-C to stop):");
+}
+
+/// The LED frame of a status snapshot.
+fn leds(doc: &Value) -> Option<LedFrame> {
+    serde_json::from_value(doc["leds"]["frame"].clone()).ok()
+}
+
+fn problem_codes(doc: &Value) -> Vec<String> {
+    doc["health"]["problems"]
+        .as_array()
+        .map(|problems| {
+            problems
+                .iter()
+                .filter_map(|p| p["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn print_leds(doc: &Value) {
+    let Some(frame) = leds(doc) else { return };
+    let look = |look: boxidr_model::LedLook| {
+        serde_json::to_value(look)
+            .ok()
+            .map(|v| match v {
+                Value::String(s) => s.replace('_', " "),
+                other => other
+                    .to_string()
+                    .replace(['{', '}', '"'], "")
+                    .replace(':', " "),
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "  leds   SYSTEM {} | BOX {} | INSIGHTIDR {} | ATTENTION {}",
+        look(frame.system),
+        look(frame.box_link),
+        look(frame.insightidr),
+        look(frame.attention)
+    );
+    if let Some(problems) = doc["health"]["problems"].as_array() {
+        for p in problems.iter().take(3) {
+            println!(
+                "         why: {}{}",
+                p["message"].as_str().unwrap_or("?"),
+                p["fix"]
+                    .as_str()
+                    .map(|f| format!(" (fix: {f})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn print_status(doc: &Value, idr: &idr_sim::SimHandle) {
+    let sink = |name: &str| {
+        let s = &doc["sinks"][name];
+        match s["state"].as_str() {
+            Some("retrying" | "config_error") => format!(
+                "{} ({})",
+                s["state"].as_str().unwrap_or("?"),
+                s["detail"].as_str().unwrap_or("")
+            ),
+            Some(_) => format!("{} sent", s["delivered"]),
+            None => "-".to_owned(),
+        }
+    };
+    let counts = idr.delivery_counts();
+    let state = doc["state"].as_str().unwrap_or("starting");
+    let reason = doc["reason"]
+        .as_str()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    println!(
+        "  boxidr {state}{reason}: collected {} ({} repeats dropped), queue {} | UEF {} | Log Search {} | seen by InsightIDR: {} logins, {} raw",
+        doc["store"]["counters"]["events_appended"],
+        doc["store"]["counters"]["events_duplicate"],
+        doc["store"]["queue_records"],
+        sink("collector"),
+        sink("log_search"),
         counts.uef.ids().len(),
         counts.logsearch.ids().len(),
     );
 }
 
-fn sink_line(name: &str, status: &SinkStatus) -> String {
-    match &status.state {
-        SinkState::Retrying { error, .. } => format!("{name}: retrying ({error})"),
-        SinkState::ConfigError { reason } => format!("{name}: stopped ({reason})"),
-        _ => format!("{name}: {} sent", status.delivered),
+/// Waits (bounded) until every generated event is collected and no sink has anything pending.
+async fn drain(box_sim: &box_sim::SimHandle, status: &StatusCache) {
+    let until = Instant::now() + DRAIN_DEADLINE;
+    while Instant::now() < until {
+        let doc = status.get();
+        let collected = doc["store"]["counters"]["events_appended"]
+            .as_u64()
+            .unwrap_or(0);
+        let pending: u64 = doc["store"]["sinks"]
+            .as_object()
+            .map(|sinks| {
+                sinks
+                    .values()
+                    .filter(|s| s["enabled"] == Value::Bool(true))
+                    .map(|s| s["pending"].as_u64().unwrap_or(u64::MAX))
+                    .sum()
+            })
+            .unwrap_or(u64::MAX);
+        if collected >= box_sim.events_generated() && pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -306,6 +701,8 @@ fn summarise(
     box_sim: &box_sim::SimHandle,
     idr_sim: &idr_sim::SimHandle,
     collected: u64,
+    fault_tour: Vec<Phase>,
+    leds_at_end: Option<LedFrame>,
 ) -> Summary {
     let generated: BTreeSet<String> = box_sim.generated_ids().into_iter().collect();
     let counts = idr_sim.delivery_counts();
@@ -325,9 +722,34 @@ fn summarise(
         lost: count(lost),
         duplicates: counts.uef.duplicates() + counts.logsearch.duplicates(),
         uef_rejected: count(idr_sim.uef_rejected().len()),
+        fault_tour,
+        leds_at_end,
     }
 }
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The automatic tour fits in the run and leaves time to recover before the end.
+    #[test]
+    fn schedule_fits_the_run() {
+        let run = Duration::from_secs(60);
+        let s = Schedule::new(Some(run));
+        let reconnect = s.at(Step::Reconnect).unwrap();
+        assert!(reconnect + s.outage < run, "{s:?}");
+        assert!(s.at(Step::BoxOutage).unwrap() + s.outage < s.at(Step::InsightIdrOutage).unwrap());
+        assert_eq!(s.at(Step::Done), None);
+        let mut step = Step::BoxOutage;
+        let mut names = Vec::new();
+        while step != Step::Done {
+            names.push(step.name());
+            step = step.next();
+        }
+        assert_eq!(names.len(), 4);
+    }
 }

@@ -19,7 +19,12 @@ use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    let default_log = match cli.command {
+        #[cfg(feature = "demo")]
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_tracing(cli.log.as_deref().unwrap_or(default_log));
     // One crypto provider for every rustls user in the process (ring; see README "TLS").
     if rustls::crypto::ring::default_provider()
         .install_default()

@@ -5,6 +5,8 @@
 //! point (pages and acks are transactions), so a restart costs one re-read at most, and there is
 //! one way in and one way out to get right.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ use boxidr_forward::{
 use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, StatusSource, keys};
 use boxidr_store::{CursorKey, Store, StoreOptions};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -64,8 +66,50 @@ enum Phase {
     Running(Watches),
 }
 
+/// How a caller other than systemd (the demo) runs the service in-process.
+#[derive(Default)]
+pub struct Embedding {
+    /// Resolves when the service should stop (default: SIGTERM or SIGINT).
+    pub stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Receives the running service's handles once it has started.
+    pub started: Option<oneshot::Sender<Started>>,
+}
+
+impl std::fmt::Debug for Embedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedding")
+            .field("stop", &self.stop.is_some())
+            .field("started", &self.started.is_some())
+            .finish()
+    }
+}
+
+/// What an embedding caller gets once the service runs.
+#[derive(Debug)]
+pub struct Started {
+    /// The setup page's address, if it started.
+    pub setup_url: Option<String>,
+    /// SHA-256 fingerprint of the page's certificate.
+    pub fingerprint: Option<String>,
+    /// The one-time setup code, while the appliance is unclaimed.
+    pub setup_code: Option<String>,
+    /// The latest status snapshot (what `boxidr status --json` prints).
+    pub status: Arc<StatusCache>,
+    /// Hands a fresh Box connection to the supervisor, as the setup page does.
+    pub connect: mpsc::UnboundedSender<BoxConnection>,
+}
+
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
+    serve_with(config_path, config, Embedding::default()).await
+}
+
+/// Runs the service until `embedding.stop` resolves (or a signal, by default).
+pub async fn serve_with(
+    config_path: &std::path::Path,
+    config: Config,
+    embedding: Embedding,
+) -> ExitCode {
     if let Err(e) = prepare_data_dir(&config.data_dir) {
         error!(dir = %config.data_dir.display(), error = %e, "Cannot prepare the data directory.");
         return ExitCode::Failure;
@@ -83,6 +127,7 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
     let status = Arc::new(StatusCache::default());
     let (config_tx, mut config_rx) = watch::channel(Arc::new(config.clone()));
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<BoxConnection>();
+    let connect = connected_tx.clone();
 
     let mut setup_options = SetupOptions::new(
         store.clone(),
@@ -128,8 +173,25 @@ pub async fn serve(config_path: &std::path::Path, config: Config) -> ExitCode {
         warn!(error = %e, "Cannot notify systemd.");
     }
 
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
+    if let Some(started) = embedding.started {
+        let _ = started.send(Started {
+            setup_url: setup
+                .as_ref()
+                .map(|s| format!("https://{}/", s.local_addr())),
+            fingerprint: setup.as_ref().map(SetupServer::fingerprint),
+            setup_code: setup
+                .as_ref()
+                .and_then(|s| s.startup_code().map(|c| c.as_str().to_owned())),
+            status: status.clone(),
+            connect,
+        });
+    }
+    let mut signal = embedding.stop.unwrap_or_else(|| {
+        Box::pin(async {
+            let name = shutdown_signal().await;
+            info!(signal = name, "Stop requested.");
+        })
+    });
     let mut pending: Option<BoxConnection> = None;
     let mut clock_wait: Option<Instant> = None;
     'supervise: loop {

@@ -270,3 +270,78 @@ fn setup_code_and_factory_reset_through_the_running_service() {
     service.kill().unwrap();
     service.wait().unwrap();
 }
+
+/// `demo --auto --faults`: the real service between the simulators goes through a Box outage,
+/// an InsightIDR outage and a revoked Box authorisation (then the demo grants consent again).
+/// The LEDs show each fault on the right LED, recover at the end, and nothing is lost.
+#[test]
+fn demo_fault_tour_shows_on_the_leds_and_loses_nothing() {
+    let out = boxidr()
+        .args([
+            "demo",
+            "--auto",
+            "--faults",
+            "--for",
+            "48s",
+            "--json",
+            "--backlog",
+            "30",
+            "--rate",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("some output")).unwrap();
+    assert_eq!(summary["lost"].as_u64(), Some(0), "{summary}");
+    assert_eq!(
+        summary["collected"].as_u64(),
+        summary["box_events_generated"].as_u64(),
+        "{summary}"
+    );
+    let tour = summary["fault_tour"].as_array().expect("a fault tour");
+    let phase = |name: &str| {
+        tour.iter()
+            .find(|p| p["fault"] == name)
+            .unwrap_or_else(|| panic!("no {name} phase: {summary}"))
+    };
+    let saw = |name: &str, led: &str, pred: &dyn Fn(&str) -> bool| {
+        phase(name)["leds_seen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| pred(f[led].as_str().unwrap_or("?")))
+    };
+    assert!(
+        saw("box_outage", "box", &|look| look != "on"),
+        "BOX never left 'on' during the Box outage: {summary}"
+    );
+    assert!(
+        saw("insightidr_outage", "insightidr", &|look| look != "on"),
+        "INSIGHTIDR never left 'on' during its outage: {summary}"
+    );
+    let problems = &phase("box_authorisation_revoked")["problems_seen"];
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "box_reauthorisation_needed"),
+        "{summary}"
+    );
+    assert!(
+        saw("box_authorisation_revoked", "box", &|look| look
+            == "fast_blink"),
+        "{summary}"
+    );
+    // Recovered by the end: both links lit steadily again.
+    let end = &summary["leds_at_end"];
+    assert_eq!(end["box"], "on", "{summary}");
+    assert_eq!(end["insightidr"], "on", "{summary}");
+}
