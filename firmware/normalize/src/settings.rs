@@ -88,6 +88,12 @@ impl Settings {
             .or(self.default_domain.as_deref())
     }
 
+    /// The UEF `account` (before validation) for a Box login under [`Settings::account_format`]:
+    /// the same mapping the renderer applies (the setup page's preview uses it).
+    pub fn account_for(&self, login: &str) -> String {
+        crate::actor::account_name(login, self.account_format)
+    }
+
     /// The raw cap actually applied: [`Settings::raw_max_line_bytes`], but never below
     /// [`RAW_MIN_LINE_BYTES`].
     pub fn raw_cap(&self) -> usize {

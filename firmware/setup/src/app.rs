@@ -11,8 +11,18 @@
 //! | `GET /status`, `GET /status.json` | the collector's [`StatusSource`] snapshot |
 //! | `GET /box`, `POST /box/app`, `POST /box/connect`, `POST /box/ccg` | Box app and grant |
 //! | `GET/POST /insightidr`, `/mapping`, `/collection` | TOML settings (+ store secrets) |
-//! | `GET/POST /certificate` | fingerprint, upload of the admin's own certificate |
+//! | `GET/POST /certificate` | fingerprint, upload of the admin's own certificate (paste or file) |
+//! | `POST /insightidr/test` | "Test connection": the Platform API key against `/validate`, nothing saved |
+//! | `POST /mapping/preview` | three stored Box users as InsightIDR accounts, nothing saved |
+//! | `POST /collection/scope`, `POST /collection/scope/clear`, `GET /collection/scope.csv` | monitored users |
+//! | `GET /metrics` | Prometheus text from the status snapshot |
+//! | `GET /maintenance`, `GET /maintenance/config.toml`, `POST /maintenance/import`, `GET /maintenance/bundle.tar.gz` | export, import, support bundle |
 
+mod checks;
+mod maintenance;
+mod scope;
+
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +70,12 @@ pub(crate) struct App {
     pub(crate) tls: SharedTlsConfig,
     /// Serialises saves of the configuration file and secrets.
     pub(crate) save_lock: Mutex<()>,
+    /// Platform API override for "Test connection" (simulator, proxy).
+    pub(crate) platform_api: Option<crate::server::PlatformApi>,
+    /// argv of the journal excerpt in the support bundle (empty: none).
+    pub(crate) journal_command: Vec<String>,
+    /// One support bundle is built at a time.
+    pub(crate) bundle_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for App {
@@ -153,6 +169,8 @@ impl App {
             (path, _) if ctx.admin().is_none() => {
                 if path == "/status.json" {
                     Resp::json(401, &json!({"error": "login required"}))
+                } else if path == "/metrics" {
+                    Resp::text(401, "text/plain; charset=utf-8", "login required\n")
                 } else if get {
                     Resp::see_other("/login")
                 } else {
@@ -173,6 +191,16 @@ impl App {
             ("/password", false) => self.change_password(req, &ctx),
             ("/certificate", true) => self.certificate_page(req, &ctx, Errors::new()),
             ("/certificate", false) => self.certificate_upload(req, &ctx),
+            ("/insightidr/test", false) => self.insightidr_test(req, &ctx),
+            ("/mapping/preview", false) => self.mapping_preview(req, &ctx),
+            ("/collection/scope", false) => self.scope_upload(req, &ctx),
+            ("/collection/scope/clear", false) => self.scope_clear(req, &ctx),
+            ("/collection/scope.csv", true) => self.scope_download(),
+            ("/metrics", true) => self.metrics(),
+            ("/maintenance", true) => self.maintenance_page(req, &ctx, None, None),
+            ("/maintenance/config.toml", true) => self.export_config(),
+            ("/maintenance/import", false) => self.import_config(req, &ctx),
+            ("/maintenance/bundle.tar.gz", true) => self.support_bundle(req),
             _ => Resp::html(
                 404,
                 pages::message("Not found", "There is no such page.", Some(("/", "Home"))),
@@ -782,21 +810,39 @@ impl App {
     // ---- TOML settings ----
 
     fn settings_form(&self, req: &Req, ctx: &Ctx) -> Resp {
-        let notice = req
-            .query
-            .contains_key("saved")
-            .then_some("Saved. The collector uses the new settings now.");
-        self.render_settings(req, ctx, None, Errors::new(), notice)
+        let notice = match req.query.get("saved").map(String::as_str) {
+            Some("scope") => Some(("ok", "The list of monitored users is saved.".to_owned())),
+            Some("everyone") => Some((
+                "ok",
+                "Everyone in the enterprise is monitored again.".to_owned(),
+            )),
+            Some(_) => Some((
+                "ok",
+                "Saved. The collector uses the new settings now.".to_owned(),
+            )),
+            None => None,
+        };
+        self.render_settings(
+            req,
+            ctx,
+            SettingsExtras {
+                notice,
+                ..SettingsExtras::default()
+            },
+        )
     }
 
-    fn render_settings(
-        &self,
-        req: &Req,
-        ctx: &Ctx,
-        typed: Option<Values>,
-        errors: Errors,
-        notice: Option<&str>,
-    ) -> Resp {
+    fn render_settings(&self, req: &Req, ctx: &Ctx, extras: SettingsExtras) -> Resp {
+        let SettingsExtras {
+            path,
+            typed,
+            errors,
+            notice,
+            preview,
+            scope_problems,
+            scope_pasted,
+        } = extras;
+        let path = path.unwrap_or(req.path.as_str());
         let Some(session) = ctx.admin() else {
             return Resp::see_other("/login");
         };
@@ -817,33 +863,71 @@ impl App {
             Ok(v) => v,
             Err(e) => return internal(&e),
         };
-        let page = forms::page_for(&req.path, &config, typed, &errors, token_set, key_set);
+        let page = forms::page_for(path, &config, typed, &errors, token_set, key_set);
         let Some((title, intro, fields)) = page else {
             return Resp::see_other("/status");
         };
-        let status = if errors.is_empty() { 200 } else { 400 };
+        let buttons = match path {
+            "/insightidr" => maud::html! {
+                button.secondary type="submit" formaction="/insightidr/test" { "Test connection" }
+            },
+            "/mapping" => maud::html! {
+                button.secondary type="submit" formaction="/mapping/preview" { "Preview" }
+            },
+            _ => maud::html! {},
+        };
+        let after = match path {
+            "/collection" => {
+                pages::scope_section(&session.csrf, &config.scope, &scope_problems, &scope_pasted)
+            }
+            "/mapping" => preview.unwrap_or_default(),
+            _ => maud::html! {},
+        };
+        let status = if errors.is_empty() && scope_problems.is_empty() {
+            200
+        } else {
+            400
+        };
         Resp::html(
             status,
             pages::settings(
-                self.nav(session, &req.path),
-                title,
-                &req.path,
-                intro,
-                notice,
-                &errors,
-                fields,
+                self.nav(session, path),
+                pages::SettingsView {
+                    title,
+                    action: path,
+                    intro,
+                    notice,
+                    errors: &errors,
+                    fields,
+                    buttons,
+                    after,
+                    multipart: path == "/insightidr",
+                },
             ),
         )
     }
 
     fn settings_save(&self, req: &Req, ctx: &Ctx) -> Resp {
-        let form = req.form();
+        let form = match self.form_with_uploads(req) {
+            Ok(form) => form,
+            Err(errors) => {
+                return self.render_settings(
+                    req,
+                    ctx,
+                    SettingsExtras::errors(Some(forms::typed(&req.form())), errors),
+                );
+            }
+        };
         let base = self.current_config();
         let parsed = forms::apply(&req.path, &base, &form);
         let changes = match parsed {
             Ok(v) => v,
             Err(errors) => {
-                return self.render_settings(req, ctx, Some(forms::typed(&form)), errors, None);
+                return self.render_settings(
+                    req,
+                    ctx,
+                    SettingsExtras::errors(Some(forms::typed(&form)), errors),
+                );
             }
         };
         match self.save(changes) {
@@ -857,7 +941,11 @@ impl App {
                     "_form".into(),
                     format!("Saving failed, nothing was changed: {e}"),
                 );
-                self.render_settings(req, ctx, Some(forms::typed(&form)), errors, None)
+                self.render_settings(
+                    req,
+                    ctx,
+                    SettingsExtras::errors(Some(forms::typed(&form)), errors),
+                )
             }
         }
     }
@@ -956,7 +1044,10 @@ impl App {
     }
 
     fn certificate_upload(&self, req: &Req, ctx: &Ctx) -> Resp {
-        let form = req.form();
+        let form = match self.form_with_uploads(req) {
+            Ok(form) => form,
+            Err(errors) => return self.certificate_page(req, ctx, errors),
+        };
         let cert = form.get("cert").map(String::as_str).unwrap_or_default();
         let key = form.get("key").map(String::as_str).unwrap_or_default();
         let identity = match Identity::from_pem(cert, key, true) {
@@ -987,6 +1078,65 @@ impl App {
             *current = identity;
         }
         Ok(())
+    }
+}
+
+/// File inputs whose content stands in for a text field: (file input, text field).
+const UPLOAD_FIELDS: &[(&str, &str)] = &[
+    ("collector_ca_upload", "collector_ca_pem"),
+    ("cert_file", "cert"),
+    ("key_file", "key"),
+];
+
+impl App {
+    /// The request's text fields, with each uploaded PEM file (see [`UPLOAD_FIELDS`]) put in
+    /// place of its paste field. A file that is not text is a field error.
+    fn form_with_uploads(&self, req: &Req) -> Result<HashMap<String, String>, Errors> {
+        let mut form = req.form();
+        let mut errors = Errors::new();
+        for (file, field) in UPLOAD_FIELDS {
+            match req.upload_text(file) {
+                Ok(Some(text)) => {
+                    form.insert((*field).to_owned(), text);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    errors.insert((*field).to_owned(), e);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(form)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// What a settings page shows besides the stored values.
+#[derive(Default)]
+struct SettingsExtras<'a> {
+    /// The settings page to render when it differs from the request path (preview, test).
+    path: Option<&'a str>,
+    /// Values as typed, instead of the stored ones.
+    typed: Option<Values>,
+    errors: Errors,
+    notice: Option<(&'static str, String)>,
+    /// The Accounts page's preview section.
+    preview: Option<maud::Markup>,
+    /// Row errors of a refused scoping upload.
+    scope_problems: Vec<String>,
+    /// The pasted scoping CSV, shown again after an error.
+    scope_pasted: String,
+}
+
+impl SettingsExtras<'_> {
+    fn errors(typed: Option<Values>, errors: Errors) -> Self {
+        Self {
+            typed,
+            errors,
+            ..Self::default()
+        }
     }
 }
 

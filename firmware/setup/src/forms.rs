@@ -227,6 +227,8 @@ pub(crate) fn page_for(
                         div.field.invalid[e.contains_key("collector_ca_pem")] {
                             label for="collector_ca_pem" { "…or paste the Collector's CA (Rapid7CA.pem)" }
                             textarea id="collector_ca_pem" name="collector_ca_pem" rows="5" spellcheck="false" {}
+                            label for="collector_ca_upload" { "…or upload it" }
+                            input type="file" id="collector_ca_upload" name="collector_ca_upload" accept=".pem,.crt,.cer";
                             @if let Some(err) = e.get("collector_ca_pem") { p.error { (err) } }
                             p.help { "Stored on the appliance next to its database; replaces the path above." }
                         }

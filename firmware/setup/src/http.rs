@@ -4,8 +4,82 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// Largest request body read (forms, PEM uploads).
+/// Largest request body read (forms, pasted PEM).
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
+/// Largest request body on the routes that take a file upload ([`UPLOAD_PATHS`]): a scoping
+/// CSV of 1,000 rows with the longest emails and group names is about 510 KiB.
+pub const MAX_UPLOAD_BYTES: usize = 1024 * 1024;
+/// Routes whose forms are `multipart/form-data` with a file input.
+pub(crate) const UPLOAD_PATHS: &[&str] = &[
+    "/collection/scope",
+    "/maintenance/import",
+    "/certificate",
+    "/insightidr",
+    "/insightidr/test",
+];
+/// Most parts accepted in one multipart body.
+const MAX_PARTS: usize = 64;
+
+/// The body limit for a request path.
+pub(crate) fn body_limit(path: &str) -> usize {
+    if UPLOAD_PATHS.contains(&path) {
+        MAX_UPLOAD_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
+/// A `multipart/form-data` body, parsed: text fields and files by field name (last wins).
+#[derive(Debug, Default)]
+pub(crate) struct Multipart {
+    pub(crate) fields: HashMap<String, String>,
+    /// Field name → file content. A file input left empty sends a part with an empty file
+    /// name and no content; it is not listed.
+    pub(crate) files: HashMap<String, Vec<u8>>,
+}
+
+/// Parses a whole in-memory multipart body with multer. The body is one ready chunk, so every
+/// future multer returns completes on its first poll; anything else is refused.
+pub(crate) fn parse_multipart(body: &[u8], boundary: String) -> Result<Multipart, String> {
+    use futures_util::FutureExt;
+    let limit = u64::try_from(MAX_UPLOAD_BYTES).unwrap_or(u64::MAX);
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limit)
+            .per_field(limit),
+    );
+    let chunk = bytes::Bytes::copy_from_slice(body);
+    let stream = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(chunk)));
+    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let parse = async move {
+        let mut parsed = Multipart::default();
+        let mut parts = 0usize;
+        while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
+            parts += 1;
+            if parts > MAX_PARTS {
+                return Err(format!("more than {MAX_PARTS} form fields"));
+            }
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            let is_file = field.file_name().is_some();
+            let data = field.bytes().await.map_err(|e| e.to_string())?;
+            if is_file {
+                if !data.is_empty() {
+                    parsed.files.insert(name, data.to_vec());
+                }
+            } else {
+                let text = String::from_utf8(data.to_vec())
+                    .map_err(|_| format!("form field {name:?} is not UTF-8 text"))?;
+                parsed.fields.insert(name, text);
+            }
+        }
+        Ok(parsed)
+    };
+    parse
+        .now_or_never()
+        .unwrap_or_else(|| Err("the form data is incomplete".into()))
+}
 
 /// HTTP method subset the page uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +154,55 @@ impl Req {
         }
     }
 
-    /// The body as an urlencoded form (last value wins).
+    /// The boundary when the body is `multipart/form-data`.
+    fn multipart_boundary(&self) -> Option<String> {
+        let content_type = self.header("content-type")?;
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        (mime == "multipart/form-data")
+            .then(|| multer::parse_boundary(content_type).ok())
+            .flatten()
+    }
+
+    /// The body's multipart form, `None` when it is not multipart.
+    pub(crate) fn multipart(&self) -> Option<Result<Multipart, String>> {
+        self.multipart_boundary()
+            .map(|boundary| parse_multipart(&self.body, boundary))
+    }
+
+    /// The body's text fields (last value wins), urlencoded or multipart. An unreadable
+    /// multipart body gives no fields (so its CSRF check fails).
     pub(crate) fn form(&self) -> HashMap<String, String> {
-        form_urlencoded::parse(&self.body).into_owned().collect()
+        match self.multipart() {
+            Some(Ok(parsed)) => parsed.fields,
+            Some(Err(_)) => HashMap::new(),
+            None => form_urlencoded::parse(&self.body).into_owned().collect(),
+        }
+    }
+
+    /// A file uploaded under `name` as text: `Ok(None)` when no file was chosen (or the body
+    /// is not multipart), an error for unreadable form data or text that is not UTF-8.
+    pub(crate) fn upload_text(&self, name: &str) -> Result<Option<String>, String> {
+        let Some(parsed) = self.multipart() else {
+            return Ok(None);
+        };
+        let mut parsed = parsed?;
+        match parsed.files.remove(name) {
+            None => Ok(None),
+            Some(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| "The file is not UTF-8 text; save it as UTF-8 and try again.")?;
+                Ok(Some(
+                    text.strip_prefix('\u{feff}')
+                        .map(str::to_owned)
+                        .unwrap_or(text),
+                ))
+            }
+        }
     }
 }
 
@@ -144,6 +264,14 @@ impl Resp {
     pub(crate) fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Marks the response as a file download named `file_name` (a fixed, safe name).
+    pub(crate) fn attachment(self, file_name: &str) -> Self {
+        self.with_header(
+            "Content-Disposition",
+            format!("attachment; filename=\"{file_name}\""),
+        )
     }
 
     /// Adds the session cookie.
@@ -231,6 +359,38 @@ mod tests {
         assert!(!req(&[host, ("origin", "https://box.lan:8443"), cross]).same_origin());
         assert!(!req(&[host, ("origin", "https://evil.example"), same]).same_origin());
         assert!(!req(&[("host", "a\"b"), ("origin", "https://a\"b")]).same_origin());
+    }
+
+    /// A browser's multipart body: text fields, a chosen file, an empty file input.
+    #[test]
+    fn multipart_forms() {
+        let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntok\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"scope_file\"; filename=\"s.csv\"\r\n\
+                    Content-Type: text/csv\r\n\r\nEmail\r\na@example.com\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"key_file\"; filename=\"\"\r\n\
+                    Content-Type: application/octet-stream\r\n\r\n\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"bin\"; filename=\"b\"\r\n\r\n"
+            .to_vec();
+        body.extend_from_slice(&[0xff, 0xfe, 0x00]);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        let mut r = req(&[("content-type", "multipart/form-data; boundary=XyZ")]);
+        r.body = body;
+        let form = r.form();
+        assert_eq!(form.get("csrf").map(String::as_str), Some("tok"));
+        assert!(!form.contains_key("scope_file"));
+        assert_eq!(
+            r.upload_text("scope_file").unwrap().as_deref(),
+            Some("Email\r\na@example.com")
+        );
+        assert_eq!(r.upload_text("key_file").unwrap(), None);
+        assert!(r.upload_text("bin").is_err(), "not UTF-8");
+        // Truncated or foreign bodies give no fields, so the CSRF check fails.
+        r.body.truncate(40);
+        assert!(r.form().is_empty());
+        let mut plain = req(&[("content-type", "application/x-www-form-urlencoded")]);
+        plain.body = b"csrf=a%20b".to_vec();
+        assert_eq!(plain.form().get("csrf").map(String::as_str), Some("a b"));
+        assert_eq!(plain.upload_text("x").unwrap(), None);
     }
 
     /// Cookies are found by exact name.

@@ -50,6 +50,7 @@ mod pages;
 pub mod server;
 mod session;
 pub mod status;
+mod support;
 pub mod tls;
 
 use boxidr_config::Config;
@@ -60,9 +61,10 @@ pub use clock::{Clock, SystemClock};
 pub use config_file::write_atomically;
 pub use credentials::{CODE_SYMBOLS, MIN_PASSWORD_CHARS, SetupCode};
 pub use error::SetupError;
-pub use server::{SetupOptions, SetupServer};
+pub use server::{DEFAULT_JOURNAL_COMMAND, PlatformApi, SetupOptions, SetupServer};
 pub use session::{ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, OAUTH_STATE_TTL};
 pub use status::{NoStatus, StatusSource};
+pub use support::{MAX_JOURNAL_BYTES, REDACTED};
 
 /// Issues a new one-time setup code while no admin password is set (`None` afterwards).
 ///

@@ -27,6 +27,7 @@ const LINKS: &[(&str, &str)] = &[
     ("/collection", "Collection"),
     ("/certificate", "Certificate"),
     ("/password", "Password"),
+    ("/maintenance", "Maintenance"),
 ];
 
 pub(crate) fn layout(title: &str, nav: Option<Nav<'_>>, refresh: bool, body: Markup) -> Markup {
@@ -375,30 +376,207 @@ pub(crate) fn callback(
     )
 }
 
+/// What a settings page shows besides its fields.
+pub(crate) struct SettingsView<'a> {
+    pub(crate) title: &'a str,
+    /// Where the form posts (the page's own path).
+    pub(crate) action: &'a str,
+    pub(crate) intro: &'a str,
+    /// A banner: (`ok` / `warn` / `error`, text).
+    pub(crate) notice: Option<(&'a str, String)>,
+    pub(crate) errors: &'a Errors,
+    pub(crate) fields: Markup,
+    /// More submit buttons inside the form (each with its own `formaction`).
+    pub(crate) buttons: Markup,
+    /// Sections after the form (their own forms).
+    pub(crate) after: Markup,
+    /// The form carries a file input.
+    pub(crate) multipart: bool,
+}
+
 /// A generic settings form page.
-pub(crate) fn settings(
-    nav: Nav<'_>,
-    title: &str,
-    action: &str,
-    intro: &str,
-    notice: Option<&str>,
-    errors: &Errors,
-    fields: Markup,
-) -> Markup {
+pub(crate) fn settings(nav: Nav<'_>, view: SettingsView<'_>) -> Markup {
     let csrf = nav.csrf.to_owned();
+    let errors = view.errors;
     layout(
-        title,
+        view.title,
         Some(nav),
         false,
         html! {
-            p { (intro) }
-            @if let Some(n) = notice { (banner("ok", n)) }
+            p { (view.intro) }
+            @if let Some((kind, text)) = &view.notice { (banner(kind, text)) }
             (form_errors_banner(errors))
             @if let Some(e) = errors.get("_form") { (banner("error", e)) }
-            form method="post" action=(action) {
+            form method="post" action=(view.action)
+                enctype=(if view.multipart { "multipart/form-data" } else { "application/x-www-form-urlencoded" }) {
                 (csrf_input(&csrf))
-                (fields)
-                button type="submit" { "Save" }
+                (view.fields)
+                div.buttons {
+                    button type="submit" { "Save" }
+                    (view.buttons)
+                }
+            }
+            (view.after)
+        },
+    )
+}
+
+/// Entries of the current scope shown on the page (the CSV download has them all).
+const SCOPE_SHOWN: usize = 10;
+
+/// The "Monitored users" section of the Collection page: the current scope, the CSV upload
+/// (file or paste), the row errors of a refused upload, download and "Monitor everyone".
+pub(crate) fn scope_section(
+    csrf: &str,
+    scope: &boxidr_config::Scope,
+    problems: &[String],
+    pasted: &str,
+) -> Markup {
+    let list = |title: &str, items: &[String]| {
+        html! {
+            @if !items.is_empty() {
+                h3 { (title) " (" (items.len()) ")" }
+                ul.scope {
+                    @for item in items.iter().take(SCOPE_SHOWN) { li { (bounded(item)) } }
+                    @if items.len() > SCOPE_SHOWN {
+                        li.muted { "… and " (items.len() - SCOPE_SHOWN) " more (download the list to see them all)" }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        section id="scope" {
+            h2 { "Monitored users" }
+            @if scope.is_everyone() {
+                p { "Everyone in the enterprise is monitored." }
+            } @else {
+                p { "Only these users, and the members of these groups, are monitored: "
+                    (scope.users.len()) " user(s), " (scope.groups.len()) " group(s)." }
+                (list("Users", &scope.users))
+                (list("Groups", &scope.groups))
+                p { a href="/collection/scope.csv" download="boxidr-scope.csv" { "Download the list as CSV" } }
+                form method="post" action="/collection/scope/clear" {
+                    (csrf_input(csrf))
+                    button type="submit" { "Monitor everyone" }
+                }
+            }
+            h3 { "Upload a list" }
+            p.help { "A CSV file whose first row names an " code { "Email" } " (or " code { "Email Address" }
+                ") column and/or a " code { "Group Name" } " (or " code { "Groups" } ") column, at most "
+                (boxidr_config::MAX_SCOPE_ROWS) " rows. It replaces the current list." }
+            @if !problems.is_empty() {
+                (banner("error", "Nothing was saved: the list was refused. Correct the file and upload it again."))
+                ul.errors id="scope-errors" {
+                    @for p in problems { li { (p) } }
+                }
+            }
+            form method="post" action="/collection/scope" enctype="multipart/form-data" {
+                (csrf_input(csrf))
+                div.field.invalid[!problems.is_empty()] {
+                    label for="scope_file" { "CSV file" }
+                    input type="file" id="scope_file" name="scope_file" accept=".csv,text/csv";
+                }
+                div.field {
+                    label for="scope_csv" { "…or paste the CSV text" }
+                    textarea id="scope_csv" name="scope_csv" rows="5" spellcheck="false" { (pasted) }
+                }
+                button type="submit" { "Upload list" }
+            }
+        }
+    }
+}
+
+/// One Box user as InsightIDR would see their logins.
+pub(crate) struct PreviewRow {
+    pub(crate) name: String,
+    pub(crate) login: String,
+    pub(crate) status: String,
+    /// `Err` says why no ingress event would be sent.
+    pub(crate) account: Result<String, &'static str>,
+    pub(crate) domain: Option<String>,
+}
+
+/// The account preview on the Accounts page.
+pub(crate) fn preview(rows: &[PreviewRow]) -> Markup {
+    html! {
+        section id="preview" {
+            h2 { "Preview (not saved)" }
+            @if rows.is_empty() {
+                p { "No Box users are stored yet. The preview uses the user directory, which is \
+                     read once Box is connected; try again after the first sync." }
+            } @else {
+                p.help { "How logins of these Box users will appear in InsightIDR with the settings \
+                          above. Save to use them." }
+                table.preview {
+                    thead { tr { th { "Box user" } th { "Box login" } th { "Status" } th { "account" } th { "account_domain" } } }
+                    tbody {
+                        @for row in rows {
+                            tr {
+                                td { (bounded(&row.name)) }
+                                td { (bounded(&row.login)) }
+                                td { (bounded(&row.status)) }
+                                @match &row.account {
+                                    Ok(account) => { td { code { (bounded(account)) } } }
+                                    Err(why) => { td.bad { (why) } }
+                                }
+                                td { @match &row.domain { Some(d) => { code { (bounded(d)) } }, None => { span.muted { "none (null)" } } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Maintenance page: export, import, support bundle, metrics.
+pub(crate) fn maintenance(
+    nav: Nav<'_>,
+    notice: Option<(&str, String)>,
+    import_error: Option<&str>,
+    secrets_set: &[&str],
+) -> Markup {
+    let csrf = nav.csrf.to_owned();
+    layout(
+        "Maintenance",
+        Some(nav),
+        false,
+        html! {
+            @if let Some((kind, text)) = &notice { (banner(kind, text)) }
+            section {
+                h2 { "Export the configuration" }
+                p { "Downloads the configuration file (TOML). Secrets are never in it: after an import \
+                     on another appliance, enter them again. Set on this appliance: "
+                    @if secrets_set.is_empty() { "none" } @else { (secrets_set.join(", ")) } "." }
+                p { a.button href="/maintenance/config.toml" download="boxidr.toml" { "Export configuration" } }
+            }
+            section {
+                h2 { "Import a configuration" }
+                p { "Replaces every setting of the file (collection, InsightIDR destination, accounts, \
+                     monitored users…) after checking the whole file; nothing changes if it is refused. \
+                     This appliance keeps its own data directory and setup page address, and its secrets." }
+                @if let Some(e) = import_error { (banner("error", e)) }
+                form method="post" action="/maintenance/import" enctype="multipart/form-data" {
+                    (csrf_input(&csrf))
+                    div.field.invalid[import_error.is_some()] {
+                        label for="config_file" { "Configuration file (.toml)" }
+                        input type="file" id="config_file" name="config_file" accept=".toml,text/plain";
+                    }
+                    button type="submit" { "Import" }
+                }
+            }
+            section {
+                h2 { "Support bundle" }
+                p { "A .tar.gz with the status, the configuration without secrets, versions and the \
+                     service journal of the last 24 hours, for support. Known secret values are \
+                     removed from every file." }
+                p { a.button href="/maintenance/bundle.tar.gz" { "Download support bundle" } }
+            }
+            section {
+                h2 { "Metrics" }
+                p { "Prometheus text format at " a href="/metrics" { "/metrics" }
+                    " (needs this login, like every page)." }
             }
         },
     )
@@ -440,16 +618,21 @@ pub(crate) fn certificate(
             p { "Paste a PEM certificate (leaf first, then intermediates) and its unencrypted PEM private key. \
                  New connections use it at once." }
             (form_errors_banner(errors))
-            form method="post" action="/certificate" {
+            form method="post" action="/certificate" enctype="multipart/form-data" {
                 (csrf_input(&csrf))
                 div.field.invalid[errors.contains_key("cert")] {
-                    label for="cert" { "Certificate chain (PEM)" }
+                    label for="cert_file" { "Certificate chain file (PEM)" }
+                    input type="file" id="cert_file" name="cert_file" accept=".pem,.crt,.cer";
+                    label for="cert" { "…or paste it" }
                     textarea id="cert" name="cert" rows="8" spellcheck="false" {}
                     @if let Some(e) = errors.get("cert") { p.error { (e) } }
                 }
-                div.field {
-                    label for="key" { "Private key (PEM)" }
+                div.field.invalid[errors.contains_key("key")] {
+                    label for="key_file" { "Private key file (PEM)" }
+                    input type="file" id="key_file" name="key_file" accept=".pem,.key";
+                    label for="key" { "…or paste it" }
                     textarea id="key" name="key" rows="6" spellcheck="false" autocomplete="off" {}
+                    @if let Some(e) = errors.get("key") { p.error { (e) } }
                 }
                 button type="submit" { "Upload" }
             }

@@ -19,7 +19,7 @@ use crate::boxlink::BoxConnectedHook;
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::{SetupCode, Throttle};
 use crate::error::SetupError;
-use crate::http::{MAX_BODY_BYTES, Method, Req, Resp, split_url};
+use crate::http::{Method, Req, Resp, body_limit, split_url};
 use crate::session::Sessions;
 use crate::status::StatusSource;
 use crate::tls::{self, PeerMap};
@@ -49,7 +49,34 @@ pub struct SetupOptions {
     pub on_box_connected: Option<BoxConnectedHook>,
     /// tiny_http worker threads.
     pub workers: usize,
+    /// Where "Test connection" sends the Platform API key. `None` (the default): the region's
+    /// production endpoint with the OS trust store; set it for the simulator or a proxy.
+    pub platform_api: Option<PlatformApi>,
+    /// The command whose output the support bundle includes as the service journal
+    /// ([`DEFAULT_JOURNAL_COMMAND`]); empty leaves the journal out.
+    pub journal_command: Vec<String>,
 }
+
+/// A Platform API endpoint other than the region's production one.
+#[derive(Debug, Clone)]
+pub struct PlatformApi {
+    /// Base URL, e.g. the InsightIDR simulator's `http://127.0.0.1:PORT`.
+    pub base: url::Url,
+    /// Trust anchors for an `https` base.
+    pub roots: boxidr_forward::TrustRoots,
+}
+
+/// The journal of the last 24 hours of the `boxidr` unit.
+pub const DEFAULT_JOURNAL_COMMAND: &[&str] = &[
+    "journalctl",
+    "-u",
+    "boxidr",
+    "--since",
+    "-24h",
+    "--no-pager",
+    "-o",
+    "short-iso",
+];
 
 impl std::fmt::Debug for SetupOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +107,11 @@ impl SetupOptions {
             clock: Arc::new(SystemClock),
             on_box_connected: None,
             workers: DEFAULT_WORKERS,
+            platform_api: None,
+            journal_command: DEFAULT_JOURNAL_COMMAND
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
 }
@@ -122,6 +154,8 @@ impl SetupServer {
             clock,
             on_box_connected,
             workers,
+            platform_api,
+            journal_command,
         } = options;
         let workers = workers.max(1);
         let identity = tls::load_or_create(&store).await?;
@@ -180,6 +214,9 @@ impl SetupServer {
             identity: RwLock::new(identity),
             tls: tls_config.clone(),
             save_lock: Mutex::new(()),
+            platform_api,
+            journal_command,
+            bundle_lock: Mutex::new(()),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let peers = PeerMap::default();
@@ -348,13 +385,14 @@ fn serve(app: &App, peers: &PeerMap, mut request: tiny_http::Request) {
         })
         .collect();
     let declared = request.body_length().unwrap_or(0);
-    let resp = if declared > MAX_BODY_BYTES {
+    let max_body = body_limit(&path);
+    let resp = if declared > max_body {
         Resp::text(413, "text/plain", "request body too large")
     } else {
         let mut body = Vec::new();
-        let limit = u64::try_from(MAX_BODY_BYTES + 1).unwrap_or(u64::MAX);
+        let limit = u64::try_from(max_body + 1).unwrap_or(u64::MAX);
         match request.as_reader().take(limit).read_to_end(&mut body) {
-            Ok(_) if body.len() > MAX_BODY_BYTES => {
+            Ok(_) if body.len() > max_body => {
                 Resp::text(413, "text/plain", "request body too large")
             }
             Ok(_) => {

@@ -109,6 +109,14 @@ impl Harness {
     }
 
     pub async fn start_with(sim_config: SimConfig) -> Self {
+        Self::start_customised(sim_config, |_, _| {}).await
+    }
+
+    /// Like [`Harness::start_with`], letting the test adjust the page's options.
+    pub async fn start_customised(
+        sim_config: SimConfig,
+        customise: impl FnOnce(&mut SetupOptions, &std::path::Path),
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
@@ -147,6 +155,7 @@ impl Harness {
         options.clock = clock.clone();
         options.on_box_connected = Some(hook);
         options.http_redirect = Some("127.0.0.1:0".parse().unwrap());
+        customise(&mut options, dir.path());
         let server = SetupServer::start(options).await.unwrap();
         let code = server.startup_code().map(|c| c.as_str().to_owned());
         let base = format!("https://127.0.0.1:{}", server.local_addr().port());
@@ -336,6 +345,48 @@ impl Browser {
         }
         let resp = req.send().await.unwrap();
         self.finish(resp).await
+    }
+
+    /// POST of a `multipart/form-data` form (text fields and files: name, file name, bytes)
+    /// with this page's Origin.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> Page {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text((*name).to_owned(), (*value).to_owned());
+        }
+        for (name, file_name, bytes) in files {
+            let part =
+                reqwest::multipart::Part::bytes(bytes.to_vec()).file_name((*file_name).to_owned());
+            form = form.part((*name).to_owned(), part);
+        }
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .multipart(form)
+            .header("origin", self.origin.clone());
+        if !self.jar.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let resp = req.send().await.unwrap();
+        self.finish(resp).await
+    }
+
+    /// GET of a download: status, headers and the raw bytes.
+    pub async fn get_bytes(&mut self, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if !self.jar.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        self.absorb(&headers);
+        (status, headers, resp.bytes().await.unwrap().to_vec())
     }
 
     pub fn session(&self) -> Option<String> {

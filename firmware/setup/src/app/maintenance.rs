@@ -1,0 +1,288 @@
+//! The Maintenance page: configuration export and import, the support bundle; and `/metrics`.
+
+use boxidr_config::Config;
+use serde_json::Value;
+
+use super::{App, Ctx, internal, lock};
+use crate::error::SetupError;
+use crate::forms::Changes;
+use crate::http::{Req, Resp};
+use crate::keys;
+use crate::pages;
+use crate::status::bounded;
+use crate::support::{self, EXPORT_SECRET_NAMES, Scrubber};
+
+/// Largest configuration file accepted by the import.
+pub(crate) const MAX_IMPORT_BYTES: usize = 256 * 1024;
+
+/// Content type of the Prometheus text exposition format.
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+impl App {
+    /// Names of the secrets that are set (for the export note and the page).
+    fn secrets_set(&self) -> Result<Vec<&'static str>, SetupError> {
+        self.block_on(async {
+            let mut set = Vec::new();
+            for (key, name) in EXPORT_SECRET_NAMES {
+                if self.store.get_secret((*key).to_owned()).await?.is_some() {
+                    set.push(*name);
+                }
+            }
+            Ok(set)
+        })
+    }
+
+    /// Every stored secret value, to scrub from bundle files.
+    fn scrubber(&self) -> Result<Scrubber, SetupError> {
+        self.block_on(async {
+            let mut scrubber = Scrubber::default();
+            for key in keys::RESET_SECRETS {
+                if let Some(secret) = self.store.get_secret((*key).to_owned()).await? {
+                    scrubber.add(secret.expose());
+                }
+            }
+            Ok(scrubber)
+        })
+    }
+
+    pub(super) fn maintenance_page(
+        &self,
+        req: &Req,
+        ctx: &Ctx,
+        notice: Option<(&str, String)>,
+        import_error: Option<&str>,
+    ) -> Resp {
+        let Some(session) = ctx.admin() else {
+            return Resp::see_other("/login");
+        };
+        let secrets = match self.secrets_set() {
+            Ok(s) => s,
+            Err(e) => return internal(&e),
+        };
+        let notice = notice.or_else(|| match req.query.get("imported").map(String::as_str) {
+            Some("1") => Some((
+                "ok",
+                "The configuration is imported. The collector uses it now.".to_owned(),
+            )),
+            Some("kept") => Some((
+                "ok",
+                "The configuration is imported. This appliance kept its own data directory and \
+                 setup page address, which the file set differently."
+                    .to_owned(),
+            )),
+            _ => None,
+        });
+        let status = if import_error.is_some() { 400 } else { 200 };
+        Resp::html(
+            status,
+            pages::maintenance(
+                self.nav(session, "/maintenance"),
+                notice,
+                import_error,
+                &secrets,
+            ),
+        )
+    }
+
+    fn export_text(&self) -> Result<String, SetupError> {
+        support::export_text(&self.current_config(), &self.secrets_set()?)
+    }
+
+    /// `GET /maintenance/config.toml`.
+    pub(super) fn export_config(&self) -> Resp {
+        match self.export_text() {
+            Ok(text) => {
+                Resp::text(200, "application/toml; charset=utf-8", text).attachment("boxidr.toml")
+            }
+            Err(e) => internal(&e),
+        }
+    }
+
+    /// `POST /maintenance/import`: the whole file is validated; `data_dir` and `setup.listen`
+    /// stay those of this appliance (another value would move the database out from under the
+    /// running service, or the page to an address the admin may not reach); then it is saved
+    /// through the same atomic path as every form.
+    pub(super) fn import_config(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let refuse = |text: String| self.maintenance_page(req, ctx, None, Some(&text));
+        let text = match req.upload_text("config_file") {
+            Ok(Some(text)) => text,
+            Ok(None) => return refuse("Choose a configuration file (.toml) first.".into()),
+            Err(e) => return refuse(e),
+        };
+        if text.len() > MAX_IMPORT_BYTES {
+            return refuse(format!(
+                "The file is too large ({} KiB at most). Nothing was changed.",
+                MAX_IMPORT_BYTES / 1024
+            ));
+        }
+        let current = self.current_config();
+        let imported = match check_import(&text, &current) {
+            Ok(imported) => imported,
+            Err(problem) => {
+                tracing::warn!(client = %req.client, "Refused a configuration import.");
+                return refuse(format!("Nothing was changed: {problem}"));
+            }
+        };
+        let kept = imported.kept;
+        match self.save(Changes {
+            config: imported.config,
+            secrets: Vec::new(),
+            ca_file: None,
+        }) {
+            Ok(()) => {
+                tracing::info!(client = %req.client, "Configuration imported.");
+                Resp::see_other(if kept {
+                    "/maintenance?imported=kept"
+                } else {
+                    "/maintenance?imported=1"
+                })
+            }
+            Err(e) => refuse(format!("Saving failed, nothing was changed: {e}")),
+        }
+    }
+
+    /// `GET /metrics`: the Prometheus text the collector puts in its status snapshot.
+    pub(super) fn metrics(&self) -> Resp {
+        match self
+            .status
+            .snapshot()
+            .get("metrics")
+            .and_then(Value::as_str)
+        {
+            Some(text) => Resp::text(200, METRICS_CONTENT_TYPE, text.to_owned()),
+            None => Resp::text(
+                503,
+                "text/plain; charset=utf-8",
+                "metrics are not available: the collector is not running\n",
+            ),
+        }
+    }
+
+    /// `GET /maintenance/bundle.tar.gz`.
+    pub(super) fn support_bundle(&self, req: &Req) -> Resp {
+        match self.build_bundle() {
+            Ok(bytes) => {
+                tracing::info!(client = %req.client, bytes = bytes.len(), "Support bundle downloaded.");
+                let mut resp = Resp::text(200, "application/gzip", bytes);
+                resp = resp.attachment("boxidr-support.tar.gz");
+                resp
+            }
+            Err(e) => internal(&e),
+        }
+    }
+
+    fn build_bundle(&self) -> Result<Vec<u8>, SetupError> {
+        // One bundle at a time: it runs a process and holds a few MiB.
+        let _guard = lock(&self.bundle_lock);
+        let scrubber = self.scrubber()?;
+        let snapshot = self.status.snapshot();
+        let status = serde_json::to_string_pretty(&snapshot)
+            .map_err(|e| SetupError::Corrupt(format!("status does not serialise: {e}")))?;
+        let config = self.export_text()?;
+        let journal = if self.journal_command.is_empty() {
+            Err("the journal is not collected on this system".to_owned())
+        } else {
+            self.block_on(support::journal(
+                &self.journal_command,
+                support::MAX_JOURNAL_BYTES,
+                support::JOURNAL_TIMEOUT,
+            ))
+        };
+        let journal = journal.unwrap_or_else(|reason| {
+            format!(
+                "The service journal is not included: {}.\n",
+                bounded(&reason)
+            )
+        });
+        let files: Vec<(&str, Vec<u8>)> = [
+            ("status.json", status),
+            ("config.toml", config),
+            ("versions.txt", support::versions_text()),
+            ("journal.txt", journal),
+        ]
+        .into_iter()
+        .map(|(name, text)| (name, scrubber.scrub(&text).into_bytes()))
+        .collect();
+        support::tar_gz("boxidr-support", &files)
+    }
+}
+
+/// An import that passed every check.
+#[derive(Debug)]
+pub(crate) struct Imported {
+    pub(crate) config: Config,
+    /// The file named another `data_dir` or `setup.listen`, which were kept.
+    pub(crate) kept: bool,
+}
+
+/// Parses and validates an imported file against the running configuration.
+pub(crate) fn check_import(text: &str, current: &Config) -> Result<Imported, String> {
+    let mut config = Config::from_toml(text).map_err(|e| bounded(&e.to_string()))?;
+    let kept = config.data_dir != current.data_dir || config.setup.listen != current.setup.listen;
+    config.data_dir = current.data_dir.clone();
+    config.setup.listen = current.setup.listen;
+    let files = [
+        (
+            "insightidr.collector.ca_file",
+            config
+                .insightidr
+                .collector
+                .as_ref()
+                .and_then(|c| c.ca_file.as_ref()),
+        ),
+        (
+            "insightidr.log_search.ca_file",
+            config
+                .insightidr
+                .log_search
+                .as_ref()
+                .and_then(|l| l.ca_file.as_ref()),
+        ),
+    ];
+    for (name, path) in files {
+        if let Some(path) = path {
+            if !path.is_absolute() || !path.is_file() {
+                return Err(format!(
+                    "{name} names {}, which is not a file on this appliance. Upload the CA on the \
+                     InsightIDR page after importing, or remove the line.",
+                    bounded(&path.display().to_string())
+                ));
+            }
+        }
+    }
+    config.validate().map_err(|e| bounded(&e.to_string()))?;
+    Ok(Imported { config, kept })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Invalid files are refused with the reason; a valid one keeps this appliance's paths.
+    #[test]
+    fn import_checks() {
+        let current = Config {
+            data_dir: "/var/lib/boxidr-here".into(),
+            ..Config::default()
+        };
+        assert!(check_import("not toml [", &current).is_err());
+        let e = check_import("[events]\npage_limit = 9999\n", &current).unwrap_err();
+        assert!(e.contains("page_limit"), "{e}");
+        let e = check_import("[surprise]\nx = 1\n", &current).unwrap_err();
+        assert!(e.contains("surprise"), "{e}");
+        let e = check_import(
+            "[insightidr.collector]\nhost = \"c\"\nport = 6514\nca_file = \"/nonexistent/ca.pem\"\n",
+            &current,
+        )
+        .unwrap_err();
+        assert!(e.contains("not a file on this appliance"), "{e}");
+        let ok = check_import(
+            "data_dir = \"/elsewhere\"\n[mapping]\ndefault_domain = \"CORP\"\n",
+            &current,
+        )
+        .unwrap();
+        assert!(ok.kept);
+        assert_eq!(ok.config.data_dir, current.data_dir);
+        assert_eq!(ok.config.mapping.default_domain.as_deref(), Some("CORP"));
+    }
+}
