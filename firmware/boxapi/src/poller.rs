@@ -181,6 +181,9 @@ pub struct PollStatus {
     pub halted: Option<String>,
     /// When a page was last read and committed (ms since the epoch).
     pub last_success_ms: Option<u64>,
+    /// Box asked us to wait (`retry-after`) until then (ms since the epoch); cleared by the
+    /// next successful call.
+    pub throttled_until_ms: Option<u64>,
     /// Lost or rejected stream positions recovered through a catch-up.
     pub recoveries: u64,
     pub last_recovery: Option<String>,
@@ -261,6 +264,7 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
                         task.status.send_modify(|s| {
                             s.consecutive_failures += 1;
                             s.last_error = Some(error.to_string());
+                            s.throttled_until_ms = throttled_until(&error);
                         });
                     }
                 }
@@ -363,6 +367,7 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
             s.pages += 1;
             s.consecutive_failures = 0;
             s.last_error = None;
+            s.throttled_until_ms = None;
             s.last_success_ms = Some(now_ms());
         });
         return;
@@ -399,6 +404,7 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
                 s.consecutive_failures = 0;
                 s.last_error = None;
                 s.queue_full = false;
+                s.throttled_until_ms = None;
                 s.last_success_ms = Some(now_ms());
             });
         }
@@ -422,6 +428,16 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
     }
 }
 
+/// When a `retry-after` Box sent ends (ms since the epoch), for the health model.
+pub(crate) fn throttled_until(error: &ApiError) -> Option<u64> {
+    match error.recovery() {
+        Recovery::Retry { after: Some(after) } => Some(
+            now_ms().saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+        ),
+        _ => None,
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -431,6 +447,27 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a wait Box asked for counts as throttling (health then does not call it failing).
+    #[test]
+    fn throttling_is_what_box_asked_for() {
+        let before = now_ms();
+        let limited = ApiError::RateLimited {
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        let until = throttled_until(&limited).unwrap();
+        assert!(until >= before + 30_000 && until <= now_ms() + 30_000);
+        let busy = ApiError::Server {
+            status: 503,
+            retry_after: Some(Duration::from_secs(5)),
+        };
+        assert!(throttled_until(&busy).is_some());
+        assert_eq!(
+            throttled_until(&ApiError::RateLimited { retry_after: None }),
+            None
+        );
+        assert_eq!(throttled_until(&ApiError::Unauthorized), None);
+    }
 
     fn poller() -> Poller {
         Poller::new(

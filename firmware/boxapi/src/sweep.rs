@@ -338,6 +338,8 @@ pub struct SweepStatus {
     pub last_error: Option<String>,
     pub queue_full: bool,
     pub halted: Option<String>,
+    /// Box asked us to wait (`retry-after`) until then (ms since the epoch).
+    pub throttled_until_ms: Option<u64>,
 }
 
 /// A backfill or catch-up request for a bounded sweep.
@@ -414,6 +416,7 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                                     s.consecutive_failures = 0;
                                     s.last_error = None;
                                     s.queue_full = false;
+                                    s.throttled_until_ms = None;
                                     s.last_success_ms = Some(crate::poller::now_ms());
                                 });
                             }
@@ -437,6 +440,8 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                         tracing::warn!(error = %error, "Box admin_logs sweep call failed.");
                         sweep.on_error(&error, rand::random::<f64>());
                         failed(&task.status, error.to_string());
+                        let until = crate::poller::throttled_until(&error);
+                        task.status.send_modify(|s| s.throttled_until_ms = until);
                     }
                 }
                 continue;

@@ -128,7 +128,7 @@ async fn box_facts(w: &Watches, newest: Option<u64>) -> BoxFacts {
         last_success_ms: stream.last_success_ms.max(sweep.last_success_ms),
         consecutive_failures: stream.consecutive_failures.max(sweep.consecutive_failures),
         last_error: stream.last_error.clone().or(sweep.last_error.clone()),
-        throttled_until_ms: None,
+        throttled_until_ms: stream.throttled_until_ms.max(sweep.throttled_until_ms),
         halted,
         queue_full: stream.queue_full || sweep.queue_full,
         stream_recoveries: stream.recoveries,
