@@ -415,6 +415,31 @@ impl StoreCore {
         })
     }
 
+    /// Keeps only the stored users whose id is in `keep`; removes every other one in ONE durable
+    /// write transaction and returns how many were removed.
+    ///
+    /// The users sync calls this after it has read EVERY page of Box's listing, with every id
+    /// it saw: users Box no longer lists (deleted accounts) leave the directory. A crash leaves
+    /// either all of them or none of them removed; nothing is written when nothing is to go.
+    pub fn retain_users(&mut self, keep: &HashSet<String>) -> Result<u64, StoreError> {
+        let op = Op::RetainUsers;
+        self.run(|env, db| {
+            let txn = env.begin_write(db, op)?;
+            let removed = {
+                let mut table = txn.open_table(schema::USERS).op(op)?;
+                let before = table.len().op(op)?;
+                table.retain(|id, _| keep.contains(id)).op(op)?;
+                before - table.len().op(op)?
+            };
+            if removed == 0 {
+                txn.abort().op(op)?;
+            } else {
+                txn.commit().op(op)?;
+            }
+            Ok(removed)
+        })
+    }
+
     /// A user's JSON as stored by [`StoreCore::put_users`].
     pub fn get_user(&mut self, id: &str) -> Result<Option<String>, StoreError> {
         self.get_str(Op::GetUser, schema::USERS, id)

@@ -6,6 +6,7 @@
 //! permit is released when the storage thread takes the request off the channel. No redb call
 //! ever runs on a tokio worker.
 
+use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -185,6 +186,12 @@ impl Store {
     /// See [`StoreCore::put_users`].
     pub async fn put_users(&self, users: Vec<UserEntry>) -> Result<(), StoreError> {
         self.call(Op::PutUsers, move |core| core.put_users(&users))
+            .await
+    }
+
+    /// See [`StoreCore::retain_users`].
+    pub async fn retain_users(&self, keep: HashSet<String>) -> Result<u64, StoreError> {
+        self.call(Op::RetainUsers, move |core| core.retain_users(&keep))
             .await
     }
 

@@ -13,7 +13,7 @@
 //! seen_by_time    (u64 ms, &str event_id)    ()                             commit_page; expire_seen
 //! sink_cursors    &str sink id               u64 last delivered seq (0: none) ack
 //! sinks_enabled   &str sink id               ()                             set_enabled_sinks
-//! users           &str Box user id           &str user JSON                 put_users
+//! users           &str Box user id           &str user JSON                 put_users, retain_users
 //! settings        &str key                   &str JSON text                 set_setting
 //! secrets         &str key                   &[u8] secret bytes             put_secrets, delete_secret
 //! counters        &str name                  u64                            add_counter, commit_page

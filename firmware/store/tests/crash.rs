@@ -12,7 +12,9 @@
 
 mod common;
 
-use boxidr_store::{PageCommit, SinkId, Store, StoreCore, StoreError, StoreOptions};
+use std::collections::HashSet;
+
+use boxidr_store::{PageCommit, SinkId, Store, StoreCore, StoreError, StoreOptions, UserEntry};
 use common::*;
 
 /// Commit modes under test: the defaults (2PC + quick-repair) and plain 1PC + checksum.
@@ -41,7 +43,30 @@ fn baseline(disk: &MemDisk, options: &StoreOptions) -> StoreCore {
     core.commit_page(page(&["d", "e"], Some("200"), 2_000))
         .unwrap();
     core.ack(SinkId::Collector, 4).unwrap();
+    core.put_users(&baseline_users()).unwrap();
     core
+}
+
+/// Thirty stored users (the users sync's directory) for the prune target.
+fn baseline_users() -> Vec<UserEntry> {
+    (0..30)
+        .map(|i| UserEntry {
+            id: format!("{}", 3_000_000_000_u64 + i),
+            json: format!(
+                r#"{{"id":"{i}","login":"user{i}@example.com","pad":"{}"}}"#,
+                "x".repeat(200)
+            ),
+        })
+        .collect()
+}
+
+/// The users a complete sync still saw: every third baseline user (the rest are pruned).
+fn kept_users() -> HashSet<String> {
+    baseline_users()
+        .into_iter()
+        .step_by(3)
+        .map(|u| u.id)
+        .collect()
 }
 
 /// The page under test: new events, a duplicate, and enough bytes to grow the file.
@@ -58,6 +83,7 @@ fn target_page() -> PageCommit {
 enum Target {
     CommitPage,
     Ack,
+    RetainUsers,
 }
 
 fn run(target: Target, core: &mut StoreCore) -> Result<(), StoreError> {
@@ -65,6 +91,7 @@ fn run(target: Target, core: &mut StoreCore) -> Result<(), StoreError> {
         Target::CommitPage => core.commit_page(target_page()).map(drop),
         // Log Search catches up to 4: records 1..=4 are deleted in the same transaction.
         Target::Ack => core.ack(SinkId::LogSearch, 4).map(drop),
+        Target::RetainUsers => core.retain_users(&kept_users()).map(drop),
     }
 }
 
@@ -246,6 +273,19 @@ fn commit_page_power_loss_at_every_sync_is_atomic() {
 #[test]
 fn ack_power_loss_at_every_sync_is_atomic() {
     power_loss_at_every_sync(Target::Ack);
+}
+
+/// A process crash at any disk operation of a users prune removes all the users Box no longer
+/// lists or none of them: the directory is never left half-pruned.
+#[test]
+fn retain_users_crash_at_every_op_is_atomic() {
+    crash_at_every_op(Target::RetainUsers);
+}
+
+/// Power loss at any sync of a users prune leaves exactly pre or post state.
+#[test]
+fn retain_users_power_loss_at_every_sync_is_atomic() {
+    power_loss_at_every_sync(Target::RetainUsers);
 }
 
 /// A one-off I/O error at any op of commit_page: the store reopens the database, the retry of

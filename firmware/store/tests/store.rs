@@ -733,6 +733,38 @@ fn value_null() -> serde_json::Value {
     serde_json::Value::Null
 }
 
+/// Pruning keeps exactly the listed users, counts what it removed, and removes nothing (and
+/// writes nothing) when every stored user is still listed.
+#[test]
+fn retain_users_removes_only_unlisted() {
+    let disk = MemDisk::new();
+    let mut core = open_mem(&disk);
+    let users: Vec<UserEntry> = ["1", "2", "3", "4"]
+        .iter()
+        .map(|id| UserEntry {
+            id: (*id).to_owned(),
+            json: format!("{{\"id\":\"{id}\"}}"),
+        })
+        .collect();
+    core.put_users(&users).unwrap();
+    let keep: std::collections::HashSet<String> =
+        ["2", "4", "99"].iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(core.retain_users(&keep).unwrap(), 2);
+    let left: Vec<String> = core
+        .users_after(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(left, ["2", "4"]);
+    assert_eq!(core.get_user("1").unwrap(), None);
+    let ops = disk.ops();
+    assert_eq!(core.retain_users(&keep).unwrap(), 0);
+    assert_eq!(disk.ops(), ops, "nothing to prune writes nothing");
+    assert_eq!(core.retain_users(&Default::default()).unwrap(), 2);
+    assert!(core.users_after(None, 10).unwrap().is_empty());
+}
+
 /// Users are listed in id order, a bounded page at a time.
 #[test]
 fn users_are_listed_in_pages() {

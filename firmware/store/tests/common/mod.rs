@@ -274,6 +274,7 @@ pub fn dump_db(db: &Database) -> Dump {
     out.insert("sink_cursors", dump_table(&read, schema::SINK_CURSORS));
     out.insert("sinks_enabled", dump_table(&read, schema::SINKS_ENABLED));
     out.insert("counters", dump_table(&read, schema::COUNTERS));
+    out.insert("users", dump_table(&read, schema::USERS));
     out
 }
 
