@@ -197,7 +197,10 @@ impl Verifier {
     ) -> Result<CanaryOutcome, VerifyError> {
         let give_up = tokio::time::Instant::now() + deadline;
         loop {
-            let entries = self.query_once(log_ids, marker, since, give_up).await?;
+            let entries = self
+                .query_once(log_ids, marker, since, give_up)
+                .await?
+                .len();
             if entries > 0 {
                 return Ok(CanaryOutcome::Seen { entries });
             }
@@ -208,14 +211,28 @@ impl Verifier {
         }
     }
 
-    /// One query, followed through its poll links; the number of entries containing `marker`.
+    /// One search of `log_ids` for `marker` over `[since, now + 1 min]`, followed through its
+    /// poll links for at most `within`: the messages that contain the marker (so the caller
+    /// can tell which path each came by). Empty when nothing is found yet.
+    pub async fn search(
+        &self,
+        log_ids: &[String],
+        marker: &str,
+        since: SystemTime,
+        within: Duration,
+    ) -> Result<Vec<String>, VerifyError> {
+        let give_up = tokio::time::Instant::now() + within;
+        self.query_once(log_ids, marker, since, give_up).await
+    }
+
+    /// One query, followed through its poll links; the messages containing `marker`.
     async fn query_once(
         &self,
         log_ids: &[String],
         marker: &str,
         since: SystemTime,
         give_up: tokio::time::Instant,
-    ) -> Result<usize, VerifyError> {
+    ) -> Result<Vec<String>, VerifyError> {
         let joined = log_ids.join(":");
         let mut url = self.endpoint(&["log_search", "query", "logs", &joined])?;
         let from = unix_ms(since);
@@ -224,21 +241,20 @@ impl Verifier {
             .append_pair("query", &format!("where(\"{marker}\")"))
             .append_pair("from", &from.to_string())
             .append_pair("to", &to.to_string());
-        let mut found = 0usize;
+        let mut found = Vec::new();
         let mut next = Some(url);
         while let Some(url) = next.take() {
             let (status, body) = self.get(url).await?;
             let body: QueryBody = serde_json::from_slice(&body)
                 .map_err(|e| VerifyError::Unavailable(format!("unreadable query answer: {e}")))?;
             if let Some(events) = &body.events {
-                found += events
-                    .iter()
-                    .filter(|e| {
-                        e.get("message")
-                            .and_then(serde_json::Value::as_str)
-                            .is_some_and(|m| m.contains(marker))
-                    })
-                    .count();
+                found.extend(
+                    events
+                        .iter()
+                        .filter_map(|e| e.get("message").and_then(serde_json::Value::as_str))
+                        .filter(|m| m.contains(marker))
+                        .map(str::to_owned),
+                );
             }
             let link = if status == 202 {
                 body.links
@@ -345,6 +361,54 @@ mod tests {
                 .as_str(),
             "https://eu.api.insight.rapid7.com/"
         );
+    }
+
+    /// `search` hands back the messages that carry the marker (the caller tells the paths
+    /// apart by their content), and nothing for a marker never sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_returns_the_matching_messages() {
+        let sim = idr_sim::IdrSim::start(idr_sim::SimConfig::default(), idr_sim::Listen::default())
+            .await
+            .unwrap();
+        let since = SystemTime::now() - Duration::from_secs(5);
+        let marker = canary_marker();
+        let body = format!(r#"{{"boxidr_kind":"other","event_id":"{marker}-raw"}}"#);
+        let url = format!(
+            "{}/v1/noformat/{}",
+            sim.logsearch_base(),
+            sim.config().tokens[0]
+        );
+        let posted = reqwest::Client::new()
+            .post(url)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status().as_u16(), 204);
+        let mut settings = VerifierSettings::new(
+            Url::parse(&sim.api_base()).unwrap(),
+            ApiKey::new(&sim.config().api_key),
+        );
+        settings.poll_interval = Duration::from_millis(20);
+        let verifier = Verifier::new(settings).unwrap();
+        let logs: Vec<String> = verifier
+            .logs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        let found = verifier
+            .search(&logs, &marker, since, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(found, vec![body]);
+        let other = verifier
+            .search(&logs, &canary_marker(), since, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(other.is_empty());
+        sim.shutdown().await;
     }
 
     /// Poll links on another origin are refused (the key would go with them).
