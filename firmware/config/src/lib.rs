@@ -126,6 +126,64 @@ pub struct Events {
 pub struct InsightIdr {
     pub collector: Option<Collector>,
     pub log_search: Option<LogSearch>,
+    /// The canary verifier (runs only when a Platform API key is stored).
+    pub verifier: Verifier,
+}
+
+/// The canary verifier: with a Platform API key (a secret in the store), the appliance queues
+/// marked canary records every `every_secs` and looks for them through the Log Search query API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Verifier {
+    /// Region of the Platform API; default: the Log Search region, else `us`.
+    pub region: Option<String>,
+    /// Overrides `https://<region>.api.insight.rapid7.com` (simulator, proxies).
+    pub api_base: Option<Url>,
+    /// Trust only this CA for the Platform API instead of the OS store.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds between canary rounds (default 6 h).
+    pub every_secs: u64,
+    /// Seconds after the pipeline starts before the first round (default 2 min).
+    pub first_after_secs: u64,
+    /// Seconds a canary may take to show up before it counts as not seen (default 10 min).
+    pub deadline_secs: u64,
+    /// Seconds between searches while a canary is pending (default 30 s).
+    pub search_every_secs: u64,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self {
+            region: None,
+            api_base: None,
+            ca_file: None,
+            every_secs: 6 * 3600,
+            first_after_secs: 120,
+            deadline_secs: 600,
+            search_every_secs: 30,
+        }
+    }
+}
+
+impl InsightIdr {
+    /// The Platform API base for the verifier: the override, else the verifier's region, else
+    /// the Log Search region, else `us`.
+    pub fn platform_api_base(&self) -> Result<Url, ConfigError> {
+        if let Some(url) = &self.verifier.api_base {
+            return Ok(url.clone());
+        }
+        let region = self
+            .verifier
+            .region
+            .as_deref()
+            .or(self.log_search.as_ref().map(|l| l.region.as_str()))
+            .unwrap_or("us");
+        if !valid_region(region) {
+            return Err(ConfigError::Region(region.to_owned()));
+        }
+        Url::parse(&format!("https://{region}.api.insight.rapid7.com"))
+            .map_err(|_| ConfigError::Region(region.to_owned()))
+    }
 }
 
 /// The customer's Collector, "Rapid7 Universal Ingress Authentication" event source.
@@ -325,6 +383,11 @@ pub enum ConfigError {
     Quota(u64),
     #[error("{0}")]
     Scope(String),
+    #[error(
+        "insightidr.verifier: every_secs must be 60..=604800, deadline_secs and \
+         search_every_secs 1..=86400, first_after_secs at most 86400"
+    )]
+    Verifier,
 }
 
 impl Config {
@@ -410,6 +473,18 @@ impl Config {
             return Err(ConfigError::Quota(self.queue.quota_bytes));
         }
         self.scope.validate().map_err(ConfigError::Scope)?;
+        let verifier = &self.insightidr.verifier;
+        if !(60..=7 * 86_400).contains(&verifier.every_secs)
+            || !(1..=86_400).contains(&verifier.deadline_secs)
+            || !(1..=86_400).contains(&verifier.search_every_secs)
+            || verifier.first_after_secs > 86_400
+        {
+            return Err(ConfigError::Verifier);
+        }
+        if let Some(url) = &verifier.api_base {
+            check_http("insightidr.verifier.api_base", url)?;
+        }
+        self.insightidr.platform_api_base()?;
         Ok(())
     }
 }
@@ -521,6 +596,49 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The verifier's Platform API base follows its own region, then Log Search's, then `us`;
+    /// an override wins; schedules outside their limits are refused.
+    #[test]
+    fn verifier_settings() {
+        let config = Config::default();
+        assert_eq!(config.insightidr.verifier.every_secs, 6 * 3600);
+        assert_eq!(config.insightidr.verifier.deadline_secs, 600);
+        assert_eq!(
+            config.insightidr.platform_api_base().unwrap().as_str(),
+            "https://us.api.insight.rapid7.com/"
+        );
+        let eu = Config::from_toml("[insightidr.log_search]\nregion = \"eu\"\n").unwrap();
+        assert_eq!(
+            eu.insightidr.platform_api_base().unwrap().as_str(),
+            "https://eu.api.insight.rapid7.com/"
+        );
+        let own = Config::from_toml(
+            "[insightidr.log_search]\nregion = \"eu\"\n[insightidr.verifier]\nregion = \"ca\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            own.insightidr.platform_api_base().unwrap().as_str(),
+            "https://ca.api.insight.rapid7.com/"
+        );
+        let sim = Config::from_toml(
+            "[insightidr.verifier]\napi_base = \"http://127.0.0.1:9/\"\nevery_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            sim.insightidr.platform_api_base().unwrap().as_str(),
+            "http://127.0.0.1:9/"
+        );
+        for bad in [
+            "[insightidr.verifier]\nevery_secs = 10\n",
+            "[insightidr.verifier]\ndeadline_secs = 0\n",
+            "[insightidr.verifier]\nregion = \"u s\"\n",
+            "[insightidr.verifier]\napi_base = \"ftp://x/\"\n",
+            "[insightidr.verifier]\nkey = \"secret\"\n",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
     }
 
     /// Region codes follow `^[a-z]{2,3}[0-9]?$`.
