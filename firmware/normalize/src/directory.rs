@@ -11,6 +11,10 @@ use serde_json::Value;
 
 /// Longest `status` or `role` text kept for values Box may add later.
 const MAX_OPEN_VALUE: usize = 64;
+/// Longest group name kept (Box group names are short; the scope allows 255).
+const MAX_GROUP_NAME: usize = 255;
+/// Key the users sync adds to a stored user while the scope names groups.
+pub const SCOPE_GROUPS_KEY: &str = "boxidr_scope_groups";
 
 /// Box's `status` of a user. `inactive` is what InsightIDR calls a disabled account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -95,6 +99,9 @@ pub struct DirectoryUser {
     pub status: Option<UserStatus>,
     /// `None` when the sync did not return it.
     pub role: Option<UserRole>,
+    /// The scoped Box groups the user is a member of, as the users sync recorded them
+    /// (`boxidr_scope_groups`; empty when the scope names no group).
+    pub scope_groups: Vec<String>,
 }
 
 /// A stored user that is not a JSON object.
@@ -121,6 +128,14 @@ impl DirectoryUser {
             name: text("name").map(str::to_owned),
             status: text("status").map(UserStatus::parse),
             role: text("role").map(UserRole::parse),
+            scope_groups: obj
+                .get(SCOPE_GROUPS_KEY)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|name| name.chars().take(MAX_GROUP_NAME).collect())
+                .collect(),
         })
     }
 
@@ -212,6 +227,12 @@ mod tests {
                 .unwrap();
         assert_eq!(coadmin.is_admin(), Some(true));
         assert_eq!(coadmin.is_disabled(), Some(false));
+
+        let scoped = DirectoryUser::from_json(
+            r#"{"id":"1","boxidr_scope_groups":["Finance", 7, "Sales & Marketing"]}"#,
+        )
+        .unwrap();
+        assert_eq!(scoped.scope_groups, ["Finance", "Sales & Marketing"]);
 
         let bare = DirectoryUser::from_json(r#"{"login": 5, "status": null}"#).unwrap();
         assert_eq!(bare, DirectoryUser::default());

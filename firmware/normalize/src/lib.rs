@@ -14,6 +14,7 @@
 //!   and flags; capped at [`Settings::raw_cap`] bytes with truncation marked.
 //! - `directory`: [`UserDirectory`] and [`DirectoryUser`], read from Box's user JSON.
 //! - `settings`: [`Settings`] from `boxidr_config::Mapping` and the firmware version.
+//! - `scope`: [`ScopeFilter`], the `[scope]` rules: out-of-scope events render to nothing.
 //! - `time_utc`: Box time → UEF time; the event's own time, never the collection time.
 //! - [`canary`]: the verifier's synthetic records, marked so they cannot pass for Box activity.
 //!
@@ -31,12 +32,14 @@ mod kind;
 mod line;
 mod raw;
 mod record;
+mod scope;
 mod settings;
 mod time_utc;
 mod uef;
 
 pub use directory::{
-    DirectoryError, DirectoryUser, FnDirectory, NoDirectory, UserDirectory, UserRole, UserStatus,
+    DirectoryError, DirectoryUser, FnDirectory, NoDirectory, SCOPE_GROUPS_KEY, UserDirectory,
+    UserRole, UserStatus,
 };
 pub use kind::{
     ADMIN_ACTIVITY, ALERTS, AuthResult, FILE_ACTIVITY, INGRESS, Kind, OAUTH_TOKEN_CREATE,
@@ -44,6 +47,7 @@ pub use kind::{
 };
 pub use raw::{MAX_FIELD_CHARS, Malformed, RawLine, TRUNCATION_MARK, render_raw};
 pub use record::{Rendered, render_event, render_record};
+pub use scope::ScopeFilter;
 pub use settings::{RAW_MAX_LINE_BYTES, RAW_MIN_LINE_BYTES, Settings, UEF_MAX_LINE_BYTES};
 pub use time_utc::{
     EventTime, TimeError, TimeField, event_time, ms_to_utc, shield_alert_time, to_uef_time,

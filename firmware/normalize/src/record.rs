@@ -28,10 +28,15 @@ pub struct Rendered {
     pub malformed: Option<Malformed>,
     /// Whether the raw record had to be cut to fit the cap.
     pub raw_truncated: bool,
+    /// The event concerns no monitored user (`[scope]`): nothing is sent to either sink
+    /// (count it). Never set for canary or malformed records.
+    pub out_of_scope: bool,
 }
 
 /// Renders one queued record for both sinks. Pure and total: it never panics and never
-/// drops an event silently.
+/// drops an event silently: an event outside `settings.scope` renders to nothing and says so
+/// ([`Rendered::out_of_scope`]); a malformed record is never filtered (it names nobody the
+/// scope could be checked against, and invariant 6 wants it seen).
 ///
 /// - `event_json`: the event as queued (`QueuedRecord::event_json`, Box's JSON).
 /// - `collected_at_ms`: when the appliance fetched it (ms since the epoch); written as
@@ -85,6 +90,21 @@ pub fn render_event<D: UserDirectory + ?Sized>(
 ) -> Rendered {
     let kind = kind(event);
     let actor = Actor::of(event, directory);
+    if !crate::canary::is_canary(event)
+        && !settings
+            .scope
+            .admits(event, kind, actor.as_ref(), directory)
+    {
+        return Rendered {
+            kind,
+            uef: None,
+            raw: None,
+            uef_rejected: None,
+            malformed: None,
+            raw_truncated: false,
+            out_of_scope: true,
+        };
+    }
     let (uef, uef_rejected) =
         match uef::render_with_actor(event, actor.as_ref(), settings, collected_at_ms) {
             Ok(line) => (Some(line), None),
@@ -110,6 +130,7 @@ pub fn render_event<D: UserDirectory + ?Sized>(
         raw: raw.map(|r| r.text),
         uef_rejected,
         malformed: None,
+        out_of_scope: false,
     }
 }
 
@@ -132,6 +153,7 @@ fn malformed(
         uef_rejected: None,
         malformed: Some(why),
         raw_truncated: line.truncated,
+        out_of_scope: false,
     }
 }
 

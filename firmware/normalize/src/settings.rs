@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use boxidr_config::{AccountFormat, Mapping};
+use boxidr_config::{AccountFormat, Mapping, Scope};
+
+use crate::scope::ScopeFilter;
 
 /// Largest UEF line, in bytes (without the trailing LF).
 ///
@@ -44,6 +46,8 @@ pub struct Settings {
     pub forwarder: String,
     /// Largest raw record in bytes; longer records are truncated (and say so).
     pub raw_max_line_bytes: usize,
+    /// Which users are monitored (everyone by default); see [`Settings::with_scope`].
+    pub scope: ScopeFilter,
 }
 
 impl Settings {
@@ -72,7 +76,14 @@ impl Settings {
             oauth_as_ingress: mapping.oauth_as_ingress,
             forwarder: format!("boxidr/{version}"),
             raw_max_line_bytes: RAW_MAX_LINE_BYTES,
+            scope: ScopeFilter::default(),
         }
+    }
+
+    /// These settings monitoring only the users in `scope` (`[scope]`; empty = everyone).
+    pub fn with_scope(mut self, scope: &Scope) -> Self {
+        self.scope = ScopeFilter::new(scope);
+        self
     }
 
     /// The `account_domain` for a Box login: the mapped domain of its email domain, else the
