@@ -15,6 +15,7 @@ use std::time::Duration;
 use boxidr_boxapi::{AuthClient, Grant, Secret, TokenManager, http};
 use boxidr_config::Config;
 use boxidr_model::LedFrame;
+use boxidr_normalize::canary::is_canary_id;
 use boxidr_setup::{BoxConnection, keys};
 use boxidr_store::{Store, StoreOptions};
 use serde::Serialize;
@@ -45,6 +46,9 @@ struct Summary {
     duplicates: u64,
     /// UEF lines the Collector simulator discarded as invalid (InsightIDR would drop them silently).
     uef_rejected: u64,
+    /// The delivery verifier's canary: `confirmed` when both paths were seen through the
+    /// Platform API (canaries are not Box events and are counted nowhere else).
+    canary: String,
     /// What the LEDs showed during each injected fault (only with faults).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fault_tour: Vec<Phase>,
@@ -309,29 +313,29 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     drain(&box_sim, &started.status).await;
     let doc = started.status.get();
-    let collected = doc["store"]["counters"]["events_appended"]
-        .as_u64()
-        .unwrap_or(0);
+    let collected = box_events_appended(&doc);
     let leds_at_end = leds(&doc);
     let _ = stop_tx.send(());
     let code = service.await?;
     if code != ExitCode::Ok {
         anyhow::bail!("the appliance service stopped with {code:?}");
     }
-    let summary = summarise(&box_sim, &idr_sim, collected, tour, leds_at_end);
+    let mut summary = summarise(&box_sim, &idr_sim, collected, tour, leds_at_end);
+    summary.canary = canary_outcome(&doc);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!();
         println!(
-            "Box events generated: {}, collected: {}, delivered: UEF {} / Log Search {}, lost: {}, duplicates: {}, invalid UEF: {}",
+            "Box events generated: {}, collected: {}, delivered: UEF {} / Log Search {}, lost: {}, duplicates: {}, invalid UEF: {}, canary {}",
             summary.box_events_generated,
             summary.collected,
             summary.delivered.uef,
             summary.delivered.logsearch,
             summary.lost,
             summary.duplicates,
-            summary.uef_rejected
+            summary.uef_rejected,
+            summary.canary
         );
     }
     idr_sim.shutdown().await;
@@ -373,6 +377,11 @@ fn appliance_config(
     config.setup.listen = SocketAddr::from(([127, 0, 0, 1], port));
     config.clock.wait_for_sync = false;
     config.board.backend = "simulated".to_owned();
+    // The delivery verifier against the simulator's Platform API: a canary soon after start.
+    config.insightidr.verifier.api_base = Some(idr_sim.api_base().parse()?);
+    config.insightidr.verifier.first_after_secs = 3;
+    config.insightidr.verifier.search_every_secs = 1;
+    config.insightidr.verifier.deadline_secs = 60;
     config.validate()?;
     Ok(config)
 }
@@ -423,6 +432,10 @@ async fn provision(
                 (
                     keys::LOG_SEARCH_TOKEN.to_owned(),
                     boxidr_store::Secret::from(token.as_str()),
+                ),
+                (
+                    keys::PLATFORM_API_KEY.to_owned(),
+                    boxidr_store::Secret::from(idr_sim.config().api_key.as_str()),
                 ),
             ])
             .await?;
@@ -676,9 +689,7 @@ async fn drain(box_sim: &box_sim::SimHandle, status: &StatusCache) {
     let until = Instant::now() + DRAIN_DEADLINE;
     while Instant::now() < until {
         let doc = status.get();
-        let collected = doc["store"]["counters"]["events_appended"]
-            .as_u64()
-            .unwrap_or(0);
+        let collected = box_events_appended(&doc);
         let pending: u64 = doc["store"]["sinks"]
             .as_object()
             .map(|sinks| {
@@ -689,7 +700,7 @@ async fn drain(box_sim: &box_sim::SimHandle, status: &StatusCache) {
                     .sum()
             })
             .unwrap_or(u64::MAX);
-        if collected >= box_sim.events_generated() && pending == 0 {
+        if collected >= box_sim.events_generated() && pending == 0 && canary_settled(&doc) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -706,8 +717,19 @@ fn summarise(
 ) -> Summary {
     let generated: BTreeSet<String> = box_sim.generated_ids().into_iter().collect();
     let counts = idr_sim.delivery_counts();
-    let collector = counts.uef.ids();
-    let log_search = counts.logsearch.ids();
+    // The verifier's canaries reach the simulator too; they are not Box events.
+    let box_only = |c: &idr_sim::SinkCounts| -> (BTreeSet<String>, u64) {
+        let ids = c.ids().into_iter().filter(|id| !is_canary_id(id)).collect();
+        let repeats = c
+            .duplicated_ids()
+            .iter()
+            .filter(|(id, _)| !is_canary_id(id))
+            .map(|(_, n)| n - 1)
+            .sum();
+        (ids, repeats)
+    };
+    let (collector, uef_repeats) = box_only(&counts.uef);
+    let (log_search, raw_repeats) = box_only(&counts.logsearch);
     let lost = generated
         .iter()
         .filter(|id| !collector.contains(*id) && !log_search.contains(*id))
@@ -720,10 +742,43 @@ fn summarise(
             logsearch: count(log_search.len()),
         },
         lost: count(lost),
-        duplicates: counts.uef.duplicates() + counts.logsearch.duplicates(),
+        duplicates: uef_repeats + raw_repeats,
         uef_rejected: count(idr_sim.uef_rejected().len()),
+        canary: String::new(),
         fault_tour,
         leds_at_end,
+    }
+}
+
+/// Box events queued: the store's append counter less the verifier's canary records.
+fn box_events_appended(doc: &Value) -> u64 {
+    let counters = &doc["store"]["counters"];
+    counters["events_appended"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(counters["canary_records"].as_u64().unwrap_or(0))
+}
+
+/// Whether no canary is pending (each path confirmed, not seen, or not verified).
+fn canary_settled(doc: &Value) -> bool {
+    ["collector", "log_search"]
+        .iter()
+        .all(|sink| doc["verifier"][sink]["state"] != "pending")
+}
+
+/// `confirmed` (both paths seen in InsightIDR), else each path's state.
+fn canary_outcome(doc: &Value) -> String {
+    let state = |sink: &str| {
+        doc["verifier"][sink]["state"]
+            .as_str()
+            .unwrap_or("not_configured")
+            .to_owned()
+    };
+    let (uef, raw) = (state("collector"), state("log_search"));
+    if uef == "confirmed" && raw == "confirmed" {
+        "confirmed".to_owned()
+    } else {
+        format!("UEF {uef}, Log Search {raw}")
     }
 }
 

@@ -1,5 +1,5 @@
 //! Gathers the health facts from the running parts (the I/O side of `boxidr-health`, which is
-//! pure): reader and sink statuses, the store, the clock, the board.
+//! pure): reader and sink statuses, the canary verifier, the store, the clock, the board.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -84,11 +84,13 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
                 &w.collector.borrow(),
                 stats.as_ref().ok(),
                 SinkId::Collector,
+                w.verifier.borrow().state(SinkId::Collector),
             ),
             sink_facts(
                 &w.log_search.borrow(),
                 stats.as_ref().ok(),
                 SinkId::LogSearch,
+                w.verifier.borrow().state(SinkId::LogSearch),
             ),
         ),
         None => (SinkFacts::default(), SinkFacts::default()),
@@ -142,7 +144,13 @@ async fn box_facts(w: &Watches, newest: Option<u64>) -> BoxFacts {
     }
 }
 
-fn sink_facts(status: &SinkStatus, stats: Option<&Stats>, sink: SinkId) -> SinkFacts {
+/// A sink's facts; `verifier` is the canary verifier's view of it.
+fn sink_facts(
+    status: &SinkStatus,
+    stats: Option<&Stats>,
+    sink: SinkId,
+    verifier: boxidr_health::VerifierState,
+) -> SinkFacts {
     use boxidr_forward::SinkState as S;
     let state = match &status.state {
         S::Idle => SinkState::Idle,
@@ -176,7 +184,7 @@ fn sink_facts(status: &SinkStatus, stats: Option<&Stats>, sink: SinkId) -> SinkF
         } else {
             None
         },
-        verifier: boxidr_health::VerifierState::default(),
+        verifier,
     }
 }
 

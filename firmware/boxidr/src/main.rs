@@ -1,6 +1,7 @@
 //! `boxidr`: the appliance binary. It only parses the command line and wires the pipeline
 //! crates together; every behaviour lives in those crates.
 
+mod canary;
 mod cli;
 mod control;
 #[cfg(feature = "demo")]

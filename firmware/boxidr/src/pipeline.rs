@@ -87,6 +87,8 @@ pub struct Watches {
     pub sweep: watch::Receiver<SweepStatus>,
     pub collector: watch::Receiver<SinkStatus>,
     pub log_search: watch::Receiver<SinkStatus>,
+    /// The canary verifier (`NotConfigured` without a Platform API key).
+    pub verifier: watch::Receiver<crate::canary::CanaryStatus>,
 }
 
 /// What to do with one sink.
@@ -126,6 +128,8 @@ pub struct Parts {
     pub forwarder: ForwarderOptions,
     /// How often the users sync runs.
     pub users_every: Duration,
+    /// The canary verifier, when a Platform API key is stored.
+    pub canary: crate::canary::Canary,
 }
 
 /// Starts the pipeline's tasks on `tasks`; they stop when `shutdown` turns true.
@@ -144,6 +148,7 @@ pub async fn start(
         sinks,
         forwarder: options,
         users_every,
+        canary,
     } = parts;
     let mut enabled = Vec::new();
     if sinks.collector.enabled() {
@@ -154,6 +159,7 @@ pub async fn start(
     }
     store.set_enabled_sinks(&enabled).await?;
     render.directory.reload(&store).await?;
+    let verifier = crate::canary::start(canary, store.clone(), &enabled, tasks, shutdown);
 
     let status = CollectStatus::new();
     let stream = status.stream.subscribe();
@@ -240,6 +246,7 @@ pub async fn start(
         sweep,
         collector,
         log_search,
+        verifier,
     })
 }
 

@@ -369,6 +369,7 @@ async fn build_parts(
         sinks: sinks(config, store).await,
         forwarder: ForwarderOptions::default(),
         users_every: USERS_EVERY,
+        canary: crate::canary::plan(config, store).await,
     })
 }
 
@@ -652,6 +653,7 @@ async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
             "collector": sink_json(&w.collector.borrow()),
             "log_search": sink_json(&w.log_search.borrow()),
         });
+        doc["verifier"] = serde_json::to_value(&*w.verifier.borrow()).unwrap_or(Value::Null);
     }
     doc["store"] = store_json(store).await;
     doc
@@ -713,6 +715,7 @@ pub async fn store_json(store: &Store) -> Value {
     let names = [
         ("events_appended", boxidr_store::schema::COUNTER_APPENDED),
         ("events_duplicate", boxidr_store::schema::COUNTER_DUPLICATES),
+        ("canary_records", crate::canary::COUNTER_CANARY_RECORDS),
     ];
     for (label, name) in names {
         if let Ok(n) = store.counter(name.to_owned()).await {
