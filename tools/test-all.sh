@@ -22,6 +22,9 @@ need_apt=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need_apt+=(binfmt-support)
+# The setup page is tested in a real headless browser (firmware/boxidr/tests/browser.rs).
+command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "apt: installing ${need_apt[*]}"
     as_root apt-get update -qq
@@ -64,7 +67,8 @@ firmware_crates=()
 for manifest in firmware/*/Cargo.toml board/Cargo.toml; do
     firmware_crates+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -n1)")
 done
-cargo test --locked --target "$TARGET" "${firmware_crates[@]}"
+# The browser test drives the host's Chromium; it ran in the host step above.
+BOXIDR_SKIP_BROWSER=1 cargo test --locked --target "$TARGET" "${firmware_crates[@]}"
 
 step "Done"
 binary="target/$TARGET/release/boxidr"

@@ -3,29 +3,29 @@
 //! SIGKILL at random points loses nothing while the cursor never moves backwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed setup should panic loudly
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use boxidr_store::{Secret, Store, StoreOptions};
+use common::{Destination, boxidr, terminate};
 use rand::Rng;
 use serde_json::{Value, json};
-
-fn boxidr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_boxidr"))
-}
 
 /// Kill-and-restart rounds: 50 natively; fewer under qemu, where every start is ~10x slower.
 fn kill_rounds() -> usize {
     if cfg!(target_arch = "x86_64") { 50 } else { 12 }
 }
 
-struct Rig {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    box_sim: box_sim::SimHandle,
-    idr_sim: idr_sim::SimHandle,
+/// The shared rig with the Box app, its grant and the Log Search token already stored.
+struct Rig(common::Rig);
+
+impl std::ops::Deref for Rig {
+    type Target = common::Rig;
+    fn deref(&self) -> &common::Rig {
+        &self.0
+    }
 }
 
 impl Rig {
@@ -36,73 +36,9 @@ impl Rig {
             streaming_duplicate_rate: 0.05,
             ..box_sim::SimConfig::default()
         };
-        let box_sim = box_sim::BoxSim::start(box_config.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let idr_sim = idr_sim::IdrSim::start(
-            idr_sim::SimConfig {
-                logsearch_tls: true,
-                ..idr_sim::SimConfig::default()
-            },
-            idr_sim::Listen::default(),
-        )
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, idr_sim.ca_pem()).unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let config = dir.path().join("boxidr.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"data_dir = "{data}"
-
-[box]
-authorize_url = "{authorize}"
-token_base = "{token}"
-api_base = "{api}"
-
-[events]
-poll_interval_secs = 1
-completeness_lag_secs = 5
-backfill_days = 7
-
-[insightidr.collector]
-host = "127.0.0.1"
-port = {uef_port}
-ca_file = "{ca}"
-
-[insightidr.log_search]
-region = "us"
-base_url = "{logsearch}"
-ca_file = "{ca}"
-
-[mapping]
-default_domain = "CORP"
-
-[setup]
-listen = "127.0.0.1:0"
-
-[clock]
-wait_for_sync = false
-
-[board]
-backend = "simulated"
-"#,
-                data = data.display(),
-                authorize = box_sim.authorize_url(),
-                token = box_sim.token_base(),
-                api = box_sim.api_base(),
-                uef_port = idr_sim.uef_addr().port(),
-                ca = ca.display(),
-                logsearch = idr_sim.logsearch_base(),
-            ),
-        )
-        .unwrap();
+        let rig = common::Rig::new(box_config.clone(), Destination::Preset).await;
         // What the setup page would have stored: the Box app, its grant, the Log Search token.
-        let store = Store::open(StoreOptions::new(data.join("boxidr.redb")))
+        let store = Store::open(StoreOptions::new(rig.database()))
             .await
             .unwrap();
         store
@@ -124,32 +60,13 @@ backend = "simulated"
                 ),
                 (
                     "insightidr.log_search_token".into(),
-                    Secret::from(idr_sim.config().tokens[0].as_str()),
+                    Secret::from(rig.idr_sim.config().tokens[0].as_str()),
                 ),
             ])
             .await
             .unwrap();
         store.close().await.unwrap();
-        Self {
-            dir,
-            config,
-            box_sim,
-            idr_sim,
-        }
-    }
-
-    fn start(&self, round: usize) -> Child {
-        let log = std::fs::File::create(self.dir.path().join(format!("run-{round}.log"))).unwrap();
-        boxidr()
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--log")
-            .arg("info")
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        Self(rig)
     }
 
     fn status(&self) -> Value {
@@ -187,25 +104,6 @@ backend = "simulated"
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-
-    fn logs(&self) -> String {
-        let mut text = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            if entry.path().extension().is_some_and(|e| e == "log") {
-                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-            }
-        }
-        text
-    }
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    child.wait().unwrap()
 }
 
 fn stream_position(status: &Value) -> Option<u128> {
