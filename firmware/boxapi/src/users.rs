@@ -2,13 +2,31 @@
 //! offset limit, `shared/box/CONTRACT.md` §3.1), streamed page by page into the store so memory
 //! stays bounded on a 512 MB board. The normaliser reads the directory for the "Box admin"
 //! (role admin/coadmin) and "disabled" (status not active) flags.
+//!
+//! # Scope and pruning
+//!
+//! When the monitoring scope names groups, the sync first resolves them ([`crate::groups`])
+//! and stores each user with one more key, [`SCOPE_GROUPS_KEY`]: the names of the scoped
+//! groups the user belongs to (an empty array for the others). The key is only written while
+//! groups are scoped, so the stored object is otherwise Box's own. The renderer intersects it
+//! with the current scope, so a group taken out of the scope stops counting at once; a group
+//! added counts from the next sync (a settings change restarts the pipeline, which syncs).
+//!
+//! After a sync that read EVERY page, users Box no longer lists (deleted accounts) are removed
+//! from the store in one transaction ([`Store::retain_users`]). A sync that fails part-way
+//! prunes nothing, and neither does a listing with no user at all (an enterprise always has its
+//! admin: an empty listing is a Box fault, not a reason to forget everyone).
 
+use std::collections::HashSet;
+
+use boxidr_config::Scope;
 use boxidr_store::{Store, UserEntry};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::error::ApiError;
+use crate::groups::{self, GroupsClient, ScopeGroups, with_token};
 use crate::http;
 use crate::secret::Secret;
 use crate::tokens::TokenManager;
@@ -17,6 +35,8 @@ use crate::tokens::TokenManager;
 pub const USERS_PAGE_LIMIT: u32 = 1000;
 /// Fields the appliance needs; `fields` replaces the standard set, so name them all.
 pub const USER_FIELDS: &str = "name,login,status,role,enterprise";
+/// Key added to a stored user while the scope names groups: the scoped groups it is in.
+pub const SCOPE_GROUPS_KEY: &str = "boxidr_scope_groups";
 
 /// One page of users.
 #[derive(Debug, Clone)]
@@ -36,22 +56,29 @@ struct PageBody {
     next_marker: Option<Value>,
 }
 
-/// Reads user pages.
+/// Reads user pages (and, for a scope naming groups, groups and their members).
 #[derive(Debug, Clone)]
 pub struct UsersClient {
     http: reqwest::Client,
     users_url: Url,
     max_body: u64,
+    groups: GroupsClient,
 }
 
 impl UsersClient {
     pub fn new(http: reqwest::Client, api_base: &Url, max_body: u64) -> Self {
         let users_url = http::endpoint(api_base, "users");
         Self {
+            groups: GroupsClient::new(http.clone(), api_base, max_body),
             http,
             users_url,
             max_body,
         }
+    }
+
+    /// The groups reader sharing this client's connection pool and limits.
+    pub fn groups(&self) -> &GroupsClient {
+        &self.groups
     }
 
     /// One marker-paged request (`marker` None = first page).
@@ -61,6 +88,16 @@ impl UsersClient {
         marker: Option<&str>,
         limit: u32,
     ) -> Result<UsersPage, ApiError> {
+        parse_page(&self.fetch_body(token, marker, limit).await?)
+    }
+
+    /// The bounded body of one marker-paged request.
+    async fn fetch_body(
+        &self,
+        token: &Secret,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<u8>, ApiError> {
         let mut url = self.users_url.clone();
         {
             let mut query = url.query_pairs_mut();
@@ -73,13 +110,17 @@ impl UsersClient {
                 query.append_pair("marker", marker);
             }
         }
-        let body = http::get_bounded(&self.http, url, token, self.max_body).await?;
-        parse_page(&body)
+        http::get_bounded(&self.http, url, token, self.max_body).await
     }
 }
 
 /// Parses a users page; pure so the sample pages can be tested directly.
 pub fn parse_page(body: &[u8]) -> Result<UsersPage, ApiError> {
+    parse_page_scoped(body, None)
+}
+
+/// [`parse_page`], adding [`SCOPE_GROUPS_KEY`] to every user when `groups` is given.
+pub fn parse_page_scoped(body: &[u8], groups: Option<&ScopeGroups>) -> Result<UsersPage, ApiError> {
     let page: PageBody = serde_json::from_slice(body).map_err(|e| ApiError::BadBody {
         detail: format!("users page: {}", http::bounded(&e.to_string())),
     })?;
@@ -89,7 +130,7 @@ pub fn parse_page(body: &[u8]) -> Result<UsersPage, ApiError> {
     };
     let mut users = Vec::with_capacity(page.entries.len());
     let mut skipped = 0;
-    for entry in page.entries {
+    for mut entry in page.entries {
         let id = match entry.get("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) if n.is_u64() => n.to_string(),
@@ -98,6 +139,16 @@ pub fn parse_page(body: &[u8]) -> Result<UsersPage, ApiError> {
                 continue;
             }
         };
+        if let (Some(groups), Some(obj)) = (groups, entry.as_object_mut()) {
+            let names: Vec<Value> = groups
+                .by_user
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .map(|name| Value::String(name.clone()))
+                .collect();
+            obj.insert(SCOPE_GROUPS_KEY.to_owned(), Value::Array(names));
+        }
         users.push(UserEntry {
             id,
             json: entry.to_string(),
@@ -116,36 +167,61 @@ pub struct SyncReport {
     pub users: usize,
     pub pages: usize,
     pub skipped: usize,
+    /// Stored users removed because Box no longer lists them (0 unless every page was read).
+    pub pruned: u64,
+    /// Box groups the scope's group names matched.
+    pub scope_groups: usize,
+    /// Listed users that are members of a scoped group.
+    pub scope_members: usize,
+    /// Scoped group names Box does not know (as the scope spells them).
+    pub unknown_groups: Vec<String>,
 }
 
-/// Walks every page, storing each in one transaction. A failure mid-way leaves the pages
-/// already stored (they are current data) and returns the error; the next sync starts over
+/// Walks every page, storing each in one transaction, then prunes users Box no longer lists.
+///
+/// With groups in `scope`, they are resolved first; if that fails nothing is written (stored
+/// users keep their previous group facts). A failure mid-way leaves the pages already stored
+/// (they are current data), prunes nothing and returns the error; the next sync starts over
 /// (Box: "applications should not retain the next_marker value long-term").
 pub async fn sync(
     tokens: &TokenManager,
     client: &UsersClient,
     store: &Store,
+    scope: &Scope,
 ) -> Result<SyncReport, ApiError> {
     let mut report = SyncReport::default();
+    let groups = if scope.groups.is_empty() {
+        None
+    } else {
+        let resolved = groups::resolve(tokens, &client.groups, &scope.groups).await?;
+        report.scope_groups = resolved.groups;
+        report.unknown_groups = resolved.unknown.clone();
+        Some(resolved)
+    };
+    let mut listed: HashSet<String> = HashSet::new();
     let mut marker: Option<String> = None;
     loop {
-        let token = tokens.access_token().await?;
-        let page = match client
-            .fetch(&token, marker.as_deref(), USERS_PAGE_LIMIT)
-            .await
-        {
-            Err(ApiError::Unauthorized) => {
-                tokens.reject(&token).await;
-                let token = tokens.access_token().await?;
+        let body = with_token(tokens, |t| {
+            let marker = marker.clone();
+            async move {
                 client
-                    .fetch(&token, marker.as_deref(), USERS_PAGE_LIMIT)
-                    .await?
+                    .fetch_body(&t, marker.as_deref(), USERS_PAGE_LIMIT)
+                    .await
             }
-            other => other?,
-        };
+        })
+        .await?;
+        let page = parse_page_scoped(&body, groups.as_ref())?;
         report.pages += 1;
         report.users += page.users.len();
         report.skipped += page.skipped;
+        if let Some(groups) = &groups {
+            report.scope_members += page
+                .users
+                .iter()
+                .filter(|u| groups.by_user.contains_key(&u.id))
+                .count();
+        }
+        listed.extend(page.users.iter().map(|u| u.id.clone()));
         store
             .put_users(page.users)
             .await
@@ -159,9 +235,26 @@ pub async fn sync(
                     detail: "users: Box repeated the same next_marker".into(),
                 });
             }
-            None => return Ok(report),
+            None => break,
         }
     }
+    if listed.is_empty() {
+        tracing::warn!("Box listed no user at all; keeping the stored directory as it is.");
+    } else {
+        report.pruned = store
+            .retain_users(listed)
+            .await
+            .map_err(|e| ApiError::Store {
+                detail: e.to_string(),
+            })?;
+        if report.pruned > 0 {
+            tracing::info!(
+                pruned = report.pruned,
+                "Removed users Box no longer lists from the directory."
+            );
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ async fn users_sync_stores_every_user() {
         &Url::parse(&rig.sim.api_base()).unwrap(),
         8 << 20,
     );
-    let report = boxidr_boxapi::users::sync(&tokens, &client, &store)
+    let report = boxidr_boxapi::users::sync(&tokens, &client, &store, &Default::default())
         .await
         .unwrap();
     let ids = rig.sim.managed_user_ids();

@@ -19,10 +19,13 @@ use tokio::task::JoinSet;
 /// Users loaded per store request when filling the directory.
 const DIRECTORY_PAGE: usize = 1000;
 
-/// The Box user directory in memory (id → login, status, role), for rendering at send time.
+/// The Box user directory in memory (id → login, status, role, scoped groups), for rendering
+/// at send time, and the count of records the `[scope]` kept from each sink.
 #[derive(Debug, Default)]
 pub struct Directory {
     users: RwLock<HashMap<String, DirectoryUser>>,
+    /// Records rendered to nothing because they concern no monitored user: Collector, Log Search.
+    out_of_scope: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Directory {
@@ -50,6 +53,14 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// Records kept from `sink` because they concern no monitored user (`[scope]`).
+    pub fn out_of_scope(&self, sink: SinkId) -> u64 {
+        self.out_of_scope[usize::from(sink == SinkId::LogSearch)]
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 impl UserDirectory for Directory {
     fn user(&self, id: &str) -> Option<DirectoryUser> {
         self.users.read().ok()?.get(id).cloned()
@@ -72,6 +83,10 @@ impl Render for Renderer {
             self.directory.as_ref(),
             &self.settings,
         );
+        if rendered.out_of_scope {
+            self.directory.out_of_scope[usize::from(sink == SinkId::LogSearch)]
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match sink {
             SinkId::Collector => rendered.uef,
             SinkId::LogSearch => rendered.raw,
@@ -195,12 +210,14 @@ pub async fn start(
             render.directory.clone(),
             shutdown.clone(),
         );
+        let scope = render.settings.scope.scope().clone();
         tasks.spawn(users_sync(
             store,
             tokens,
             users,
             directory,
             users_every,
+            scope,
             stop,
         ));
     }
@@ -286,14 +303,21 @@ async fn users_sync(
     client: UsersClient,
     directory: Arc<Directory>,
     every: Duration,
+    scope: boxidr_config::Scope,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     loop {
-        match boxidr_boxapi::users::sync(&tokens, &client, &store).await {
+        match boxidr_boxapi::users::sync(&tokens, &client, &store, &scope).await {
             Ok(report) => {
                 tracing::info!(
                     users = report.users,
                     pages = report.pages,
+                    pruned = report.pruned,
+                    scope_groups = report.scope_groups,
+                    scope_members = report.scope_members,
+                    unknown_groups = ?report.unknown_groups,
+                    out_of_scope_collector = directory.out_of_scope(SinkId::Collector),
+                    out_of_scope_log_search = directory.out_of_scope(SinkId::LogSearch),
                     "Box users synced."
                 );
                 if let Err(e) = directory.reload(&store).await {
@@ -310,3 +334,7 @@ async fn users_sync(
         }
     }
 }
+
+#[cfg(all(test, feature = "demo"))]
+#[path = "pipeline_scope_tests.rs"]
+mod scope_tests;

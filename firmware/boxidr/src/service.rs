@@ -347,7 +347,8 @@ async fn build_parts(
             .map_err(|e| format!("Box authorisation: {e}"))?;
     }
     let settings =
-        boxidr_normalize::Settings::from_mapping(&config.mapping, env!("CARGO_PKG_VERSION"));
+        boxidr_normalize::Settings::from_mapping(&config.mapping, env!("CARGO_PKG_VERSION"))
+            .with_scope(&config.scope);
     Ok(Parts {
         store: store.clone(),
         tokens: Arc::new(tokens),

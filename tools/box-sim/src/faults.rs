@@ -5,7 +5,8 @@
 //! (outage, 429, 5xx, slow, malformed/truncated/oversized bodies) are applied around the
 //! handler; the others (short pages, duplicates, legacy `"0"` cursor, invalid cursor, dropped
 //! token response) are applied by the handler that understands them, and only consume a count
-//! when they actually change a response.
+//! when they actually change a response. `after` lets that many affected requests through
+//! first (fail a listing on its second page).
 //!
 //! JSON form (control surface `POST /_sim/faults`, also [`FaultController::add_json`]):
 //! `{"fault":"rate_limit","retry_after":5,"endpoint":"events","count":3,"duration_ms":10000}`.
@@ -228,6 +229,9 @@ pub struct Fault {
     pub count: Option<u32>,
     /// For how long from when it is added (`None` = until cleared).
     pub duration: Option<Duration>,
+    /// Affected requests let through untouched before the fault starts (e.g. fail a listing
+    /// on its second page).
+    pub after: u32,
 }
 
 impl Fault {
@@ -238,6 +242,7 @@ impl Fault {
             endpoint: Endpoint::Any,
             count: None,
             duration: None,
+            after: 0,
         }
     }
 
@@ -250,6 +255,12 @@ impl Fault {
     /// Applies the fault to the next `n` affected requests only.
     pub fn times(mut self, n: u32) -> Fault {
         self.count = Some(n);
+        self
+    }
+
+    /// Lets the next `n` affected requests through before the fault starts.
+    pub fn after(mut self, n: u32) -> Fault {
+        self.after = n;
         self
     }
 
@@ -301,6 +312,17 @@ impl Fault {
             (None, Some(d)) => Some(Duration::from_secs(bounded(&d, "duration_secs", 86_400)?)),
             (None, None) => None,
         };
+        let after = match map.remove("after") {
+            None | Some(Value::Null) => 0,
+            Some(a) => match a.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n <= 1_000_000 => n,
+                _ => {
+                    return Err(FaultError::Invalid(format!(
+                        "after must be an integer in 0..=1000000, got {a}"
+                    )));
+                }
+            },
+        };
         let kind: FaultKind = serde_json::from_value(Value::Object(map))
             .map_err(|e| FaultError::Invalid(e.to_string()))?;
         kind.validate()?;
@@ -309,6 +331,7 @@ impl Fault {
             endpoint,
             count,
             duration,
+            after,
         })
     }
 }
@@ -339,6 +362,8 @@ struct Active {
     fault: Fault,
     remaining: Option<u32>,
     until: Option<Instant>,
+    /// Affected requests still to let through.
+    skip: u32,
 }
 
 /// An active fault as listed by [`FaultController::list`].
@@ -374,11 +399,13 @@ impl FaultController {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let until = fault.duration.map(|d| Instant::now() + d);
         let remaining = fault.count;
+        let skip = fault.after;
         self.lock().push(Active {
             id,
             fault,
             remaining,
             until,
+            skip,
         });
         id
     }
@@ -438,6 +465,10 @@ impl FaultController {
         let i = g
             .iter()
             .position(|a| a.fault.endpoint.covers(endpoint) && pred(&a.fault.kind))?;
+        if g[i].skip > 0 {
+            g[i].skip -= 1;
+            return None;
+        }
         let kind = g[i].fault.kind.clone();
         if let Some(r) = g[i].remaining.as_mut() {
             *r = r.saturating_sub(1);
@@ -492,5 +523,26 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert!(c.take(Endpoint::Users, |_| true).is_none());
         assert!(c.list().is_empty());
+    }
+
+    /// Proves `after` lets exactly that many affected requests through before the fault
+    /// starts, and that other endpoints do not use it up.
+    #[test]
+    fn after_skips_first_requests() {
+        let c = FaultController::default();
+        let f = Fault::from_json(&json!({"fault": "malformed_json", "endpoint": "users",
+            "after": 2, "count": 1}))
+        .unwrap();
+        assert_eq!(f.after, 2);
+        c.add(f);
+        assert!(c.take(Endpoint::Events, |_| true).is_none());
+        assert!(c.take(Endpoint::Users, |_| true).is_none());
+        assert!(c.take(Endpoint::Users, |_| true).is_none());
+        assert!(c.take(Endpoint::Users, |_| true).is_some());
+        assert!(c.take(Endpoint::Users, |_| true).is_none());
+        let err = Fault::from_json(&json!({"fault": "malformed_json", "after": -1}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("after"), "{err}");
     }
 }

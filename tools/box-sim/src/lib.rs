@@ -21,7 +21,8 @@
 //! * `POST /_sim/faults` with one fault or an array, e.g.
 //!   `{"fault":"rate_limit","retry_after":5,"endpoint":"events","count":3}`. Common keys:
 //!   `endpoint` (`any` default, `authorize`, `token`, `revoke`, `events`, `users`, `groups`), `count`
-//!   (next N affected requests), `duration_ms` / `duration_secs`; neither = until cleared.
+//!   (next N affected requests), `duration_ms` / `duration_secs`; neither = until cleared;
+//!   `after` (let the first N affected requests through).
 //!   Faults: `outage` (`mode`: `refuse`|`hang`), `rate_limit` (`retry_after`), `server_error`
 //!   (`status` 500..=599, `body`: `json`|`empty`|`html`, `retry_after`?), `slow` (`delay_ms`),
 //!   `malformed_json`, `truncated_body` (`mode`: `content_length`|`chunked`), `oversized_body`
