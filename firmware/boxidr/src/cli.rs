@@ -40,6 +40,10 @@ pub enum Command {
     /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// Benchmark: a Box backlog through a `boxidr run` child process to the InsightIDR
+    /// simulator; prints events/second, the collector's peak RSS and the store size.
+    #[cfg(feature = "demo")]
+    Bench(BenchArgs),
 }
 
 /// Options of `boxidr leds`.
@@ -84,6 +88,24 @@ pub struct StatusArgs {
     /// Data directory (default: `data_dir` from the configuration file).
     #[arg(long = "data")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// Options of `boxidr bench`.
+#[cfg(feature = "demo")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Box events waiting in the simulator when the collector starts.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Seed of the simulated enterprise.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Give up when not everything is delivered by then (e.g. `30m`).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Options of `boxidr demo`.

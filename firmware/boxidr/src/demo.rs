@@ -32,7 +32,7 @@ use crate::service::{self, Embedding, Started, StatusCache};
 /// How long the end of a run waits for the queue to drain after generation pauses.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 /// The redirect URI the demo registers for its own (scripted) consent.
-const SCRIPTED_REDIRECT: &str = "http://127.0.0.1/callback";
+pub(crate) const SCRIPTED_REDIRECT: &str = "http://127.0.0.1/callback";
 /// The status line's period.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 
@@ -345,7 +345,7 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// The bootstrap file of the demo appliance: everything on loopback, short intervals so the
 /// completeness sweep shows, the simulated LED board, no wait for time synchronisation.
-fn appliance_config(
+pub(crate) fn appliance_config(
     dir: &Path,
     port: u16,
     box_sim: &box_sim::SimHandle,
@@ -386,7 +386,10 @@ fn appliance_config(
     Ok(config)
 }
 
-fn auth_client(config: &Config, box_config: &box_sim::SimConfig) -> anyhow::Result<AuthClient> {
+pub(crate) fn auth_client(
+    config: &Config,
+    box_config: &box_sim::SimConfig,
+) -> anyhow::Result<AuthClient> {
     Ok(AuthClient::new(
         http::client(Duration::from_secs(30))?,
         config.box_api.authorize_url.clone(),
@@ -399,7 +402,7 @@ fn auth_client(config: &Config, box_config: &box_sim::SimConfig) -> anyhow::Resu
 /// What the admin would have done on the setup page, done ahead: the Box app and its
 /// authorisation (consent granted on the simulated Box consent page), the Log Search token.
 /// The appliance stays unclaimed: the setup code is printed for the tour.
-async fn provision(
+pub(crate) async fn provision(
     config: &Config,
     auth: &AuthClient,
     box_config: &box_sim::SimConfig,

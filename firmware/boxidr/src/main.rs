@@ -1,6 +1,8 @@
 //! `boxidr`: the appliance binary. It only parses the command line and wires the pipeline
 //! crates together; every behaviour lives in those crates.
 
+#[cfg(feature = "demo")]
+mod bench;
 mod canary;
 mod cli;
 mod control;
@@ -54,6 +56,8 @@ fn main() -> std::process::ExitCode {
             Command::Leds(args) => run::leds(&cli.config, &args),
             #[cfg(feature = "demo")]
             Command::Demo(args) => demo::demo(args).await,
+            #[cfg(feature = "demo")]
+            Command::Bench(args) => bench::bench(args).await,
         }
     });
     code.into()
