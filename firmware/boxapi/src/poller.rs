@@ -431,9 +431,9 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
 /// When a `retry-after` Box sent ends (ms since the epoch), for the health model.
 pub(crate) fn throttled_until(error: &ApiError) -> Option<u64> {
     match error.recovery() {
-        Recovery::Retry { after: Some(after) } => Some(
-            now_ms().saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
-        ),
+        Recovery::Retry { after: Some(after) } => {
+            Some(now_ms().saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)))
+        }
         _ => None,
     }
 }
