@@ -47,6 +47,8 @@ use crate::status::StatusSource;
 use crate::tls::{Identity, SharedTlsConfig};
 
 const STYLE_CSS: &str = include_str!("../static/style.css");
+/// The Box page's copy button (external: the CSP forbids inline script).
+const COPY_JS: &str = include_str!("../static/copy.js");
 
 /// The one generic refusal for a wrong password, a wrong code, or a throttled address.
 pub(crate) const LOGIN_REFUSED: &str =
@@ -110,7 +112,10 @@ impl App {
         let origin = box_origin
             .is_tuple()
             .then(|| box_origin.ascii_serialization());
-        resp.headers.extend(security_headers(origin.as_deref()));
+        // Only the Box pages load a script (the redirect URI's copy button).
+        let scripts = req.path == "/box" || req.path.starts_with("/box/");
+        resp.headers
+            .extend(security_headers(origin.as_deref(), scripts));
         resp
     }
 
@@ -136,6 +141,9 @@ impl App {
         }
         if req.path == "/static/style.css" {
             return Resp::text(200, "text/css; charset=utf-8", STYLE_CSS);
+        }
+        if req.path == "/static/copy.js" {
+            return Resp::text(200, "text/javascript; charset=utf-8", COPY_JS);
         }
         let now = self.clock.now();
         let cookie = req.cookie(SESSION_COOKIE).map(str::to_owned);
@@ -436,7 +444,12 @@ impl App {
         let snapshot = self.status.snapshot();
         Resp::html(
             200,
-            pages::status(self.nav(session, "/status"), &snapshot, &self.fingerprint()),
+            pages::status(
+                self.nav(session, "/status"),
+                &snapshot,
+                std::time::SystemTime::now(),
+                &self.fingerprint(),
+            ),
         )
     }
 
@@ -818,7 +831,7 @@ impl App {
             )),
             Some(_) => Some((
                 "ok",
-                "Saved. The collector uses the new settings now.".to_owned(),
+                "Saved. The appliance uses the new settings now.".to_owned(),
             )),
             None => None,
         };
@@ -880,7 +893,20 @@ impl App {
             "/collection" => {
                 pages::scope_section(&session.csrf, &config.scope, &scope_problems, &scope_pasted)
             }
-            "/mapping" => preview.unwrap_or_default(),
+            // Without a preview of the typed values, the saved settings' own.
+            "/mapping" => match preview {
+                Some(preview) => preview,
+                None => match self.preview_rows(&config.mapping) {
+                    Ok(rows) => pages::preview(&rows, true),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "No account preview: the user directory cannot be read.");
+                        pages::banner(
+                            "warn",
+                            "The preview is not available: the stored Box users cannot be read.",
+                        )
+                    }
+                },
+            },
             _ => maud::html! {},
         };
         let status = if errors.is_empty() && scope_problems.is_empty() {
@@ -1103,6 +1129,12 @@ impl App {
                 Err(e) => {
                     errors.insert((*field).to_owned(), e);
                 }
+            }
+        }
+        // Pasted or uploaded PEM from Windows arrives with CRLF: store plain LF.
+        for (_, field) in UPLOAD_FIELDS {
+            if let Some(text) = form.get_mut(*field) {
+                *text = forms::normalise_line_endings(text);
             }
         }
         if errors.is_empty() {

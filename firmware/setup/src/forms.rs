@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use boxidr_config::{
-    AccountFormat, Collector, Config, ConfigError, LogSearch, REGIONS, valid_domain,
+    AccountFormat, Collector, Config, ConfigError, LogSearch, MAX_DOMAIN_MAP_ENTRIES, REGIONS,
+    valid_domain,
 };
 use boxidr_model::StreamType;
 use maud::{Markup, html};
@@ -183,6 +184,10 @@ fn values_from(path: &str, config: &Config) -> Values {
             );
             set("authentication_target", m.authentication_target.clone());
             set("send_unparsed", check(m.send_unparsed));
+            for (i, (email_domain, domain)) in m.domain_map.iter().enumerate() {
+                set(&format!("{MAP_EMAIL}{i}"), email_domain.clone());
+                set(&format!("{MAP_DOMAIN}{i}"), domain.clone());
+            }
         }
         "/collection" => {
             let e = &config.events;
@@ -196,6 +201,97 @@ fn values_from(path: &str, config: &Config) -> Values {
         _ => {}
     }
     v
+}
+
+/// Form field name prefixes of the email-domain → AD-domain table (row index appended).
+const MAP_EMAIL: &str = "domain_map_email_";
+const MAP_DOMAIN: &str = "domain_map_domain_";
+/// Empty rows offered below the stored ones.
+const MAP_BLANK_ROWS: usize = 3;
+
+/// Row indices of the domain table present in a form or in stored values, ascending.
+fn map_rows<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<usize> {
+    let mut rows: Vec<usize> = keys
+        .filter_map(|k| {
+            k.strip_prefix(MAP_EMAIL)
+                .or_else(|| k.strip_prefix(MAP_DOMAIN))
+        })
+        .filter_map(|i| i.parse().ok())
+        .filter(|i| *i < MAX_DOMAIN_MAP_ENTRIES + MAP_BLANK_ROWS)
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// The editable email-domain → AD-domain table: the stored (or typed) rows plus empty ones.
+fn domain_map_table(v: &Values, e: &Errors) -> Markup {
+    let used = map_rows(v.keys()).last().map_or(0, |last| last + 1);
+    let rows = (used + MAP_BLANK_ROWS).min(MAX_DOMAIN_MAP_ENTRIES + MAP_BLANK_ROWS);
+    let value =
+        |prefix: &str, i: usize| v.get(&format!("{prefix}{i}")).cloned().unwrap_or_default();
+    html! {
+        div.field.invalid[e.contains_key("domain_map")] #domain_map {
+            label { "Other email domains (optional)" }
+            p.help { "Logins from these email domains get their own AD domain; every other login \
+                      gets the default domain. Clear both cells of a row to remove it; save to add \
+                      more empty rows." }
+            table.domain-map {
+                thead { tr { th scope="col" { "Email domain" } th scope="col" { "AD domain (account_domain)" } } }
+                tbody {
+                    @for i in 0..rows {
+                        tr {
+                            td { input type="text" id=(format!("{MAP_EMAIL}{i}")) name=(format!("{MAP_EMAIL}{i}"))
+                                value=(value(MAP_EMAIL, i)) placeholder="emea.example.com"
+                                aria-label=(format!("Email domain, row {}", i + 1)); }
+                            td { input type="text" id=(format!("{MAP_DOMAIN}{i}")) name=(format!("{MAP_DOMAIN}{i}"))
+                                value=(value(MAP_DOMAIN, i)) placeholder="EMEA"
+                                aria-label=(format!("AD domain, row {}", i + 1)); }
+                        }
+                    }
+                }
+            }
+            @if let Some(err) = e.get("domain_map") { p.error { (err) } }
+        }
+    }
+}
+
+/// The domain table as submitted: rows with both cells empty are dropped; a half-filled row or
+/// a repeated email domain is an error naming the row.
+fn parse_domain_map(
+    form: &HashMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut map = std::collections::BTreeMap::new();
+    for i in map_rows(form.keys()) {
+        let cell = |prefix: &str| {
+            form.get(&format!("{prefix}{i}"))
+                .map(|s| s.trim())
+                .unwrap_or_default()
+        };
+        let email_domain = cell(MAP_EMAIL).trim_start_matches('@').to_ascii_lowercase();
+        let domain = cell(MAP_DOMAIN);
+        match (email_domain.is_empty(), domain.is_empty()) {
+            (true, true) => continue,
+            (false, false) => {}
+            _ => {
+                return Err(format!(
+                    "Row {}: fill in both the email domain and the AD domain, or clear both.",
+                    i + 1
+                ));
+            }
+        }
+        if map
+            .insert(email_domain.clone(), domain.to_owned())
+            .is_some()
+        {
+            return Err(format!(
+                "Row {}: {} is listed twice.",
+                i + 1,
+                crate::status::bounded(&email_domain)
+            ));
+        }
+    }
+    Ok(map)
 }
 
 /// Title, intro and fields of a settings page, or `None` for an unknown path.
@@ -253,6 +349,7 @@ pub(crate) fn page_for(
             html! {
                 section {
                     (field("Default domain", "default_domain", "text", &v, e, Some("NetBIOS-style domain such as CORP (1–15 letters, digits, '-' or '.'); empty sends no domain.")))
+                    (domain_map_table(&v, e))
                     (select("Account name", "account_format", &[("local_part", "Local part (jdoe@example.com → jdoe)"), ("upn", "Full login (UPN)")], &v, e))
                     (field("Authentication target", "authentication_target", "text", &v, e, Some("The service name shown in InsightIDR for these logins.")))
                     (checkbox("Also send file, sharing and alert events to Log Search", "send_unparsed", &v))
@@ -300,6 +397,11 @@ pub(crate) struct Changes {
     pub(crate) secrets: Vec<(String, String)>,
     /// A pasted Collector CA to write before the configuration that names it.
     pub(crate) ca_file: Option<(PathBuf, String)>,
+}
+
+/// CRLF and lone CR line endings (a PEM pasted or saved on Windows, an old Mac) become LF.
+pub(crate) fn normalise_line_endings(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Largest pasted CA bundle.
@@ -476,6 +578,12 @@ pub(crate) fn apply(
             };
             config.mapping.authentication_target = get(form, "authentication_target").to_owned();
             config.mapping.send_unparsed = on(form, "send_unparsed");
+            match parse_domain_map(form) {
+                Ok(map) => config.mapping.domain_map = map,
+                Err(text) => {
+                    errors.insert("domain_map".into(), text);
+                }
+            }
         }
         "/collection" => {
             match get(form, "stream_type").parse::<StreamType>() {
@@ -533,6 +641,7 @@ fn field_of(error: &ConfigError) -> (&'static str, String) {
         ConfigError::Collector => "collector_host",
         ConfigError::Domain(_) => "default_domain",
         ConfigError::Target => "authentication_target",
+        ConfigError::DomainMap { .. } => "domain_map",
         _ => "_form",
     };
     (name, crate::status::bounded(&error.to_string()))
@@ -570,6 +679,14 @@ mod tests {
         ]);
         let errors = apply("/collection", &Config::default(), &f).unwrap_err();
         assert!(errors.contains_key("poll_interval_secs"), "{errors:?}");
+    }
+
+    /// Windows and old Mac line endings become LF; LF text is unchanged.
+    #[test]
+    fn line_endings_are_normalised() {
+        assert_eq!(normalise_line_endings("a\r\nb\rc\n"), "a\nb\nc\n");
+        assert_eq!(normalise_line_endings("a\nb"), "a\nb");
+        assert_eq!(normalise_line_endings("\r\n\r\n"), "\n\n");
     }
 
     /// A pasted CA must be PEM certificates; a good one is named by its content.

@@ -299,16 +299,22 @@ impl Resp {
 
 /// Headers on every response: no inline script, no framing, no referrer, no caching.
 /// `form_action_extra` is the Box authorize origin ("Connect to Box" posts, then redirects there).
-pub(crate) fn security_headers(form_action_extra: Option<&str>) -> Vec<(String, String)> {
+/// `scripts` allows the page's own external scripts (`/static/copy.js` on the Box page); inline
+/// script stays forbidden everywhere.
+pub(crate) fn security_headers(
+    form_action_extra: Option<&str>,
+    scripts: bool,
+) -> Vec<(String, String)> {
     let form_action = match form_action_extra {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".into(),
     };
+    let script = if scripts { " script-src 'self';" } else { "" };
     vec![
         (
             "Content-Security-Policy".into(),
             format!(
-                "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+                "default-src 'none';{script} style-src 'self'; img-src 'self'; form-action {form_action}; \
                  frame-ancestors 'none'; base-uri 'none'"
             ),
         ),

@@ -278,11 +278,7 @@ pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
                     (csrf_input(&csrf))
                     (field("Client ID", "client_id", "text", &view.values, &view.errors, None))
                     (secret_field("Client secret", "client_secret", view.secret_set, &view.errors, None))
-                    (field("Redirect URI (register it in the Box console)", "redirect_uri", "text",
-                        &view.values, &view.errors,
-                        Some("Derived from the address you used to reach this page. Box compares it \
-                              character by character: if Box shows redirect_uri_mismatch, copy this \
-                              value into the app's Redirect URIs and save the app.")))
+                    (redirect_uri_field(&view.values, &view.errors))
                     button type="submit" { "Save app settings" }
                 }
             }
@@ -293,7 +289,7 @@ pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
                         (csrf_input(&csrf))
                         p { "You will sign in to Box as an admin or co-admin and grant access. \
                              The link is valid for 10 minutes." }
-                        button type="submit" { "Connect to Box" }
+                        button type="submit" { @if view.account.is_some() { "Reconnect to Box" } @else { "Connect to Box" } }
                     }
                     h3 { "Alternative: client credentials (service account)" }
                     form method="post" action="/box/ccg" {
@@ -311,6 +307,29 @@ pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
             }
         },
     )
+}
+
+/// The redirect URI with a "Copy" button. The button needs `/static/copy.js` (external: the CSP
+/// forbids inline script) and stays hidden without it; the field is selectable either way.
+fn redirect_uri_field(values: &Values, errors: &Errors) -> Markup {
+    let value = values
+        .get("redirect_uri")
+        .map(String::as_str)
+        .unwrap_or_default();
+    html! {
+        div.field.invalid[error_of(errors, "redirect_uri").is_some()] {
+            label for="redirect_uri" { "Redirect URI (register it in the Box console)" }
+            div.copy-row {
+                input type="text" id="redirect_uri" name="redirect_uri" value=(value) spellcheck="false";
+                button.secondary type="button" id="copy_redirect_uri" data-copy="redirect_uri" hidden { "Copy" }
+            }
+            @if let Some(e) = error_of(errors, "redirect_uri") { p.error { (e) } }
+            p.help { "Derived from the address you used to reach this page. Box compares it \
+                      character by character: if Box shows redirect_uri_mismatch, copy this \
+                      value into the app's Redirect URIs and save the app." }
+        }
+        script src="/static/copy.js" defer {}
+    }
 }
 
 /// "Enterprise events" and "User list" rows from the permission check made at connection.
@@ -497,17 +516,23 @@ pub(crate) struct PreviewRow {
     pub(crate) domain: Option<String>,
 }
 
-/// The account preview on the Accounts page.
-pub(crate) fn preview(rows: &[PreviewRow]) -> Markup {
+/// The account preview on the Accounts page: with the saved settings (`saved`), or with the
+/// settings as typed.
+pub(crate) fn preview(rows: &[PreviewRow], saved: bool) -> Markup {
     html! {
         section id="preview" {
-            h2 { "Preview (not saved)" }
+            h2 { @if saved { "Preview with the saved settings" } @else { "Preview (not saved)" } }
             @if rows.is_empty() {
                 p { "No Box users are stored yet. The preview uses the user directory, which is \
                      read once Box is connected; try again after the first sync." }
             } @else {
-                p.help { "How logins of these Box users will appear in InsightIDR with the settings \
-                          above. Save to use them." }
+                p.help { @if saved {
+                    "How logins of these Box users appear in InsightIDR now. Change the settings \
+                     above and press Preview to see the effect before saving."
+                } @else {
+                    "How logins of these Box users will appear in InsightIDR with the settings \
+                     above. Save to use them."
+                } }
                 table.preview {
                     thead { tr { th { "Box user" } th { "Box login" } th { "Status" } th { "account" } th { "account_domain" } } }
                     tbody {
@@ -582,17 +607,17 @@ pub(crate) fn maintenance(
     )
 }
 
-pub(crate) fn status(nav: Nav<'_>, snapshot: &serde_json::Value, fingerprint: &str) -> Markup {
+pub(crate) fn status(
+    nav: Nav<'_>,
+    snapshot: &serde_json::Value,
+    now: std::time::SystemTime,
+    fingerprint: &str,
+) -> Markup {
     layout(
         "Status",
         Some(nav),
         true,
-        html! {
-            (crate::status::render(snapshot))
-            p.help { "Refreshes every 10 seconds (automatic refreshes do not keep the session open: \
-                       after 15 minutes without a click the page asks for the password). The same data as JSON: " a href="/status.json" { "/status.json" }
-                ". Certificate fingerprint (SHA-256): " code.fp { (fingerprint) } }
-        },
+        crate::status::dashboard(snapshot, now, fingerprint),
     )
 }
 

@@ -1,6 +1,19 @@
 //! What the status page shows comes from the collector through [`StatusSource`]; this crate
-//! only renders it (escaped, bounded) and serves it as JSON.
+//! renders it as a dashboard (escaped, bounded) and serves it unchanged as JSON.
+//!
+//! The snapshot is the document `boxidr`'s service publishes: `state`, `reason`,
+//! `uptime_secs`, `version`, `box` (`stream`, `sweep`), `sinks` (`collector`, `log_search`),
+//! `verifier`, `store`, `leds.frame`, `health` (`overall`, `components`, `problems`,
+//! `derived`). Every part may be missing (the service is starting, Box is not connected) and
+//! every string is untrusted: the dashboard reads what it finds, shows "not known" for the
+//! rest, and never fails.
+//!
+//! Values the browser test reads carry `data-key` (the JSON path, dot-separated) and
+//! `data-value` (the raw value) attributes, so tools need not parse the words.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use boxidr_model::{Led, LedFrame, LedLook};
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -9,8 +22,8 @@ use serde_json::Value;
 /// Implementations must be cheap (called on every refresh) and must never put secrets in the
 /// snapshot. Every string is treated as untrusted and escaped.
 pub trait StatusSource: Send + Sync {
-    /// The current state as JSON: typically an object of sections (`box`, `queue`, `sinks`,
-    /// `leds`, `errors`…); any shape renders.
+    /// The current state as JSON: an object of sections (`box`, `sinks`, `store`, `leds`,
+    /// `health`…); missing sections and unexpected shapes render as "not known".
     fn snapshot(&self) -> Value;
 }
 
@@ -24,39 +37,10 @@ impl StatusSource for NoStatus {
     }
 }
 
-/// Deepest nesting rendered; deeper values are shown as compact JSON text.
-const MAX_DEPTH: usize = 4;
-/// Items rendered per array or object.
-const MAX_ITEMS: usize = 200;
 /// Characters shown of one string.
 const MAX_CHARS: usize = 500;
-
-/// Renders any JSON value as nested tables (all text escaped by maud).
-pub(crate) fn render(value: &Value) -> Markup {
-    render_at(value, 0)
-}
-
-fn render_at(value: &Value, depth: usize) -> Markup {
-    match value {
-        Value::Object(map) if depth < MAX_DEPTH => html! {
-            table.kv {
-                @for (key, item) in map.iter().take(MAX_ITEMS) {
-                    tr { th { (bounded(key)) } td { (render_at(item, depth + 1)) } }
-                }
-            }
-        },
-        Value::Array(items) if depth < MAX_DEPTH => html! {
-            ul {
-                @for item in items.iter().take(MAX_ITEMS) {
-                    li { (render_at(item, depth + 1)) }
-                }
-            }
-        },
-        Value::String(s) => html! { (bounded(s)) },
-        Value::Null => html! { span.muted { "—" } },
-        other => html! { (bounded(&other.to_string())) },
-    }
-}
+/// Problems listed on the page (the JSON has them all).
+const MAX_PROBLEMS: usize = 20;
 
 /// Caps length and replaces control and bidi-override characters so untrusted text cannot
 /// reorder or hide what is around it.
@@ -81,23 +65,692 @@ pub(crate) fn bounded(text: &str) -> String {
     out
 }
 
+/// The value at a path of object keys.
+fn at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(doc, |v, key| v.get(key))
+}
+
+/// A non-empty string at `path`, bounded.
+fn text(doc: &Value, path: &[&str]) -> Option<String> {
+    at(doc, path)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(bounded)
+}
+
+/// A non-negative whole number at `path` (floats are rounded down).
+fn number(doc: &Value, path: &[&str]) -> Option<u64> {
+    let v = at(doc, path)?;
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+/// A duration in words, coarser as it grows ("45s", "12m 5s", "3h 20m", "2days 4h").
+pub(crate) fn duration_words(secs: u64) -> String {
+    let coarse = match secs {
+        0..3_600 => secs,
+        3_600..86_400 => secs - secs % 60,
+        _ => secs - secs % 3_600,
+    };
+    humantime::format_duration(Duration::from_secs(coarse)).to_string()
+}
+
+/// "12s ago"; "just now" under a second.
+fn ago(secs: u64) -> String {
+    if secs == 0 {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", duration_words(secs))
+    }
+}
+
+/// A moment (milliseconds since the epoch) as relative words with the UTC time beside it.
+fn moment(at_ms: u64, now: SystemTime) -> Markup {
+    let at = UNIX_EPOCH + Duration::from_millis(at_ms);
+    let iso = humantime::format_rfc3339_seconds(at).to_string();
+    let words = match now.duration_since(at) {
+        Ok(d) => ago(d.as_secs()),
+        Err(e) => format!("in {}", duration_words(e.duration().as_secs())),
+    };
+    html! { time datetime=(iso) title=(iso) { (words) } " " span.muted { "(" (iso) ")" } }
+}
+
+/// Bytes in binary units ("1.5 MiB").
+fn bytes_words(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A component level or overall verdict as (CSS class, words).
+fn level_words(level: &str) -> (&'static str, &'static str) {
+    match level {
+        "ok" => ("ok", "OK"),
+        "degraded" => ("warn", "Working through trouble"),
+        "failing" => ("bad", "Failing"),
+        "setup_needed" => ("warn", "Setup needed"),
+        "not_configured" => ("muted", "Not configured"),
+        _ => ("muted", "Not known"),
+    }
+}
+
+/// The collecting state as words.
+fn state_words(state: Option<&str>) -> &'static str {
+    match state {
+        Some("running") => "Collecting",
+        Some("waiting_for_time") => "Waiting for the clock",
+        Some("not_collecting") => "Not collecting",
+        Some(_) => "Unknown state",
+        None => "Starting",
+    }
+}
+
+/// Looks as words: the rhythm, never a colour.
+fn look_words(look: LedLook) -> String {
+    match look {
+        LedLook::Off => "off".into(),
+        LedLook::On => "steady on".into(),
+        LedLook::SlowBlink => "slow blink".into(),
+        LedLook::FastBlink => "fast blink".into(),
+        LedLook::Heartbeat => "heartbeat (double flash)".into(),
+        LedLook::Code(n) => format!("{n} flashes, then a pause"),
+        LedLook::Sweep => "running light".into(),
+        LedLook::WigWag => "alternating".into(),
+    }
+}
+
+/// What a look means on one LED (the case's sticker, in words).
+fn look_meaning(led: Led, look: LedLook) -> &'static str {
+    match (led, look) {
+        (_, LedLook::Sweep) => "starting up",
+        (_, LedLook::WigWag) => "factory reset confirmed",
+        (Led::System, LedLook::Heartbeat) => "firmware alive",
+        (Led::System, LedLook::On) => "firmware stopped",
+        (Led::System, LedLook::Off) => "firmware not running",
+        (Led::Box, LedLook::On) => "Box events flowing",
+        (Led::Box, LedLook::Off) => "Box not configured",
+        (Led::InsightIdr, LedLook::On) => "delivering to InsightIDR",
+        (Led::InsightIdr, LedLook::Off) => "InsightIDR not configured",
+        (Led::Box | Led::InsightIdr, LedLook::SlowBlink) => "working through trouble",
+        (Led::Box | Led::InsightIdr, LedLook::FastBlink) => "failing",
+        (Led::Attention, LedLook::Off) => "nothing needs you",
+        (Led::Attention, LedLook::On) => "action needed",
+        (Led::Attention, LedLook::SlowBlink) => "needs attention soon",
+        (Led::Attention, LedLook::FastBlink) => "urgent",
+        (Led::Attention, LedLook::Code(_)) => "problem number (see the list below)",
+        _ => "unusual for this light",
+    }
+}
+
+/// CSS class of a look's rhythm.
+fn look_class(look: LedLook) -> String {
+    match look {
+        LedLook::Off => "off".into(),
+        LedLook::On => "on".into(),
+        LedLook::SlowBlink => "slow".into(),
+        LedLook::FastBlink => "fast".into(),
+        LedLook::Heartbeat => "heartbeat".into(),
+        LedLook::Code(n) => format!("code code-{}", n.clamp(1, LedLook::MAX_CODE)),
+        LedLook::Sweep => "sweep".into(),
+        LedLook::WigWag => "wigwag".into(),
+    }
+}
+
+/// Suggested colour of an LED (a hint only: position and rhythm carry the meaning).
+fn hint(led: Led) -> (&'static str, &'static str) {
+    match led {
+        Led::System => ("green", "green"),
+        Led::Box | Led::InsightIdr => ("blue", "blue"),
+        Led::Attention => ("red", "red"),
+    }
+}
+
+fn look_of(frame: &LedFrame, led: Led) -> LedLook {
+    match led {
+        Led::System => frame.system,
+        Led::Box => frame.box_link,
+        Led::InsightIdr => frame.insightidr,
+        Led::Attention => frame.attention,
+    }
+}
+
+fn leds(doc: &Value) -> Markup {
+    let frame = at(doc, &["leds", "frame"])
+        .and_then(|f| serde_json::from_value::<LedFrame>(f.clone()).ok());
+    html! {
+        section #leds {
+            h2 { "Status lights" }
+            @match frame {
+                Some(frame) => {
+                    ol.leds aria-label="The four lights on the case, left to right" {
+                        @for led in Led::ALL {
+                            @let look = look_of(&frame, led);
+                            @let (hint_class, hint_word) = hint(led);
+                            li.led data-key=(format!("leds.frame.{}", led.label().to_lowercase())) data-value=(look_class(look)) {
+                                span class=(format!("lamp {hint_class} pos-{} {}", led.index() + 1, look_class(look))) aria-hidden="true" {}
+                                span.led-name { (led.index() + 1) ". " (led.label()) }
+                                span.led-look { (look_words(look)) }
+                                span.led-meaning.muted { (look_meaning(led, look)) " · " (hint_word) " light" }
+                            }
+                        }
+                    }
+                    p.help { "Read them by position and rhythm; the colour is only a hint." }
+                }
+                None => { p.muted { "The lights' state is not reported yet." } }
+            }
+        }
+    }
+}
+
+fn headline(doc: &Value) -> Markup {
+    let state = at(doc, &["state"]).and_then(Value::as_str).map(bounded);
+    let running = state.as_deref() == Some("running");
+    let reason = text(doc, &["reason"]).unwrap_or_else(|| {
+        if doc.as_object().is_none_or(|o| o.is_empty()) {
+            "the collector has not reported yet (it may be starting)".to_owned()
+        } else {
+            "no reason given".to_owned()
+        }
+    });
+    let overall = at(doc, &["health", "overall"]).and_then(Value::as_str);
+    let (class, words) = level_words(overall.unwrap_or(""));
+    html! {
+        section #summary class=(format!("summary {class}")) {
+            p.headline {
+                span data-key="state" data-value=(state.as_deref().unwrap_or("")) { (state_words(state.as_deref())) }
+                " · "
+                span data-key="health.overall" data-value=(overall.map(bounded).unwrap_or_default()) {
+                    @if overall.is_some() { (words) } @else { "health not assessed yet" }
+                }
+            }
+            @if !running {
+                div.banner.warn #not-collecting {
+                    strong { "Not collecting: " }
+                    span data-key="reason" data-value=(reason) { (reason) }
+                }
+            }
+        }
+    }
+}
+
+fn problems(doc: &Value) -> Markup {
+    let list = at(doc, &["health", "problems"]).and_then(Value::as_array);
+    html! {
+        section #problems {
+            h2 { "Problems" }
+            @match list {
+                None => { p.muted { "Health is not assessed yet." } }
+                Some(list) if list.is_empty() => { p.ok { "No problems. Nothing needs you." } }
+                Some(list) => {
+                    ul.problems {
+                        @for p in list.iter().take(MAX_PROBLEMS) {
+                            @let severity = text(p, &["severity"]).unwrap_or_else(|| "problem".into());
+                            li class=(format!("sev {}", severity_class(&severity))) {
+                                strong.sev { (severity_word(&severity)) }
+                                @if let Some(c) = text(p, &["component"]) { " · " span.muted { (component_word(&c)) } }
+                                p.message { (text(p, &["message"]).unwrap_or_else(|| "(no description)".into())) }
+                                @if let Some(fix) = text(p, &["fix"]) { p.fix { strong { "What to do: " } (fix) } }
+                            }
+                        }
+                    }
+                    @if list.len() > MAX_PROBLEMS {
+                        p.muted { "… and " (list.len() - MAX_PROBLEMS) " more in " a href="/status.json" { "/status.json" } "." }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn severity_class(severity: &str) -> &'static str {
+    match severity {
+        "info" => "info",
+        "warning" => "warning",
+        "error" => "error",
+        "critical" => "critical",
+        _ => "other",
+    }
+}
+
+fn severity_word(severity: &str) -> String {
+    match severity {
+        "info" => "Note".into(),
+        "warning" => "Warning".into(),
+        "error" => "Error".into(),
+        "critical" => "Critical".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn component_word(component: &str) -> String {
+    match component {
+        "system" => "Appliance".into(),
+        "box" => "Box".into(),
+        "collector" => "Collector".into(),
+        "log_search" => "Log Search".into(),
+        "store" => "Queue".into(),
+        "clock" => "Clock".into(),
+        "board" => "Lights".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// "OK — summary" for one component of the health verdict.
+fn component(doc: &Value, name: &str) -> Markup {
+    let c = at(doc, &["health", "components", name]);
+    let (class, words) = level_words(
+        c.and_then(|c| c.get("level"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    html! {
+        span class=(class) { (words) }
+        @if let Some(summary) = c.and_then(|c| text(c, &["summary"])) { " — " (summary) }
+    }
+}
+
+/// A number cell, machine-readable through `data-key`.
+fn count(doc: &Value, path: &[&str]) -> Markup {
+    let key = path.join(".");
+    match number(doc, path) {
+        Some(n) => html! { span data-key=(key) data-value=(n) { (n) } },
+        None => html! { span.muted data-key=(key) data-value="" { "not known" } },
+    }
+}
+
+fn secs_or<F: Fn(u64) -> String>(value: Option<u64>, words: F, missing: &str) -> Markup {
+    match value {
+        Some(s) => html! { (words(s)) },
+        None => html! { span.muted { (missing) } },
+    }
+}
+
+fn box_section(doc: &Value) -> Markup {
+    let derived = |k: &str| number(doc, &["health", "derived", k]);
+    let flagged = number(doc, &["box", "stream", "rejected_entries"])
+        .map(|n| n + number(doc, &["box", "sweep", "rejected_entries"]).unwrap_or(0));
+    let last_error = text(doc, &["box", "stream", "last_error"])
+        .or_else(|| text(doc, &["box", "sweep", "last_error"]));
+    html! {
+        section #box-status {
+            h2 { "Box" }
+            table.kv {
+                tr { th { "Connection" } td { (component(doc, "box")) } }
+                tr { th { "Last successful poll" } td { (secs_or(derived("since_last_poll_secs"), ago, "none yet")) } }
+                tr { th { "Behind Box by" } td { (secs_or(derived("lag_secs"), duration_words, "not known")) }
+                     }
+                @if let Some(rest) = derived("catch_up_remaining_secs") {
+                    tr { th { "Catching up" } td { (duration_words(rest)) " of Box history still to read" } }
+                }
+                tr { th { "Events collected" } td { (count(doc, &["store", "counters", "events_appended"])) } }
+                tr { th { "Duplicates dropped" } td { (count(doc, &["store", "counters", "events_duplicate"])) } }
+                tr { th { "Flagged (kept raw, not parsed)" } td {
+                    @match flagged { Some(n) => { (n) }, None => { span.muted { "not known" } } } } }
+                @if let Some(e) = last_error { tr { th { "Last error" } td.bad { (e) } } }
+            }
+        }
+    }
+}
+
+fn sink_state_words(state: &str) -> (&'static str, &'static str) {
+    match state {
+        "idle" => ("ok", "Up to date"),
+        "delivering" => ("ok", "Delivering"),
+        "retrying" => ("warn", "Retrying"),
+        "config_error" => ("bad", "Stopped: check the settings"),
+        "disabled" => ("muted", "Not configured"),
+        "stopped" => ("muted", "Stopped"),
+        _ => ("muted", "Not known"),
+    }
+}
+
+/// The canary verification of one sink, in words.
+fn verification(doc: &Value, sink: &str, now: SystemTime) -> Markup {
+    let Some(v) = at(doc, &["verifier", sink]) else {
+        return html! { span.muted data-key=(format!("verifier.{sink}")) data-value="" { "not known" } };
+    };
+    let state = v.get("state").and_then(Value::as_str).unwrap_or("");
+    let when = |k: &str| number(v, &[k]);
+    html! {
+        span data-key=(format!("verifier.{sink}")) data-value=(bounded(state)) {
+            @match state {
+                "confirmed" => { span.ok { "Confirmed" } @if let Some(t) = when("at_ms") { " " (moment(t, now)) } }
+                "pending" => { span.warn { "Pending" } @if let Some(t) = when("since_ms") { ": canary sent " (moment(t, now)) } }
+                "not_seen" => { span.bad { "Not seen" } @if let Some(t) = when("at_ms") { ": gave up " (moment(t, now)) } }
+                "not_configured" => { span.muted { "Not configured (no Platform API key)" } }
+                _ => { span.muted { "not known" } }
+            }
+        }
+    }
+}
+
+fn sinks_section(doc: &Value, now: SystemTime) -> Markup {
+    let sinks = [
+        ("collector", "Collector (logins, UEF)"),
+        ("log_search", "Log Search (raw events)"),
+    ];
+    html! {
+        section #sinks {
+            h2 { "InsightIDR" }
+            table.sinks {
+                thead { tr { th { "Destination" } th { "State" } th { "Delivered" } th { "Last delivery" } th { "Canary check" } } }
+                tbody {
+                    @for (key, label) in sinks {
+                        @let s = at(doc, &["sinks", key]);
+                        @let (class, words) = sink_state_words(s.and_then(|s| s.get("state")).and_then(Value::as_str).unwrap_or(""));
+                        tr {
+                            th { (label) }
+                            td {
+                                span class=(class) { (words) }
+                                @if let Some(d) = s.and_then(|s| text(s, &["detail"])) { br; span.muted { (d) } }
+                                @if let Some(e) = s.and_then(|s| text(s, &["last_error"])) { br; span.bad { "Last error: " (e) } }
+                            }
+                            td { (count(doc, &["sinks", key, "delivered"])) }
+                            td { @match s.and_then(|s| number(s, &["last_delivered_at"])) {
+                                Some(t) => { (moment(t.saturating_mul(1000), now)) }
+                                None => { span.muted { "none yet" } }
+                            } }
+                            td { (verification(doc, key, now)) }
+                        }
+                    }
+                }
+            }
+            @if let Some(e) = text(doc, &["verifier", "last_error"]) { p.bad { "Canary check: " (e) } }
+            @if let Some(m) = text(doc, &["verifier", "marker"]) { p.help { "Latest canary marker (search for it in Log Search): " code { (m) } } }
+        }
+    }
+}
+
+fn queue_section(doc: &Value) -> Markup {
+    let store = |k: &str| number(doc, &["store", k]);
+    let percent = at(doc, &["store", "quota_used_percent"])
+        .and_then(Value::as_f64)
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .or_else(|| number(doc, &["health", "derived", "queue_use_percent"]).map(|p| p as f64));
+    let oldest = number(doc, &["health", "derived", "oldest_undelivered_secs"])
+        .or_else(|| store("oldest_pending_age_secs"));
+    html! {
+        section #queue {
+            h2 { "Queue" }
+            @if let Some(e) = text(doc, &["store", "error"]) { p.bad { "The queue cannot be read: " (e) } }
+            table.kv {
+                tr { th { "Events waiting" } td { (count(doc, &["store", "queue_records"])) } }
+                tr { th { "Disk use" } td {
+                    @match percent {
+                        Some(p) => {
+                            meter #quota min="0" max="100" low="70" high="90" optimum="0" value=(format!("{:.1}", p.min(100.0))) {
+                                (format!("{p:.1} %"))
+                            }
+                            " " (format!("{p:.1} %"))
+                            @if let (Some(used), Some(quota)) = (store("file_bytes"), store("quota_bytes")) {
+                                " — " (bytes_words(used)) " of " (bytes_words(quota))
+                            }
+                        }
+                        None => { span.muted { "not known" } }
+                    }
+                } }
+                tr { th { "Oldest undelivered event" } td { (secs_or(oldest, |s| format!("{} old", duration_words(s)), "none waiting")) } }
+            }
+        }
+    }
+}
+
+fn appliance_section(doc: &Value, now: SystemTime, fingerprint: &str) -> Markup {
+    let now_iso = humantime::format_rfc3339_seconds(now).to_string();
+    html! {
+        section #appliance {
+            h2 { "Appliance" }
+            table.kv {
+                tr { th { "Clock" } td { (component(doc, "clock")) } }
+                tr { th { "Version" } td { (text(doc, &["version"]).unwrap_or_else(|| "not known".into())) } }
+                tr { th { "Running for" } td { (secs_or(number(doc, &["uptime_secs"]), duration_words, "not known")) } }
+                tr { th { "Page shown at" } td { time datetime=(now_iso) { (now_iso) } } }
+                tr { th { "Certificate (SHA-256)" } td { code.fp { (fingerprint) } } }
+            }
+        }
+    }
+}
+
+/// The status dashboard (the page body) for `doc`, with times relative to `now`.
+pub(crate) fn dashboard(doc: &Value, now: SystemTime, fingerprint: &str) -> Markup {
+    html! {
+        (headline(doc))
+        div.dash {
+            (leds(doc))
+            (problems(doc))
+            (box_section(doc))
+            (sinks_section(doc, now))
+            (queue_section(doc))
+            (appliance_section(doc, now, fingerprint))
+        }
+        p.help {
+            "Refreshes every 10 seconds (automatic refreshes do not keep the session open: after \
+             15 minutes without a click the page asks for the password). For tools: "
+            a href="/status.json" { "status as JSON" } " · " a href="/metrics" { "Prometheus metrics" } "."
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    /// Markup in values and keys is escaped, controls and bidi overrides are neutralised.
+    const NOW_MS: u64 = 1_800_000_000_000;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(NOW_MS)
+    }
+
+    /// A running appliance, with the field names `boxidr`'s service publishes
+    /// (`service.rs` `snapshot()`/`publish()`, the health crate's `Health` serde).
+    fn running() -> Value {
+        json!({
+            "service": "running", "version": "0.4.2", "uptime_secs": 93_784,
+            "state": "running", "reason": null,
+            "box": {
+                "stream": {"pages": 12, "appended": 340, "duplicates": 7, "rejected_entries": 2,
+                           "consecutive_failures": 0, "last_error": null, "queue_full": false,
+                           "halted": null, "recoveries": 0, "last_recovery": null},
+                "sweep": {"pages": 3, "appended": 5, "duplicates": 1, "windows_finished": 2,
+                          "covered_until": null, "target_until": null, "consecutive_failures": 0,
+                          "last_error": null, "queue_full": false, "halted": null},
+            },
+            "sinks": {
+                "collector": {"state": "retrying", "detail": "attempt 3: connection refused",
+                              "delivered": 41, "skipped": 0, "rejected": 0, "cursor": 40,
+                              "last_error": "connection refused",
+                              "last_delivered_at": NOW_MS / 1000 - 300},
+                "log_search": {"state": "idle", "detail": null, "delivered": 345, "skipped": 0,
+                               "rejected": 0, "cursor": 345, "last_error": null,
+                               "last_delivered_at": NOW_MS / 1000 - 12},
+            },
+            "verifier": {"configured": true,
+                         "collector": {"state": "pending", "since_ms": NOW_MS - 120_000},
+                         "log_search": {"state": "confirmed", "at_ms": NOW_MS - 600_000},
+                         "marker": "boxidr-canary-7f3a", "rounds": 2, "last_error": null},
+            "store": {"queue_records": 9, "file_bytes": 3_145_728, "quota_bytes": 1_073_741_824,
+                      "quota_used_percent": 0.3, "oldest_pending_age_secs": 300,
+                      "sinks": {}, "cursors": {},
+                      "counters": {"events_appended": 345, "events_duplicate": 8, "canary_records": 2},
+                      "reopens": 0, "repaired": false},
+            "leds": {"frame": {"system": "heartbeat", "box": "on", "insightidr": "slow_blink",
+                               "attention": {"code": 3}}},
+            "health": {
+                "overall": "degraded",
+                "components": {
+                    "box": {"level": "ok", "summary": "Box events are flowing.", "fix": null},
+                    "collector": {"level": "degraded", "summary": "Retrying.", "fix": null},
+                    "log_search": {"level": "ok", "summary": "Delivering.", "fix": null},
+                    "store": {"level": "ok", "summary": "Queue healthy.", "fix": null},
+                    "clock": {"level": "ok", "summary": "The clock is synchronised.", "fix": null},
+                    "board": {"level": "ok", "summary": "LEDs working.", "fix": null},
+                },
+                "problems": [{"code": "collector_unreachable", "component": "collector",
+                              "severity": "warning",
+                              "message": "The Collector does not accept connections.",
+                              "fix": "Check that the event source listens on port 20000.",
+                              "attention": null}],
+                "derived": {"lag_secs": 45, "since_last_poll_secs": 12,
+                            "catch_up_remaining_secs": null, "queue_use_percent": 0,
+                            "oldest_undelivered_secs": 300},
+            },
+            "metrics": "# HELP boxidr_up 1\nboxidr_up 1\n",
+        })
+    }
+
+    fn page(doc: &Value) -> String {
+        dashboard(doc, now(), "AB:CD").into_string()
+    }
+
+    /// Every figure of a running snapshot is on the dashboard, in words and relative times,
+    /// never as a Unix number; the Prometheus text is linked, not dumped.
+    #[test]
+    fn running_snapshot_reads_at_a_glance() {
+        let html = page(&running());
+        for expected in [
+            "Collecting",
+            "Working through trouble",
+            "The Collector does not accept connections.",
+            "What to do: </strong>Check that the event source listens on port 20000.",
+            "Box events are flowing.",
+            "12s ago",
+            "45s",
+            "data-key=\"store.counters.events_appended\" data-value=\"345\"",
+            "data-key=\"store.counters.events_duplicate\" data-value=\"8\"",
+            "data-key=\"sinks.log_search.delivered\" data-value=\"345\"",
+            "data-key=\"sinks.collector.delivered\" data-value=\"41\"",
+            "Retrying",
+            "attempt 3: connection refused",
+            "Up to date",
+            "5m ago",
+            "Confirmed",
+            "10m ago",
+            "Pending",
+            "2m ago",
+            "boxidr-canary-7f3a",
+            "3.0 MiB of 1.0 GiB",
+            "<meter id=\"quota\"",
+            "5m old",
+            "The clock is synchronised.",
+            "0.4.2",
+            "1day 2h",
+            "href=\"/status.json\"",
+            "href=\"/metrics\"",
+        ] {
+            assert!(html.contains(expected), "missing {expected:?} in {html}");
+        }
+        // Flagged: 2 from the stream (the sweep does not report any).
+        assert!(
+            html.contains("Flagged (kept raw, not parsed)</th><td>2<"),
+            "{html}"
+        );
+        assert!(!html.contains("boxidr_up"), "metrics text is not inlined");
+        assert!(
+            !html.contains(&(NOW_MS / 1000 - 12).to_string()),
+            "no raw Unix time"
+        );
+        assert!(!html.contains("not-collecting"), "{html}");
+        assert!(!html.contains('\u{FFFD}'), "{html}");
+    }
+
+    /// The four LEDs are drawn in case order with their rhythm as a class and in words.
+    #[test]
+    fn leds_in_order_with_rhythm_in_words() {
+        let html = page(&running());
+        let positions: Vec<usize> = ["1. SYSTEM", "2. BOX", "3. INSIGHTIDR", "4. ATTENTION"]
+            .iter()
+            .map(|l| {
+                html.find(l)
+                    .unwrap_or_else(|| panic!("{l} missing: {html}"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        for expected in [
+            "lamp green pos-1 heartbeat",
+            "heartbeat (double flash)",
+            "firmware alive",
+            "lamp blue pos-2 on",
+            "steady on",
+            "lamp blue pos-3 slow",
+            "slow blink",
+            "lamp red pos-4 code code-3",
+            "3 flashes, then a pause",
+        ] {
+            assert!(html.contains(expected), "missing {expected:?} in {html}");
+        }
+    }
+
+    /// Without a snapshot, or while not collecting, the page says so plainly.
+    #[test]
+    fn missing_sections_say_not_collecting() {
+        let html = page(&json!({}));
+        assert!(html.contains("id=\"not-collecting\""), "{html}");
+        assert!(html.contains("Not collecting: "), "{html}");
+        assert!(html.contains("has not reported yet"), "{html}");
+        assert!(html.contains("Health is not assessed yet."), "{html}");
+        assert!(html.contains("not reported yet"), "{html}");
+
+        let html = page(
+            &json!({"state": "not_collecting", "reason": "Box is not connected",
+                                "uptime_secs": 5, "store": {"queue_records": 0}}),
+        );
+        assert!(html.contains("Box is not connected"), "{html}");
+        assert!(html.contains("data-value=\"not_collecting\""), "{html}");
+        assert!(html.contains("5s"), "{html}");
+
+        // Shapes that do not match are "not known", never an error.
+        let html = page(
+            &json!({"state": 7, "leds": {"frame": "x"}, "health": {"problems": "x"},
+                                "store": [1, 2], "sinks": {"collector": 3}}),
+        );
+        assert!(html.contains("not known"), "{html}");
+    }
+
+    /// Markup, controls and bidi overrides from the snapshot are inert; long strings are cut.
     #[test]
     fn hostile_strings_are_inert() {
-        let v = serde_json::json!({
-            "<b>key</b>": "<script>alert(1)</script>",
-            "list": ["\"><svg onload=alert(1)>", "a\r\nb\u{0}c\u{202E}d"],
-        });
-        let html = render(&v).into_string();
+        let hostile = "<script>alert(1)</script>\"><svg onload=alert(1)>\u{202E}\r\n";
+        let mut doc = running();
+        doc["state"] = json!(hostile);
+        doc["reason"] = json!(hostile);
+        doc["version"] = json!(hostile);
+        doc["health"]["problems"][0]["message"] = json!(hostile);
+        doc["health"]["problems"][0]["fix"] = json!(hostile);
+        doc["health"]["problems"][0]["severity"] = json!(hostile);
+        doc["health"]["components"]["box"]["summary"] = json!(hostile);
+        doc["sinks"]["collector"]["last_error"] = json!(hostile);
+        doc["verifier"]["marker"] = json!("x".repeat(5_000));
+        let html = page(&doc);
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<svg"), "{html}");
-        assert!(!html.contains("<b>key"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(!html.contains('\u{202E}'));
         assert!(!html.contains('\r'));
+        assert!(!html.contains(&"x".repeat(MAX_CHARS + 1)));
+    }
+
+    /// Durations grow coarser; bytes use binary units.
+    #[test]
+    fn words_for_numbers() {
+        assert_eq!(duration_words(0), "0s");
+        assert_eq!(duration_words(725), "12m 5s");
+        assert_eq!(duration_words(3 * 3_600 + 20 * 60 + 7), "3h 20m");
+        assert_eq!(duration_words(2 * 86_400 + 4 * 3_600 + 59), "2days 4h");
+        assert_eq!(ago(0), "just now");
+        assert_eq!(bytes_words(512), "512 bytes");
+        assert_eq!(bytes_words(1_572_864), "1.5 MiB");
     }
 }

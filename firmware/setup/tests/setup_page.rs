@@ -488,8 +488,14 @@ async fn hostile_strings_are_inert() {
     let mut b = h.claimed_browser().await;
     let hostile = "<script>alert(1)</script>\"><svg onload=alert(2)>\u{202E}";
     *h.status.0.lock().unwrap() = serde_json::json!({
+        "state": "not_collecting",
+        "reason": hostile,
         "last_error": hostile,
         hostile: [hostile, {"nested": hostile}],
+        "health": {"overall": hostile, "problems": [
+            {"severity": hostile, "component": hostile, "message": hostile, "fix": hostile}
+        ]},
+        "sinks": {"collector": {"state": hostile, "last_error": hostile, "detail": hostile}},
     });
     h.store
         .set_setting(

@@ -197,25 +197,35 @@ impl App {
                 );
             }
         };
-        let settings = Settings::from_mapping(&changes.config.mapping, env!("CARGO_PKG_VERSION"));
-        let entries = match self.block_on(self.store.users_after(None, PREVIEW_SCAN)) {
-            Ok(entries) => entries,
-            Err(e) => return internal(&SetupError::from(e)),
+        let rows = match self.preview_rows(&changes.config.mapping) {
+            Ok(rows) => rows,
+            Err(e) => return internal(&e),
         };
-        let rows: Vec<PreviewRow> = pick_users(&entries, PREVIEW_USERS)
-            .iter()
-            .map(|(user, _)| preview_row(user, &settings))
-            .collect();
         self.render_settings(
             req,
             ctx,
             SettingsExtras {
                 path: Some("/mapping"),
                 typed,
-                preview: Some(pages::preview(&rows)),
+                preview: Some(pages::preview(&rows, false)),
                 ..SettingsExtras::default()
             },
         )
+    }
+
+    /// Up to three stored Box users as InsightIDR accounts under `mapping`.
+    pub(super) fn preview_rows(
+        &self,
+        mapping: &boxidr_config::Mapping,
+    ) -> Result<Vec<PreviewRow>, SetupError> {
+        let settings = Settings::from_mapping(mapping, env!("CARGO_PKG_VERSION"));
+        let entries = self
+            .block_on(self.store.users_after(None, PREVIEW_SCAN))
+            .map_err(SetupError::from)?;
+        Ok(pick_users(&entries, PREVIEW_USERS)
+            .iter()
+            .map(|(user, _)| preview_row(user, &settings))
+            .collect())
     }
 }
 
