@@ -278,13 +278,11 @@ impl Tour {
     }
 
     /// The text of the status page's cell at `path` (nested `th` → `td` tables).
+    /// The dashboard's raw value for a snapshot path (`data-key` = the path, dot-separated).
     async fn status_cell(&self, path: &[&str]) -> Option<String> {
-        let mut xpath = String::from("/html/body/main");
-        for key in path {
-            xpath += &format!("/table/tbody/tr[th[normalize-space()='{key}']]/td");
-        }
-        let cell = self.c.find(Locator::XPath(&xpath)).await.ok()?;
-        Some(cell.text().await.ok()?.trim().to_owned())
+        let css = format!("[data-key='{}']", path.join("."));
+        let cell = self.c.find(Locator::Css(&css)).await.ok()?;
+        Some(cell.attr("data-value").await.ok()??.trim().to_owned())
     }
 
     async fn status_number(&self, path: &[&str]) -> u64 {
