@@ -11,7 +11,8 @@
 //! * `forms`: settings forms → a whole validated [`boxidr_config::Config`] + secrets.
 //! * `config_file`: the atomic TOML rewrite.
 //! * `boxlink`: the Box app client, `/users/me`, Box errors in plain words.
-//! * `pages` (maud templates, auto-escaped, no script) and [`status`] ([`StatusSource`]).
+//! * `pages` (maud templates, auto-escaped, no inline script; the Box page loads the external
+//!   `/static/copy.js`) and [`status`] ([`StatusSource`] and the status dashboard).
 //! * [`keys`]: the store keys this page writes, which the collector reads.
 //!
 //! # Security model

@@ -1,6 +1,7 @@
 //! HTML of every page, with maud: every `(value)` is HTML-escaped, so strings from Box, the
-//! status source or the admin's own input cannot become markup. No page carries script; the
-//! status page refreshes with `<meta http-equiv="refresh">`.
+//! status source or the admin's own input cannot become markup. No page carries inline script
+//! (only the Box page loads the external `/static/copy.js` for its copy button); the status
+//! page refreshes with `<meta http-equiv="refresh">`.
 
 use std::collections::{BTreeMap, HashMap};
 
