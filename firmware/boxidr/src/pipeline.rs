@@ -203,6 +203,11 @@ pub async fn start(
             Ok(())
         });
     }
+    // With groups in the scope, membership is only known after a users sync: until the first
+    // one succeeds the forwarders wait (records stay queued) rather than judge every group
+    // member out of scope and acknowledge their events unsent.
+    let scoped_groups = !render.settings.scope.scope().groups.is_empty();
+    let (synced_tx, synced_rx) = watch::channel(!scoped_groups);
     {
         let (store, tokens, directory, stop) = (
             store.clone(),
@@ -212,12 +217,15 @@ pub async fn start(
         );
         let scope = render.settings.scope.scope().clone();
         tasks.spawn(users_sync(
-            store,
-            tokens,
-            users,
-            directory,
-            users_every,
-            scope,
+            UsersSync {
+                store,
+                tokens,
+                client: users,
+                directory,
+                every: users_every,
+                scope,
+                synced: synced_tx,
+            },
             stop,
         ));
     }
@@ -234,8 +242,11 @@ pub async fn start(
             let (forwarder, status) =
                 Forwarder::new(store.clone(), sink, render.clone(), options.clone());
             let (forwarder, stop) = (forwarder.with_wake(wake_rx.clone()), shutdown.clone());
+            let synced = synced_rx.clone();
             tasks.spawn(async move {
-                forwarder.run(stop).await;
+                if wait_for_directory(synced, stop.clone(), SinkId::Collector).await {
+                    forwarder.run(stop).await;
+                }
                 Ok(())
             });
             status
@@ -249,7 +260,9 @@ pub async fn start(
             let (forwarder, status) = Forwarder::new(store.clone(), sink, render, options);
             let (forwarder, stop) = (forwarder.with_wake(wake_rx), shutdown.clone());
             tasks.spawn(async move {
-                forwarder.run(stop).await;
+                if wait_for_directory(synced_rx, stop.clone(), SinkId::LogSearch).await {
+                    forwarder.run(stop).await;
+                }
                 Ok(())
             });
             status
@@ -295,19 +308,52 @@ async fn expire_seen(store: Store, mut shutdown: watch::Receiver<bool>) -> anyho
     }
 }
 
-/// Syncs Box users now and then every `every`, reloading the directory after each sync. A
-/// failed sync is logged and retried at the next period (rendering uses what is stored).
-async fn users_sync(
+/// Waits until the user directory can judge the scope; `false` if shut down first.
+async fn wait_for_directory(
+    mut synced: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+    sink: SinkId,
+) -> bool {
+    if !*synced.borrow() {
+        tracing::info!(%sink, "Forwarding waits for the first Box users sync: the scope names groups.");
+    }
+    tokio::select! {
+        ready = synced.wait_for(|ready| *ready) => ready.is_ok(),
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    }
+}
+
+/// What the users sync task needs.
+struct UsersSync {
     store: Store,
     tokens: Arc<TokenManager>,
     client: UsersClient,
     directory: Arc<Directory>,
     every: Duration,
     scope: boxidr_config::Scope,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+    /// Turned true after the first successful sync.
+    synced: watch::Sender<bool>,
+}
+
+/// First retry of a failed users sync; doubles up to the sync period.
+const USERS_RETRY: Duration = Duration::from_secs(30);
+
+/// Syncs Box users now and then every `every`, reloading the directory after each sync. A
+/// failed sync is retried after 30 s, doubling up to the period (rendering meanwhile uses
+/// what is stored).
+async fn users_sync(sync: UsersSync, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let UsersSync {
+        store,
+        tokens,
+        client,
+        directory,
+        every,
+        scope,
+        synced,
+    } = sync;
+    let mut retry = USERS_RETRY;
     loop {
-        match boxidr_boxapi::users::sync(&tokens, &client, &store, &scope).await {
+        let wait = match boxidr_boxapi::users::sync(&tokens, &client, &store, &scope).await {
             Ok(report) => {
                 tracing::info!(
                     users = report.users,
@@ -320,16 +366,24 @@ async fn users_sync(
                     out_of_scope_log_search = directory.out_of_scope(SinkId::LogSearch),
                     "Box users synced."
                 );
-                if let Err(e) = directory.reload(&store).await {
-                    tracing::warn!(error = %e, "Cannot reload the user directory.");
+                match directory.reload(&store).await {
+                    Ok(_) => {
+                        synced.send_replace(true);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Cannot reload the user directory."),
                 }
+                retry = USERS_RETRY;
+                every
             }
             Err(e) => {
-                tracing::warn!(error = %e, "Box users sync failed; next attempt at the next period.")
+                let wait = retry.min(every);
+                retry = retry.saturating_mul(2);
+                tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Box users sync failed.");
+                wait
             }
-        }
+        };
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return Ok(()),
         }
     }
@@ -338,3 +392,30 @@ async fn users_sync(
 #[cfg(all(test, feature = "demo"))]
 #[path = "pipeline_scope_tests.rs"]
 mod scope_tests;
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    /// Forwarders held for the first users sync start once it succeeds, and a shutdown while
+    /// waiting ends the wait without starting them.
+    #[tokio::test]
+    async fn forwarders_wait_for_the_first_users_sync() {
+        let (synced_tx, synced_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let waiting = tokio::spawn(wait_for_directory(
+            synced_rx.clone(),
+            stop_rx.clone(),
+            SinkId::Collector,
+        ));
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        synced_tx.send_replace(true);
+        assert!(waiting.await.unwrap());
+
+        let (_never_tx, never_rx) = watch::channel(false);
+        let stopped = tokio::spawn(wait_for_directory(never_rx, stop_rx, SinkId::LogSearch));
+        stop_tx.send_replace(true);
+        assert!(!stopped.await.unwrap());
+    }
+}
