@@ -136,6 +136,24 @@ pub async fn serve_with(
         config_tx,
         status.clone(),
     );
+    // An overridden Platform API (a proxy, or the simulator in the demo) is what the page's
+    // "Test connection" must reach too; otherwise the page uses the region the admin picks.
+    if let Some(base) = &config.insightidr.verifier.api_base {
+        let roots = match &config.insightidr.verifier.ca_file {
+            Some(path) => match boxidr_forward::collector::read_ca_file(path) {
+                Ok(pem) => boxidr_forward::TrustRoots::CustomCa(pem),
+                Err(e) => {
+                    warn!(error = %e, "Platform API CA unreadable; the page's test uses the OS roots.");
+                    boxidr_forward::TrustRoots::Platform
+                }
+            },
+            None => boxidr_forward::TrustRoots::Platform,
+        };
+        setup_options.platform_api = Some(boxidr_setup::PlatformApi {
+            base: base.clone(),
+            roots,
+        });
+    }
     setup_options.on_box_connected = Some(Arc::new(move |connection| {
         let _ = connected_tx.send(connection);
     }));
