@@ -531,8 +531,8 @@ pub(crate) fn dashboard(doc: &Value, now: SystemTime, fingerprint: &str) -> Mark
             (leds(doc))
             (problems(doc))
             (box_section(doc))
-            (sinks_section(doc, now))
             (queue_section(doc))
+            (sinks_section(doc, now))
             (appliance_section(doc, now, fingerprint))
         }
         p.help {
