@@ -178,6 +178,11 @@ pub(crate) async fn journal(
     if kept.is_empty() {
         return Err(match (timed_out, status) {
             (true, _) => format!("{program} gave nothing within {} s", timeout.as_secs()),
+            // 127: the program was not found (some exec paths, e.g. under qemu-user, report
+            // it as the child's exit status rather than as a spawn error).
+            (false, Some(s)) if s.code() == Some(127) => {
+                format!("{program} could not be started (not found)")
+            }
             (false, Some(s)) if !s.success() => format!("{program} failed ({s})"),
             _ => format!("{program} printed nothing"),
         });
