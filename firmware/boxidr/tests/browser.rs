@@ -273,8 +273,21 @@ impl Tour {
             .unwrap();
     }
 
+    /// The page's text. A page that is being replaced (a form just submitted, a redirect)
+    /// can make the body found a moment ago stale: read the new one.
     async fn text(&self) -> String {
-        self.css("body").await.text().await.unwrap()
+        let mut attempts = 0;
+        loop {
+            match self.css("body").await.text().await {
+                Ok(text) => return text,
+                Err(e) if attempts < 20 => {
+                    attempts += 1;
+                    eprintln!("page changed while reading it ({e}); reading again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot read the page on {}: {e}", self.path().await),
+            }
+        }
     }
 
     /// The text of the status page's cell at `path` (nested `th` → `td` tables).
