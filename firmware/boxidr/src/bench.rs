@@ -126,10 +126,10 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Figures> {
     let wall_secs = wall.as_secs_f64();
     let figures = Figures {
         events,
-        uef_delivered: count(generated.iter().filter(|id| uef.contains(*id)).count()),
-        logsearch_delivered: count(generated.iter().filter(|id| raw.contains(*id)).count()),
+        uef_delivered: demo::count(generated.iter().filter(|id| uef.contains(*id)).count()),
+        logsearch_delivered: demo::count(generated.iter().filter(|id| raw.contains(*id)).count()),
         duplicates: counts.uef.duplicates() + counts.logsearch.duplicates(),
-        uef_rejected: count(idr_sim.uef_rejected().len()),
+        uef_rejected: demo::count(idr_sim.uef_rejected().len()),
         wall_secs: (wall_secs * 1000.0).round() / 1000.0,
         events_per_sec: (events as f64 / wall_secs * 10.0).round() / 10.0,
         peak_rss_kib,
@@ -235,10 +235,6 @@ fn print_table(f: &Figures) {
         "store file                  {:.1} MiB",
         f.store_bytes as f64 / (1024.0 * 1024.0)
     );
-}
-
-fn count(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -119,11 +119,9 @@ pub async fn plan(config: &Config, store: &Store) -> Canary {
         Err(e) => return Canary::Broken(e.to_string()),
     };
     let mut settings = VerifierSettings::new(base, ApiKey::new(key));
-    if let Some(path) = &v.ca_file {
-        match boxidr_forward::collector::read_ca_file(path) {
-            Ok(pem) => settings.roots = TrustRoots::CustomCa(pem),
-            Err(e) => return Canary::Broken(format!("Platform API CA: {e}")),
-        }
+    match trust_roots(config) {
+        Ok(roots) => settings.roots = roots,
+        Err(e) => return Canary::Broken(e),
     }
     match Verifier::new(settings) {
         Ok(verifier) => Canary::Run(Box::new(CanaryPlan {
@@ -134,6 +132,17 @@ pub async fn plan(config: &Config, store: &Store) -> Canary {
             search_every: Duration::from_secs(v.search_every_secs),
         })),
         Err(e) => Canary::Broken(format!("Platform API client: {e}")),
+    }
+}
+
+/// What the Platform API's certificate is checked against: `insightidr.verifier.ca_file` when
+/// set (a TLS-inspecting proxy, the simulator), else the operating system's roots.
+pub fn trust_roots(config: &Config) -> Result<TrustRoots, String> {
+    match &config.insightidr.verifier.ca_file {
+        Some(path) => boxidr_forward::collector::read_ca_file(path)
+            .map(TrustRoots::CustomCa)
+            .map_err(|e| format!("Platform API CA: {e}")),
+        None => Ok(TrustRoots::Platform),
     }
 }
 

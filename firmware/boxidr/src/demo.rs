@@ -677,7 +677,7 @@ fn print_status(doc: &Value, idr: &idr_sim::SimHandle) {
         .unwrap_or_default();
     println!(
         "  boxidr {state}{reason}: collected {} ({} repeats dropped), queue {} | UEF {} | Log Search {} | seen by InsightIDR: {} logins, {} raw",
-        doc["store"]["counters"]["events_appended"],
+        box_events_appended(doc),
         doc["store"]["counters"]["events_duplicate"],
         doc["store"]["queue_records"],
         sink("collector"),
@@ -785,7 +785,8 @@ fn canary_outcome(doc: &Value) -> String {
     }
 }
 
-fn count(n: usize) -> u64 {
+/// A count as the summaries print it.
+pub(crate) fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 

@@ -56,8 +56,12 @@ impl Directory {
 impl Directory {
     /// Records kept from `sink` because they concern no monitored user (`[scope]`).
     pub fn out_of_scope(&self, sink: SinkId) -> u64 {
-        self.out_of_scope[usize::from(sink == SinkId::LogSearch)]
+        self.out_of_scope_counter(sink)
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn out_of_scope_counter(&self, sink: SinkId) -> &std::sync::atomic::AtomicU64 {
+        &self.out_of_scope[usize::from(sink == SinkId::LogSearch)]
     }
 }
 
@@ -84,7 +88,8 @@ impl Render for Renderer {
             &self.settings,
         );
         if rendered.out_of_scope {
-            self.directory.out_of_scope[usize::from(sink == SinkId::LogSearch)]
+            self.directory
+                .out_of_scope_counter(sink)
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         match sink {

@@ -117,19 +117,9 @@ pub async fn status(config_path: &Path, args: crate::cli::StatusArgs) -> ExitCod
             }
         },
     };
-    let doc = match crate::control::ask_status(&data_dir).await {
-        Ok(Some(doc)) => doc,
-        Ok(None) => match stopped_status(&data_dir).await {
-            Ok(doc) => doc,
-            Err(e) => {
-                eprintln!("boxidr status: {e:#}");
-                return ExitCode::Failure;
-            }
-        },
-        Err(e) => {
-            eprintln!("boxidr status: cannot ask the service: {e}");
-            return ExitCode::Failure;
-        }
+    let Some(doc) = from_service_or_store(&data_dir, "status", stopped_status(&data_dir)).await
+    else {
+        return ExitCode::Failure;
     };
     if args.json {
         println!("{doc}");
@@ -145,24 +135,10 @@ pub async fn setup_code(config_path: &Path, args: crate::cli::DataArgs) -> ExitC
     let Ok(config) = config_or_data(config_path, "setup-code", args.data_dir) else {
         return ExitCode::Config;
     };
-    let answer = match crate::control::ask(&config.data_dir, "setup-code").await {
-        Ok(Some(answer)) => answer,
-        Ok(None) => match offline_setup_code(&config).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                eprintln!("boxidr setup-code: {e:#}");
-                return ExitCode::Failure;
-            }
-        },
-        Err(e) => {
-            eprintln!("boxidr setup-code: cannot ask the service: {e}");
-            return ExitCode::Failure;
-        }
-    };
-    if let Some(error) = answer["error"].as_str() {
-        eprintln!("boxidr setup-code: {error}");
+    let offline = offline_setup_code(&config);
+    let Some(answer) = from_service_or_store(&config.data_dir, "setup-code", offline).await else {
         return ExitCode::Failure;
-    }
+    };
     if answer["claimed"] == serde_json::Value::Bool(true) {
         println!(
             "This appliance is already claimed: log in with the admin password, or run \
@@ -195,24 +171,11 @@ pub async fn factory_reset(config_path: &Path, args: crate::cli::ResetArgs) -> E
     let Ok(config) = config_or_data(config_path, "factory-reset", args.data.data_dir) else {
         return ExitCode::Config;
     };
-    let answer = match crate::control::ask(&config.data_dir, "factory-reset").await {
-        Ok(Some(answer)) => answer,
-        Ok(None) => match offline_reset(&config).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                eprintln!("boxidr factory-reset: {e:#}");
-                return ExitCode::Failure;
-            }
-        },
-        Err(e) => {
-            eprintln!("boxidr factory-reset: cannot ask the service: {e}");
-            return ExitCode::Failure;
-        }
-    };
-    if let Some(error) = answer["error"].as_str() {
-        eprintln!("boxidr factory-reset: {error}");
+    let offline = offline_reset(&config);
+    let Some(answer) = from_service_or_store(&config.data_dir, "factory-reset", offline).await
+    else {
         return ExitCode::Failure;
-    }
+    };
     println!("Factory reset done.");
     println!("Box token revoked: {}", text(&answer["box_token_revoked"]));
     println!("New setup code (one use): {}", text(&answer["setup_code"]));
@@ -249,9 +212,37 @@ fn config_or_data(
     }
 }
 
+/// Sends `command` to the running service or, when none listens, runs `offline` on its
+/// stopped store. Failures (and an answer carrying `error`) are printed; `None` then.
+async fn from_service_or_store(
+    data_dir: &Path,
+    command: &str,
+    offline: impl std::future::Future<Output = anyhow::Result<serde_json::Value>>,
+) -> Option<serde_json::Value> {
+    let answer = match crate::control::ask(data_dir, command).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => match offline.await {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!("boxidr {command}: {e:#}");
+                return None;
+            }
+        },
+        Err(e) => {
+            eprintln!("boxidr {command}: cannot ask the service: {e}");
+            return None;
+        }
+    };
+    if let Some(error) = answer["error"].as_str() {
+        eprintln!("boxidr {command}: {error}");
+        return None;
+    }
+    Some(answer)
+}
+
 /// Opens the store of a stopped service (the file lock tells whether it really is stopped).
-async fn open_stopped_store(config: &Config) -> anyhow::Result<boxidr_store::Store> {
-    let path = config.database_path();
+async fn open_stopped_store(data_dir: &Path) -> anyhow::Result<boxidr_store::Store> {
+    let path = data_dir.join(boxidr_config::DATABASE_FILE);
     if !path.exists() {
         anyhow::bail!(
             "no service is running and there is no store at {}",
@@ -262,20 +253,18 @@ async fn open_stopped_store(config: &Config) -> anyhow::Result<boxidr_store::Sto
 }
 
 async fn offline_setup_code(config: &Config) -> anyhow::Result<serde_json::Value> {
-    let store = open_stopped_store(config).await?;
+    let store = open_stopped_store(&config.data_dir).await?;
     let code = boxidr_setup::setup_code(&store).await;
     let fingerprint = boxidr_setup::certificate_fingerprint(&store).await;
     store.close().await?;
-    let code = code?;
-    Ok(serde_json::json!({
-        "claimed": code.is_none(),
-        "setup_code": code.as_ref().map(|c| c.as_str()),
-        "fingerprint": fingerprint?,
-    }))
+    Ok(crate::service::setup_code_json(
+        code?.as_ref(),
+        &fingerprint?,
+    ))
 }
 
 async fn offline_reset(config: &Config) -> anyhow::Result<serde_json::Value> {
-    let store = open_stopped_store(config).await?;
+    let store = open_stopped_store(&config.data_dir).await?;
     let report = boxidr_setup::factory_reset(&store, config).await;
     store.close().await?;
     Ok(crate::service::reset_json(&report?))
@@ -289,14 +278,7 @@ fn text(v: &serde_json::Value) -> String {
 
 /// The store read directly (the service is not running, so the file lock is free).
 async fn stopped_status(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let path = data_dir.join(boxidr_config::DATABASE_FILE);
-    if !path.exists() {
-        anyhow::bail!(
-            "no service is running and there is no store at {}",
-            path.display()
-        );
-    }
-    let store = boxidr_store::Store::open(boxidr_store::StoreOptions::new(&path)).await?;
+    let store = open_stopped_store(data_dir).await?;
     let mut doc = serde_json::json!({
         "service": "stopped",
         "version": env!("CARGO_PKG_VERSION"),
@@ -307,11 +289,6 @@ async fn stopped_status(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
 }
 
 fn print_summary(doc: &serde_json::Value) {
-    let text = |v: &serde_json::Value| {
-        v.as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| v.to_string())
-    };
     println!("service: {}", text(&doc["service"]));
     if let Some(state) = doc.get("state") {
         println!("state:   {}", text(state));

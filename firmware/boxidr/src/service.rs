@@ -139,16 +139,10 @@ pub async fn serve_with(
     // An overridden Platform API (a proxy, or the simulator in the demo) is what the page's
     // "Test connection" must reach too; otherwise the page uses the region the admin picks.
     if let Some(base) = &config.insightidr.verifier.api_base {
-        let roots = match &config.insightidr.verifier.ca_file {
-            Some(path) => match boxidr_forward::collector::read_ca_file(path) {
-                Ok(pem) => boxidr_forward::TrustRoots::CustomCa(pem),
-                Err(e) => {
-                    warn!(error = %e, "Platform API CA unreadable; the page's test uses the OS roots.");
-                    boxidr_forward::TrustRoots::Platform
-                }
-            },
-            None => boxidr_forward::TrustRoots::Platform,
-        };
+        let roots = crate::canary::trust_roots(&config).unwrap_or_else(|e| {
+            warn!(error = %e, "The page's Test connection uses the OS roots.");
+            boxidr_forward::TrustRoots::Platform
+        });
         setup_options.platform_api = Some(boxidr_setup::PlatformApi {
             base: base.clone(),
             roots,
@@ -568,12 +562,9 @@ async fn on_control(
                             "A new setup code was issued through `boxidr setup-code`; the previous one no longer works."
                         );
                     }
-                    json!({
-                        "claimed": code.is_none(),
-                        "setup_code": code.as_ref().map(|c| c.as_str()),
-                        "fingerprint": fingerprint,
-                        "url": setup.map(|s| format!("https://{}/", s.local_addr())),
-                    })
+                    let mut answer = setup_code_json(code.as_ref(), &fingerprint);
+                    answer["url"] = json!(setup.map(|s| format!("https://{}/", s.local_addr())));
+                    answer
                 }
                 (Err(e), _) | (_, Err(e)) => json!({ "error": e.to_string() }),
             };
@@ -617,6 +608,15 @@ async fn factory_reset(
             Err(e.to_string())
         }
     }
+}
+
+/// What `boxidr setup-code` prints: the new code (`None` once claimed) and the fingerprint.
+pub fn setup_code_json(code: Option<&boxidr_setup::SetupCode>, fingerprint: &str) -> Value {
+    json!({
+        "claimed": code.is_none(),
+        "setup_code": code.map(boxidr_setup::SetupCode::as_str),
+        "fingerprint": fingerprint,
+    })
 }
 
 /// What `boxidr factory-reset` prints.

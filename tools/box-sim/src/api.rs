@@ -421,22 +421,23 @@ pub(crate) fn group_memberships_id(path: &str) -> Option<&str> {
         .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
+/// What both group endpoints check first: a valid token with `manage_groups`, then `limit`
+/// (default 100, at most 1000) and `offset`.
+fn group_request(
+    shared: &Shared,
+    headers: &HeaderMap,
+    p: &[(String, String)],
+) -> Result<(usize, usize), Out> {
+    let info = authenticate(shared, headers)?;
+    require(shared, &info, "manage_groups")?;
+    Ok((parse_limit(p, 100, 1000)?, parse_offset(p)?))
+}
+
 /// `GET /2.0/groups`: admin only, offset paged, `filter_term` a case-insensitive name prefix.
 pub(crate) fn groups(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     let p = parse_pairs(query);
-    let info = match authenticate(shared, headers) {
-        Ok(i) => i,
-        Err(o) => return o,
-    };
-    if let Err(o) = require(shared, &info, "manage_groups") {
-        return o;
-    }
-    let limit = match parse_limit(&p, 100, 1000) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
-    let offset = match parse_offset(&p) {
-        Ok(o) => o,
+    let (limit, offset) = match group_request(shared, headers, &p) {
+        Ok(paging) => paging,
         Err(o) => return o,
     };
     let term = get(&p, "filter_term").map(str::to_lowercase);
@@ -460,19 +461,8 @@ pub(crate) fn group_memberships(
     group_id: &str,
 ) -> Out {
     let p = parse_pairs(query);
-    let info = match authenticate(shared, headers) {
-        Ok(i) => i,
-        Err(o) => return o,
-    };
-    if let Err(o) = require(shared, &info, "manage_groups") {
-        return o;
-    }
-    let limit = match parse_limit(&p, 100, 1000) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
-    let offset = match parse_offset(&p) {
-        Ok(o) => o,
+    let (limit, offset) = match group_request(shared, headers, &p) {
+        Ok(paging) => paging,
         Err(o) => return o,
     };
     let items: Option<Vec<Value>> = {

@@ -62,7 +62,7 @@ impl App {
         let notice = notice.or_else(|| match req.query.get("imported").map(String::as_str) {
             Some("1") => Some((
                 "ok",
-                "The configuration is imported. The collector uses it now.".to_owned(),
+                "The configuration is imported. The appliance uses it now.".to_owned(),
             )),
             Some("kept") => Some((
                 "ok",
