@@ -35,6 +35,9 @@ pub enum Command {
     /// Return the appliance to its first-boot state: revoke the Box token, wipe secrets,
     /// password and sessions, new certificate and setup code. Root only.
     FactoryReset(ResetArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Drive the status LEDs (`--test`: cycle every LED for assembly checks).
     Leds(LedsArgs),
     /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
@@ -44,6 +47,14 @@ pub enum Command {
     /// simulator; prints events/second, the collector's peak RSS and the store size.
     #[cfg(feature = "demo")]
     Bench(BenchArgs),
+}
+
+/// `boxidr config …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration file (`--config`) without starting anything: exit 0, or 78
+    /// with every error and its key path.
+    Check,
 }
 
 /// Options of `boxidr leds`.

@@ -53,6 +53,7 @@ fn main() -> std::process::ExitCode {
             Command::Status(args) => run::status(&cli.config, args).await,
             Command::SetupCode(args) => run::setup_code(&cli.config, args).await,
             Command::FactoryReset(args) => run::factory_reset(&cli.config, args).await,
+            Command::Config(cli::ConfigCommand::Check) => run::config_check(&cli.config),
             Command::Leds(args) => run::leds(&cli.config, &args),
             #[cfg(feature = "demo")]
             Command::Demo(args) => demo::demo(args).await,

@@ -60,6 +60,54 @@ pub async fn run(config_path: &Path) -> ExitCode {
     crate::service::serve(config_path, config).await
 }
 
+/// `boxidr config check`: every problem of the file (and of the files it names), each with
+/// its key path; nothing is started and nothing is written.
+pub fn config_check(path: &Path) -> ExitCode {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path == Path::new(DEFAULT_CONFIG_PATH) =>
+        {
+            println!("{shown}: no such file; the built-in defaults apply and are valid");
+            return ExitCode::Ok;
+        }
+        Err(e) => {
+            eprintln!("{shown}: cannot read: {e}");
+            return ExitCode::Config;
+        }
+    };
+    let mut problems = match boxidr_config::check_toml(&text) {
+        Ok(config) => config
+            .referenced_files()
+            .into_iter()
+            .filter_map(|(key, file)| {
+                std::fs::metadata(file)
+                    .err()
+                    .map(|e| boxidr_config::Problem {
+                        key: key.to_owned(),
+                        message: format!("cannot read {}: {e}", file.display()),
+                    })
+            })
+            .collect(),
+        Err(problems) => problems,
+    };
+    if problems.is_empty() {
+        println!("{shown}: configuration is valid");
+        return ExitCode::Ok;
+    }
+    problems.dedup();
+    for problem in &problems {
+        eprintln!("{shown}: {problem}");
+    }
+    eprintln!(
+        "{shown}: {} error(s); configuration check failed",
+        problems.len()
+    );
+    ExitCode::Config
+}
+
 /// `boxidr leds --test`: the lamp test on the configured (or given) backend.
 pub fn leds(config_path: &Path, args: &crate::cli::LedsArgs) -> ExitCode {
     if !args.test {

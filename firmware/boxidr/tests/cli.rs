@@ -53,6 +53,65 @@ fn bad_config_exits_78() {
     assert!(stderr.contains("stream_type"), "{stderr}");
 }
 
+/// `config check` starts nothing: a good file exits 0; a bad one exits 78 and lists every
+/// problem with its key path (including a CA file that is not there), in one run.
+#[test]
+fn config_check_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[events]\nstream_type = \"admin_logs\"\n").unwrap();
+    let out = boxidr()
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[events]\nstream_type = \"all\"\npage_limit = 0\npoll_intervall_secs = 5\n\
+         [insightidr.collector]\nhost = \"c\"\nport = 1\nca_file = \"/nonexistent/ca.pem\"\n\
+         [queue]\nquota_bytes = 1\n",
+    )
+    .unwrap();
+    let out = boxidr()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for key in [
+        "events.stream_type:",
+        "events.poll_intervall_secs:",
+        "events.page_limit:",
+        "queue.quota_bytes:",
+    ] {
+        assert!(stderr.contains(key), "{key} missing:\n{stderr}");
+    }
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+
+    // Once the file itself is right, files it names are checked too.
+    std::fs::write(
+        &bad,
+        "[insightidr.collector]\nhost = \"c\"\nport = 1\nca_file = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap();
+    let out = boxidr()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("insightidr.collector.ca_file: cannot read /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+}
+
 /// `demo --auto --for 2s --json` ends with one JSON object carrying every documented count,
 /// and the counts are consistent with each other.
 #[test]

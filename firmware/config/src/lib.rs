@@ -12,7 +12,9 @@ use boxidr_model::StreamType;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub mod check;
 pub mod scope;
+pub use check::{Problem, check_toml};
 pub use scope::{MAX_SCOPE_ROWS, Scope, ScopeError};
 
 /// Where the appliance reads its bootstrap configuration.
@@ -404,88 +406,139 @@ impl Config {
     }
 
     /// Checks every limit; pure, so the setup page can validate an update before storing it.
+    /// Returns the first problem; [`Config::problems`] lists them all.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Every limit that does not hold, each with the key path it is about
+    /// (`events.page_limit`), in file order; empty when the configuration is usable.
+    pub fn problems(&self) -> Vec<(&'static str, ConfigError)> {
+        let mut problems = Vec::new();
+        let mut push = |key: &'static str, result: Result<(), ConfigError>| {
+            if let Err(error) = result {
+                problems.push((key, error));
+            }
+        };
         let events = &self.events;
         if !(1..=MAX_PAGE_LIMIT).contains(&events.page_limit) {
-            return Err(ConfigError::PageLimit(events.page_limit));
+            push(
+                "events.page_limit",
+                Err(ConfigError::PageLimit(events.page_limit)),
+            );
         }
         let max_backfill = events.stream_type.retention_days();
         if events.backfill_days > max_backfill {
-            return Err(ConfigError::Backfill {
-                stream: events.stream_type,
-                max: max_backfill,
-                got: events.backfill_days,
-            });
+            push(
+                "events.backfill_days",
+                Err(ConfigError::Backfill {
+                    stream: events.stream_type,
+                    max: max_backfill,
+                    got: events.backfill_days,
+                }),
+            );
         }
         if !(1..=3600).contains(&events.poll_interval_secs) {
-            return Err(ConfigError::PollInterval(events.poll_interval_secs));
+            push(
+                "events.poll_interval_secs",
+                Err(ConfigError::PollInterval(events.poll_interval_secs)),
+            );
         }
         for (field, url) in [
             ("box.authorize_url", &self.box_api.authorize_url),
             ("box.token_base", &self.box_api.token_base),
             ("box.api_base", &self.box_api.api_base),
         ] {
-            check_http(field, url)?;
+            push(field, check_http(field, url));
         }
         if let Some(collector) = &self.insightidr.collector {
             if collector.host.trim().is_empty() || collector.port == 0 {
-                return Err(ConfigError::Collector);
+                push("insightidr.collector", Err(ConfigError::Collector));
             }
         }
         if let Some(log_search) = &self.insightidr.log_search {
             if !valid_region(&log_search.region) {
-                return Err(ConfigError::Region(log_search.region.clone()));
+                push(
+                    "insightidr.log_search.region",
+                    Err(ConfigError::Region(log_search.region.clone())),
+                );
             }
             if let Some(url) = &log_search.base_url {
-                check_http("insightidr.log_search.base_url", url)?;
+                let field = "insightidr.log_search.base_url";
+                push(field, check_http(field, url));
             }
         }
         if let Some(domain) = &self.mapping.default_domain {
             if !valid_domain(domain) {
-                return Err(ConfigError::Domain(domain.clone()));
+                push(
+                    "mapping.default_domain",
+                    Err(ConfigError::Domain(domain.clone())),
+                );
             }
         }
-        if let Some((email_domain, domain)) = self
+        for (email_domain, domain) in self
             .mapping
             .domain_map
             .iter()
-            .find(|(k, v)| !valid_email_domain(k) || !valid_domain(v))
+            .filter(|(k, v)| !valid_email_domain(k) || !valid_domain(v))
         {
-            return Err(ConfigError::DomainMap {
-                email_domain: email_domain.clone(),
-                domain: domain.clone(),
-            });
+            push(
+                "mapping.domain_map",
+                Err(ConfigError::DomainMap {
+                    email_domain: email_domain.clone(),
+                    domain: domain.clone(),
+                }),
+            );
         }
         if self.mapping.domain_map.len() > MAX_DOMAIN_MAP_ENTRIES {
-            return Err(ConfigError::DomainMap {
-                email_domain: String::new(),
-                domain: String::new(),
-            });
+            push(
+                "mapping.domain_map",
+                Err(ConfigError::DomainMap {
+                    email_domain: String::new(),
+                    domain: String::new(),
+                }),
+            );
         }
         let target = &self.mapping.authentication_target;
         if target.is_empty() || target.len() > 64 || target.chars().any(char::is_control) {
-            return Err(ConfigError::Target);
+            push("mapping.authentication_target", Err(ConfigError::Target));
         }
         if !BOARD_BACKENDS.contains(&self.board.backend.as_str()) {
-            return Err(ConfigError::BoardBackend(self.board.backend.clone()));
+            push(
+                "board.backend",
+                Err(ConfigError::BoardBackend(self.board.backend.clone())),
+            );
         }
         if self.queue.quota_bytes < 16 * 1024 * 1024 {
-            return Err(ConfigError::Quota(self.queue.quota_bytes));
+            push(
+                "queue.quota_bytes",
+                Err(ConfigError::Quota(self.queue.quota_bytes)),
+            );
         }
-        self.scope.validate().map_err(ConfigError::Scope)?;
+        push("scope", self.scope.validate().map_err(ConfigError::Scope));
         let verifier = &self.insightidr.verifier;
         if !(60..=7 * 86_400).contains(&verifier.every_secs)
             || !(1..=86_400).contains(&verifier.deadline_secs)
             || !(1..=86_400).contains(&verifier.search_every_secs)
             || verifier.first_after_secs > 86_400
         {
-            return Err(ConfigError::Verifier);
+            push("insightidr.verifier", Err(ConfigError::Verifier));
         }
         if let Some(url) = &verifier.api_base {
-            check_http("insightidr.verifier.api_base", url)?;
+            let field = "insightidr.verifier.api_base";
+            push(field, check_http(field, url));
         }
-        self.insightidr.platform_api_base()?;
-        Ok(())
+        // Without its own region the verifier uses Log Search's, already checked above.
+        if verifier.api_base.is_none() && verifier.region.is_some() {
+            push(
+                "insightidr.verifier.region",
+                self.insightidr.platform_api_base().map(|_| ()),
+            );
+        }
+        problems
     }
 }
 
