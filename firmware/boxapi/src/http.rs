@@ -91,11 +91,11 @@ pub async fn get_bounded(
     }
 }
 
-/// A sample from `shared/box/samples/` (tests only).
+/// A sample from `tests/fixtures/box/samples/` (tests only).
 #[cfg(test)]
 pub(crate) fn sample(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../../shared/box/samples/{name}",
+        "{}/../../tests/fixtures/box/samples/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -1,4 +1,4 @@
-//! Golden tests over every Box event sample in `shared/box/samples/`.
+//! Golden tests over every Box event sample in `tests/fixtures/box/samples/`.
 //!
 //! Each sample file that holds events (one event, an array of events, or an events page) is
 //! rendered with fixed settings, a directory built from the user samples and a fixed
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 const COLLECTED_AT_MS: u64 = 1_750_000_000_000;
 
 fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/box/samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/box/samples")
 }
 
 fn golden_dir() -> PathBuf {
@@ -42,7 +42,7 @@ fn read_json(path: &Path) -> Value {
 fn sample_files() -> Vec<PathBuf> {
     let dir = samples_dir();
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (is ../shared next to the repo?)", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e} (tests/fixtures/box/samples)", dir.display()))
         .map(|entry| entry.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();

@@ -1,6 +1,6 @@
 //! The seeded enterprise (users) and the generator of realistic admin events.
 //!
-//! Shapes copy `shared/box/samples/` (CONTRACT §2.5 and §3.2). Output depends only on the seed,
+//! Shapes copy `tests/fixtures/box/samples/` (CONTRACT §2.5 and §3.2). Output depends only on the seed,
 //! the configured size, and the wall-clock instants passed in.
 
 use rand::rngs::StdRng;

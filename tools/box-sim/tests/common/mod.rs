@@ -9,8 +9,11 @@ use box_sim::{BoxSim, SimConfig, SimHandle};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
-/// Directory of the contract samples (`shared/` beside the repository).
-pub const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/box/samples/");
+/// Directory of the contract samples (copied into the repository with their provenance).
+pub const SAMPLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/box/samples/"
+);
 
 /// Parses one sample file.
 pub fn sample(name: &str) -> Value {
