@@ -145,7 +145,7 @@ pub async fn run(
                 .last_created_at
                 .as_deref()
                 .and_then(sweep::parse_utc)
-                .map_or(now, |t| t - margin),
+                .map_or(now, |t| t.min(now).checked_sub(margin).unwrap_or(now)),
         )
     } else {
         Some(backfill_from)

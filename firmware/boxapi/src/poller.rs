@@ -289,9 +289,12 @@ fn recover(poller: &mut Poller, task: &StreamTask<'_>, state: &CursorState, reas
             let ms = i128::from(state.updated_at_ms) * 1_000_000;
             time::OffsetDateTime::from_unix_timestamp_nanos(ms).ok()
         })
-        .unwrap_or(now);
+        .unwrap_or(now)
+        // A `created_at` in the future (hostile or wrong) must not start the catch-up after the
+        // gap it is meant to fill.
+        .min(now);
     let margin = time::Duration::try_from(CATCH_UP_MARGIN).unwrap_or(time::Duration::HOUR);
-    let from = last_seen - margin;
+    let from = last_seen.checked_sub(margin).unwrap_or(last_seen);
     let note = format!(
         "{reason}; restarted at the present and catching up through admin_logs from {}",
         crate::sweep::format_utc(from)

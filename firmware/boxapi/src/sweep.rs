@@ -206,7 +206,7 @@ impl Sweep {
             ));
         }
         let max = time::Duration::try_from(self.config.max_window).unwrap_or(time::Duration::DAY);
-        let before = end.min(after + max);
+        let before = after.checked_add(max).map_or(end, |b| end.min(b));
         self.window = Some((after, before));
         self.position = None;
         None
@@ -242,7 +242,9 @@ impl Sweep {
                 // the window restarts at the newest event read (inclusive; duplicates are
                 // dropped by the store). Without even that, the window is given up as read.
                 self.full_page_without_position += 1;
-                match newest.filter(|n| *n > after) {
+                // Bounded by the window: a hostile `created_at` beyond it must not move the
+                // window past what was asked for.
+                match newest.filter(|n| *n > after).map(|n| n.min(before)) {
                     Some(newest) => {
                         self.window = Some((newest, before));
                         self.position = None;
@@ -298,8 +300,19 @@ impl Sweep {
 
 /// Formats `t` as fixed-width RFC 3339 UTC with whole seconds (`2024-05-02T21:03:11Z`): the form
 /// sent to Box (no `+` to percent-encode) and stored, whose text order is time order.
+///
+/// Total: a time whose UTC form leaves years 0000–9999 (Box text such as
+/// `9999-12-31T23:30:00-01:00` parses, but is 10000-01-01 in UTC) saturates to the first or
+/// last representable second instead of panicking, which would wedge the reader that met it
+/// (it would read the same page again after every restart). Text order stays time order.
 pub fn format_utc(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
+    const FIRST: OffsetDateTime = time::macros::datetime!(0000-01-01 0:00 UTC);
+    const LAST: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    let t = match t.checked_to_offset(UtcOffset::UTC) {
+        Some(t) => t.clamp(FIRST, LAST),
+        None if t.offset().is_negative() => LAST,
+        None => FIRST,
+    };
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),
@@ -618,6 +631,19 @@ mod tests {
         let t = parse_utc("2024-03-05T08:14:22-08:00").unwrap();
         assert_eq!(format_utc(t), "2024-03-05T16:14:22Z");
         assert!(format_utc(datetime!(2024-01-01 0:00 UTC)) < format_utc(t));
+    }
+
+    /// Box text whose UTC form leaves years 0000–9999 saturates instead of panicking (it once
+    /// wedged both readers on the page that carried it).
+    #[test]
+    fn utc_text_out_of_range_saturates() {
+        let late = parse_utc("9999-12-31T23:30:00-01:00").unwrap();
+        assert_eq!(format_utc(late), "9999-12-31T23:59:59Z");
+        let early = parse_utc("0000-01-01T00:10:00+01:00").unwrap();
+        assert_eq!(format_utc(early), "0000-01-01T00:00:00Z");
+        for text in [format_utc(late), format_utc(early)] {
+            assert!(parse_utc(&text).is_some(), "{text} parses back");
+        }
     }
 
     /// A continuous sweep reads lag-closed windows, pages with the same bounds, finishes a window

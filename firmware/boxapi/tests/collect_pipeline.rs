@@ -484,3 +484,99 @@ async fn entries_without_an_id_are_kept_flagged() {
     // landed before the stream's first position, as under qemu); queued once either way.
     assert!(stream.rejected_entries + sweep.rejected_entries >= 1);
 }
+
+/// A `created_at` whose UTC form leaves years 0000–9999 (`9999-12-31T23:30:00-01:00` parses,
+/// but is 10000-01-01 in UTC) once panicked the stream reader before it committed the page, so
+/// it read the same page after every restart: the pipeline never moved. Now the page commits,
+/// the event is queued, and later events follow.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_created_at_does_not_wedge_the_stream() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let sim = &rig.sim;
+    let during = async move || {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut late = late_event("hostile-late", OffsetDateTime::now_utc());
+        late["created_at"] = json!("9999-12-31T23:30:00-01:00");
+        let mut early = late_event("hostile-early", OffsetDateTime::now_utc());
+        early["created_at"] = json!("0000-01-01T00:10:00+01:00");
+        sim.add_events_keep_time(vec![late, early]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sim.add_events(vec![late_event("after-1", OffsetDateTime::now_utc())]);
+    };
+    let expected: Vec<String> = ["hostile-late", "hostile-early", "after-1"]
+        .map(str::to_owned)
+        .to_vec();
+    let (stream, _) = collect_until(
+        &rig,
+        &store,
+        config(
+            Mode::Streaming {
+                completeness: false,
+            },
+            0,
+        ),
+        || expected.clone(),
+        during,
+    )
+    .await;
+    assert_exactly_once(&queued(&store).await, &expected);
+    assert!(stream.halted.is_none(), "{stream:?}");
+    let cursor = store
+        .cursor(CursorKey::Stream(StreamType::AdminLogsStreaming))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cursor.last_created_at.as_deref(),
+        Some("9999-12-31T23:59:59Z"),
+        "saturated, still text-ordered"
+    );
+}
+
+/// The same hostile date on an `admin_logs` page (box-sim's `rewrite_created_at` fault: Box
+/// serving a date no window asked for) does not wedge the history sweep either.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_created_at_does_not_wedge_the_sweep() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 120,
+        backlog_span: Duration::from_secs(12 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    rig.sim
+        .faults()
+        .add_json(&json!({
+            "fault": "rewrite_created_at",
+            "created_at": "9999-12-31T23:30:00-01:00",
+            "endpoint": "events",
+            "count": 2
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let (_, sweep) = collect_until(
+        &rig,
+        &store,
+        config(Mode::History, 1),
+        || rig.sim.generated_ids(),
+        async || {},
+    )
+    .await;
+    assert_exactly_once(&queued(&store).await, &rig.sim.generated_ids());
+    assert!(sweep.halted.is_none(), "{sweep:?}");
+    assert!(
+        rig.sim.requests().iter().any(|r| r
+            .fault
+            .as_deref()
+            .is_some_and(|f| f.contains("rewrite_created_at"))),
+        "the fault was served"
+    );
+}
