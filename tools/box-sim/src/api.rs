@@ -126,6 +126,10 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
         "admin_logs_streaming" => StreamType::AdminLogsStreaming,
         "all" | "changes" | "sync" => {
             // User streams are not modelled: the token's user has no file activity of its own.
+            // `limit` is a parameter of every stream type and is validated the same way.
+            if let Err(o) = parse_limit(&p, 100, 500) {
+                return o;
+            }
             return Out::json(200, events_body(form, 1 << 59, &[])).outcome("user_stream");
         }
         other => return bad_parameter("stream_type", &format!("Invalid value '{other}'.")),
@@ -248,6 +252,24 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
         StreamType::AdminLogs => store.admin_page(&q, now),
     };
     drop(store);
+    let mut page = page;
+    if !page.entries.is_empty() {
+        if let Some(FaultKind::RewriteCreatedAt { created_at }) = faults
+            .take(Endpoint::Events, |k| {
+                matches!(k, FaultKind::RewriteCreatedAt { .. })
+            })
+        {
+            for entry in &mut page.entries {
+                if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(entry) {
+                    map.insert("created_at".into(), Value::String(created_at.clone()));
+                    *entry = std::sync::Arc::from(Value::Object(map).to_string());
+                }
+            }
+            applied = Some(applied.map_or("rewrite_created_at".to_owned(), |a| {
+                format!("{a},rewrite_created_at")
+            }));
+        }
+    }
     let mut o = Out::json(200, events_body(form, page.next, &page.entries));
     o.extras.stream = Some(stream);
     o.extras.event_ids = page.ids;

@@ -7,7 +7,7 @@
 //! | `POST /_sim/faults` | one fault object or an array (see `faults` module docs) | `{"added":[ids]}` |
 //! | `POST /_sim/faults/clear` | – | `{"cleared":n}` |
 //! | `POST /_sim/revoke-all` | – | `{"revoked":n}` (tokens that were valid) |
-//! | `POST /_sim/events` | an event object or an array of them | `{"added":n}` (ingested at "now") |
+//! | `POST /_sim/events` | an event object or an array of them | `{"added":n}` (processed at "now"; a `created_at` text is kept verbatim, else set to now) |
 //! | `GET /_sim/requests` | – | the request log |
 //! | `GET /_sim/groups` | – | groups with their current member ids |
 //!
@@ -102,16 +102,16 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) 
         ("POST", "/_sim/events") => match parse_body(body) {
             Ok(Value::Array(items)) if items.iter().all(Value::is_object) => {
                 let n = items.len();
-                shared.add_events(items, false);
+                shared.add_events(items, true);
                 reply(200, json!({"added": n}))
             }
             Ok(obj @ Value::Object(_)) => {
-                shared.add_events(vec![obj], false);
+                shared.add_events(vec![obj], true);
                 reply(200, json!({"added": 1}))
             }
             Ok(_) => error(400, "expected an event object or an array of event objects"),
             Err(e) => error(400, e.to_string()),
         },
-        _ => error(405, format!("{path} accepts {allowed}")),
+        _ => error(405, format!("{path} accepts {allowed}")).header("allow", allowed),
     }
 }

@@ -154,6 +154,13 @@ pub enum FaultKind {
         /// 0.0..=1.0.
         rate: f64,
     },
+    /// Events: every entry of an affected non-empty page carries this `created_at` text instead
+    /// of its own, on either stream (Box sending a date no filter asked for: hostile dates end
+    /// to end, e.g. `9999-12-31T23:30:00-01:00`).
+    RewriteCreatedAt {
+        /// The text served as `created_at` (kept verbatim, need not parse).
+        created_at: String,
+    },
 }
 
 impl FaultKind {
@@ -172,6 +179,7 @@ impl FaultKind {
             FaultKind::DropTokenResponse => "drop_token_response",
             FaultKind::ShortPages { .. } => "short_pages",
             FaultKind::Duplicates { .. } => "duplicates",
+            FaultKind::RewriteCreatedAt { .. } => "rewrite_created_at",
         }
     }
 

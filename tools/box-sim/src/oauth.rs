@@ -500,12 +500,14 @@ pub(crate) fn token(shared: &Shared, headers: &HeaderMap, body: &str, is_form: b
                         pair: None,
                     },
                 );
-                // Shape of samples/token-response-client-credentials.json: no refresh token,
-                // no token_type, odd issued_token_type "bearer".
+                // Shape of samples/token-response-client-credentials.json (no refresh token,
+                // odd issued_token_type "bearer") plus the spec's `token_type`, which the
+                // `AccessToken` schema always carries and official SDKs require.
                 let body = json!({
                     "access_token": access,
                     "expires_in": cfg.access_token_ttl.as_secs(),
                     "restricted_to": [],
+                    "token_type": "bearer",
                     "issued_token_type": "bearer",
                 });
                 Out::json(200, body.to_string())
@@ -573,9 +575,22 @@ pub(crate) fn revoke(shared: &Shared, headers: &HeaderMap, body: &str, is_form: 
     };
     let mut st = lock(&shared.oauth);
     let rec = if let Some(t) = st.access.get_mut(token) {
+        // Box documents revocation as ending the session: the access token's refresh token
+        // (and every access token issued with it) dies with it.
         t.revoked = true;
+        let label = t.label.clone();
+        if let Some(pair) = t.pair.clone() {
+            if let Some(r) = st.refresh.get_mut(&pair) {
+                r.revoked = true;
+            }
+            for a in st.access.values_mut() {
+                if a.pair.as_deref() == Some(pair.as_str()) {
+                    a.revoked = true;
+                }
+            }
+        }
         Revocation {
-            token_label: Some(t.label.clone()),
+            token_label: Some(label),
             kind: "access",
         }
     } else if let Some(t) = st.refresh.get_mut(token) {

@@ -97,42 +97,45 @@ async fn route(
     body: &str,
     is_form: bool,
 ) -> Out {
-    let wrong_method =
-        || client_error(405, "method_not_allowed", "Method Not Allowed", json!(null));
+    // RFC 9110 §15.5.6: a 405 names the methods the resource supports in `Allow`.
+    let wrong_method = |allow: &'static str| {
+        client_error(405, "method_not_allowed", "Method Not Allowed", json!(null))
+            .header("allow", allow)
+    };
     match path {
         "/api/oauth2/authorize" => match *method {
             Method::GET => oauth::authorize_get(shared, query),
             Method::POST => oauth::authorize_post(shared, body),
-            _ => wrong_method(),
+            _ => wrong_method("GET, POST"),
         },
         "/oauth2/token" => match *method {
             Method::POST => oauth::token(shared, headers, body, is_form),
-            _ => wrong_method(),
+            _ => wrong_method("POST"),
         },
         "/oauth2/revoke" => match *method {
             Method::POST => oauth::revoke(shared, headers, body, is_form),
-            _ => wrong_method(),
+            _ => wrong_method("POST"),
         },
         "/2.0/events" => match *method {
             Method::GET => api::events(shared, headers, query),
-            _ => wrong_method(),
+            _ => wrong_method("GET"),
         },
         "/2.0/users" => match *method {
             Method::GET => api::users(shared, headers, query),
-            _ => wrong_method(),
+            _ => wrong_method("GET"),
         },
         "/2.0/users/me" => match *method {
             Method::GET => api::users_me(shared, headers, query),
-            _ => wrong_method(),
+            _ => wrong_method("GET"),
         },
         "/2.0/groups" => match *method {
             Method::GET => api::groups(shared, headers, query),
-            _ => wrong_method(),
+            _ => wrong_method("GET"),
         },
         p if api::group_memberships_id(p).is_some() => {
             match (*method == Method::GET, api::group_memberships_id(p)) {
                 (true, Some(id)) => api::group_memberships(shared, headers, query, id),
-                _ => wrong_method(),
+                _ => wrong_method("GET"),
             }
         }
         _ => client_error(404, "not_found", "Not Found", json!(null)),

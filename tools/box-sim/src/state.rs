@@ -143,7 +143,10 @@ impl Shared {
         }
     }
 
-    /// Ingests events at "now". With `keep_created_at`, `created_at` is kept when it parses.
+    /// Ingests events at "now". With `keep_created_at`, a `created_at` text is kept verbatim
+    /// (hostile dates reach the client as given) and the event is filed under it when it
+    /// parses, under "now" when it does not; without it (or without a text), `created_at`
+    /// becomes "now".
     pub fn add_events(&self, events: Vec<Value>, keep_created_at: bool) {
         self.add_events_with(events, keep_created_at, false);
     }
@@ -164,8 +167,10 @@ impl Shared {
                     .get("created_at")
                     .and_then(Value::as_str)
                     .and_then(parse_rfc3339);
+                let has_text = v.get("created_at").is_some_and(Value::is_string);
                 let created = match (keep_created_at, parsed) {
                     (true, Some(t)) => t,
+                    (true, None) if has_text => now,
                     _ => {
                         if let Some(obj) = v.as_object_mut() {
                             obj.insert("created_at".into(), Value::String(box_time(now)));

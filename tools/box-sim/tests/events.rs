@@ -357,6 +357,127 @@ async fn limit_default_and_max() {
             assert_eq!(body["type"], "error");
         }
     }
+    // `limit` is validated on every stream type, the user streams included.
+    for stream in ["all", "changes"] {
+        for bad in ["abc", "0", "-5"] {
+            let (status, _, body) = api_get(
+                &sim,
+                &token,
+                "/events",
+                &[("stream_type", stream), ("limit", bad)],
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{stream} {bad}");
+            let body: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["type"], "error");
+        }
+        let (status, _, _) = api_get(
+            &sim,
+            &token,
+            "/events",
+            &[("stream_type", stream), ("limit", "10")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{stream}");
+    }
+}
+
+/// Events injected through the HTTP control surface keep their `created_at` text verbatim, also
+/// a hostile one (so such dates can be tested end to end); one without gets "now".
+#[tokio::test]
+async fn injected_events_keep_their_created_at() {
+    let sim = start(SimConfig {
+        backlog: 0,
+        ..config()
+    })
+    .await;
+    let token = ccg_token(&sim).await;
+    let mut hostile = sample("event-01-login.json");
+    hostile["event_id"] = "hostile-1".into();
+    hostile["created_at"] = "9999-12-31T23:30:00-01:00".into();
+    let mut junk = sample("event-01-login.json");
+    junk["event_id"] = "junk-1".into();
+    junk["created_at"] = "not a date".into();
+    let mut none = sample("event-01-login.json");
+    none["event_id"] = "none-1".into();
+    none.as_object_mut().unwrap().remove("created_at");
+    let resp = client()
+        .post(format!("{}/_sim/events", sim.token_base()))
+        .body(serde_json::json!([hostile, junk, none]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = events_page(
+        &sim,
+        &token,
+        &[("stream_type", "admin_logs_streaming"), ("limit", "10")],
+    )
+    .await;
+    let by_id = |id: &str| {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .unwrap_or_else(|| panic!("{id} served"))
+            .clone()
+    };
+    assert_eq!(
+        by_id("hostile-1")["created_at"],
+        "9999-12-31T23:30:00-01:00"
+    );
+    assert_eq!(by_id("junk-1")["created_at"], "not a date");
+    let stamped = by_id("none-1")["created_at"].as_str().unwrap().to_owned();
+    assert!(
+        OffsetDateTime::parse(&stamped, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{stamped}"
+    );
+}
+
+/// The `rewrite_created_at` fault serves a hostile `created_at` on the next non-empty page.
+#[tokio::test]
+async fn rewrite_created_at_fault() {
+    let sim = start(SimConfig {
+        backlog: 5,
+        ..config()
+    })
+    .await;
+    let token = ccg_token(&sim).await;
+    sim.faults()
+        .add_json(&serde_json::json!({
+            "fault": "rewrite_created_at",
+            "created_at": "9999-12-31T23:30:00-01:00",
+            "endpoint": "events",
+            "count": 1
+        }))
+        .unwrap();
+    let page = events_page(
+        &sim,
+        &token,
+        &[("stream_type", "admin_logs_streaming"), ("limit", "2")],
+    )
+    .await;
+    for e in page["entries"].as_array().unwrap() {
+        assert_eq!(e["created_at"], "9999-12-31T23:30:00-01:00");
+    }
+    let next = position(&page);
+    let page = events_page(
+        &sim,
+        &token,
+        &[
+            ("stream_type", "admin_logs_streaming"),
+            ("limit", "2"),
+            ("stream_position", next.as_str()),
+        ],
+    )
+    .await;
+    for e in page["entries"].as_array().unwrap() {
+        assert_ne!(
+            e["created_at"], "9999-12-31T23:30:00-01:00",
+            "count 1 is spent"
+        );
+    }
 }
 
 /// `event_type` takes one comma-separated value and keeps only those types, on both streams.

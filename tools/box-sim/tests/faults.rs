@@ -537,6 +537,21 @@ async fn control_surface() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "POST");
+    // The API's own 405s name the allowed methods too (RFC 9110 §15.5.6).
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/2.0/events", "GET"),
+        (reqwest::Method::GET, "/oauth2/token", "POST"),
+        (reqwest::Method::PUT, "/api/oauth2/authorize", "GET, POST"),
+    ] {
+        let resp = c
+            .request(method, format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(resp.headers()["allow"], allow, "{path}");
+    }
     let revoked: Value = post("/_sim/revoke-all", String::new())
         .await
         .unwrap()

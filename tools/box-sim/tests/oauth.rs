@@ -412,6 +412,8 @@ async fn client_credentials() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.get("refresh_token").is_none());
     assert_eq!(body["expires_in"], 3600);
+    // The spec's `AccessToken` always has `token_type` (official SDKs require it).
+    assert_eq!(body["token_type"], "bearer");
     let token = body["access_token"].as_str().unwrap();
     let (_, _, me) = api_get(&sim, token, "/users/me", &[("fields", "login,enterprise")]).await;
     let me: Value = serde_json::from_str(&me).unwrap();
@@ -448,6 +450,54 @@ async fn revoke_tokens() {
     assert_eq!(sim.revocations().len(), 1);
     assert_eq!(sim.revocations()[0].kind, "refresh");
     assert_eq!(sim.valid_refresh_tokens(), 0);
+}
+
+/// Revoking the ACCESS token ends the session (Box's documentation): the refresh token issued
+/// with it can no longer be redeemed, and the bearer is refused.
+#[tokio::test]
+async fn revoking_the_access_token_ends_the_session() {
+    let sim = start(config()).await;
+    let (at, rt) = user_tokens(&sim).await;
+    let (other_at, other_rt) = user_tokens(&sim).await;
+    let c = sim.config().clone();
+    let resp = client()
+        .post(format!("{}/oauth2/revoke", sim.token_base()))
+        .form(&[
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", &c.client_secret),
+            ("token", &at),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(sim.revocations()[0].kind, "access");
+    let (status, _, _) = api_get(&sim, &at, "/users/me", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let refresh = |rt: String| {
+        let sim = sim.clone();
+        let c = c.clone();
+        async move {
+            token_request(
+                &sim,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("client_id", &c.client_id),
+                    ("client_secret", &c.client_secret),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = refresh(rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // Another session is untouched.
+    let (status, _, _) = api_get(&sim, &other_at, "/users/me", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = refresh(other_rt).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// `revoke_all_tokens` makes every bearer call 401 and every refresh `invalid_grant`.
