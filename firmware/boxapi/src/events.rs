@@ -1,5 +1,6 @@
 //! `GET /2.0/events` on the enterprise streams (`shared/box/CONTRACT.md` §2): one call = one page.
 
+use boxidr_config::Events;
 use boxidr_model::{BoxEvent, EventError, StreamPosition, StreamType};
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,6 +61,8 @@ pub struct EventsClient {
     http: reqwest::Client,
     events_url: Url,
     max_body: u64,
+    /// `[events]` include/exclude lists; only their `admits` and `include_types` are used.
+    types: Events,
 }
 
 impl EventsClient {
@@ -70,7 +73,20 @@ impl EventsClient {
             http,
             events_url,
             max_body,
+            types: Events::default(),
         }
+    }
+
+    /// Collects only the event types `[events]` admits: the include list goes to Box as its
+    /// server-side `event_type=` filter (both enterprise streams honour it), and every page is
+    /// checked again here, which is also where the exclude list applies.
+    pub fn with_type_filter(mut self, events: &Events) -> Self {
+        self.types = Events {
+            include_types: events.include_types.clone(),
+            exclude_types: events.exclude_types.clone(),
+            ..Events::default()
+        };
+        self
     }
 
     pub async fn fetch(
@@ -80,6 +96,16 @@ impl EventsClient {
     ) -> Result<EventsPage, ApiError> {
         let body = http::get_bounded(&self.http, self.url(request), token, self.max_body).await?;
         parse_page(&body)
+    }
+
+    /// The events of a page the type filter admits, and how many it dropped. Callers apply it
+    /// just before the commit, after taking the page's newest `created_at` from every event
+    /// (a window's progress must not depend on what is filtered out).
+    pub fn admitted(&self, mut events: Vec<BoxEvent>) -> (Vec<BoxEvent>, u64) {
+        let before = events.len();
+        events.retain(|event| self.types.admits(event.event_type()));
+        let dropped = before - events.len();
+        (events, u64::try_from(dropped).unwrap_or(u64::MAX))
     }
 
     fn url(&self, request: &EventsRequest) -> Url {
@@ -94,8 +120,13 @@ impl EventsClient {
             };
             query.append_pair("stream_position", position);
             query.append_pair("limit", &request.limit.to_string());
-            if !request.event_types.is_empty() {
-                query.append_pair("event_type", &request.event_types.join(","));
+            let types = if request.event_types.is_empty() {
+                &self.types.include_types
+            } else {
+                &request.event_types
+            };
+            if !types.is_empty() {
+                query.append_pair("event_type", &types.join(","));
             }
             if request.stream == StreamType::AdminLogs {
                 if let Some(after) = &request.created_after {

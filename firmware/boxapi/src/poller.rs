@@ -8,6 +8,7 @@
 //! - errors never spin: capped exponential backoff with jitter, Retry-After honoured,
 //!   operator-level errors stop polling and are reported instead of retried.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use boxidr_model::{StreamPosition, StreamType};
@@ -187,6 +188,17 @@ pub struct PollStatus {
     /// Lost or rejected stream positions recovered through a catch-up.
     pub recoveries: u64,
     pub last_recovery: Option<String>,
+    /// Events the type filter dropped (`[events] include_types` / `exclude_types`).
+    pub filtered: u64,
+    /// Events queued since start, per Box event type.
+    pub by_type: BTreeMap<String, u64>,
+}
+
+/// Adds one page's per-type counts to a running total.
+pub fn count_types(total: &mut BTreeMap<String, u64>, page: &BTreeMap<String, u64>) {
+    for (event_type, n) in page {
+        *total.entry(event_type.clone()).or_insert(0) += n;
+    }
 }
 
 /// How far before the last event seen a catch-up starts: the streaming feed is only roughly
@@ -388,9 +400,10 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
         .filter_map(|e| e.created_at().and_then(crate::sweep::parse_utc))
         .max()
         .map(crate::sweep::format_utc);
+    let (admitted, filtered) = task.events.admitted(page.events);
     let commit = PageCommit {
         cursor: key.clone(),
-        events: with_flagged(page.events, &page.rejected),
+        events: with_flagged(admitted, &page.rejected),
         next_position: next.clone(),
         last_created_at,
         window: None,
@@ -404,6 +417,8 @@ async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, pag
                 s.appended += outcome.appended;
                 s.duplicates += outcome.duplicates;
                 s.rejected_entries += rejected;
+                s.filtered += filtered;
+                count_types(&mut s.by_type, &outcome.appended_by_type);
                 s.consecutive_failures = 0;
                 s.last_error = None;
                 s.queue_full = false;

@@ -353,6 +353,10 @@ pub struct SweepStatus {
     pub halted: Option<String>,
     /// Box asked us to wait (`retry-after`) until then (ms since the epoch).
     pub throttled_until_ms: Option<u64>,
+    /// Events the type filter dropped.
+    pub filtered: u64,
+    /// Events queued since start, per Box event type.
+    pub by_type: std::collections::BTreeMap<String, u64>,
 }
 
 /// A backfill or catch-up request for a bounded sweep.
@@ -410,9 +414,10 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                         let entry_count = page.entry_count;
                         let next = page.next_position.clone();
                         let rejected = u64::try_from(page.rejected.len()).unwrap_or(u64::MAX);
+                        let (admitted, filtered) = task.events.admitted(page.events);
                         let commit = PageCommit {
                             cursor: key.clone(),
-                            events: crate::poller::with_flagged(page.events, &page.rejected),
+                            events: crate::poller::with_flagged(admitted, &page.rejected),
                             next_position: next.clone(),
                             last_created_at: newest.map(format_utc),
                             window: Some(window),
@@ -426,6 +431,11 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                                     s.appended += outcome.appended;
                                     s.duplicates += outcome.duplicates;
                                     s.rejected_entries += rejected;
+                                    s.filtered += filtered;
+                                    crate::poller::count_types(
+                                        &mut s.by_type,
+                                        &outcome.appended_by_type,
+                                    );
                                     s.consecutive_failures = 0;
                                     s.last_error = None;
                                     s.queue_full = false;

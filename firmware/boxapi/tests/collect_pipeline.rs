@@ -203,6 +203,90 @@ async fn sweep_catches_the_streaming_gap() {
     assert!(stream.duplicates + sweep.duplicates > 0);
 }
 
+/// The event-type filter: the include list goes to Box as `event_type=` on both feeds (the
+/// simulator filters like Box), the exclude list is applied as pages arrive; exactly the
+/// admitted events are queued, once each, and counted per type.
+#[tokio::test(flavor = "multi_thread")]
+async fn event_type_filter_server_and_client_side() {
+    let mut rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 300,
+        backlog_span: Duration::from_secs(2 * 24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let events = boxidr_config::Events {
+        include_types: vec!["LOGIN".into(), "FAILED_LOGIN".into(), "DOWNLOAD".into()],
+        exclude_types: vec!["DOWNLOAD".into()],
+        ..boxidr_config::Events::default()
+    };
+    rig.events = rig.events.clone().with_type_filter(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let types: BTreeMap<String, String> = rig.sim.event_types().into_iter().collect();
+    let expected: Vec<String> = types
+        .iter()
+        .filter(|(_, t)| *t == "LOGIN" || *t == "FAILED_LOGIN")
+        .map(|(id, _)| id.clone())
+        .collect();
+    let downloads = types.values().filter(|t| *t == "DOWNLOAD").count();
+    assert!(expected.len() > 10 && downloads > 0, "{types:?}");
+    let sim = &rig.sim;
+    let (stream, sweep) = collect_until(
+        &rig,
+        &store,
+        config(Mode::Streaming { completeness: true }, 3),
+        || {
+            sim.event_types()
+                .into_iter()
+                .filter(|(_, t)| t == "LOGIN" || t == "FAILED_LOGIN")
+                .map(|(id, _)| id)
+                .collect()
+        },
+        async || {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sim.generate_now(60);
+        },
+    )
+    .await;
+    let records = queued(&store).await;
+    let all_types: BTreeMap<String, String> = rig.sim.event_types().into_iter().collect();
+    let admitted: Vec<String> = all_types
+        .iter()
+        .filter(|(_, t)| *t == "LOGIN" || *t == "FAILED_LOGIN")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_exactly_once(&records, &admitted);
+    assert_eq!(records.len(), admitted.len(), "nothing else is queued");
+    // Every events call asked Box for the include list.
+    let calls: Vec<_> = rig
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/events"))
+        .collect();
+    assert!(calls.len() >= 2);
+    for call in &calls {
+        assert!(
+            call.query
+                .contains("event_type=LOGIN%2CFAILED_LOGIN%2CDOWNLOAD"),
+            "{}",
+            call.query
+        );
+    }
+    // Box served DOWNLOAD events (included); the appliance dropped them (excluded).
+    assert!(stream.filtered + sweep.filtered > 0, "{stream:?} {sweep:?}");
+    let mut by_type = stream.by_type.clone();
+    boxidr_boxapi::poller::count_types(&mut by_type, &sweep.by_type);
+    let mut expected_by_type = BTreeMap::new();
+    for id in &admitted {
+        *expected_by_type
+            .entry(all_types[id].clone())
+            .or_insert(0u64) += 1;
+    }
+    assert_eq!(by_type, expected_by_type);
+}
+
 /// Streaming only, first connection: the backfill reads exactly the configured days of history
 /// through `admin_logs`, nothing older, then the sweep idles.
 #[tokio::test(flavor = "multi_thread")]

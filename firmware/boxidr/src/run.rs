@@ -93,6 +93,11 @@ pub fn config_check(path: &Path) -> ExitCode {
             .collect(),
         Err(problems) => problems,
     };
+    if let Ok(config) = Config::from_toml(&text) {
+        for warning in config.warnings() {
+            println!("{shown}: warning: {warning}");
+        }
+    }
     if problems.is_empty() {
         println!("{shown}: configuration is valid");
         return ExitCode::Ok;

@@ -368,7 +368,8 @@ async fn build_parts(
             client.clone(),
             &config.box_api.api_base,
             config.box_api.max_body_bytes,
-        ),
+        )
+        .with_type_filter(&config.events),
         users: UsersClient::new(
             client,
             &config.box_api.api_base,
@@ -660,14 +661,21 @@ async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
                 "consecutive_failures": stream.consecutive_failures, "last_error": stream.last_error,
                 "queue_full": stream.queue_full, "halted": stream.halted,
                 "recoveries": stream.recoveries, "last_recovery": stream.last_recovery,
+                "filtered": stream.filtered,
             },
             "sweep": {
                 "pages": sweep.pages, "appended": sweep.appended, "duplicates": sweep.duplicates,
                 "windows_finished": sweep.windows_finished, "covered_until": sweep.covered_until,
                 "target_until": sweep.target_until, "consecutive_failures": sweep.consecutive_failures,
                 "last_error": sweep.last_error, "queue_full": sweep.queue_full, "halted": sweep.halted,
+                "filtered": sweep.filtered,
             },
         });
+        // Queued events per Box event type since start (the store drops the second copy of an
+        // event both readers fetched, so the two add up without double counting).
+        let mut by_type = stream.by_type.clone();
+        boxidr_boxapi::poller::count_types(&mut by_type, &sweep.by_type);
+        doc["box"]["by_type"] = json!(by_type);
         doc["sinks"] = json!({
             "collector": sink_json(&w.collector.borrow()),
             "log_search": sink_json(&w.log_search.borrow()),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub mod check;
+pub mod event_types;
 pub mod scope;
 pub use check::{Problem, check_toml};
 pub use scope::{MAX_SCOPE_ROWS, Scope, ScopeError};
@@ -120,6 +121,36 @@ pub struct Events {
     pub backfill_days: u32,
     pub poll_interval_secs: u64,
     pub page_limit: u32,
+    /// Only these Box event types are collected (empty: every type). Box filters server-side
+    /// (`event_type=`, honoured by both enterprise streams); the appliance checks again.
+    pub include_types: Vec<String>,
+    /// These Box event types are dropped as they are collected (never queued nor sent).
+    pub exclude_types: Vec<String>,
+}
+
+/// Most entries in `events.include_types` or `events.exclude_types` (Box documents about 200
+/// types; the include list goes into one request URL).
+pub const MAX_EVENT_TYPES: usize = 128;
+
+impl Events {
+    /// Whether an event of this type is collected. Entries without a type are always kept
+    /// (bad input is flagged and sent raw, never dropped silently).
+    pub fn admits(&self, event_type: Option<&str>) -> bool {
+        let Some(event_type) = event_type else {
+            return true;
+        };
+        let listed = |list: &[String]| list.iter().any(|t| t == event_type);
+        (self.include_types.is_empty() || listed(&self.include_types))
+            && !listed(&self.exclude_types)
+    }
+}
+
+/// An event type as Box spells them: 1-80 characters of `A-Z`, `0-9` and `_`.
+pub fn valid_event_type(event_type: &str) -> bool {
+    (1..=80).contains(&event_type.len())
+        && event_type
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Where events go.
@@ -312,6 +343,8 @@ impl Default for Events {
             backfill_days: 7,
             poll_interval_secs: 10,
             page_limit: MAX_PAGE_LIMIT,
+            include_types: Vec::new(),
+            exclude_types: Vec::new(),
         }
     }
 }
@@ -362,6 +395,13 @@ pub enum ConfigError {
     },
     #[error("events.poll_interval_secs must be between 1 and 3600, got {0}")]
     PollInterval(u64),
+    #[error(
+        "{field} entry {value:?} is not an event type: 1-80 characters of A-Z, 0-9 and _, \
+         like LOGIN; at most {MAX_EVENT_TYPES} entries"
+    )]
+    EventType { field: &'static str, value: String },
+    #[error("event type {0} is both in events.include_types and in events.exclude_types")]
+    EventTypeBoth(String),
     #[error("{field} must be an http or https URL, got {url}")]
     Url { field: &'static str, url: String },
     #[error("insightidr.log_search.region {0:?} is not a region code like us, eu or ap")]
@@ -445,6 +485,39 @@ impl Config {
             push(
                 "events.poll_interval_secs",
                 Err(ConfigError::PollInterval(events.poll_interval_secs)),
+            );
+        }
+        for (field, list) in [
+            ("events.include_types", &events.include_types),
+            ("events.exclude_types", &events.exclude_types),
+        ] {
+            for value in list.iter().filter(|t| !valid_event_type(t)) {
+                push(
+                    field,
+                    Err(ConfigError::EventType {
+                        field,
+                        value: value.clone(),
+                    }),
+                );
+            }
+            if list.len() > MAX_EVENT_TYPES {
+                push(
+                    field,
+                    Err(ConfigError::EventType {
+                        field,
+                        value: format!("{} entries", list.len()),
+                    }),
+                );
+            }
+        }
+        for both in events
+            .include_types
+            .iter()
+            .filter(|t| events.exclude_types.contains(t))
+        {
+            push(
+                "events.exclude_types",
+                Err(ConfigError::EventTypeBoth(both.clone())),
             );
         }
         for (field, url) in [
@@ -539,6 +612,31 @@ impl Config {
             );
         }
         problems
+    }
+}
+
+impl Config {
+    /// What is usable but probably a mistake, with its key: event types Box does not document
+    /// (Box adds types, so they are kept, not refused).
+    pub fn warnings(&self) -> Vec<Problem> {
+        let events = &self.events;
+        [
+            ("events.include_types", &events.include_types),
+            ("events.exclude_types", &events.exclude_types),
+        ]
+        .into_iter()
+        .flat_map(|(key, list)| {
+            list.iter()
+                .filter(|t| valid_event_type(t) && !event_types::is_documented(t))
+                .map(move |t| Problem {
+                    key: key.to_owned(),
+                    message: format!(
+                        "{t} is not an event type Box documents (kept: Box adds types; check \
+                         the spelling)"
+                    ),
+                })
+        })
+        .collect()
     }
 }
 
@@ -731,6 +829,46 @@ mod tests {
         }
         let err = Config::from_toml("[mapping.domain_map]\n\"example.com\" = 5\n").unwrap_err();
         assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+    }
+
+    /// Include and exclude lists: malformed entries and a type in both lists are refused;
+    /// a well-formed type Box does not document is only a warning; `admits` applies both.
+    #[test]
+    fn event_type_lists() {
+        let config = Config::from_toml(
+            "[events]\ninclude_types = [\"LOGIN\", \"FAILED_LOGIN\", \"BRAND_NEW_TYPE\"]\n\
+             exclude_types = [\"DOWNLOAD\"]\n",
+        )
+        .unwrap();
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "events.include_types");
+        assert!(warnings[0].message.starts_with("BRAND_NEW_TYPE "));
+        assert!(config.events.admits(Some("LOGIN")));
+        assert!(!config.events.admits(Some("UPLOAD")));
+        assert!(config.events.admits(None));
+        let exclude = Config::from_toml("[events]\nexclude_types = [\"DOWNLOAD\"]\n").unwrap();
+        assert!(exclude.events.admits(Some("UPLOAD")));
+        assert!(!exclude.events.admits(Some("DOWNLOAD")));
+        assert!(Config::default().events.admits(Some("ANYTHING")));
+        assert!(Config::default().warnings().is_empty());
+        for bad in [
+            "include_types = [\"login\"]",
+            "include_types = [\"\"]",
+            "exclude_types = [\"LOGIN,UPLOAD\"]",
+            "include_types = [\"LOGIN\"]\nexclude_types = [\"LOGIN\"]",
+        ] {
+            let err = Config::from_toml(&format!("[events]\n{bad}\n")).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::EventType { .. } | ConfigError::EventTypeBoth(_)
+                ),
+                "{bad}: {err}"
+            );
+        }
+        assert!(event_types::BOX_EVENT_TYPES.windows(2).all(|w| w[0] < w[1]));
+        assert!(event_types::is_documented("SHIELD_ALERT"));
     }
 
     /// Domains are short and free of markup.

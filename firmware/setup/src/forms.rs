@@ -197,6 +197,8 @@ fn values_from(path: &str, config: &Config) -> Values {
             set("backfill_days", e.backfill_days.to_string());
             set("poll_interval_secs", e.poll_interval_secs.to_string());
             set("page_limit", e.page_limit.to_string());
+            set("include_types", e.include_types.join(", "));
+            set("exclude_types", e.exclude_types.join(", "));
         }
         _ => {}
     }
@@ -367,6 +369,13 @@ pub(crate) fn page_for(
                     (field("Backfill on first connection (days)", "backfill_days", "number", &v, e, Some("At most 14 for the stream, 365 for the history.")))
                     (field("Poll interval (seconds)", "poll_interval_secs", "number", &v, e, Some("1 to 3600.")))
                     (field("Events per page", "page_limit", "number", &v, e, Some("1 to 500.")))
+                }
+                section {
+                    h2 { "Event types" }
+                    (type_list("Collect only these event types", "include_types", &v, e,
+                        "Empty: every type. Box filters on its side (event_type=), so other types are never downloaded."))
+                    (type_list("Never collect these event types", "exclude_types", &v, e,
+                        "Dropped as they arrive: never queued, never sent."))
                 }
             },
         )),
@@ -605,6 +614,8 @@ pub(crate) fn apply(
             if let Some(n) = number(form, "page_limit", &mut errors) {
                 config.events.page_limit = n;
             }
+            config.events.include_types = parse_types(get(form, "include_types"));
+            config.events.exclude_types = parse_types(get(form, "exclude_types"));
         }
         _ => {
             errors.insert("_form".into(), "Unknown settings page.".into());
@@ -627,6 +638,46 @@ pub(crate) fn apply(
     }
 }
 
+/// A typed list of event types: separated by commas, spaces or new lines, upper-cased,
+/// duplicates dropped (order kept).
+fn parse_types(text: &str) -> Vec<String> {
+    let mut types: Vec<String> = Vec::new();
+    for t in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        let t = t.to_ascii_uppercase();
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    types
+}
+
+/// A text area for a list of Box event types, with a warning (not an error: Box adds types)
+/// for each well-formed type Box does not document.
+fn type_list(label: &str, name: &str, v: &Values, e: &Errors, help: &str) -> Markup {
+    let value = v.get(name).map(String::as_str).unwrap_or_default();
+    let unknown: Vec<String> = parse_types(value)
+        .into_iter()
+        .filter(|t| {
+            boxidr_config::valid_event_type(t) && !boxidr_config::event_types::is_documented(t)
+        })
+        .collect();
+    html! {
+        div.field.invalid[e.contains_key(name)] {
+            label for=(name) { (label) }
+            textarea id=(name) name=(name) rows="3" cols="60" placeholder="LOGIN, FAILED_LOGIN" { (value) }
+            @if let Some(err) = e.get(name) { p.error { (err) } }
+            @if !unknown.is_empty() {
+                p.warn.type-warning { "Box does not document " (unknown.join(", "))
+                    "; kept (Box adds new types), but check the spelling." }
+            }
+            p.help { (help) }
+        }
+    }
+}
+
 /// Which form field a whole-configuration error belongs to.
 fn field_of(error: &ConfigError) -> (&'static str, String) {
     let name = match error {
@@ -642,6 +693,11 @@ fn field_of(error: &ConfigError) -> (&'static str, String) {
         ConfigError::Domain(_) => "default_domain",
         ConfigError::Target => "authentication_target",
         ConfigError::DomainMap { .. } => "domain_map",
+        ConfigError::EventType {
+            field: "events.include_types",
+            ..
+        } => "include_types",
+        ConfigError::EventType { .. } | ConfigError::EventTypeBoth(_) => "exclude_types",
         _ => "_form",
     };
     (name, crate::status::bounded(&error.to_string()))
@@ -656,6 +712,46 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
+    }
+
+    /// The event-type lists round-trip through the form: typed in any case and separator,
+    /// stored upper-case; a malformed entry is a field error; an undocumented type is kept
+    /// and warned about on the page.
+    #[test]
+    fn collection_event_types() {
+        let base = Config::default();
+        let mut f = form(&[
+            ("stream_type", "admin_logs_streaming"),
+            ("completeness_lag_secs", "900"),
+            ("backfill_days", "7"),
+            ("poll_interval_secs", "10"),
+            ("page_limit", "500"),
+            (
+                "include_types",
+                "login,\nfailed_login  LOGIN NOT_A_BOX_TYPE",
+            ),
+            ("exclude_types", ""),
+        ]);
+        let changes = apply("/collection", &base, &f).unwrap();
+        assert_eq!(
+            changes.config.events.include_types,
+            ["LOGIN", "FAILED_LOGIN", "NOT_A_BOX_TYPE"]
+        );
+        assert!(changes.config.events.exclude_types.is_empty());
+        let v = values_from("/collection", &changes.config);
+        assert_eq!(v["include_types"], "LOGIN, FAILED_LOGIN, NOT_A_BOX_TYPE");
+        let page = type_list("x", "include_types", &v, &Errors::new(), "h").into_string();
+        assert!(
+            page.contains("Box does not document NOT_A_BOX_TYPE;"),
+            "{page}"
+        );
+        assert!(!page.contains("FAILED_LOGIN;"), "{page}");
+        f.insert("exclude_types".into(), "LOG-IN".into());
+        let errors = apply("/collection", &base, &f).unwrap_err();
+        assert!(errors.contains_key("exclude_types"), "{errors:?}");
+        f.insert("exclude_types".into(), "login".into());
+        let errors = apply("/collection", &base, &f).unwrap_err();
+        assert!(errors["exclude_types"].contains("both"), "{errors:?}");
     }
 
     /// A backfill beyond the stream's retention is a field error, not a half-applied config.

@@ -383,6 +383,19 @@ fn box_section(doc: &Value) -> Markup {
         .map(|n| n + number(doc, &["box", "sweep", "rejected_entries"]).unwrap_or(0));
     let last_error = text(doc, &["box", "stream", "last_error"])
         .or_else(|| text(doc, &["box", "sweep", "last_error"]));
+    let filtered = number(doc, &["box", "stream", "filtered"])
+        .map(|n| n + number(doc, &["box", "sweep", "filtered"]).unwrap_or(0));
+    // Most frequent first; at most 50 rows (Box has about 200 types).
+    let mut by_type: Vec<(String, u64)> = at(doc, &["box", "by_type"])
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_type.truncate(50);
     html! {
         section #box-status {
             h2 { "Box" }
@@ -399,6 +412,17 @@ fn box_section(doc: &Value) -> Markup {
                 tr { th { "Flagged (kept raw, not parsed)" } td {
                     @match flagged { Some(n) => { (n) }, None => { span.muted { "not known" } } } } }
                 @if let Some(e) = last_error { tr { th { "Last error" } td.bad { (e) } } }
+                @if let Some(n) = filtered.filter(|n| *n > 0) {
+                    tr { th { "Dropped by the event-type filter" } td { (n) } }
+                }
+            }
+            @if !by_type.is_empty() {
+                table.kv #by-type {
+                    caption { "Events collected since start, by type" }
+                    @for (event_type, n) in &by_type {
+                        tr data-key=(event_type) data-value=(n) { th { (bounded(event_type)) } td { (n) } }
+                    }
+                }
             }
         }
     }
@@ -664,6 +688,28 @@ mod tests {
         );
         assert!(!html.contains("not-collecting"), "{html}");
         assert!(!html.contains('\u{FFFD}'), "{html}");
+    }
+
+    /// Counts per event type are listed most frequent first, with what the type filter
+    /// dropped; a hostile type name is escaped.
+    #[test]
+    fn counts_per_event_type() {
+        let mut doc = running();
+        doc["box"]["by_type"] = json!({"LOGIN": 3, "UPLOAD": 40, "<b>X</b>": 1});
+        doc["box"]["stream"]["filtered"] = json!(7);
+        doc["box"]["sweep"]["filtered"] = json!(2);
+        let html = page(&doc);
+        let upload = html.find("data-key=\"UPLOAD\" data-value=\"40\"").unwrap();
+        let login = html.find("data-key=\"LOGIN\" data-value=\"3\"").unwrap();
+        assert!(upload < login, "most frequent first");
+        assert!(
+            html.contains("Dropped by the event-type filter</th><td>9<"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>X</b>"), "{html}");
+        // Nothing collected yet, nothing filtered: neither row nor table.
+        let html = page(&running());
+        assert!(!html.contains("by-type") && !html.contains("event-type filter"));
     }
 
     /// The four LEDs are drawn in case order with their rhythm as a class and in words.

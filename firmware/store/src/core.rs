@@ -977,6 +977,7 @@ fn commit_page_in(
     let mut in_page = HashSet::new();
     let (mut appended, mut duplicates) = (0u64, 0u64);
     let (mut first_seq, mut last_seq) = (None, None);
+    let mut appended_by_type = std::collections::BTreeMap::new();
     for event in &page.events {
         let id = event.id().as_str();
         if !in_page.insert(id) || seen.get(id).op(op)?.is_some() {
@@ -1002,6 +1003,9 @@ fn commit_page_in(
         last_seq = Some(seq);
         seq += 1;
         appended += 1;
+        if let Some(event_type) = event.event_type() {
+            *appended_by_type.entry(event_type.to_owned()).or_insert(0) += 1;
+        }
     }
     meta.insert(schema::META_NEXT_SEQ, seq).op(op)?;
 
@@ -1058,6 +1062,7 @@ fn commit_page_in(
         first_seq,
         last_seq,
         cursor,
+        appended_by_type,
     })
 }
 

@@ -181,6 +181,8 @@ pub struct PageOutcome {
     pub last_seq: Option<u64>,
     /// What happened to the cursor.
     pub cursor: CursorUpdate,
+    /// Appended events per Box event type (for the status page's counts per type).
+    pub appended_by_type: std::collections::BTreeMap<String, u64>,
 }
 
 /// One queued Box event with what the sinks need to render it at send time.

@@ -245,6 +245,15 @@ impl SimHandle {
             .collect()
     }
 
+    /// `event_id` and `event_type` of every event in the log, in processing order.
+    pub fn event_types(&self) -> Vec<(String, String)> {
+        lock(&self.shared().store)
+            .events()
+            .iter()
+            .map(|e| (e.event_id.clone(), e.event_type.clone()))
+            .collect()
+    }
+
     /// Pauses (`true`) or resumes the live generator (`--rate`); injected events still land.
     pub fn pause_generation(&self, paused: bool) {
         self.inner
