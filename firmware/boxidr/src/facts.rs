@@ -39,6 +39,7 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
             reopens: s.reopens,
             error: None,
             repaired: s.repaired,
+            self_test_error: None,
         },
         Err(e) => StoreFacts {
             error: Some(e.to_string()),
@@ -141,6 +142,8 @@ async fn box_facts(w: &Watches, newest: Option<u64>) -> BoxFacts {
         events_collected: stream.appended + sweep.appended,
         duplicates_dropped: stream.duplicates + sweep.duplicates,
         flagged_events: stream.rejected_entries + sweep.rejected_entries,
+        unreadable_pages: stream.unreadable_pages + sweep.windows_shrunk,
+        unreadable: sweep.stuck.clone().or(stream.last_unreadable.clone()),
     }
 }
 

@@ -383,6 +383,9 @@ fn assess_box(facts: &Facts, derived: &Derived) -> Vec<Problem> {
     if b.queue_full {
         add(ProblemCode::BoxPausedQueueFull, None);
     }
+    if let Some(note) = &b.unreadable {
+        add(ProblemCode::BoxDataUnreadable, Some(clip(note)));
+    }
     if !facts.clock.synchronised {
         add(ProblemCode::BoxWaitingForClock, None);
     }
@@ -486,6 +489,11 @@ fn assess_store(facts: &Facts, derived: &Derived) -> Vec<Problem> {
         |code, detail: Option<String>| out.push(Problem::new(code, Component::Store, detail));
     if let Some(error) = &st.error {
         add(ProblemCode::StorageFault, Some(clip(error)));
+    } else if let Some(error) = &st.self_test_error {
+        add(
+            ProblemCode::StorageFault,
+            Some(format!("the storage self-test failed: {}", clip(error))),
+        );
     }
     let percent = derived.queue_use_percent;
     let use_detail = percent.map(|p| {

@@ -95,6 +95,13 @@ pub struct BoxFacts {
     pub duplicates_dropped: u64,
     /// Malformed events kept as flagged raw records since start.
     pub flagged_events: u64,
+    /// Stream positions given up, or `admin_logs` windows halved, because Box sent pages that
+    /// could not be read (malformed or oversized) every time, since start.
+    #[serde(default)]
+    pub unreadable_pages: u64,
+    /// What the last such page was about: a person should know (ATTENTION code 7).
+    #[serde(default)]
+    pub unreadable: Option<String>,
 }
 
 /// What a sink is doing now (mirrors the forwarder's own state, without its I/O types).
@@ -189,6 +196,10 @@ pub struct StoreFacts {
     pub error: Option<String>,
     /// Whether opening the database needed redb's full repair after an unclean shutdown.
     pub repaired: bool,
+    /// Why the last storage self-test (write, fsync, read back a probe file in the data
+    /// directory; at start and daily) failed, if it did.
+    #[serde(default)]
+    pub self_test_error: Option<String>,
 }
 
 /// What the clock reports.

@@ -178,6 +178,11 @@ pub fn metrics(facts: &Facts, health: &Health) -> String {
             "Lost stream positions recovered through a catch-up.",
             b.stream_recoveries,
         ),
+        (
+            "boxidr_box_unreadable_pages_total",
+            "Stream positions given up or admin_logs windows halved because Box's pages could not be read.",
+            b.unreadable_pages,
+        ),
     ];
     for (name, help, value) in counters {
         m.family(name, "counter", help);
@@ -239,6 +244,16 @@ pub fn metrics(facts: &Facts, health: &Health) -> String {
         "Reopens of the store after a storage error.",
     );
     m.sample("boxidr_store_reopens_total", &[], st.reopens);
+    m.family(
+        "boxidr_store_self_test_failed",
+        "gauge",
+        "1 when the last storage self-test (write, fsync, read back) failed.",
+    );
+    m.sample(
+        "boxidr_store_self_test_failed",
+        &[],
+        u64::from(st.self_test_error.is_some()),
+    );
 
     m.family(
         "boxidr_clock_synchronised",

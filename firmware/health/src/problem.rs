@@ -179,10 +179,15 @@ pub enum ProblemCode {
     SinkConfigError,
     /// A sink keeps failing ([`crate::SINK_FAILING_ATTEMPTS`] or [`crate::SINK_FAILING_AFTER_MS`]).
     SinkUnreachable,
+    /// The store was reopened after a storage error: the card may be failing.
+    StoreReopened,
     /// The queue is above [`crate::QUEUE_NEARLY_FULL_PERCENT`] of its quota.
     QueueNearlyFull,
     /// The LEDs cannot be driven (GPIO unavailable).
     LedsUnavailable,
+    /// Box sent pages that could not be read every time at the same place: the stream was
+    /// re-anchored (its gap read through `admin_logs`), or an `admin_logs` window is stuck.
+    BoxDataUnreadable,
     /// Refreshing the Box access token fails; retrying.
     BoxRefreshFailing,
     /// Box calls fail; retrying with backoff.
@@ -209,13 +214,11 @@ pub enum ProblemCode {
     BoxStreamRecovered,
     /// The store needed a full repair when it was opened.
     StoreRepaired,
-    /// The store was reopened after a storage error.
-    StoreReopened,
 }
 
 impl ProblemCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::StorageFault,
         Self::QueueFull,
         Self::SetupNeeded,
@@ -225,8 +228,10 @@ impl ProblemCode {
         Self::BoxUnreachable,
         Self::SinkConfigError,
         Self::SinkUnreachable,
+        Self::StoreReopened,
         Self::QueueNearlyFull,
         Self::LedsUnavailable,
+        Self::BoxDataUnreadable,
         Self::BoxRefreshFailing,
         Self::BoxRetrying,
         Self::SinkRetrying,
@@ -240,7 +245,6 @@ impl ProblemCode {
         Self::ClockWaiting,
         Self::BoxStreamRecovered,
         Self::StoreRepaired,
-        Self::StoreReopened,
     ];
 
     /// The stable `snake_case` string (the same as the serde spelling).
@@ -257,6 +261,7 @@ impl ProblemCode {
             Self::SinkUnreachable => "sink_unreachable",
             Self::QueueNearlyFull => "queue_nearly_full",
             Self::LedsUnavailable => "leds_unavailable",
+            Self::BoxDataUnreadable => "box_data_unreadable",
             Self::BoxRefreshFailing => "box_refresh_failing",
             Self::BoxRetrying => "box_retrying",
             Self::SinkRetrying => "sink_retrying",
@@ -285,8 +290,10 @@ impl ProblemCode {
             | Self::BoxUnreachable
             | Self::SinkConfigError
             | Self::SinkUnreachable => Severity::Error,
-            Self::QueueNearlyFull
+            Self::StoreReopened
+            | Self::QueueNearlyFull
             | Self::LedsUnavailable
+            | Self::BoxDataUnreadable
             | Self::BoxRefreshFailing
             | Self::BoxRetrying
             | Self::SinkRetrying
@@ -299,8 +306,7 @@ impl ProblemCode {
             | Self::SinkUnconfirmed
             | Self::ClockWaiting
             | Self::BoxStreamRecovered
-            | Self::StoreRepaired
-            | Self::StoreReopened => Severity::Info,
+            | Self::StoreRepaired => Severity::Info,
         }
     }
 
@@ -317,7 +323,8 @@ impl ProblemCode {
             | Self::BoxPausedQueueFull
             | Self::BoxWaitingForClock
             | Self::BoxCatchingUp
-            | Self::BoxStreamRecovered => Scope::Box,
+            | Self::BoxStreamRecovered
+            | Self::BoxDataUnreadable => Scope::Box,
             Self::SinkConfigError
             | Self::SinkUnreachable
             | Self::SinkRetrying
@@ -340,7 +347,7 @@ impl ProblemCode {
             Severity::Critical | Severity::Error => Level::Failing,
             Severity::Warning => Level::Degraded,
             Severity::Info => match self {
-                Self::BoxStreamRecovered | Self::StoreRepaired | Self::StoreReopened => Level::Ok,
+                Self::BoxStreamRecovered | Self::StoreRepaired => Level::Ok,
                 _ => Level::Degraded,
             },
         }
@@ -350,7 +357,8 @@ impl ProblemCode {
     /// behalf (link failures show on their link LED instead).
     pub const fn attention(self) -> Option<AttentionCode> {
         match self {
-            Self::StorageFault => Some(AttentionCode::StorageFault),
+            Self::StorageFault | Self::StoreReopened => Some(AttentionCode::StorageFault),
+            Self::BoxDataUnreadable => Some(AttentionCode::DataSetAside),
             Self::QueueFull | Self::QueueNearlyFull => Some(AttentionCode::QueueNearlyFull),
             Self::SetupNeeded => Some(AttentionCode::SetupNeeded),
             Self::BoxReauthorisationNeeded => Some(AttentionCode::ReauthorisationNeeded),
@@ -388,6 +396,7 @@ impl ProblemCode {
             Self::BoxStreamRecovered => "a lost Box stream position was recovered",
             Self::StoreRepaired => "the store was repaired after an unclean shutdown",
             Self::StoreReopened => "the store was reopened after a storage error",
+            Self::BoxDataUnreadable => "Box sent data the box could not read",
         }
     }
 
@@ -420,6 +429,12 @@ impl ProblemCode {
                 Some("Check that the event source exists in InsightIDR and matches the settings.")
             }
             Self::SinkStopped => Some("Restart the service if it is not shutting down."),
+            Self::StoreReopened => Some(
+                "The SD card or SSD failed a write and may be failing: check `journalctl -u boxidr`, replace the card if it happens again.",
+            ),
+            Self::BoxDataUnreadable => Some(
+                "Read the detail on the status page. The events around it are read again through admin_logs; if it stays, contact support with the diagnostics.",
+            ),
             Self::BoxRefreshFailing
             | Self::BoxRetrying
             | Self::SinkRetrying
@@ -430,8 +445,7 @@ impl ProblemCode {
             | Self::SinkUnconfirmed
             | Self::ClockWaiting
             | Self::BoxStreamRecovered
-            | Self::StoreRepaired
-            | Self::StoreReopened => None,
+            | Self::StoreRepaired => None,
         }
     }
 

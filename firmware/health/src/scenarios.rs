@@ -181,6 +181,13 @@ pub fn raising(code: ProblemCode) -> Facts {
         }
         ProblemCode::StoreRepaired => f.store.repaired = true,
         ProblemCode::StoreReopened => f.store.reopens = 1,
+        ProblemCode::BoxDataUnreadable => {
+            f.box_.unreadable_pages = 1;
+            f.box_.unreadable = Some(
+                "Box sent an unreadable page 5 times in a row at the same stream position"
+                    .to_owned(),
+            );
+        }
     }
     f
 }

@@ -25,7 +25,7 @@ fn frame(box_link: LedLook, insightidr: LedLook, attention: LedLook) -> LedFrame
 fn every_problem_has_one_documented_look() {
     use AttentionCode as A;
     use ProblemCode as P;
-    let table: [(P, LedFrame, Option<A>); 25] = [
+    let table: [(P, LedFrame, Option<A>); 26] = [
         (P::StorageFault, frame(On, On, Fast), Some(A::StorageFault)),
         // The poller pauses when the queue is full: BOX slow blink too.
         (
@@ -49,6 +49,8 @@ fn every_problem_has_one_documented_look() {
         (P::BoxUnreachable, frame(Fast, On, Off), None),
         (P::SinkConfigError, frame(On, Fast, Off), None),
         (P::SinkUnreachable, frame(On, Fast, Off), None),
+        // A storage error a reopen got past still needs a person: the card may be failing.
+        (P::StoreReopened, frame(On, On, Slow), Some(A::StorageFault)),
         (
             P::QueueNearlyFull,
             frame(On, On, Slow),
@@ -58,6 +60,11 @@ fn every_problem_has_one_documented_look() {
             P::LedsUnavailable,
             frame(On, On, Slow),
             Some(A::LedsUnavailable),
+        ),
+        (
+            P::BoxDataUnreadable,
+            frame(Slow, On, Slow),
+            Some(A::DataSetAside),
         ),
         (P::BoxRefreshFailing, frame(Slow, On, Off), None),
         (P::BoxRetrying, frame(Slow, On, Off), None),
@@ -76,7 +83,6 @@ fn every_problem_has_one_documented_look() {
         (P::ClockWaiting, frame(Slow, On, Off), None),
         (P::BoxStreamRecovered, frame(On, On, Off), None),
         (P::StoreRepaired, frame(On, On, Off), None),
-        (P::StoreReopened, frame(On, On, Off), None),
     ];
     let listed: Vec<ProblemCode> = table.iter().map(|(c, _, _)| *c).collect();
     assert_eq!(
@@ -231,7 +237,7 @@ fn summary_matches_live_frame() {
                     summary.with(Led::Attention, Off),
                     live.with(Led::Attention, Off)
                 );
-                assert!(matches!(summary.attention, LedLook::Code(1..=6)));
+                assert!(matches!(summary.attention, LedLook::Code(1..=7)));
             }
             None => assert_eq!(live.attention, Off, "{code}"),
         }
@@ -275,6 +281,7 @@ fn sticker_agrees_with_the_mapping() {
         AttentionCode::ClockNotSynchronised => "clock not synchronised",
         AttentionCode::QueueNearlyFull => "queue nearly full",
         AttentionCode::LedsUnavailable => "LEDs cannot be driven",
+        AttentionCode::DataSetAside => "data set aside",
     };
     for code in AttentionCode::ALL {
         let row = format!("| {} | {}", code.flashes(), keyword(code));

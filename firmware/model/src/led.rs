@@ -152,17 +152,21 @@ pub enum AttentionCode {
     QueueNearlyFull = 5,
     /// 6 flashes: no GPIO: the LEDs themselves could not be driven (seen on the status page only).
     LedsUnavailable = 6,
+    /// 7 flashes: data set aside: Box sent data the box could not read (the stream was
+    /// re-anchored, or an `admin_logs` window is stuck); see the status page.
+    DataSetAside = 7,
 }
 
 impl AttentionCode {
     /// Every code, in flash-count order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::StorageFault,
         Self::SetupNeeded,
         Self::ReauthorisationNeeded,
         Self::ClockNotSynchronised,
         Self::QueueNearlyFull,
         Self::LedsUnavailable,
+        Self::DataSetAside,
     ];
 
     /// Number of flashes.
