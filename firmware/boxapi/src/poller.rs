@@ -24,6 +24,11 @@ use crate::tokens::TokenManager;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// First retry delay.
 pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
+/// How many times in a row a page may come back unreadable (malformed or oversized) at the same
+/// stream position before the stream gives up on that position: re-anchors at `now` and hands
+/// the gap to the `admin_logs` sweep, which reads it in windows it can shrink. Retrying forever
+/// would wedge the pipeline silently.
+pub const UNREADABLE_PAGE_TRIES: u32 = 5;
 
 /// How one stream is polled.
 #[derive(Debug, Clone)]
@@ -55,6 +60,8 @@ pub struct Poller {
     /// A catch-up to hand to the sweep, from this time up to the moment the `now` position is
     /// read, BEFORE that position is committed (so no event falls between the two).
     catch_up_from: Option<time::OffsetDateTime>,
+    /// The position pages keep coming back unreadable at, and how many times in a row.
+    unreadable: Option<(Option<StreamPosition>, u32)>,
 }
 
 impl Poller {
@@ -67,6 +74,7 @@ impl Poller {
             wait: None,
             halted: None,
             catch_up_from: None,
+            unreadable: None,
         }
     }
 
@@ -102,6 +110,7 @@ impl Poller {
     /// taken as "complete"), so wait one interval.
     pub fn on_committed(&mut self, entry_count: usize, next: Option<StreamPosition>) {
         self.failures = 0;
+        self.unreadable = None;
         if let Some(next) = next {
             self.cursor = Some(next);
         }
@@ -127,6 +136,23 @@ impl Poller {
         }
     }
 
+    /// Counts a page Box sent that cannot be read (malformed JSON, over the body limit) at the
+    /// current position; `true` once that happened [`UNREADABLE_PAGE_TRIES`] times in a row at
+    /// the same position (other errors in between, such as a network cut, neither count nor
+    /// reset). The caller then gives up on the position ([`Poller::restart_at_now`]).
+    pub fn note_unreadable(&mut self, error: &ApiError) -> bool {
+        if !matches!(error, ApiError::BadBody { .. } | ApiError::TooLarge { .. }) {
+            return false;
+        }
+        let at = self.cursor.clone();
+        let tries = match &self.unreadable {
+            Some((position, n)) if *position == at => n.saturating_add(1),
+            _ => 1,
+        };
+        self.unreadable = Some((at, tries));
+        tries >= UNREADABLE_PAGE_TRIES
+    }
+
     /// Forgets the cursor and reads from `now` next; with `catch_up_from`, the sweep is asked to
     /// read from then to the moment the `now` position arrives, before it is committed.
     pub fn restart_at_now(&mut self, catch_up_from: Option<time::OffsetDateTime>) {
@@ -134,6 +160,7 @@ impl Poller {
         self.config.start = From::Now;
         self.wait = None;
         self.failures = 0;
+        self.unreadable = None;
         self.catch_up_from = catch_up_from.or(self.catch_up_from);
     }
 
@@ -192,6 +219,10 @@ pub struct PollStatus {
     pub filtered: u64,
     /// Events queued since start, per Box event type.
     pub by_type: BTreeMap<String, u64>,
+    /// Positions given up because Box sent an unreadable page there every time.
+    pub unreadable_pages: u64,
+    /// What the last give-up was about (shown until restart: a person should know).
+    pub last_unreadable: Option<String>,
 }
 
 /// Adds one page's per-type counts to a running total.
@@ -272,12 +303,16 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
                     }
                     Err(error) => {
                         tracing::warn!(stream = %request.stream, error = %error, "Box events call failed.");
+                        let give_up = poller.note_unreadable(&error);
                         poller.on_error(&error, rand::random::<f64>());
                         task.status.send_modify(|s| {
                             s.consecutive_failures += 1;
                             s.last_error = Some(error.to_string());
                             s.throttled_until_ms = throttled_until(&error);
                         });
+                        if give_up {
+                            give_up_position(&mut poller, &task, &key, &error).await;
+                        }
                     }
                 }
                 continue;
@@ -287,6 +322,30 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
             () = sleep_or_forever(wait) => {}
             _ = task.shutdown.changed() => {}
         }
+    }
+}
+
+/// Box sent an unreadable page at the same position every time: re-anchor the stream at `now`
+/// and hand the gap to the sweep, exactly as for a rejected position, and say so (health
+/// raises a problem that lights ATTENTION).
+async fn give_up_position(
+    poller: &mut Poller,
+    task: &StreamTask<'_>,
+    key: &CursorKey,
+    error: &ApiError,
+) {
+    let reason = format!(
+        "Box sent an unreadable page {UNREADABLE_PAGE_TRIES} times in a row at the same stream position ({error})"
+    );
+    tracing::error!("{reason}; giving up on that position.");
+    task.status.send_modify(|s| {
+        s.unreadable_pages += 1;
+        s.last_unreadable = Some(reason.clone());
+    });
+    match task.store.cursor(key.clone()).await.ok().flatten() {
+        Some(state) => recover(poller, task, &state, reason),
+        // Nothing committed yet: the first connection's catch-up is still pending.
+        None => poller.restart_at_now(None),
     }
 }
 
@@ -600,6 +659,35 @@ mod tests {
         assert!(matches!(p.step(), Step::Halt(_)));
         p.resume();
         assert!(matches!(p.step(), Step::Fetch(_)));
+    }
+
+    /// The same unreadable page at the same position gives up after a bounded number of tries;
+    /// a success or a new position starts the count again, other errors do not count.
+    #[test]
+    fn unreadable_pages_give_up_after_bounded_tries() {
+        let bad = ApiError::BadBody {
+            detail: "events page: EOF".into(),
+        };
+        let big = ApiError::TooLarge { limit: 4 };
+        let net = ApiError::Network {
+            url: String::new(),
+            detail: "reset".into(),
+        };
+        let mut p = poller();
+        p.on_committed(100, Some(pos("7")));
+        for _ in 1..UNREADABLE_PAGE_TRIES {
+            assert!(!p.note_unreadable(&bad));
+            assert!(!p.note_unreadable(&net));
+        }
+        assert!(p.note_unreadable(&big), "the last try gives up");
+        p.restart_at_now(None);
+        assert!(!p.note_unreadable(&bad), "counted afresh after a restart");
+        p.on_committed(1, Some(pos("8")));
+        for _ in 1..UNREADABLE_PAGE_TRIES {
+            assert!(!p.note_unreadable(&bad));
+        }
+        p.on_committed(1, Some(pos("9")));
+        assert!(!p.note_unreadable(&bad), "a success resets the count");
     }
 
     /// A full queue pauses without moving the cursor.

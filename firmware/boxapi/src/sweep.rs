@@ -31,6 +31,10 @@ use crate::error::{ApiError, Recovery};
 use crate::events::{EventsRequest, From};
 use crate::poller::backoff;
 
+/// Unreadable pages (malformed or oversized) in a row at the same place before the sweep halves
+/// its window: a smaller window means smaller pages, and isolates the entry that breaks them.
+pub const UNREADABLE_WINDOW_TRIES: u32 = 3;
+
 /// The store key of the one sweep cursor (`sweep:history`).
 pub const SWEEP_NAME: &str = "history";
 
@@ -81,6 +85,13 @@ pub struct Sweep {
     wait: Option<Duration>,
     halted: Option<String>,
     full_page_without_position: u64,
+    /// Unreadable pages in a row at the current place.
+    unreadable: u32,
+    /// Windows halved because their pages could not be read.
+    shrunk: u64,
+    /// A one-second window that still cannot be read: retried with backoff (never skipped,
+    /// which would lose its events) and reported until it reads.
+    stuck: Option<String>,
 }
 
 impl Sweep {
@@ -101,6 +112,9 @@ impl Sweep {
             wait: None,
             halted: None,
             full_page_without_position: 0,
+            unreadable: 0,
+            shrunk: 0,
+            stuck: None,
         };
         let stored_window = stored
             .and_then(|s| s.window.as_ref())
@@ -221,6 +235,8 @@ impl Sweep {
         newest: Option<OffsetDateTime>,
     ) {
         self.failures = 0;
+        self.unreadable = 0;
+        self.stuck = None;
         let Some((after, before)) = self.window else {
             return;
         };
@@ -266,6 +282,9 @@ impl Sweep {
 
     /// A call failed; `jitter` in `[0, 1)`.
     pub fn on_error(&mut self, error: &ApiError, jitter: f64) {
+        if matches!(error, ApiError::BadBody { .. } | ApiError::TooLarge { .. }) {
+            self.on_unreadable(error);
+        }
         if matches!(error, ApiError::InvalidStreamPosition { .. }) {
             // The window's bounds are what matter: read it again from its start.
             self.position = None;
@@ -284,6 +303,43 @@ impl Sweep {
     pub fn resume(&mut self) {
         self.halted = None;
         self.failures = 0;
+    }
+
+    /// Box sent a page that cannot be read. After [`UNREADABLE_WINDOW_TRIES`] in a row the
+    /// window is halved (re-read from its start, smaller pages); a one-second window that still
+    /// fails is reported as stuck and retried with backoff, never skipped.
+    fn on_unreadable(&mut self, error: &ApiError) {
+        self.unreadable = self.unreadable.saturating_add(1);
+        if self.unreadable < UNREADABLE_WINDOW_TRIES {
+            return;
+        }
+        self.unreadable = 0;
+        let Some((after, before)) = self.window else {
+            return;
+        };
+        let span = before - after;
+        if span > time::Duration::SECOND {
+            let half = (span / 2_i32).max(time::Duration::SECOND);
+            self.window = Some((after, after + half));
+            self.position = None;
+            self.shrunk += 1;
+        } else {
+            self.stuck = Some(format!(
+                "the admin_logs window {} to {} cannot be read ({error}); retrying",
+                format_utc(after),
+                format_utc(before)
+            ));
+        }
+    }
+
+    /// Windows halved because their pages could not be read.
+    pub fn windows_shrunk(&self) -> u64 {
+        self.shrunk
+    }
+
+    /// A one-second window that still cannot be read, if any.
+    pub fn stuck(&self) -> Option<&str> {
+        self.stuck.as_deref()
     }
 
     /// Pages that had entries but no usable position (counted for health).
@@ -357,6 +413,10 @@ pub struct SweepStatus {
     pub filtered: u64,
     /// Events queued since start, per Box event type.
     pub by_type: std::collections::BTreeMap<String, u64>,
+    /// Windows halved because Box's pages for them could not be read.
+    pub windows_shrunk: u64,
+    /// A one-second window that still cannot be read (retried, never skipped), if any.
+    pub stuck: Option<String>,
 }
 
 /// A backfill or catch-up request for a bounded sweep.
@@ -583,10 +643,17 @@ fn failed(status: &tokio::sync::watch::Sender<SweepStatus>, error: String) {
 fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>) {
     let covered = sweep.covered_until().map(format_utc);
     let target = sweep.until().map(format_utc);
+    let stuck = sweep.stuck().map(str::to_owned);
+    let shrunk = sweep.windows_shrunk();
     status.send_if_modified(|s| {
-        let changed = s.covered_until != covered || s.target_until != target;
+        let changed = s.covered_until != covered
+            || s.target_until != target
+            || s.stuck != stuck
+            || s.windows_shrunk != shrunk;
         s.covered_until.clone_from(&covered);
         s.target_until.clone_from(&target);
+        s.stuck.clone_from(&stuck);
+        s.windows_shrunk = shrunk;
         changed
     });
 }
@@ -785,6 +852,55 @@ mod tests {
         s.on_committed(100, None, None);
         assert_eq!(s.covered_until(), Some(datetime!(2024-05-02 11:50 UTC)));
         assert_eq!(s.pages_without_position(), 2);
+    }
+
+    /// Pages that cannot be read halve the window after a bounded number of tries, down to one
+    /// second; a one-second window that still fails is reported stuck, retried and never
+    /// skipped; a page that reads clears it.
+    #[test]
+    fn unreadable_pages_shrink_the_window_never_skip_it() {
+        let now = datetime!(2024-05-02 12:00 UTC);
+        let bad = ApiError::BadBody {
+            detail: "events page: EOF".into(),
+        };
+        let mut s = Sweep::new(config(true), None, Some(datetime!(2024-05-02 11:00 UTC)));
+        let (_, w) = fetch(s.step(now));
+        assert_eq!(w.before, "2024-05-02T11:50:00Z");
+        s.on_committed(3, Some(pos("9")), None);
+        for _ in 0..UNREADABLE_WINDOW_TRIES {
+            fetch(s.step(now));
+            s.on_error(&bad, 0.5);
+            let _ = s.step(now); // the backoff
+        }
+        let (r, w) = fetch(s.step(now));
+        assert_eq!(r.from, From::Start, "re-read from the window's start");
+        assert_eq!(
+            (w.after.as_str(), w.before.as_str()),
+            ("2024-05-02T11:00:00Z", "2024-05-02T11:25:00Z")
+        );
+        assert_eq!(s.windows_shrunk(), 1);
+        for _ in 0..40 {
+            s.on_error(&bad, 0.5);
+            let _ = s.step(now);
+        }
+        let (_, w) = fetch(s.step(now));
+        assert_eq!(
+            (w.after.as_str(), w.before.as_str()),
+            ("2024-05-02T11:00:00Z", "2024-05-02T11:00:01Z")
+        );
+        assert!(
+            s.stuck().is_some_and(|m| m.contains("11:00:00Z")),
+            "{:?}",
+            s.stuck()
+        );
+        assert_eq!(
+            s.covered_until(),
+            Some(datetime!(2024-05-02 11:00 UTC)),
+            "not skipped"
+        );
+        s.on_committed(0, None, None);
+        assert_eq!(s.stuck(), None);
+        assert!(matches!(s.step(now), SweepStep::Finished(_)));
     }
 
     /// Failures back off; an operator error halts until resumed.

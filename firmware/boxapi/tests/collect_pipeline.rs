@@ -664,3 +664,82 @@ async fn hostile_created_at_does_not_wedge_the_sweep() {
         "the fault was served"
     );
 }
+
+/// A streaming page that is malformed every time at the same position (a box-sim fault that
+/// never clears, on the streaming feed only) used to be retried forever, silently. Now the
+/// stream gives up on the position after a bounded number of tries, says so, re-anchors at
+/// `now`, and the `admin_logs` sweep reads the gap: every event still arrives exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn always_unreadable_stream_page_is_given_up_and_caught_up() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    // A previous run left a stream position after an event seen ten minutes ago.
+    let seen = OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    store
+        .commit_page(PageCommit {
+            cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
+            events: vec![BoxEvent::from_value(late_event("old-1", seen)).unwrap()],
+            next_position: Some(StreamPosition::new("42").unwrap()),
+            last_created_at: Some(format_utc(seen)),
+            window: None,
+            collected_at_ms: u64::try_from(seen.unix_timestamp() * 1000).unwrap(),
+        })
+        .await
+        .unwrap();
+    let missed: Vec<_> = (0..30)
+        .map(|i| {
+            late_event(
+                &format!("behind-{i}"),
+                seen + time::Duration::seconds(i * 10),
+            )
+        })
+        .collect();
+    rig.sim.add_events_keep_time(missed);
+    // Never clears, and only the streaming feed meets it.
+    rig.sim
+        .faults()
+        .add_json(&json!({"fault": "malformed_json", "endpoint": "events_streaming"}))
+        .unwrap();
+    let expected: Vec<String> = (0..30).map(|i| format!("behind-{i}")).collect();
+    let (stream, _) = collect_until(
+        &rig,
+        &store,
+        config(
+            Mode::Streaming {
+                completeness: false,
+            },
+            0,
+        ),
+        || expected.clone(),
+        async || {},
+    )
+    .await;
+    let mut all = expected.clone();
+    all.push("old-1".into());
+    assert_exactly_once(&queued(&store).await, &all);
+    assert!(stream.unreadable_pages >= 1, "{stream:?}");
+    assert!(
+        stream
+            .last_unreadable
+            .as_deref()
+            .is_some_and(|m| m.contains("unreadable page")),
+        "{stream:?}"
+    );
+    assert!(stream.recoveries >= 1, "re-anchored: {stream:?}");
+    let bad_tries = rig
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.fault.as_deref() == Some("malformed_json"))
+        .count();
+    assert!(
+        bad_tries >= boxidr_boxapi::poller::UNREADABLE_PAGE_TRIES as usize,
+        "{bad_tries}"
+    );
+}

@@ -189,11 +189,13 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
         Err(_) => return invalid_position().outcome("invalid_position"),
     };
     let faults = &shared.faults;
+    let target = match (stream, &cursor) {
+        (StreamType::AdminLogsStreaming, c) if *c != Cursor::Now => Endpoint::EventsStreaming,
+        _ => Endpoint::Events,
+    };
     if matches!(cursor, Cursor::At(_))
         && faults
-            .take(Endpoint::Events, |k| {
-                matches!(k, FaultKind::InvalidStreamPosition)
-            })
+            .take(target, |k| matches!(k, FaultKind::InvalidStreamPosition))
             .is_some()
     {
         let mut o = invalid_position();
@@ -202,9 +204,7 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     }
     let mut applied = None;
     if faults
-        .take(Endpoint::Events, |k| {
-            matches!(k, FaultKind::LegacyZeroPosition)
-        })
+        .take(target, |k| matches!(k, FaultKind::LegacyZeroPosition))
         .is_some()
     {
         let mut o = Out::json(200, events_body(form, 0, &[]));
@@ -214,9 +214,9 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     }
     let mut effective_limit = limit;
     if cursor != Cursor::Now {
-        if let Some(FaultKind::ShortPages { max_entries }) = faults.take(Endpoint::Events, |k| {
-            matches!(k, FaultKind::ShortPages { .. })
-        }) {
+        if let Some(FaultKind::ShortPages { max_entries }) =
+            faults.take(target, |k| matches!(k, FaultKind::ShortPages { .. }))
+        {
             effective_limit = match max_entries {
                 Some(m) => m.min(limit),
                 None => {
@@ -229,9 +229,9 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     }
     let mut dup_rate = shared.config.streaming_duplicate_rate;
     if stream == StreamType::AdminLogsStreaming {
-        if let Some(FaultKind::Duplicates { rate }) = faults.take(Endpoint::Events, |k| {
-            matches!(k, FaultKind::Duplicates { .. })
-        }) {
+        if let Some(FaultKind::Duplicates { rate }) =
+            faults.take(target, |k| matches!(k, FaultKind::Duplicates { .. }))
+        {
             dup_rate = rate;
             applied = Some(applied.map_or("duplicates".to_owned(), |a| format!("{a},duplicates")));
         }
@@ -254,10 +254,8 @@ pub(crate) fn events(shared: &Shared, headers: &HeaderMap, query: &str) -> Out {
     drop(store);
     let mut page = page;
     if !page.entries.is_empty() {
-        if let Some(FaultKind::RewriteCreatedAt { created_at }) = faults
-            .take(Endpoint::Events, |k| {
-                matches!(k, FaultKind::RewriteCreatedAt { .. })
-            })
+        if let Some(FaultKind::RewriteCreatedAt { created_at }) =
+            faults.take(target, |k| matches!(k, FaultKind::RewriteCreatedAt { .. }))
         {
             for entry in &mut page.entries {
                 if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(entry) {

@@ -31,8 +31,12 @@ pub enum Endpoint {
     Token,
     /// `POST /oauth2/revoke`.
     Revoke,
-    /// `GET /2.0/events`.
+    /// `GET /2.0/events` (either stream).
     Events,
+    /// `GET /2.0/events?stream_type=admin_logs_streaming` from a position (not `now`) only: a
+    /// fault the `admin_logs` reader never meets (the streaming feed stuck on a bad page while
+    /// history reads fine; a client re-anchoring at `now` still gets a position).
+    EventsStreaming,
     /// `GET /2.0/users` and `/2.0/users/me`.
     Users,
     /// `GET /2.0/groups` and `/2.0/groups/{id}/memberships`.
@@ -42,7 +46,9 @@ pub enum Endpoint {
 impl Endpoint {
     /// Whether a fault scoped to `self` applies to a request to `target`.
     pub fn covers(self, target: Endpoint) -> bool {
-        self == Endpoint::Any || self == target
+        self == Endpoint::Any
+            || self == target
+            || (self == Endpoint::Events && target == Endpoint::EventsStreaming)
     }
 }
 
@@ -291,7 +297,7 @@ impl Fault {
             None | Some(Value::Null) => Endpoint::Any,
             Some(e) => serde_json::from_value(e.clone()).map_err(|_| {
                 FaultError::Invalid(format!(
-                    "unknown endpoint {e}; expected one of any, authorize, token, revoke, events, users, groups"
+                    "unknown endpoint {e}; expected one of any, authorize, token, revoke, events, events_streaming, users, groups"
                 ))
             })?,
         };

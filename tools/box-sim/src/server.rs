@@ -76,8 +76,16 @@ fn full(b: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
-fn classify(path: &str) -> Endpoint {
+fn classify(path: &str, query: &str) -> Endpoint {
     match path {
+        "/2.0/events"
+            if form_urlencoded::parse(query.as_bytes())
+                .any(|(k, v)| k == "stream_type" && v == "admin_logs_streaming")
+                && !form_urlencoded::parse(query.as_bytes())
+                    .any(|(k, v)| k == "stream_position" && v == "now") =>
+        {
+            Endpoint::EventsStreaming
+        }
         "/api/oauth2/authorize" => Endpoint::Authorize,
         "/oauth2/token" => Endpoint::Token,
         "/oauth2/revoke" => Endpoint::Revoke,
@@ -197,7 +205,7 @@ async fn dispatch(
         grant_type: None,
         outcome: None,
     };
-    let endpoint = classify(&path);
+    let endpoint = classify(&path, &query);
     let faults = &shared.faults;
     if let Some(FaultKind::Slow { delay_ms }) =
         faults.take(endpoint, |k| matches!(k, FaultKind::Slow { .. }))
@@ -401,7 +409,7 @@ fn oversized(shared: &Shared, endpoint: Endpoint, bytes: u64, api: bool) -> Resp
             .map(|e| e.raw.to_string())
             .unwrap_or_else(|| json!({"type": "event", "event_id": "oversized"}).to_string())
     };
-    let (head, tail) = if endpoint == Endpoint::Events {
+    let (head, tail) = if matches!(endpoint, Endpoint::Events | Endpoint::EventsStreaming) {
         (
             "{\"chunk_size\":0,\"next_stream_position\":\"1152921504606846976\",\"entries\":["
                 .to_owned(),
