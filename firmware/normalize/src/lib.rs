@@ -34,6 +34,7 @@ mod raw;
 mod record;
 mod scope;
 mod settings;
+pub mod shield;
 mod time_utc;
 mod uef;
 

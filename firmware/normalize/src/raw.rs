@@ -14,6 +14,8 @@
 //! - `event_time` is the event's own time in UTC (`null` when Box gave none that parses;
 //!   `event_time_field` names the field tried). `collected_at` is when the appliance fetched
 //!   it. `alert_time` is a Shield alert's own `created_at`.
+//! - `shield` unpacks a Shield alert: rule, risk, priority, the users and IPs involved,
+//!   countries, items, malware ([`crate::shield`]); `event` keeps the alert as Box sent it.
 //! - `account`/`account_domain` are the actor's mapped account, as a UEF line would carry it.
 //! - `malformed` (with `event_text` instead of `event` when the text is not JSON) marks a
 //!   queued record that is not a usable Box event (ARCHITECTURE invariant 6).
@@ -34,6 +36,7 @@ use crate::directory::UserDirectory;
 use crate::kind::kind;
 use crate::line::{cap_chars, prefix_bytes, to_line};
 use crate::settings::Settings;
+use crate::shield::{Shield, shield_of};
 use crate::time_utc::{event_time, ms_to_utc, shield_alert_time};
 use crate::uef::Reason;
 
@@ -140,6 +143,9 @@ struct Raw<'a> {
     event_time_field: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alert_time: Option<String>,
+    /// A Shield alert unpacked ([`crate::shield`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shield: Option<Shield>,
     collected_at: Option<String>,
     collected_at_ms: u64,
     account: Option<String>,
@@ -193,6 +199,7 @@ pub(crate) fn render_with_actor(
         event_time: time.as_ref().and_then(|t| t.utc.clone().ok()),
         event_time_field: time.as_ref().map(|t| t.field.as_str()),
         alert_time: shield_alert_time(event),
+        shield: shield_of(event),
         collected_at: ms_to_utc(collected_at_ms),
         collected_at_ms,
         // A domain without an account would attribute nothing.
@@ -243,6 +250,7 @@ pub(crate) fn render_malformed(
         event_time: None,
         event_time_field: None,
         alert_time: None,
+        shield: None,
         collected_at: ms_to_utc(collected_at_ms),
         collected_at_ms,
         account: None,
