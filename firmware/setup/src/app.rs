@@ -174,6 +174,10 @@ impl App {
                     forbidden("Set the administrator password first.")
                 }
             }
+            // A scrape token reads the metrics and nothing else.
+            ("/metrics", true) if req.header("authorization").is_some() => {
+                self.metrics_with_token(req)
+            }
             (path, _) if ctx.admin().is_none() => {
                 if path == "/status.json" {
                     Resp::json(401, &json!({"error": "login required"}))
@@ -208,6 +212,7 @@ impl App {
             ("/maintenance", true) => self.maintenance_page(req, &ctx, None, None),
             ("/maintenance/config.toml", true) => self.export_config(),
             ("/maintenance/import", false) => self.import_config(req, &ctx),
+            ("/maintenance/metrics-token", false) => self.metrics_token(req, &ctx),
             ("/maintenance/bundle.tar.gz", true) => self.support_bundle(req),
             _ => Resp::html(
                 404,

@@ -34,6 +34,9 @@ pub const LOG_SEARCH_TOKEN: &str = "insightidr.log_search_token";
 /// Secret: InsightIDR Platform API key (verifier).
 pub const PLATFORM_API_KEY: &str = "insightidr.platform_api_key";
 
+/// Secret: SHA-256 (hex) of the Prometheus scrape token; the token itself is shown once.
+pub const METRICS_TOKEN_HASH: &str = "setup.metrics_token";
+
 /// Every secret a factory reset wipes.
 pub const RESET_SECRETS: &[&str] = &[
     PASSWORD_HASH,
@@ -44,6 +47,7 @@ pub const RESET_SECRETS: &[&str] = &[
     BOX_REFRESH_TOKEN,
     LOG_SEARCH_TOKEN,
     PLATFORM_API_KEY,
+    METRICS_TOKEN_HASH,
 ];
 
 /// Every setting a factory reset clears.

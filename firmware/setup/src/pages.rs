@@ -562,6 +562,7 @@ pub(crate) fn maintenance(
     notice: Option<(&str, String)>,
     import_error: Option<&str>,
     secrets_set: &[&str],
+    metrics_token_set: bool,
 ) -> Markup {
     let csrf = nav.csrf.to_owned();
     layout(
@@ -602,7 +603,19 @@ pub(crate) fn maintenance(
             section {
                 h2 { "Metrics" }
                 p { "Prometheus text format at " a href="/metrics" { "/metrics" }
-                    " (needs this login, like every page)." }
+                    ": with this login, or for Prometheus with a scrape token sent as "
+                    code { "Authorization: Bearer <token>" } ". The token reads the metrics and \
+                    nothing else; it is shown once, and only its SHA-256 is stored." }
+                p { "Scrape token: " @if metrics_token_set { strong { "set" } } @else { "none" } "." }
+                form method="post" action="/maintenance/metrics-token" {
+                    (csrf_input(&csrf))
+                    button type="submit" name="action" value="generate" {
+                        @if metrics_token_set { "Replace the scrape token" } @else { "Generate a scrape token" }
+                    }
+                    @if metrics_token_set {
+                        " " button type="submit" name="action" value="revoke" { "Revoke it" }
+                    }
+                }
             }
         },
     )

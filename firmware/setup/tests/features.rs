@@ -476,6 +476,124 @@ fn untar(bytes: &[u8]) -> Vec<(String, String)> {
 
 const METRICS: &str = "# HELP boxidr_queue_records Records waiting.\n# TYPE boxidr_queue_records gauge\nboxidr_queue_records 3\n";
 
+/// The Prometheus scrape token: generated on the Maintenance page and shown once, stored only
+/// as its SHA-256, accepted as `Authorization: Bearer` on `/metrics` and nowhere else; a new
+/// token replaces the old one, and a revoked token stops working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scrape_token() {
+    let h = Harness::start_with(sim_config()).await;
+    *h.status.0.lock().unwrap() = serde_json::json!({"metrics": METRICS});
+    let mut tool = h.browser();
+    let bearer = |t: &str| format!("Bearer {t}");
+    let scrape = async |tool: &mut common::Browser, token: &str| {
+        tool.get_as_tool("/metrics", &[("authorization", &bearer(token))])
+            .await
+    };
+    let mut b = h.claimed_browser().await;
+
+    // No token yet: a clear 401 naming the scheme.
+    let r = scrape(&mut tool, "boxidr_metrics_00").await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert!(r.body.contains("Maintenance"), "{}", r.body);
+    let page = b.get("/maintenance").await;
+    assert!(page.body.contains("Scrape token: none"), "{}", page.body);
+
+    // Generate: shown once.
+    let token_of = |body: &str| {
+        let start = body.find("boxidr_metrics_").expect("token shown");
+        body[start..start + "boxidr_metrics_".len() + 64].to_owned()
+    };
+    let csrf = page.csrf();
+    let r = b
+        .post(
+            "/maintenance/metrics-token",
+            &[("csrf", &csrf), ("action", "generate")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let token = token_of(&r.body);
+    assert!(
+        token["boxidr_metrics_".len()..]
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit())
+    );
+    let stored = h.secret(keys::METRICS_TOKEN_HASH).await.unwrap();
+    assert_ne!(stored, token, "only the hash is stored");
+    assert_eq!(stored.len(), 64);
+    let page = b.get("/maintenance").await;
+    assert!(!page.body.contains(&token), "shown only once");
+    assert!(
+        page.body.contains("Scrape token: <strong>set</strong>"),
+        "{}",
+        page.body
+    );
+
+    // The token reads the metrics, and nothing else.
+    let r = scrape(&mut tool, &token).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, METRICS);
+    assert_eq!(
+        r.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    for path in [
+        "/status.json",
+        "/maintenance",
+        "/maintenance/config.toml",
+        "/status",
+    ] {
+        let r = tool
+            .get_as_tool(path, &[("authorization", &bearer(&token))])
+            .await;
+        assert!(r.status == 401 || r.status == 303, "{path}: {}", r.status);
+        assert!(!r.body.contains("boxidr_queue_records"), "{path}");
+    }
+    assert_eq!(scrape(&mut tool, &format!("{token}0")).await.status, 401);
+    assert_eq!(scrape(&mut tool, "").await.status, 401);
+    let r = tool
+        .get_as_tool("/metrics", &[("authorization", &format!("Basic {token}"))])
+        .await;
+    assert_eq!(r.status, 401);
+
+    // Replace: the old token stops working.
+    let csrf = b.get("/maintenance").await.csrf();
+    let r = b
+        .post(
+            "/maintenance/metrics-token",
+            &[("csrf", &csrf), ("action", "generate")],
+        )
+        .await;
+    let second = token_of(&r.body);
+    assert_ne!(second, token);
+    assert_eq!(scrape(&mut tool, &token).await.status, 401);
+    assert_eq!(scrape(&mut tool, &second).await.status, 200);
+
+    // Revoke; and a POST without the CSRF token changes nothing.
+    let r = b
+        .post("/maintenance/metrics-token", &[("action", "revoke")])
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(scrape(&mut tool, &second).await.status, 200);
+    let csrf = b.get("/maintenance").await.csrf();
+    let r = b
+        .post(
+            "/maintenance/metrics-token",
+            &[("csrf", &csrf), ("action", "revoke")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("revoked"));
+    assert_eq!(scrape(&mut tool, &second).await.status, 401);
+    assert!(h.secret(keys::METRICS_TOKEN_HASH).await.is_none());
+}
+
 /// With every secret set (Box client secret and refresh token, Log Search token, Platform API
 /// key, the admin password, the page's TLS key), none appears in `/metrics`, `/status.json`,
 /// the Maintenance page, the export or any file of the support bundle — not even when the

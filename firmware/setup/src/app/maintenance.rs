@@ -4,6 +4,7 @@ use boxidr_config::Config;
 use serde_json::Value;
 
 use super::{App, Ctx, internal, lock};
+use crate::credentials::{ct_eq, hex, random_hex};
 use crate::error::SetupError;
 use crate::forms::Changes;
 use crate::http::{Req, Resp};
@@ -14,6 +15,14 @@ use crate::support::{self, EXPORT_SECRET_NAMES, Scrubber};
 
 /// Largest configuration file accepted by the import.
 pub(crate) const MAX_IMPORT_BYTES: usize = 256 * 1024;
+
+/// Scrape tokens start with this, so a leaked one is recognisable in a log or a repository.
+pub(crate) const METRICS_TOKEN_PREFIX: &str = "boxidr_metrics_";
+
+/// SHA-256 of a scrape token, as stored (hex).
+pub(crate) fn token_hash(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
 
 /// Content type of the Prometheus text exposition format.
 pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -80,6 +89,7 @@ impl App {
                 notice,
                 import_error,
                 &secrets,
+                self.metrics_token_set(),
             ),
         )
     }
@@ -139,6 +149,99 @@ impl App {
             }
             Err(e) => refuse(format!("Saving failed, nothing was changed: {e}")),
         }
+    }
+
+    /// `GET /metrics` with `Authorization: Bearer <token>`: the scrape token is compared by its
+    /// SHA-256 in constant time; anything else is a 401 that names the scheme. A random 256-bit
+    /// token needs no slow hash (nothing to guess), unlike the admin password.
+    pub(super) fn metrics_with_token(&self, req: &Req) -> Resp {
+        let refuse = |why: &str| {
+            Resp::text(401, "text/plain; charset=utf-8", format!("{why}\n"))
+                .with_header("WWW-Authenticate", "Bearer realm=\"boxidr metrics\"")
+        };
+        let Some(token) = req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return refuse("use Authorization: Bearer <scrape token>");
+        };
+        let stored = match self.block_on(self.store.get_secret(keys::METRICS_TOKEN_HASH.to_owned()))
+        {
+            Ok(stored) => stored,
+            Err(e) => return internal(&SetupError::from(e)),
+        };
+        match stored {
+            Some(hash) if ct_eq(&token_hash(token), &String::from_utf8_lossy(hash.expose())) => {
+                self.metrics()
+            }
+            Some(_) => {
+                tracing::warn!(client = %req.client, "Refused a metrics scrape with a wrong token.");
+                refuse("wrong scrape token")
+            }
+            None => refuse("no scrape token is set; generate one on the Maintenance page"),
+        }
+    }
+
+    /// `POST /maintenance/metrics-token`: `action=generate` makes a new token (the old one stops
+    /// working) and shows it once; `action=revoke` removes it.
+    pub(super) fn metrics_token(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let revoke = form.get("action").is_some_and(|a| a == "revoke");
+        let result = if revoke {
+            self.block_on(
+                self.store
+                    .delete_secret(keys::METRICS_TOKEN_HASH.to_owned()),
+            )
+            .map(|_| None)
+        } else {
+            let token = format!("{METRICS_TOKEN_PREFIX}{}", random_hex(32));
+            self.block_on(self.store.put_secrets(vec![(
+                keys::METRICS_TOKEN_HASH.to_owned(),
+                boxidr_store::Secret::new(token_hash(&token)),
+            )]))
+            .map(|()| Some(token))
+        };
+        match result {
+            Ok(Some(token)) => {
+                tracing::info!(client = %req.client, "New metrics scrape token generated.");
+                self.maintenance_page_with_token(req, ctx, &token)
+            }
+            Ok(None) => {
+                tracing::info!(client = %req.client, "Metrics scrape token revoked.");
+                self.maintenance_page(
+                    req,
+                    ctx,
+                    Some(("ok", "The scrape token is revoked.".to_owned())),
+                    None,
+                )
+            }
+            Err(e) => internal(&SetupError::from(e)),
+        }
+    }
+
+    /// The Maintenance page right after a token was made: the only time it is shown.
+    fn maintenance_page_with_token(&self, req: &Req, ctx: &Ctx, token: &str) -> Resp {
+        let resp = self.maintenance_page(
+            req,
+            ctx,
+            Some((
+                "ok",
+                format!(
+                    "New scrape token (shown only now; copy it into Prometheus): {token} — \
+                     any earlier token no longer works."
+                ),
+            )),
+            None,
+        );
+        resp.with_header("Cache-Control", "no-store")
+    }
+
+    /// Whether a scrape token is set (for the page).
+    pub(super) fn metrics_token_set(&self) -> bool {
+        self.block_on(self.store.get_secret(keys::METRICS_TOKEN_HASH.to_owned()))
+            .is_ok_and(|s| s.is_some())
     }
 
     /// `GET /metrics`: the Prometheus text the collector puts in its status snapshot.

@@ -313,6 +313,16 @@ impl Browser {
         self.finish(resp).await
     }
 
+    /// GET with extra headers and without this browser's cookies (a scraper, not a browser).
+    pub async fn get_as_tool(&mut self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.unwrap();
+        self.finish(resp).await
+    }
+
     /// POST of a form with this page's Origin.
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let origin = self.origin.clone();
