@@ -22,7 +22,8 @@ use crate::error::{Op, StorageResultExt, StoreError};
 use crate::schema::{self, decode_record, encode_record};
 use crate::types::{
     AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, PageCommit, PageOutcome,
-    QueuedRecord, Secret, SinkId, SinkStats, Stats, StoreOptions, UserEntry, validate_key,
+    QueuedRecord, ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, SinkStats, Stats,
+    StoreOptions, UserEntry, validate_key,
 };
 
 /// Most compaction rounds one [`StoreCore::compact`] runs (redb may need several to shrink).
@@ -201,6 +202,77 @@ impl StoreCore {
                 out.push(record);
             }
             Ok(out)
+        })
+    }
+
+    /// The pipelined reader of a sink: records after `after` (the sink's stored cursor when
+    /// `None`) within `limits`. `wanted` filters on the header alone: records it
+    /// refuses are passed over without their event being decoded, and
+    /// [`SinkBatch::through`] says how far the read looked, so the sink can acknowledge them.
+    /// One read transaction; nothing changes.
+    pub fn read_after(
+        &mut self,
+        sink: SinkId,
+        after: Option<u64>,
+        limits: ReadLimits,
+        wanted: Option<&RecordFilter>,
+    ) -> Result<SinkBatch, StoreError> {
+        let op = Op::ReadBatch;
+        let ReadLimits {
+            max_records,
+            max_bytes,
+            max_scan,
+        } = limits;
+        self.run(|_, db| {
+            let read = db.begin_read().op(op)?;
+            let after = match after {
+                Some(after) => after,
+                None => match open_read(&read, schema::SINK_CURSORS, op)? {
+                    Some(table) => table.get(sink.as_str()).op(op)?.map_or(0, |g| g.value()),
+                    None => 0,
+                },
+            };
+            let mut batch = SinkBatch {
+                after,
+                ..SinkBatch::default()
+            };
+            let Some(queue) = open_read(&read, schema::QUEUE, op)? else {
+                return Ok(batch);
+            };
+            let mut bytes = 0usize;
+            let mut scanned = 0usize;
+            for entry in queue.range(after.saturating_add(1)..).op(op)? {
+                if batch.records.len() >= max_records || scanned >= max_scan.max(1) {
+                    break;
+                }
+                let (key, value) = entry.op(op)?;
+                let (seq, value) = (key.value(), value.value());
+                if let Some(wanted) = wanted {
+                    let keep = schema::keep_record(value, wanted.as_ref()).map_err(|detail| {
+                        StoreError::Corrupt {
+                            op,
+                            table: "queue",
+                            key: seq.to_string(),
+                            detail,
+                        }
+                    })?;
+                    if !keep {
+                        scanned += 1;
+                        batch.through = Some(seq);
+                        continue;
+                    }
+                }
+                let record = decode(op, seq, value)?;
+                let size = record.event_json.len();
+                if !batch.records.is_empty() && bytes.saturating_add(size) > max_bytes {
+                    break;
+                }
+                bytes = bytes.saturating_add(size);
+                scanned += 1;
+                batch.through = Some(seq);
+                batch.records.push(record);
+            }
+            Ok(batch)
         })
     }
 

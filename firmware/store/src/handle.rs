@@ -20,7 +20,7 @@ use crate::core::StoreCore;
 use crate::error::{Op, StoreError};
 use crate::types::{
     AckOutcome, CompactReport, CursorKey, CursorState, PageCommit, PageOutcome, QueuedRecord,
-    Secret, SinkId, Stats, StoreOptions, UserEntry,
+    ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, Stats, StoreOptions, UserEntry,
 };
 
 /// Requests that may wait in the channel; more callers wait (asynchronously) for a slot.
@@ -148,6 +148,20 @@ impl Store {
     ) -> Result<Vec<QueuedRecord>, StoreError> {
         self.call(Op::ReadBatch, move |core| {
             core.read_batch(sink, max_records, max_bytes)
+        })
+        .await
+    }
+
+    /// See [`StoreCore::read_after`].
+    pub async fn read_after(
+        &self,
+        sink: SinkId,
+        after: Option<u64>,
+        limits: ReadLimits,
+        wanted: Option<RecordFilter>,
+    ) -> Result<SinkBatch, StoreError> {
+        self.call(Op::ReadBatch, move |core| {
+            core.read_after(sink, after, limits, wanted.as_ref())
         })
         .await
     }

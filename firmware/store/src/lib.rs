@@ -43,7 +43,8 @@ pub use handle::{REQUEST_QUEUE_DEPTH, Store};
 pub use types::{
     AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEFAULT_CACHE_BYTES,
     DEFAULT_QUOTA_BYTES, DEFAULT_SEEN_TTL, MAX_KEY_LEN, PageCommit, PageOutcome, QueuedRecord,
-    Secret, SinkId, SinkStats, Stats, StoreOptions, SweepWindow, UserEntry,
+    ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
+    SweepWindow, UserEntry,
 };
 
 /// Re-exported so callers can supply a [`BackendFactory`] without naming redb themselves.

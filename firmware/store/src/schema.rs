@@ -131,6 +131,35 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, Stri
     })
 }
 
+/// Only the `event_type` of a record header, borrowed where the JSON allows it.
+#[derive(Deserialize)]
+struct EventTypeOnly<'a> {
+    #[serde(default, borrow)]
+    event_type: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Applies `keep` to a `queue` value's `event_type` without decoding (or copying) the event:
+/// the filter of [`crate::StoreCore::read_after`]. Same format checks as [`decode_record`].
+pub(crate) fn keep_record(
+    bytes: &[u8],
+    keep: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
+) -> Result<bool, String> {
+    let (&format, rest) = bytes.split_first().ok_or("empty record")?;
+    if format == 0 || format > RECORD_FORMAT {
+        return Err(format!(
+            "record format {format} is not supported (this firmware reads 1..={RECORD_FORMAT})"
+        ));
+    }
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or("truncated header length")?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
+    let header = rest.get(..len).ok_or("truncated header")?;
+    let header: EventTypeOnly<'_> =
+        serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
+    Ok(keep(header.event_type.as_deref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +195,21 @@ mod tests {
         let decoded = decode_record(1, &bytes).unwrap();
         assert_eq!(decoded.event_type, None);
         assert_eq!(decoded.event_json, "{}");
+    }
+
+    /// The filter sees the header's event type (or `None`) without the event being decoded.
+    #[test]
+    fn filter_reads_the_header_only() {
+        let bytes = encode_record(&record()).unwrap();
+        let login = |t: Option<&str>| t == Some("LOGIN");
+        assert!(keep_record(&bytes, &login).unwrap());
+        let mut other = record();
+        other.event_type = None;
+        let bytes = encode_record(&other).unwrap();
+        assert!(!keep_record(&bytes, &login).unwrap());
+        assert!(keep_record(&bytes, &|t: Option<&str>| t.is_none()).unwrap());
+        assert!(keep_record(&[9, 0, 0, 0, 0], &login).is_err());
+        assert!(keep_record(&[1, 200, 0, 0, 0, b'{'], &login).is_err());
     }
 
     /// Unknown formats and truncated records are refused with a reason, not a panic.

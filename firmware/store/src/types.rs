@@ -198,6 +198,34 @@ pub struct QueuedRecord {
     pub event_json: String,
 }
 
+/// Which records a sink wants, judged from the record's header alone (its Box `event_type`,
+/// `None` when the header has none), so a sink that takes a quarter of the events (the
+/// Collector takes logins) never decodes or copies the other three quarters.
+pub type RecordFilter = std::sync::Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
+/// Bounds of one [`crate::StoreCore::read_after`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Most records returned.
+    pub max_records: usize,
+    /// Most bytes of event JSON returned (at least one record is, if any is wanted).
+    pub max_bytes: usize,
+    /// Most records looked at, returned or passed over by the filter (at least one).
+    pub max_scan: usize,
+}
+
+/// What [`crate::StoreCore::read_after`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SinkBatch {
+    /// The position the read started after: the one asked for, or the sink's stored cursor.
+    pub after: u64,
+    /// The records the filter kept, in sequence order.
+    pub records: Vec<QueuedRecord>,
+    /// The last sequence the read looked at, kept or not (`None`: nothing after `after`). A
+    /// sink that delivered every kept record may acknowledge up to here.
+    pub through: Option<u64>,
+}
+
 /// A downstream consumer of the queue, with its own cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SinkId {

@@ -520,6 +520,68 @@ fn read_batch_respects_limits() {
     assert_eq!(rest.iter().map(|r| r.seq).collect::<Vec<_>>(), [5]);
 }
 
+/// read_after starts after the given position (or the stored cursor), passes over what the
+/// filter refuses without returning it, and says how far it looked, within its scan bound.
+#[test]
+fn read_after_filters_on_the_header() {
+    let disk = MemDisk::new();
+    let mut core = open_mem(&disk);
+    // seq 1..=3 LOGIN, 4..=8 UPLOAD, 9..=10 LOGIN
+    let mut events: Vec<_> = ["a", "b", "c"].iter().map(|id| event(id)).collect();
+    events.extend((0..5).map(|i| big_event(&format!("u{i}"), 10)));
+    events.extend(["d", "e"].iter().map(|id| event(id)));
+    core.commit_page(PageCommit {
+        cursor: streaming(),
+        events,
+        next_position: Some(pos("1")),
+        last_created_at: None,
+        window: None,
+        collected_at_ms: 1,
+    })
+    .unwrap();
+    let logins: boxidr_store::RecordFilter =
+        std::sync::Arc::new(|t: Option<&str>| t == Some("LOGIN"));
+    let limits = |max_records, max_scan| boxidr_store::ReadLimits {
+        max_records,
+        max_bytes: usize::MAX,
+        max_scan,
+    };
+    let seqs = |b: &boxidr_store::SinkBatch| b.records.iter().map(|r| r.seq).collect::<Vec<_>>();
+
+    let b = core
+        .read_after(SinkId::Collector, None, limits(100, 100), Some(&logins))
+        .unwrap();
+    assert_eq!(
+        (b.after, seqs(&b), b.through),
+        (0, vec![1, 2, 3, 9, 10], Some(10))
+    );
+    // From a position ahead of the stored cursor (pipelined reads), two records at most.
+    let b = core
+        .read_after(SinkId::Collector, Some(2), limits(2, 100), Some(&logins))
+        .unwrap();
+    assert_eq!((b.after, seqs(&b), b.through), (2, vec![3, 9], Some(9)));
+    // The scan bound stops inside the uploads: nothing returned, but passed over up to 6.
+    let b = core
+        .read_after(SinkId::Collector, Some(3), limits(100, 3), Some(&logins))
+        .unwrap();
+    assert_eq!((seqs(&b), b.through), (vec![], Some(6)));
+    // Without a filter everything comes back; after the newest, nothing.
+    let b = core
+        .read_after(SinkId::LogSearch, Some(7), limits(100, 100), None)
+        .unwrap();
+    assert_eq!((seqs(&b), b.through), (vec![8, 9, 10], Some(10)));
+    let b = core
+        .read_after(SinkId::LogSearch, Some(10), limits(100, 100), None)
+        .unwrap();
+    assert_eq!((seqs(&b), b.through), (vec![], None));
+    // None starts at the stored cursor.
+    core.ack(SinkId::Collector, 9).unwrap();
+    let b = core
+        .read_after(SinkId::Collector, None, limits(100, 100), Some(&logins))
+        .unwrap();
+    assert_eq!((b.after, seqs(&b)), (9, vec![10]));
+}
+
 /// Stats report the oldest record some enabled sink still has to deliver.
 #[test]
 fn stats_oldest_pending() {
