@@ -97,6 +97,19 @@ impl Render for Renderer {
             SinkId::LogSearch => rendered.raw,
         }
     }
+
+    /// The Collector only takes ingress events (logins): the store passes over the rest
+    /// without decoding them. A record whose header has no type is read (render decides).
+    fn wanted(&self, sink: SinkId) -> Option<boxidr_store::RecordFilter> {
+        let oauth = self.settings.oauth_as_ingress;
+        (sink == SinkId::Collector).then(|| {
+            let filter: boxidr_store::RecordFilter = Arc::new(move |event_type: Option<&str>| {
+                event_type
+                    .is_none_or(|t| boxidr_normalize::ingress_result(Some(t), oauth).is_some())
+            });
+            filter
+        })
+    }
 }
 
 /// Where each part reports; the health model and the status output read these.

@@ -6,20 +6,29 @@
 //! The Collector's UEF listener never answers: TCP gives no application-level acknowledgement,
 //! and an invalid line is dropped without a word (CONTRACT.md §1.1, §1.4). So this sink calls a
 //! batch delivered when its bytes were written *and flushed* to the TLS connection and the
-//! connection then stayed up for a short *confirm window* ([`CollectorSettings::confirm_window`])
-//! without the peer closing or resetting it. That window catches the common failure where the
-//! Collector accepts a batch into its socket buffer and then drops the connection (restart,
-//! crash, listener reset): the whole batch is sent again on a new connection (duplicates bounded
-//! by one batch). It cannot catch a Collector that reads the bytes and loses them later, or a
-//! connection that dies after the window: bytes the peer's kernel accepted but its process never
-//! read are then lost. The verifier's canary (Log Search query) is what turns "written" into
-//! "seen in InsightIDR".
+//! connection then stayed up for a *confirm window* ([`CollectorSettings::confirm_window`],
+//! 200 ms) without the peer closing or resetting it. That window catches the common failure
+//! where the Collector accepts a batch into its socket buffer and then drops the connection
+//! (restart, crash, listener reset): every batch still inside its window is sent again on a
+//! new connection. It cannot catch a Collector that reads the bytes and loses them later, or a
+//! connection that dies after the window: bytes the peer's kernel accepted but its process
+//! never read are then lost. The verifier's canary (Log Search query) is what turns "written"
+//! into "seen in InsightIDR".
 //!
-//! Before each write the connection is checked without blocking for a close or reset that
-//! already arrived (a Collector that restarted while we were idle), so a batch is not written
-//! into a dead connection when that is knowable. TCP keepalive and `TCP_USER_TIMEOUT` detect a
-//! peer that vanished; a write deadline bounds a stalled one.
+//! # Pipelined
+//!
+//! The window does not stall the stream: batches are written back to back while earlier ones
+//! wait out their window, and the connection is watched for a close or reset all along. What
+//! is outstanding is bounded by [`CollectorSettings::window_records`] and
+//! [`CollectorSettings::window_bytes`]; after a reset everything not yet confirmed goes again
+//! (duplicates bounded by that window, never loss).
+//!
+//! Before a batch is written on a connection that sat idle, it is checked without blocking for
+//! a close or reset that already arrived (a Collector that restarted while we were idle), so a
+//! batch is not written into a dead connection when that is knowable. TCP keepalive and
+//! `TCP_USER_TIMEOUT` detect a peer that vanished; a write deadline bounds a stalled one.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,13 +37,14 @@ use std::time::Duration;
 use boxidr_store::SinkId;
 use futures_util::FutureExt;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::error::SetupError;
 use crate::render::Rendered;
-use crate::sink::{Delivery, Sink, SinkError};
+use crate::sink::{Delivery, Sink, SinkError, Window};
 
 /// How the Collector connection is protected.
 #[derive(Clone, PartialEq, Eq)]
@@ -83,6 +93,10 @@ pub struct CollectorSettings {
     pub keepalive: Duration,
     /// How long the connection must stay up after a flushed batch before it is acknowledged.
     pub confirm_window: Duration,
+    /// Most lines written or waiting to be, and not yet confirmed.
+    pub window_records: usize,
+    /// Most bytes of those lines.
+    pub window_bytes: usize,
 }
 
 impl CollectorSettings {
@@ -96,6 +110,8 @@ impl CollectorSettings {
             write_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(10),
             confirm_window: Duration::from_millis(200),
+            window_records: 8192,
+            window_bytes: 4 * 1024 * 1024,
         }
     }
 
@@ -148,13 +164,45 @@ pub fn tls_config_for_ca(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Set
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
+/// The two halves of one Collector connection: the writer streams lines, the reader only ever
+/// sees a close, a reset or an alert (the Collector never sends data).
+struct Conn {
+    reader: ReadHalf<Box<dyn Io>>,
+    writer: WriteHalf<Box<dyn Io>>,
+}
+
+type Connecting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn Io>, SinkError>> + Send>>;
+
+/// A submitted batch, framed, waiting for (the rest of) its write.
+struct Framed {
+    through: u64,
+    bytes: Vec<u8>,
+    sent: u64,
+    rejected: u64,
+}
+
+/// A flushed batch waiting out its confirm window.
+struct Unconfirmed {
+    through: u64,
+    sent: u64,
+    rejected: u64,
+    confirm_at: Instant,
+}
+
 /// The Collector sink: one persistent connection, newline-delimited JSON, reconnect on error.
 pub struct CollectorSink {
     settings: CollectorSettings,
     tls: Option<(TlsConnector, ServerName<'static>)>,
-    conn: Option<Box<dyn Io>>,
-    /// Scratch buffer for one batch, reused.
-    buffer: Vec<u8>,
+    conn: Option<Conn>,
+    /// A connection being made (kept when [`Sink::progress`] is cancelled meanwhile).
+    connecting: Option<Connecting>,
+    /// Batches not yet fully written, oldest first; `written` bytes of the front are out.
+    queue: VecDeque<Framed>,
+    written: usize,
+    /// When the front batch's write began (the write deadline runs from there).
+    write_started: Option<Instant>,
+    unconfirmed: VecDeque<Unconfirmed>,
 }
 
 impl fmt::Debug for CollectorSink {
@@ -186,7 +234,11 @@ impl CollectorSink {
             settings,
             tls,
             conn: None,
-            buffer: Vec::new(),
+            connecting: None,
+            queue: VecDeque::new(),
+            written: 0,
+            write_started: None,
+            unconfirmed: VecDeque::new(),
         })
     }
 
@@ -226,51 +278,53 @@ impl CollectorSink {
         }
     }
 
-    /// Writes and flushes the buffer, then watches the connection for the confirm window.
-    async fn send_buffer(&mut self) -> Result<(), SinkError> {
-        let target = self.target();
-        if let Some(conn) = self.conn.as_mut()
-            && !peer_alive_now(conn.as_mut())
-        {
-            tracing::info!(collector = %target, "Collector closed the idle connection; reconnecting.");
-            self.conn = None;
-        }
-        if self.conn.is_none() {
-            self.conn = Some(Self::connect(&self.settings, self.tls.as_ref()).await?);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(SinkError::transient("no Collector connection"));
-        };
-        let write = async {
-            conn.write_all(&self.buffer).await?;
-            conn.flush().await
-        };
-        match tokio::time::timeout(self.settings.write_timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                self.conn = None;
-                return Err(SinkError::transient(format!(
-                    "writing to the Collector at {target}: {e}"
-                )));
-            }
-            Err(_) => {
-                self.conn = None;
-                return Err(SinkError::transient(format!(
-                    "writing to the Collector at {target}: not accepted within {:?}",
-                    self.settings.write_timeout
-                )));
-            }
-        }
-        match confirm(conn.as_mut(), self.settings.confirm_window).await {
-            Ok(()) => Ok(()),
-            Err(why) => {
-                self.conn = None;
-                Err(SinkError::transient(format!(
-                    "the Collector at {target} {why} right after a batch; it is sent again"
-                )))
-            }
+    fn failed(&mut self, message: String) -> Delivery {
+        self.conn = None;
+        Delivery {
+            error: Some(SinkError::transient(message)),
+            ..Delivery::default()
         }
     }
+
+    /// Batches whose window has passed, as one report (`None`: none yet).
+    fn confirmed(&mut self, now: Instant) -> Option<Delivery> {
+        let mut delivery = Delivery::default();
+        while let Some(front) = self.unconfirmed.front()
+            && front.confirm_at <= now
+        {
+            delivery.through = Some(front.through);
+            delivery.sent += front.sent;
+            delivery.rejected += front.rejected;
+            self.unconfirmed.pop_front();
+        }
+        delivery.through.is_some().then_some(delivery)
+    }
+
+    /// The front batch is out and flushed: its window starts now. A batch with nothing to send
+    /// is confirmed with the one before it.
+    fn flushed(&mut self, now: Instant) {
+        if let Some(done) = self.queue.pop_front() {
+            let confirm_at = if done.bytes.is_empty() {
+                self.unconfirmed.back().map_or(now, |u| u.confirm_at)
+            } else {
+                now + self.settings.confirm_window
+            };
+            self.unconfirmed.push_back(Unconfirmed {
+                through: done.through,
+                sent: done.sent,
+                rejected: done.rejected,
+                confirm_at,
+            });
+        }
+        self.written = 0;
+        self.write_started = None;
+    }
+}
+
+/// One step of writing the front batch.
+enum Step {
+    Wrote(usize),
+    Flushed,
 }
 
 /// Keepalive and a bound on unacknowledged data, best effort (the OS may refuse either).
@@ -292,7 +346,7 @@ fn tune_socket(tcp: &TcpStream, settings: &CollectorSettings) {
 /// A non-blocking look at the connection: `false` when the peer already closed or reset it.
 /// The Collector never sends application data, so anything readable is a close, an alert or
 /// noise (discarded).
-fn peer_alive_now(conn: &mut dyn Io) -> bool {
+fn peer_alive_now(conn: &mut ReadHalf<Box<dyn Io>>) -> bool {
     let mut scratch = [0u8; 512];
     loop {
         match conn.read(&mut scratch).now_or_never() {
@@ -303,30 +357,23 @@ fn peer_alive_now(conn: &mut dyn Io) -> bool {
     }
 }
 
-/// Watches the connection for `window`: `Err` when the peer closes or resets it meanwhile.
-async fn confirm(conn: &mut dyn Io, window: Duration) -> Result<(), &'static str> {
-    let deadline = tokio::time::Instant::now() + window;
-    let mut scratch = [0u8; 512];
-    loop {
-        match tokio::time::timeout_at(deadline, conn.read(&mut scratch)).await {
-            Err(_) => return Ok(()),
-            Ok(Ok(0)) => return Err("closed the connection"),
-            Ok(Err(_)) => return Err("reset the connection"),
-            Ok(Ok(_)) => {}
-        }
-    }
-}
-
 impl Sink for CollectorSink {
     fn id(&self) -> SinkId {
         SinkId::Collector
     }
 
-    async fn deliver(&mut self, batch: &[Rendered]) -> Delivery {
-        self.buffer.clear();
+    fn window(&self) -> Window {
+        Window {
+            records: self.settings.window_records.max(1),
+            bytes: self.settings.window_bytes.max(1),
+        }
+    }
+
+    fn submit(&mut self, batch: Vec<Rendered>, through: u64) {
         let (mut sent, mut rejected) = (0u64, 0u64);
+        let mut bytes = Vec::new();
         for record in batch {
-            let Some(line) = &record.line else { continue };
+            let Some(line) = record.line else { continue };
             if line.is_empty() || line.contains(['\n', '\r']) {
                 // One line per event is the only framing the Collector has: never split one.
                 tracing::warn!(
@@ -336,39 +383,127 @@ impl Sink for CollectorSink {
                 rejected += 1;
                 continue;
             }
-            self.buffer.extend_from_slice(line.as_bytes());
-            self.buffer.push(b'\n');
+            bytes.reserve(line.len() + 1);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
             sent += 1;
         }
-        let through = batch.last().map(|r| r.seq);
-        if sent == 0 {
-            return Delivery {
-                through,
-                sent,
-                rejected,
-                error: None,
+        self.queue.push_back(Framed {
+            through,
+            bytes,
+            sent,
+            rejected,
+        });
+    }
+
+    async fn progress(&mut self) -> Delivery {
+        let target = self.target();
+        let mut scratch = [0u8; 512];
+        loop {
+            if let Some(delivery) = self.confirmed(Instant::now()) {
+                return delivery;
+            }
+            // Batches with nothing to send need no connection.
+            while self.queue.front().is_some_and(|f| f.bytes.is_empty()) {
+                self.flushed(Instant::now());
+            }
+            if self.queue.is_empty() && self.unconfirmed.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            if !self.queue.is_empty() && self.written == 0 && self.unconfirmed.is_empty() {
+                if let Some(conn) = self.conn.as_mut()
+                    && !peer_alive_now(&mut conn.reader)
+                {
+                    tracing::info!(collector = %target, "Collector closed the idle connection; reconnecting.");
+                    self.conn = None;
+                }
+                if self.conn.is_none() {
+                    // Kept across calls: the loop's other events must not restart a handshake.
+                    let connecting = self.connecting.get_or_insert_with(|| {
+                        let (settings, tls) = (self.settings.clone(), self.tls.clone());
+                        Box::pin(async move { Self::connect(&settings, tls.as_ref()).await })
+                    });
+                    let connected = connecting.await;
+                    self.connecting = None;
+                    match connected {
+                        Ok(io) => {
+                            let (reader, writer) = tokio::io::split(io);
+                            self.conn = Some(Conn { reader, writer });
+                        }
+                        Err(error) => {
+                            return Delivery {
+                                error: Some(error),
+                                ..Delivery::default()
+                            };
+                        }
+                    }
+                }
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                // Unconfirmed batches without a connection cannot happen (a failure resets);
+                // treat it as one.
+                return self.failed(format!(
+                    "the connection to the Collector at {target} is gone"
+                ));
             };
+            if !self.queue.is_empty() && self.write_started.is_none() {
+                self.write_started = Some(Instant::now());
+            }
+            let write_deadline = self
+                .write_started
+                .map(|started| started + self.settings.write_timeout);
+            let confirm_at = self.unconfirmed.front().map(|u| u.confirm_at);
+            let front = self.queue.front().map(|f| &f.bytes[self.written..]);
+            let Conn { reader, writer } = conn;
+            let step = async {
+                match front {
+                    Some(rest) if !rest.is_empty() => writer.write(rest).await.map(Step::Wrote),
+                    Some(_) => writer.flush().await.map(|()| Step::Flushed),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                read = reader.read(&mut scratch) => match read {
+                    Ok(0) => return self.failed(format!("the Collector at {target} closed the connection; unconfirmed batches are sent again")),
+                    Err(_) => return self.failed(format!("the Collector at {target} reset the connection; unconfirmed batches are sent again")),
+                    // Never data from a Collector: an alert or noise, discarded.
+                    Ok(_) => {}
+                },
+                step = step => match step {
+                    Ok(Step::Wrote(0)) => return self.failed(format!("writing to the Collector at {target}: connection closed")),
+                    Ok(Step::Wrote(n)) => self.written += n,
+                    Ok(Step::Flushed) => self.flushed(Instant::now()),
+                    Err(e) => return self.failed(format!("writing to the Collector at {target}: {e}")),
+                },
+                () = sleep_until_opt(write_deadline) => return self.failed(format!(
+                    "writing to the Collector at {target}: not accepted within {:?}",
+                    self.settings.write_timeout
+                )),
+                () = sleep_until_opt(confirm_at) => {}
+            }
         }
-        match self.send_buffer().await {
-            Ok(()) => Delivery {
-                through,
-                sent,
-                rejected,
-                error: None,
-            },
-            Err(error) => Delivery {
-                through: None,
-                sent: 0,
-                rejected: 0,
-                error: Some(error),
-            },
-        }
+    }
+
+    fn reset(&mut self) {
+        self.connecting = None;
+        self.queue.clear();
+        self.unconfirmed.clear();
+        self.written = 0;
+        self.write_started = None;
     }
 
     async fn close(&mut self) {
         if let Some(mut conn) = self.conn.take() {
             // close_notify, bounded: a dead peer must not hold up shutdown.
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.shutdown()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.writer.shutdown()).await;
         }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -8,9 +8,12 @@
 //! - [`sink`]: the [`Sink`] trait between the loop and a transport: a batch in, the delivered
 //!   prefix out, with a transient or configuration error.
 //! - [`collector`]: [`CollectorSink`], newline-delimited UEF JSON over one persistent TLS
-//!   connection trusting the uploaded `Rapid7CA.pem`.
-//! - [`logsearch`]: [`LogSearchSink`], one `POST /v1/noformat/<token>` per record, pipelined.
-//! - [`forwarder`]: [`Forwarder`], the per-sink loop: read, render, send, ack, wait, back off.
+//!   connection trusting the uploaded `Rapid7CA.pem`, batches streamed back to back while
+//!   earlier ones wait out their confirm window.
+//! - [`logsearch`]: [`LogSearchSink`], one `POST /v1/noformat/<token>` per record, many in
+//!   flight (HTTP/2 streams over a few connections when negotiated).
+//! - [`forwarder`]: [`Forwarder`], the per-sink loop: read ahead of the cursor, render, submit
+//!   into the sink's window, ack the delivered prefix every 100 ms, wait, back off.
 //! - [`status`]: [`SinkStatus`], what each loop publishes on a `watch` channel for health.
 //! - [`backoff`]: the capped, jittered exponential schedule.
 //! - [`verify`]: [`Verifier`], Platform API key check and canary search through Log Search.
@@ -22,8 +25,10 @@
 //!   the Collector when the batch was written, flushed and the connection stayed up for the
 //!   confirm window (TCP has no application-level acknowledgement: see [`collector`]). The store
 //!   deletes a record once every enabled sink has passed it.
-//! - **Duplicates bounded by one batch.** After any error the unacknowledged rest of the batch
-//!   is sent again; nothing beyond one batch (`max_records`) is ever re-sent.
+//! - **Duplicates bounded by the window.** After an error or a crash what was read and not
+//!   acknowledged is sent again: at most [`ForwarderOptions::max_unacked`] records per sink.
+//! - **A WAN costs latency, not throughput.** Reads run ahead of the cursor and the sinks keep
+//!   a window on the wire, bounded by count and bytes ([`Window`]).
 //! - **Sinks are independent.** Each sink has its own task, cursor, backoff and status; a sink
 //!   that is down never holds back the other.
 //! - **Never spin.** Failures wait a capped, jittered exponential backoff (or `Retry-After`);
@@ -51,6 +56,6 @@ pub use error::SetupError;
 pub use forwarder::{Forwarder, ForwarderOptions};
 pub use logsearch::{LogSearchSettings, LogSearchSink, LogToken, TrustRoots};
 pub use render::{Render, Rendered};
-pub use sink::{Delivery, Sink, SinkError};
+pub use sink::{Delivery, Sink, SinkError, Window};
 pub use status::{SinkState, SinkStatus};
 pub use verify::{ApiKey, CanaryOutcome, Verifier, VerifierSettings, VerifyError};

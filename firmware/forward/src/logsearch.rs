@@ -1,11 +1,22 @@
 //! The Log Search sink: each raw record is one `POST <ingest_base>/v1/noformat/<token>`
-//! (CONTRACT.md §2.4). A 2xx is a real acknowledgement.
+//! (CONTRACT.md §2.4). A 2xx is a real acknowledgement: "delivered" means Log Search answered
+//! 2xx to the request that carried that one record.
 //!
 //! Whether one request may carry several entries is not known for the real service (§2.4 and
-//! §6.5 list it as a gap), so each record is its own request. Requests are pipelined with a
-//! bounded concurrency; results are taken in queue order and only the contiguous prefix of
-//! delivered records is acknowledged, so a failure re-sends at most the requests that were in
-//! flight after it (fewer than one batch).
+//! §6.5 list it as a gap), so each record is its own request and an event never ends up inside
+//! another event's entry. Throughput over a WAN comes from having many requests in flight
+//! instead: HTTP/2 (negotiated by ALPN) multiplexes [`LogSearchSettings::streams`] requests on
+//! each of [`LogSearchSettings::connections`] connections; until a response shows HTTP/2 was
+//! negotiated, and for good if the endpoint only speaks HTTP/1.1, at most
+//! [`LogSearchSettings::concurrency`] requests are in flight (each one its own keep-alive
+//! connection). Requests in flight are bounded by count and by body bytes.
+//!
+//! Results are taken in queue order and only the contiguous prefix of delivered records is
+//! acknowledged. When a request fails, the requests already in flight are let finish: those
+//! answered 2xx are remembered and not sent again when the loop re-submits from the failed
+//! record, so a 503 storm causes retries, not duplicates. A reset or timeout of the
+//! connection itself loses the answers of what was in flight: those records are sent again
+//! (duplicates bounded by the window, never loss).
 //!
 //! Responses: 2xx = delivered; 408, 429, 5xx, timeouts and connection errors = retry later
 //! (`Retry-After` honoured); 413 = this record is too large for the service: counted as rejected
@@ -15,17 +26,21 @@
 //! The log token is part of the URL: the URL is never logged, never put in an error and never
 //! shown by `Debug`.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use boxidr_store::SinkId;
-use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use url::Url;
 
 use crate::error::SetupError;
 use crate::render::Rendered;
-use crate::sink::{Delivery, Sink, SinkError};
+use crate::sink::{Delivery, Sink, SinkError, Window};
 
 /// Sent on every request.
 pub const USER_AGENT: &str = concat!("boxidr/", env!("CARGO_PKG_VERSION"));
@@ -83,8 +98,16 @@ pub struct LogSearchSettings {
     pub connect_timeout: Duration,
     /// Bound on one whole request.
     pub request_timeout: Duration,
-    /// Requests in flight at once.
+    /// Requests in flight at once over HTTP/1.1 (one keep-alive connection each), and before
+    /// HTTP/2 is known to be negotiated.
     pub concurrency: usize,
+    /// HTTP/2 connections (each its own client and pool).
+    pub connections: usize,
+    /// Requests in flight per HTTP/2 connection (the server's own stream limit may be lower:
+    /// the client then queues).
+    pub streams: usize,
+    /// Most bytes of request bodies in flight.
+    pub max_bytes_in_flight: usize,
 }
 
 impl LogSearchSettings {
@@ -97,6 +120,9 @@ impl LogSearchSettings {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             concurrency: 4,
+            connections: 8,
+            streams: 128,
+            max_bytes_in_flight: 2 * 1024 * 1024,
         }
     }
 
@@ -141,12 +167,39 @@ pub fn http_client(
         .map_err(|e| SetupError::Client(error_chain(&e.without_url())))
 }
 
+type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// One finished item of the in-flight queue, in submission order.
+enum Done {
+    /// A record: its outcome (`None`: nothing to send) and the HTTP version that answered.
+    Record {
+        seq: u64,
+        outcome: Option<Outcome>,
+        http2: bool,
+    },
+    /// The end of a submitted batch: everything up to `through` is covered.
+    End { through: u64 },
+}
+
 /// The Log Search sink.
 pub struct LogSearchSink {
-    client: reqwest::Client,
+    /// One client (one connection pool) per HTTP/2 connection; HTTP/1.1 uses the first.
+    clients: Vec<reqwest::Client>,
+    next_client: usize,
     /// Holds the token: never printed.
     url: Url,
     concurrency: usize,
+    streams: usize,
+    max_bytes: usize,
+    /// Set once a response came over HTTP/2.
+    http2: bool,
+    in_flight: FuturesOrdered<Pending>,
+    /// Records answered 2xx after an earlier one failed: not sent again when re-submitted.
+    delivered_ahead: BTreeSet<u64>,
+    /// The failure being reported once what was in flight behind it has finished.
+    failure: Option<SinkError>,
+    /// Progress gathered since the last report.
+    report: Delivery,
 }
 
 impl fmt::Debug for LogSearchSink {
@@ -154,56 +207,128 @@ impl fmt::Debug for LogSearchSink {
         f.debug_struct("LogSearchSink")
             .field("host", &self.url.host_str())
             .field("concurrency", &self.concurrency)
+            .field("connections", &self.clients.len())
+            .field("streams", &self.streams)
+            .field("http2", &self.http2)
             .finish_non_exhaustive()
     }
 }
 
 impl LogSearchSink {
-    /// Builds the client and the ingest URL; sends nothing yet.
+    /// Builds the clients and the ingest URL; sends nothing yet.
     pub fn new(settings: LogSearchSettings) -> Result<Self, SetupError> {
         let url = ingest_url(&settings.ingest_base, &settings.token)?;
-        let client = http_client(
-            &settings.roots,
-            settings.connect_timeout,
-            settings.request_timeout,
-        )?;
+        let clients = (0..settings.connections.max(1))
+            .map(|_| {
+                http_client(
+                    &settings.roots,
+                    settings.connect_timeout,
+                    settings.request_timeout,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            client,
+            clients,
+            next_client: 0,
             url,
             concurrency: settings.concurrency.max(1),
+            streams: settings.streams.max(1),
+            max_bytes: settings.max_bytes_in_flight.max(1),
+            http2: false,
+            in_flight: FuturesOrdered::new(),
+            delivered_ahead: BTreeSet::new(),
+            failure: None,
+            report: Delivery::default(),
         })
     }
 
-    /// The record's sequence and, when it had something to send, the outcome.
-    async fn send_one(&self, seq: u64, line: Option<String>) -> (u64, Option<Outcome>) {
-        let outcome = match line {
-            None => None,
-            Some(line) => Some(self.post(line).await),
-        };
-        (seq, outcome)
+    fn client(&mut self) -> reqwest::Client {
+        if !self.http2 {
+            return self.clients[0].clone();
+        }
+        self.next_client = (self.next_client + 1) % self.clients.len();
+        self.clients[self.next_client].clone()
     }
 
-    async fn post(&self, body: String) -> Outcome {
-        let response = self
-            .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .body(body)
-            .send()
-            .await;
-        match response {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = retry_after(response.headers());
-                // The body is not needed; dropping the response returns the connection.
-                classify(status, retry_after)
+    /// Folds one finished item into the report. `true`: report now (a configuration error).
+    fn take(&mut self, done: Done) -> bool {
+        let (seq, outcome) = match done {
+            Done::End { through } => {
+                if self.failure.is_none() {
+                    self.report.through = Some(through);
+                }
+                return false;
             }
-            Err(e) => Outcome::Retry {
+            Done::Record {
+                seq,
+                outcome,
+                http2,
+            } => {
+                self.http2 |= http2;
+                (seq, outcome)
+            }
+        };
+        if self.failure.is_some() {
+            // Behind a failure: remember what got through, so it is not sent twice.
+            if outcome == Some(Outcome::Delivered) {
+                self.delivered_ahead.insert(seq);
+            }
+            return false;
+        }
+        match outcome {
+            None => {}
+            Some(Outcome::Delivered) => self.report.sent += 1,
+            Some(Outcome::TooLarge) => {
+                tracing::warn!(
+                    seq,
+                    "Log Search refused a record as too large; passed and counted."
+                );
+                self.report.rejected += 1;
+            }
+            Some(Outcome::Retry {
+                message,
+                retry_after,
+            }) => {
+                self.failure = Some(SinkError::Transient {
+                    message,
+                    retry_after,
+                });
+                return false;
+            }
+            Some(Outcome::Config { reason }) => {
+                self.failure = Some(SinkError::Config { reason });
+                return true;
+            }
+        }
+        self.report.through = Some(seq);
+        false
+    }
+}
+
+/// Posts one record; the outcome and whether HTTP/2 answered.
+async fn post(client: reqwest::Client, url: Url, body: String) -> (Outcome, bool) {
+    let response = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/json")
+        .body(body)
+        .send()
+        .await;
+    match response {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let http2 = response.version() == reqwest::Version::HTTP_2;
+            let retry_after = retry_after(response.headers());
+            // The body is not needed; dropping the response returns the connection.
+            (classify(status, retry_after), http2)
+        }
+        Err(e) => (
+            Outcome::Retry {
                 message: format!("posting to Log Search: {}", error_chain(&e.without_url())),
                 retry_after: None,
             },
-        }
+            false,
+        ),
     }
 }
 
@@ -305,47 +430,97 @@ impl Sink for LogSearchSink {
         SinkId::LogSearch
     }
 
-    async fn deliver(&mut self, batch: &[Rendered]) -> Delivery {
-        let this = &*self;
-        // Owned items: a closure over borrowed records trips a rustc limitation on `Send`.
-        let items: Vec<(u64, Option<String>)> =
-            batch.iter().map(|r| (r.seq, r.line.clone())).collect();
-        let mut results = futures_util::stream::iter(items)
-            .map(|(seq, line)| this.send_one(seq, line))
-            .buffered(self.concurrency);
-        let mut delivery = Delivery::default();
-        while let Some((seq, outcome)) = results.next().await {
-            match outcome {
-                None => {}
-                Some(Outcome::Delivered) => delivery.sent += 1,
-                Some(Outcome::TooLarge) => {
-                    tracing::warn!(
+    fn window(&self) -> Window {
+        let records = if self.http2 {
+            self.streams.saturating_mul(self.clients.len())
+        } else {
+            self.concurrency
+        };
+        Window {
+            records,
+            bytes: self.max_bytes,
+        }
+    }
+
+    fn submit(&mut self, batch: Vec<Rendered>, through: u64) {
+        for record in batch {
+            let seq = record.seq;
+            let pending: Pending = match record.line {
+                Some(_) if self.delivered_ahead.remove(&seq) => Box::pin(async move {
+                    Done::Record {
                         seq,
-                        "Log Search refused a record as too large; passed and counted."
-                    );
-                    delivery.rejected += 1;
+                        outcome: Some(Outcome::Delivered),
+                        http2: false,
+                    }
+                }),
+                Some(line) => {
+                    let (client, url) = (self.client(), self.url.clone());
+                    Box::pin(
+                        post(client, url, line).map(move |(outcome, http2)| Done::Record {
+                            seq,
+                            outcome: Some(outcome),
+                            http2,
+                        }),
+                    )
                 }
-                Some(Outcome::Retry {
-                    message,
-                    retry_after,
-                }) => {
-                    delivery.error = Some(SinkError::Transient {
-                        message,
-                        retry_after,
-                    });
-                    break;
+                None => Box::pin(async move {
+                    Done::Record {
+                        seq,
+                        outcome: None,
+                        http2: false,
+                    }
+                }),
+            };
+            self.in_flight.push_back(pending);
+        }
+        self.in_flight
+            .push_back(Box::pin(async move { Done::End { through } }));
+    }
+
+    async fn progress(&mut self) -> Delivery {
+        loop {
+            // Wait for one, then take whatever else is already finished, without waiting
+            // (nothing is held across an await but `self`: cancel-safe).
+            let Some(first) = self.in_flight.next().await else {
+                if self.failure.is_some() || self.report.through.is_some() {
+                    return self.finish();
                 }
-                Some(Outcome::Config { reason }) => {
-                    delivery.error = Some(SinkError::Config { reason });
-                    break;
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let mut now = self.take(first);
+            while !now {
+                match self.in_flight.next().now_or_never() {
+                    Some(Some(done)) => now = self.take(done),
+                    _ => break,
                 }
             }
-            delivery.through = Some(seq);
+            let drained = self.in_flight.is_empty();
+            match &self.failure {
+                Some(SinkError::Config { .. }) => return self.finish(),
+                Some(SinkError::Transient { .. }) if drained => return self.finish(),
+                Some(SinkError::Transient { .. }) => {}
+                None if self.report.through.is_some() => return self.finish(),
+                None => {}
+            }
         }
-        delivery
+    }
+
+    fn reset(&mut self) {
+        self.in_flight = FuturesOrdered::new();
+        self.failure = None;
+        self.report = Delivery::default();
     }
 
     async fn close(&mut self) {}
+}
+
+impl LogSearchSink {
+    fn finish(&mut self) -> Delivery {
+        let mut report = std::mem::take(&mut self.report);
+        report.error = self.failure.clone();
+        report
+    }
 }
 
 #[cfg(test)]

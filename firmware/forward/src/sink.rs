@@ -7,30 +7,56 @@ use boxidr_store::SinkId;
 
 use crate::render::Rendered;
 
-/// A transport to InsightIDR. The forwarding loop ([`crate::Forwarder`]) owns one sink and
-/// hands it one rendered batch at a time, in queue order.
+/// A transport to InsightIDR, driven as a window: the forwarding loop ([`crate::Forwarder`])
+/// hands it rendered batches in queue order ([`Sink::submit`]) while earlier ones are still on
+/// the wire, and learns how far delivery got from [`Sink::progress`]. Over a WAN this is what
+/// keeps throughput from being (one batch) ÷ (round trip).
 pub trait Sink: Send {
     /// Which store cursor this sink advances.
     fn id(&self) -> SinkId;
 
-    /// Sends `batch` and reports the longest delivered *prefix*. Records whose `line` is `None`
-    /// count as delivered without being sent. The returned future must be safe to drop at any
-    /// point (shutdown): whatever was not reported as delivered is sent again later.
-    fn deliver(&mut self, batch: &[Rendered]) -> impl Future<Output = Delivery> + Send;
+    /// How much may be outstanding (submitted, not yet reported delivered) at once. The loop
+    /// submits no more while either bound is reached. It may change as the sink learns about
+    /// its peer (Log Search widens it once HTTP/2 is negotiated).
+    fn window(&self) -> Window;
+
+    /// Hands over the next records in queue order, `through` being the last sequence they
+    /// cover (records the reader passed over included): once every record of `batch` is
+    /// delivered, everything up to `through` is. Starts sending; never waits.
+    fn submit(&mut self, batch: Vec<Rendered>, through: u64);
+
+    /// Waits until the delivered prefix of what was submitted grows, or delivery fails, and
+    /// reports it. Records whose `line` is `None` count as delivered without being sent.
+    /// Cancel-safe (the loop selects on it); pending for ever while nothing is outstanding.
+    fn progress(&mut self) -> impl Future<Output = Delivery> + Send;
+
+    /// After a failure: forgets everything outstanding. The loop submits again from the first
+    /// record not reported delivered (what was on the wire may arrive twice: duplicates,
+    /// bounded by the window).
+    fn reset(&mut self);
 
     /// Closes connections politely (TLS `close_notify`); called once on shutdown.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-/// The result of [`Sink::deliver`].
+/// A sink's in-flight bounds (see [`Sink::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Most records with a line outstanding.
+    pub records: usize,
+    /// Most bytes of rendered lines outstanding (the sink holds them until delivered).
+    pub bytes: usize,
+}
+
+/// What [`Sink::progress`] reports.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Delivery {
-    /// Every record with `seq <= through` is delivered (or not for this sink, or rejected);
-    /// `None`: not even the first record.
+    /// Every submitted record with `seq <= through` is delivered (or not for this sink, or
+    /// rejected); `None`: no progress.
     pub through: Option<u64>,
-    /// Records inside the delivered prefix that were sent (a `line` was present and accepted).
+    /// Records that joined the delivered prefix with this report and were sent (a `line` was present and accepted).
     pub sent: u64,
-    /// Records inside the delivered prefix that the destination refused for good (e.g. HTTP
+    /// Records that joined the delivered prefix with this report that the destination refused for good (e.g. HTTP
     /// 413) or that could not be framed safely; counted and reported, never retried forever.
     pub rejected: u64,
     /// Why delivery stopped before the end of the batch, if it did.

@@ -43,12 +43,14 @@ async fn canary_seen_through_log_search() {
     let marker = canary_marker();
     let mut sink = logsearch(&sim);
     let line = format!(r#"{{"boxidr_kind":"canary","marker":"{marker}"}}"#);
-    let delivery = sink
-        .deliver(&[Rendered {
+    sink.submit(
+        vec![Rendered {
             seq: 1,
             line: Some(line),
-        }])
-        .await;
+        }],
+        1,
+    );
+    let delivery = sink.progress().await;
     assert_eq!((delivery.through, delivery.sent), (Some(1), 1));
 
     let v = verifier(&sim, &sim.config().api_key);

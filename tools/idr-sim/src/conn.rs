@@ -237,7 +237,9 @@ async fn serve_conn(
         if let Some(io) = preamble(&inner, surface, stream, reset.clone(), conn).await {
             match proto {
                 Proto::Lines => crate::lines::serve(&inner, surface, io, conn).await,
-                Proto::Http(router) => crate::http::serve(io, router).await,
+                Proto::Http(router) => {
+                    crate::http::serve(io, router, inner.config.h2_max_streams).await
+                }
             }
         }
     };

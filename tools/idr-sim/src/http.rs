@@ -56,12 +56,15 @@ const MAX_QUERIES: usize = 1000;
 /// Largest `per_page` accepted.
 const MAX_PER_PAGE: usize = 10_000;
 
-pub(crate) async fn serve(io: BoxIo, router: Router) {
+/// Serves one connection: HTTP/1.1, or HTTP/2 (ALPN `h2`, or the preface on plain TCP) with
+/// at most `h2_max_streams` concurrent streams, as a load balancer in front of the real
+/// endpoint would limit them.
+pub(crate) async fn serve(io: BoxIo, router: Router, h2_max_streams: u32) {
     let svc = TowerToHyperService::new(router);
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(io), svc)
-        .await
-    {
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http2().max_concurrent_streams(h2_max_streams);
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
         tracing::debug!(error = %e, "HTTP connection ended with an error.");
     }
 }

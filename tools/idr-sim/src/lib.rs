@@ -75,6 +75,9 @@ pub struct SimConfig {
     /// `true`: each non-empty line of a POST body is its own entry; `false` (default): one entry
     /// per request (real behaviour: gap).
     pub split_lines: bool,
+    /// Concurrent HTTP/2 streams per connection on the HTTP surfaces (128: what common load
+    /// balancers allow; the real endpoint's limit is not known).
+    pub h2_max_streams: u32,
     /// Time from receipt until a record is visible to Log Search queries.
     pub ingestion_delay: Duration,
     /// Serve the Collector UEF listener over TLS (else plain TCP).
@@ -106,6 +109,7 @@ impl Default for SimConfig {
             unknown_token: UnknownTokenBehaviour::AcceptAndDrop,
             body_limit: 1024 * 1024,
             split_lines: false,
+            h2_max_streams: 128,
             ingestion_delay: Duration::ZERO,
             uef_tls: true,
             token_tls: true,
@@ -311,7 +315,7 @@ impl IdrSim {
             })
         };
         let line_tls = Some(make(&[])?);
-        let http_tls = Some(make(&[b"http/1.1"])?);
+        let http_tls = Some(make(&[b"h2", b"http/1.1"])?);
 
         let uef_l = TcpListener::bind(listen.uef).await?;
         let token_l = TcpListener::bind(listen.token).await?;
