@@ -1,0 +1,316 @@
+//! Measures each InsightIDR sink alone across an emulated WAN: idr-sim on loopback behind a
+//! small TCP proxy that delays every chunk by half the added round trip in each direction.
+//!
+//! ```text
+//! cargo run --release -p boxidr-forward --example wan -- [--events N] [--rtt-ms 0,50] \
+//!     [--sink collector|logsearch|both] [--runs R]
+//! ```
+//!
+//! For each sink and added RTT it seeds a fresh store with N Box-shaped events (one in four a
+//! `LOGIN`, about 800 bytes each), runs the production sink with its default settings, and
+//! stops the clock when the sink's queue is empty (Log Search: every record answered 2xx;
+//! Collector: every login written, flushed and past its confirm window). It then checks at the
+//! simulator that every record arrived (lost and duplicates counted there) and prints a table,
+//! then one JSON line. Loopback only; a command that prints figures, not a test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: a failure should be loud
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boxidr_forward::{
+    CollectorSettings, CollectorSink, CollectorTransport, Forwarder, ForwarderOptions,
+    LogSearchSettings, LogSearchSink, LogToken, Render, Sink, TrustRoots,
+};
+use boxidr_model::{BoxEvent, StreamType};
+use boxidr_store::{
+    CursorKey, PageCommit, QueuedRecord, RecordFilter, SinkId, Store, StoreOptions,
+};
+use idr_sim::{IdrSim, Listen, SimConfig, SimHandle};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Logins become UEF lines for the Collector; every event goes to Log Search as it is.
+struct BenchRender;
+
+impl Render for BenchRender {
+    fn render(&self, sink: SinkId, record: &QueuedRecord) -> Option<String> {
+        match sink {
+            SinkId::Collector => (record.event_type.as_deref() == Some("LOGIN")).then(|| {
+                json!({
+                    "version": "v1", "event_type": "INGRESS_AUTHENTICATION",
+                    "time": "2024-05-02T21:03:11.000Z", "account": "jdoe", "account_domain": "CORP",
+                    "source_ip": "198.51.100.23", "authentication_result": "SUCCESS",
+                    "authentication_target": "Box",
+                    "custom_data": {"box_event_id": record.event_id.as_str()},
+                })
+                .to_string()
+            }),
+            SinkId::LogSearch => Some(record.event_json.clone()),
+        }
+    }
+
+    fn wanted(&self, sink: SinkId) -> Option<RecordFilter> {
+        (sink == SinkId::Collector).then(|| {
+            let filter: RecordFilter = Arc::new(|t: Option<&str>| t.is_none_or(|t| t == "LOGIN"));
+            filter
+        })
+    }
+}
+
+/// A loopback TCP proxy adding `one_way` to every chunk in each direction (RTT + 2 × one_way).
+async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, one_way));
+            tokio::spawn(pipe(sr, cw, one_way));
+        }
+    });
+    addr
+}
+
+/// Copies `from` to `to`, each chunk released `delay` after it was read.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((at, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx
+                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn seed(store: &Store, events: usize) -> usize {
+    let mut logins = 0;
+    let mut n = 0;
+    while n < events {
+        let page: Vec<BoxEvent> = (n..(n + 500).min(events))
+            .map(|i| {
+                let login = i % 4 == 0;
+                logins += usize::from(login);
+                BoxEvent::from_value(json!({
+                    "type": "event", "event_id": format!("ev-{i:08}"),
+                    "event_type": if login { "LOGIN" } else { "DOWNLOAD" },
+                    "created_at": "2024-05-02T14:03:11-07:00", "ip_address": "198.51.100.23",
+                    "created_by": {"type": "user", "id": "262196057", "name": "Jane Doe",
+                                   "login": "jdoe@example.com"},
+                    "source": {"type": "file", "id": "1234567890", "name": "quarterly-report.xlsx",
+                               "parent": {"type": "folder", "id": "987654321", "name": "Finance"}},
+                    "session_id": "c8d1f3a0b2e94f5e8a7b6c5d4e3f2a1b",
+                    "additional_details": {"service_id": "12345", "service_name": "Box Web App",
+                                           "size": 48213, "version_id": "1122334455",
+                                           "note": "x".repeat(300)},
+                }))
+                .unwrap()
+            })
+            .collect();
+        n += page.len();
+        store
+            .commit_page(PageCommit {
+                cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
+                events: page,
+                next_position: None,
+                last_created_at: None,
+                window: None,
+                collected_at_ms: 1_714_683_791_000,
+            })
+            .await
+            .unwrap();
+    }
+    logins
+}
+
+async fn pending(store: &Store, sink: SinkId) -> u64 {
+    let stats = store.stats().await.unwrap();
+    stats
+        .pending_per_sink
+        .iter()
+        .find(|s| s.sink == sink)
+        .map_or(0, |s| s.pending)
+}
+
+struct Figure {
+    sink: SinkId,
+    rtt_ms: u64,
+    events: usize,
+    lines: usize,
+    secs: f64,
+    lost: u64,
+    duplicates: u64,
+}
+
+async fn run_sink<S: Sink + 'static>(store: &Store, sink: S) -> f64 {
+    let id = sink.id();
+    let (forwarder, _status) = Forwarder::new(
+        store.clone(),
+        sink,
+        Arc::new(BenchRender),
+        ForwarderOptions::default(),
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let start = Instant::now();
+    let task = tokio::spawn(forwarder.run(stop_rx));
+    while pending(store, id).await > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stop.send_replace(true);
+    task.await.unwrap();
+    secs
+}
+
+async fn measure(sink: SinkId, rtt_ms: u64, events: usize) -> Figure {
+    let config = SimConfig {
+        logsearch_tls: true,
+        ..SimConfig::default()
+    };
+    let sim: SimHandle = IdrSim::start(config, Listen::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreOptions::new(dir.path().join("bench.redb")))
+        .await
+        .unwrap();
+    store.set_enabled_sinks(&[sink]).await.unwrap();
+    let logins = seed(&store, events).await;
+    let one_way = Duration::from_micros(rtt_ms * 500);
+    let ca = sim.ca_pem().into_bytes();
+    let (secs, lines) = match sink {
+        SinkId::Collector => {
+            let proxy = delay_proxy(sim.uef_addr(), one_way).await;
+            let settings = CollectorSettings::new(
+                "127.0.0.1",
+                proxy.port(),
+                CollectorTransport::Tls {
+                    ca_pem: ca,
+                    server_name: None,
+                },
+            );
+            let secs = run_sink(&store, CollectorSink::new(settings).unwrap()).await;
+            (secs, logins)
+        }
+        SinkId::LogSearch => {
+            let upstream: SocketAddr = sim
+                .logsearch_base()
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+                .parse()
+                .unwrap();
+            let proxy = delay_proxy(upstream, one_way).await;
+            let mut settings = LogSearchSettings::new(
+                format!("https://127.0.0.1:{}", proxy.port())
+                    .parse()
+                    .unwrap(),
+                LogToken::new(sim.config().tokens[0].clone()),
+            );
+            settings.roots = TrustRoots::CustomCa(ca);
+            let secs = run_sink(&store, LogSearchSink::new(settings).unwrap()).await;
+            (secs, events)
+        }
+    };
+    let counts = sim.delivery_counts();
+    let counts = match sink {
+        SinkId::Collector => counts.uef,
+        SinkId::LogSearch => counts.logsearch,
+    };
+    let delivered = counts.ids().len();
+    let figure = Figure {
+        sink,
+        rtt_ms,
+        events,
+        lines,
+        secs,
+        lost: u64::try_from(lines.saturating_sub(delivered)).unwrap_or(u64::MAX),
+        duplicates: counts.duplicates(),
+    };
+    sim.shutdown().await;
+    figure
+}
+
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let events: usize = arg(&args, "--events").map_or(20_000, |v| v.parse().unwrap());
+    let runs: usize = arg(&args, "--runs").map_or(1, |v| v.parse().unwrap());
+    let rtts: Vec<u64> = arg(&args, "--rtt-ms")
+        .unwrap_or("0,50")
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    let sinks = match arg(&args, "--sink").unwrap_or("both") {
+        "collector" => vec![SinkId::Collector],
+        "logsearch" => vec![SinkId::LogSearch],
+        _ => vec![SinkId::Collector, SinkId::LogSearch],
+    };
+    println!(
+        "{:<11} {:>7} {:>8} {:>7} {:>8} {:>10} {:>10} {:>5} {:>5}",
+        "sink", "rtt_ms", "events", "lines", "secs", "events/s", "lines/s", "lost", "dup"
+    );
+    let mut rows = Vec::new();
+    for &sink in &sinks {
+        for &rtt in &rtts {
+            for _ in 0..runs {
+                let f = measure(sink, rtt, events).await;
+                let eps = f.events as f64 / f.secs;
+                let lps = f.lines as f64 / f.secs;
+                println!(
+                    "{:<11} {:>7} {:>8} {:>7} {:>8.2} {:>10.0} {:>10.0} {:>5} {:>5}",
+                    f.sink.as_str(),
+                    f.rtt_ms,
+                    f.events,
+                    f.lines,
+                    f.secs,
+                    eps,
+                    lps,
+                    f.lost,
+                    f.duplicates
+                );
+                rows.push(json!({
+                    "sink": f.sink.as_str(), "rtt_ms": f.rtt_ms, "events": f.events,
+                    "lines": f.lines, "secs": f.secs, "events_per_sec": eps.round(),
+                    "lines_per_sec": lps.round(), "lost": f.lost, "duplicates": f.duplicates,
+                }));
+            }
+        }
+    }
+    println!("{}", json!({ "runs": rows }));
+}
