@@ -20,6 +20,8 @@ pub struct Context {
     pub not_collecting: Option<String>,
     pub clock: ClockFacts,
     pub gpio_error: Option<String>,
+    /// Why the last storage self-test failed, if it did.
+    pub storage_self_test: Option<String>,
 }
 
 pub fn now_ms() -> u64 {
@@ -39,10 +41,11 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
             reopens: s.reopens,
             error: None,
             repaired: s.repaired,
-            self_test_error: None,
+            self_test_error: context.storage_self_test.clone(),
         },
         Err(e) => StoreFacts {
             error: Some(e.to_string()),
+            self_test_error: context.storage_self_test.clone(),
             ..StoreFacts::default()
         },
     };

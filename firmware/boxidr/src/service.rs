@@ -35,6 +35,8 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 const RESTART_AFTER: Duration = Duration::from_secs(10);
 /// How often the users sync runs.
 const USERS_EVERY: Duration = Duration::from_secs(6 * 3600);
+/// How often the storage self-test runs after the one at start (RELIABILITY §6 scenario 16).
+const SELF_TEST_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// The latest status snapshot, shared with the setup page and the control socket.
 #[derive(Debug, Default)]
@@ -124,6 +126,9 @@ pub async fn serve_with(
         }
     };
     let started = Instant::now();
+    // The storage self-test at start and daily; a failure is a storage fault (ATTENTION 1).
+    let self_test = Arc::new(std::sync::Mutex::new(None::<String>));
+    let self_tests = tokio::spawn(run_self_tests(config.data_dir.clone(), self_test.clone()));
     let status = Arc::new(StatusCache::default());
     let (config_tx, mut config_rx) = watch::channel(Arc::new(config.clone()));
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<BoxConnection>();
@@ -253,7 +258,7 @@ pub async fn serve_with(
                     };
                     error!(%why, "Pipeline task stopped; restarting in {}s.", RESTART_AFTER.as_secs());
                     phase = Phase::NotConnected(format!("restarting after: {why}"));
-                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error), board.as_ref().ok()).await;
+                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test), board.as_ref().ok()).await;
                     tokio::time::sleep(RESTART_AFTER).await;
                     break true;
                 }
@@ -262,7 +267,7 @@ pub async fn serve_with(
                         info!("Clock synchronised.");
                         break true;
                     }
-                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error), board.as_ref().ok()).await;
+                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test), board.as_ref().ok()).await;
                 }
                 Some(event) = button_rx.recv() => {
                     if on_button(event, setup.as_ref(), &store, &config).await {
@@ -294,6 +299,7 @@ pub async fn serve_with(
     if let Ok(control) = control {
         control.abort();
     }
+    self_tests.abort();
     if let Ok(board) = board {
         // The LEDs show the documented "stopped" look.
         let _ = tokio::task::spawn_blocking(move || board.handle.stop()).await;
@@ -440,13 +446,40 @@ struct View<'a> {
     started: Instant,
     clock_wait: Option<Instant>,
     gpio_error: &'a Option<String>,
+    self_test: &'a std::sync::Mutex<Option<String>>,
 }
 
-fn view(started: Instant, clock_wait: Option<Instant>, gpio_error: &Option<String>) -> View<'_> {
+fn view<'a>(
+    started: Instant,
+    clock_wait: Option<Instant>,
+    gpio_error: &'a Option<String>,
+    self_test: &'a std::sync::Mutex<Option<String>>,
+) -> View<'a> {
     View {
         started,
         clock_wait,
         gpio_error,
+        self_test,
+    }
+}
+
+/// Runs the storage self-test ([`boxidr_store::self_test`]) now and every
+/// [`SELF_TEST_EVERY`], keeping the last failure in `result` for the health facts.
+async fn run_self_tests(dir: std::path::PathBuf, result: Arc<std::sync::Mutex<Option<String>>>) {
+    let mut every = tokio::time::interval(SELF_TEST_EVERY);
+    loop {
+        every.tick().await;
+        let probe_dir = dir.clone();
+        let outcome = tokio::task::spawn_blocking(move || boxidr_store::self_test(&probe_dir))
+            .await
+            .unwrap_or_else(|e| Err(format!("the self-test did not finish: {e}")));
+        match &outcome {
+            Ok(()) => info!("Storage self-test passed."),
+            Err(e) => error!(error = %e, "Storage self-test failed."),
+        }
+        *result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = outcome.err();
     }
 }
 
@@ -474,6 +507,11 @@ async fn publish(
             waiting_secs: view.clock_wait.map_or(0, |t| t.elapsed().as_secs()),
         },
         gpio_error: view.gpio_error.clone(),
+        storage_self_test: view
+            .self_test
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
     };
     let watches = match phase {
         Phase::Running(w) => Some(w),

@@ -169,6 +169,39 @@ fn clock_grace() {
     assert_eq!(h.components.clock.level, Level::Failing);
 }
 
+/// A failing storage self-test (scenario 16) is a storage fault: ATTENTION fast blink and code
+/// 1 on the button, the self-test's reason in the message; a reopen after an I/O error lights
+/// code 1 as well.
+#[test]
+fn storage_self_test_and_reopen_need_a_person() {
+    let mut f = all_well();
+    f.store.self_test_error = Some("fsync /var/lib/boxidr/.boxidr-selftest: EIO".to_owned());
+    let h = assess(&f);
+    assert!(h.has(ProblemCode::StorageFault), "{:?}", h.problems);
+    assert_eq!(
+        boxidr_health::attention_code(&h),
+        Some(boxidr_model::AttentionCode::StorageFault)
+    );
+    assert_eq!(led_frame(&h).attention, LedLook::FastBlink);
+    assert!(
+        h.problems
+            .iter()
+            .any(|p| p.message.contains("self-test failed: fsync"))
+    );
+    let mut f = all_well();
+    f.store.reopens = 2;
+    let h = assess(&f);
+    assert_eq!(
+        boxidr_health::attention_code(&h),
+        Some(boxidr_model::AttentionCode::StorageFault)
+    );
+    let metrics = boxidr_health::metrics(&f, &h);
+    assert!(
+        metrics.contains("boxidr_store_reopens_total 2"),
+        "{metrics}"
+    );
+}
+
 /// The overall verdict: critical beats setup, setup beats errors, information alone is fine.
 #[test]
 fn overall_levels() {

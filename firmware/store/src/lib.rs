@@ -34,12 +34,14 @@ pub mod durability;
 mod error;
 mod handle;
 pub mod schema;
+pub mod selftest;
 mod types;
 
 pub use backend::BackendFactory;
 pub use core::StoreCore;
 pub use error::{Op, StoreError};
 pub use handle::{REQUEST_QUEUE_DEPTH, Store};
+pub use selftest::self_test;
 pub use types::{
     AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEFAULT_CACHE_BYTES,
     DEFAULT_QUOTA_BYTES, DEFAULT_SEEN_TTL, MAX_KEY_LEN, PageCommit, PageOutcome, QueuedRecord,
