@@ -417,6 +417,113 @@ pub struct SweepStatus {
     pub windows_shrunk: u64,
     /// A one-second window that still cannot be read (retried, never skipped), if any.
     pub stuck: Option<String>,
+    /// A backfill or catch-up under way (for the progress bar), else `None`.
+    pub progress: Option<SweepProgress>,
+}
+
+/// A continuous sweep this far behind its closable edge shows progress as a catch-up...
+pub const CATCH_UP_SHOWN: Duration = Duration::from_secs(30 * 60);
+/// ...until it is back within this (hysteresis: no flicker around one threshold).
+pub const CATCH_UP_DONE: Duration = Duration::from_secs(10 * 60);
+
+/// One backfill or catch-up as the status page and `boxidr status` show it: how much Box
+/// history it spans, how far it got, and how fast, since this run of the service began it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepProgress {
+    /// Start of the history read (ms since the epoch).
+    pub from_ms: u64,
+    /// Where it ends: the target, or for a continuous sweep the edge it can close now.
+    pub until_ms: u64,
+    /// Everything before this has been read.
+    pub covered_ms: u64,
+    /// Wall-clock time the run was first seen (ms since the epoch).
+    pub started_ms: u64,
+    /// `SweepStatus::appended` when it was first seen.
+    pub appended_at_start: u64,
+    /// The end moves with real time (a continuous sweep catching up).
+    pub moving: bool,
+}
+
+impl SweepProgress {
+    /// Share of the span read, 0-100.
+    pub fn percent(&self) -> f64 {
+        let span = self.until_ms.saturating_sub(self.from_ms);
+        if span == 0 {
+            return 100.0;
+        }
+        let done = self.covered_ms.saturating_sub(self.from_ms).min(span);
+        // Spans are at most a year of milliseconds: exact in f64.
+        #[allow(clippy::cast_precision_loss)]
+        let percent = done as f64 * 100.0 / span as f64;
+        percent
+    }
+
+    /// Events queued by this run so far.
+    pub fn events(&self, appended_now: u64) -> u64 {
+        appended_now.saturating_sub(self.appended_at_start)
+    }
+
+    /// Seconds left at the speed so far (history read per second of wall time, less the speed
+    /// at which a moving end runs away); `None` until there is a speed to go by.
+    pub fn eta_secs(&self, now_ms: u64) -> Option<u64> {
+        let elapsed = now_ms.saturating_sub(self.started_ms);
+        let read = self.covered_ms.saturating_sub(self.from_ms);
+        if elapsed < 2_000 || read == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let speed = read as f64 / elapsed as f64 - if self.moving { 1.0 } else { 0.0 };
+        if speed <= 0.0 {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let left = self.until_ms.saturating_sub(self.covered_ms) as f64;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let secs = (left / speed / 1000.0).ceil() as u64;
+        Some(secs)
+    }
+}
+
+/// The progress after one step: a run starts when a bounded sweep has a target ahead of what
+/// it covered, or a continuous one falls [`CATCH_UP_SHOWN`] behind; it keeps its start, speed
+/// base and event count until it is done.
+pub fn next_progress(
+    previous: Option<&SweepProgress>,
+    covered: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    moving: bool,
+    now_ms: u64,
+    appended: u64,
+) -> Option<SweepProgress> {
+    let ms = |t: OffsetDateTime| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let (covered, until) = (ms(covered?), ms(until?));
+    let behind = Duration::from_millis(until.saturating_sub(covered));
+    let active = if moving {
+        let threshold = if previous.is_some() {
+            CATCH_UP_DONE
+        } else {
+            CATCH_UP_SHOWN
+        };
+        behind > threshold
+    } else {
+        until > covered
+    };
+    if !active {
+        return None;
+    }
+    let base = previous.copied().unwrap_or(SweepProgress {
+        from_ms: covered,
+        started_ms: now_ms,
+        appended_at_start: appended,
+        ..SweepProgress::default()
+    });
+    Some(SweepProgress {
+        until_ms: until,
+        covered_ms: covered,
+        moving,
+        from_ms: base.from_ms.min(covered),
+        ..base
+    })
 }
 
 /// A backfill or catch-up request for a bounded sweep.
@@ -641,7 +748,16 @@ fn failed(status: &tokio::sync::watch::Sender<SweepStatus>, error: String) {
 }
 
 fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>) {
-    let covered = sweep.covered_until().map(format_utc);
+    let covered_at = sweep.covered_until();
+    let moving = sweep.config.continuous;
+    let end = if moving {
+        time::Duration::try_from(sweep.config.lag)
+            .ok()
+            .map(|lag| OffsetDateTime::now_utc() - lag)
+    } else {
+        sweep.until()
+    };
+    let covered = covered_at.map(format_utc);
     let target = sweep.until().map(format_utc);
     let stuck = sweep.stuck().map(str::to_owned);
     let shrunk = sweep.windows_shrunk();
@@ -654,6 +770,18 @@ fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>) {
         s.target_until.clone_from(&target);
         s.stuck.clone_from(&stuck);
         s.windows_shrunk = shrunk;
+        let progress = next_progress(
+            s.progress.as_ref(),
+            covered_at,
+            end,
+            moving,
+            crate::poller::now_ms(),
+            s.appended,
+        );
+        // A moving end changes every call; only a start, an end or progress notifies.
+        let key = |p: &Option<SweepProgress>| p.map(|p| (p.from_ms, p.covered_ms));
+        let changed = changed || key(&s.progress) != key(&progress);
+        s.progress = progress;
         changed
     });
 }
@@ -700,6 +828,62 @@ mod tests {
             SweepStep::Fetch { request, window } => (request, window),
             other => panic!("expected a fetch, got {other:?}"),
         }
+    }
+
+    /// A bounded backfill: progress from its start to the target, events counted from when it
+    /// was first seen, an ETA from the speed so far, and nothing once it is done.
+    #[test]
+    fn progress_of_a_backfill() {
+        let day = |d: i64| datetime!(2024-05-01 0:00 UTC) + time::Duration::days(d);
+        let target = Some(day(20));
+        let first = next_progress(None, Some(day(0)), target, false, 1_000_000, 50).unwrap();
+        assert_eq!(first.percent(), 0.0);
+        assert_eq!(first.eta_secs(1_000_000), None);
+        // 5 of 20 days read in 10 s: 25 %, 30 s left.
+        let later =
+            next_progress(Some(&first), Some(day(5)), target, false, 1_010_000, 350).unwrap();
+        assert_eq!(later.percent(), 25.0);
+        assert_eq!(later.events(350), 300);
+        assert_eq!(later.eta_secs(1_010_000), Some(30));
+        assert_eq!(later.started_ms, 1_000_000);
+        assert_eq!(
+            next_progress(Some(&later), Some(day(20)), target, false, 1_040_000, 900),
+            None
+        );
+        assert_eq!(next_progress(None, Some(day(3)), None, false, 0, 0), None);
+    }
+
+    /// A continuous sweep shows a catch-up only when far behind, keeps showing it until it is
+    /// nearly caught up, and its ETA accounts for the end moving with real time.
+    #[test]
+    fn progress_of_a_continuous_catch_up() {
+        let t = datetime!(2024-05-01 12:00 UTC);
+        let minutes = |m: i64| time::Duration::minutes(m);
+        assert_eq!(
+            next_progress(None, Some(t - minutes(20)), Some(t), true, 0, 0),
+            None,
+            "20 minutes behind is normal"
+        );
+        let run = next_progress(None, Some(t - minutes(120)), Some(t), true, 0, 0).unwrap();
+        // 60 minutes read in 60 s while the end moved 1 minute: 59 minutes per minute net.
+        let later = next_progress(
+            Some(&run),
+            Some(t - minutes(60)),
+            Some(t + minutes(1)),
+            true,
+            60_000,
+            10,
+        )
+        .unwrap();
+        assert_eq!(later.eta_secs(60_000), Some(63));
+        assert!(
+            next_progress(Some(&later), Some(t - minutes(15)), Some(t), true, 0, 0).is_some(),
+            "hysteresis"
+        );
+        assert_eq!(
+            next_progress(Some(&later), Some(t - minutes(5)), Some(t), true, 0, 0),
+            None
+        );
     }
 
     /// Box offsets become fixed-width UTC; text order is time order.

@@ -287,6 +287,95 @@ async fn event_type_filter_server_and_client_side() {
     assert_eq!(by_type, expected_by_type);
 }
 
+/// Deep backfill in streaming mode: 20 days, beyond the streaming feed's 14, are read through
+/// `admin_logs` (nothing older), and the sweep reports progress while it runs: it starts near
+/// 0 %, only grows, counts the events it queued, and is gone once the target is reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn deep_backfill_beyond_14_days_with_progress() {
+    let rig = rig(SimConfig {
+        rate: 0.0,
+        backlog: 1500,
+        backlog_span: Duration::from_secs(30 * 24 * 3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let bound = now - 20 * DAY;
+    let times = rig.sim.event_times();
+    let expected: Vec<String> = times
+        .iter()
+        .filter(|(_, t)| *t > bound)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let older_than_14 = times
+        .iter()
+        .filter(|(_, t)| *t > bound && *t < now - 15 * DAY)
+        .count();
+    assert!(older_than_14 > 50, "{older_than_14}");
+
+    let tokens = TokenManager::load(rig.auth.clone(), rig.grant.clone(), store.clone())
+        .await
+        .unwrap();
+    let status = CollectStatus::new();
+    let mut sweep_rx = status.sweep.subscribe();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut seen: Vec<(f64, u64)> = Vec::new();
+    let task = async {
+        collect::run(
+            config(
+                Mode::Streaming {
+                    completeness: false,
+                },
+                20,
+            ),
+            rig.events.clone(),
+            &tokens,
+            &store,
+            status,
+            stop_rx,
+        )
+        .await
+        .unwrap();
+    };
+    let watcher = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(200), sweep_rx.changed()).await;
+            let s = sweep_rx.borrow_and_update().clone();
+            if let Some(p) = s.progress {
+                seen.push((p.percent(), p.events(s.appended)));
+            }
+            let done = s.progress.is_none() && s.windows_finished >= 20;
+            if done && id_counts(&queued(&store).await).len() >= expected.len() {
+                break;
+            }
+        }
+        stop_tx.send(true).unwrap();
+    };
+    tokio::join!(task, watcher);
+    let records = queued(&store).await;
+    assert_exactly_once(&records, &expected);
+    let created: BTreeMap<_, _> = times.into_iter().collect();
+    assert!(
+        records
+            .iter()
+            .all(|r| created[r.event_id.as_str()] >= bound - 1),
+        "nothing older than the backfill"
+    );
+    let final_sweep = sweep_rx.borrow().clone();
+    assert!(final_sweep.progress.is_none(), "{final_sweep:?}");
+    assert!(seen.len() >= 3, "progress was reported: {seen:?}");
+    assert!(seen[0].0 < 10.0, "starts near 0 %: {seen:?}");
+    assert!(
+        seen.windows(2)
+            .all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1),
+        "percent and events only grow: {seen:?}"
+    );
+    assert!(seen.last().unwrap().1 > 0);
+}
+
 /// Streaming only, first connection: the backfill reads exactly the configured days of history
 /// through `admin_logs`, nothing older, then the sweep idles.
 #[tokio::test(flavor = "multi_thread")]

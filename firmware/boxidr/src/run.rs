@@ -349,6 +349,9 @@ fn print_summary(doc: &serde_json::Value) {
     if let Some(reason) = doc.get("reason").filter(|r| !r.is_null()) {
         println!("reason:  {}", text(reason));
     }
+    if let Some(line) = progress_line(&doc["box"]["sweep"]["progress"]) {
+        println!("history: {line}");
+    }
     let store = &doc["store"];
     println!(
         "queue:   {} records, {} of {} bytes ({}% of quota)",
@@ -370,6 +373,33 @@ fn print_summary(doc: &serde_json::Value) {
             println!("cursor {name}: {}", text(&c["position"]));
         }
     }
+}
+
+/// `[#######.............]  35.2 %  12,345 events  ETA 4m 10s` for a backfill or catch-up.
+fn progress_line(progress: &serde_json::Value) -> Option<String> {
+    let percent = progress["percent"].as_f64()?.clamp(0.0, 100.0);
+    // 0..=20 cells.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let filled = (percent / 5.0).floor() as usize;
+    let bar = format!("{}{}", "#".repeat(filled), ".".repeat(20 - filled.min(20)));
+    let events = progress["events"].as_u64().unwrap_or(0);
+    let eta = progress["eta_secs"].as_u64().map_or_else(
+        || "ETA not known yet".to_owned(),
+        |s| {
+            format!(
+                "ETA {}",
+                humantime::format_duration(std::time::Duration::from_secs(s))
+            )
+        },
+    );
+    let what = if progress["kind"] == "catch_up" {
+        "catching up"
+    } else {
+        "reading Box history"
+    };
+    Some(format!(
+        "{what} [{bar}] {percent:.1} %, {events} events, {eta}"
+    ))
 }
 
 /// Resolves on the first SIGTERM or SIGINT, naming it.
@@ -398,6 +428,30 @@ mod tests {
     fn explicit_missing_file_is_an_error() {
         let err = load_config(Path::new("/nonexistent/boxidr.toml")).unwrap_err();
         assert!(matches!(err, LoadError::Read { .. }), "{err}");
+    }
+
+    /// `boxidr status` draws a backfill as a bar with percent, events and ETA; nothing when
+    /// none runs.
+    #[test]
+    fn progress_line_for_status() {
+        let line = progress_line(&serde_json::json!({
+            "kind": "backfill_or_catch_up", "percent": 35.2, "events": 12345, "eta_secs": 250,
+        }))
+        .unwrap();
+        assert_eq!(
+            line,
+            "reading Box history [#######.............] 35.2 %, 12345 events, ETA 4m 10s"
+        );
+        let line = progress_line(&serde_json::json!({
+            "kind": "catch_up", "percent": 100.0, "events": 0, "eta_secs": null,
+        }))
+        .unwrap();
+        assert!(
+            line.starts_with("catching up [####################] 100.0 %"),
+            "{line}"
+        );
+        assert!(line.ends_with("ETA not known yet"));
+        assert_eq!(progress_line(&serde_json::Value::Null), None);
     }
 
     /// An invalid file names the file and the problem.

@@ -707,6 +707,7 @@ async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
                 "target_until": sweep.target_until, "consecutive_failures": sweep.consecutive_failures,
                 "last_error": sweep.last_error, "queue_full": sweep.queue_full, "halted": sweep.halted,
                 "filtered": sweep.filtered,
+                "progress": progress_json(sweep.progress.as_ref(), sweep.appended),
             },
         });
         // Queued events per Box event type since start (the store drops the second copy of an
@@ -722,6 +723,23 @@ async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
     }
     doc["store"] = store_json(store).await;
     doc
+}
+
+/// A backfill or catch-up under way: percent, events, ETA (`null` when none runs).
+fn progress_json(progress: Option<&boxidr_boxapi::sweep::SweepProgress>, appended: u64) -> Value {
+    let Some(p) = progress else {
+        return Value::Null;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    json!({
+        "kind": if p.moving { "catch_up" } else { "backfill_or_catch_up" },
+        "percent": (p.percent() * 10.0).round() / 10.0,
+        "events": p.events(appended),
+        "eta_secs": p.eta_secs(now_ms),
+        "from_ms": p.from_ms, "until_ms": p.until_ms, "covered_ms": p.covered_ms,
+    })
 }
 
 fn sink_json(status: &SinkStatus) -> Value {

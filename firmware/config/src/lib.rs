@@ -117,7 +117,8 @@ pub struct Events {
     /// A lagging `admin_logs` sweep behind the streaming feed that catches late events.
     pub completeness_sweep: bool,
     pub completeness_lag_secs: u64,
-    /// How far back the first connection reads.
+    /// How far back the first connection reads (through `admin_logs` in every mode, so up to
+    /// 365 days).
     pub backfill_days: u32,
     pub poll_interval_secs: u64,
     pub page_limit: u32,
@@ -387,7 +388,10 @@ pub enum ConfigError {
     PageLimit(u32),
     #[error("board.backend must be one of auto, rppal, cdev, simulated; got {0:?}")]
     BoardBackend(String),
-    #[error("events.backfill_days must be at most {max} for stream type {stream}, got {got}")]
+    #[error(
+        "events.backfill_days must be at most {max} (what admin_logs keeps; stream type \
+         {stream}), got {got}"
+    )]
     Backfill {
         stream: StreamType,
         max: u32,
@@ -470,7 +474,8 @@ impl Config {
                 Err(ConfigError::PageLimit(events.page_limit)),
             );
         }
-        let max_backfill = events.stream_type.retention_days();
+        // Every mode backfills through `admin_logs` (the sweep), which keeps a year.
+        let max_backfill = StreamType::AdminLogs.retention_days();
         if events.backfill_days > max_backfill {
             push(
                 "events.backfill_days",
@@ -706,13 +711,15 @@ mod tests {
     fn limits_are_enforced() {
         let err = Config::from_toml("[events]\npage_limit = 501\n").unwrap_err();
         assert_eq!(err, ConfigError::PageLimit(501));
-        let err = Config::from_toml("[events]\nbackfill_days = 15\n").unwrap_err();
+        // Deep backfill reads admin_logs in every mode: up to its 365 days.
+        assert!(Config::from_toml("[events]\nbackfill_days = 60\n").is_ok());
+        let err = Config::from_toml("[events]\nbackfill_days = 366\n").unwrap_err();
         assert!(
             matches!(
                 err,
                 ConfigError::Backfill {
-                    max: 14,
-                    got: 15,
+                    max: 365,
+                    got: 366,
                     ..
                 }
             ),

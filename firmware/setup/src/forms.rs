@@ -366,7 +366,7 @@ pub(crate) fn page_for(
                     (select("Stream", "stream_type", &[("admin_logs_streaming", "Enterprise Event Stream (low latency, 14 days)"), ("admin_logs", "Enterprise Event History (365 days)")], &v, e))
                     (checkbox("Completeness sweep behind the stream (catches late events)", "completeness_sweep", &v))
                     (field("Sweep lag (seconds)", "completeness_lag_secs", "number", &v, e, None))
-                    (field("Backfill on first connection (days)", "backfill_days", "number", &v, e, Some("At most 14 for the stream, 365 for the history.")))
+                    (field("Backfill on first connection (days)", "backfill_days", "number", &v, e, Some("Up to 365, in both modes: history is read through admin_logs, which Box keeps for a year. Progress shows on the status page.")))
                     (field("Poll interval (seconds)", "poll_interval_secs", "number", &v, e, Some("1 to 3600.")))
                     (field("Events per page", "page_limit", "number", &v, e, Some("1 to 500.")))
                 }
@@ -760,12 +760,17 @@ mod tests {
         let f = form(&[
             ("stream_type", "admin_logs_streaming"),
             ("completeness_lag_secs", "900"),
-            ("backfill_days", "30"),
+            ("backfill_days", "400"),
             ("poll_interval_secs", "10"),
             ("page_limit", "500"),
         ]);
         let errors = apply("/collection", &Config::default(), &f).unwrap_err();
         assert!(errors.contains_key("backfill_days"), "{errors:?}");
+        // A deep backfill in streaming mode is fine (read through admin_logs).
+        let mut deep = f.clone();
+        deep.insert("backfill_days".into(), "60".into());
+        let changes = apply("/collection", &Config::default(), &deep).unwrap();
+        assert_eq!(changes.config.events.backfill_days, 60);
         let f = form(&[
             ("stream_type", "admin_logs"),
             ("completeness_lag_secs", "900"),

@@ -407,6 +407,9 @@ fn box_section(doc: &Value) -> Markup {
                 @if let Some(rest) = derived("catch_up_remaining_secs") {
                     tr { th { "Catching up" } td { (duration_words(rest)) " of Box history still to read" } }
                 }
+                @if let Some(p) = at(doc, &["box", "sweep", "progress"]).filter(|p| p.is_object()) {
+                    (progress_row(p))
+                }
                 tr { th { "Events collected" } td { (count(doc, &["store", "counters", "events_appended"])) } }
                 tr { th { "Duplicates dropped" } td { (count(doc, &["store", "counters", "events_duplicate"])) } }
                 tr { th { "Flagged (kept raw, not parsed)" } td {
@@ -422,6 +425,30 @@ fn box_section(doc: &Value) -> Markup {
                     @for (event_type, n) in &by_type {
                         tr data-key=(event_type) data-value=(n) { th { (bounded(event_type)) } td { (n) } }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// A backfill or catch-up as a bar with percent, events and ETA.
+fn progress_row(p: &Value) -> Markup {
+    let percent = p["percent"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0);
+    let events = p["events"].as_u64().unwrap_or(0);
+    let label = if p["kind"] == "catch_up" {
+        "Catching up"
+    } else {
+        "Reading Box history"
+    };
+    html! {
+        tr #history-progress data-key="box.sweep.progress.percent" data-value=(percent) {
+            th { (label) }
+            td {
+                progress max="100" value=(format!("{percent:.1}")) { (format!("{percent:.1} %")) }
+                " " (format!("{percent:.1} %")) " · " (events) " events · "
+                @match p["eta_secs"].as_u64() {
+                    Some(secs) => { "about " (duration_words(secs)) " left" },
+                    None => { span.muted { "time left not known yet" } },
                 }
             }
         }
@@ -688,6 +715,23 @@ mod tests {
         );
         assert!(!html.contains("not-collecting"), "{html}");
         assert!(!html.contains('\u{FFFD}'), "{html}");
+    }
+
+    /// A backfill under way is a progress bar with percent, events and ETA.
+    #[test]
+    fn backfill_progress_bar() {
+        let mut doc = running();
+        doc["box"]["sweep"]["progress"] = json!({"kind": "backfill_or_catch_up",
+            "percent": 42.5, "events": 1234, "eta_secs": 300});
+        let html = page(&doc);
+        assert!(
+            html.contains("<progress max=\"100\" value=\"42.5\">"),
+            "{html}"
+        );
+        assert!(html.contains("Reading Box history"));
+        assert!(html.contains("1234 events"));
+        assert!(html.contains("about 5m left"), "{html}");
+        assert!(!page(&running()).contains("<progress"));
     }
 
     /// Counts per event type are listed most frequent first, with what the type filter

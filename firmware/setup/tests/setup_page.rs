@@ -460,7 +460,7 @@ async fn settings_validate_and_save_atomically() {
     );
     assert!(h.config_rx.borrow().insightidr.collector.is_none());
 
-    // Collection: a backfill beyond the stream's retention is a field error.
+    // Collection: a backfill beyond what admin_logs keeps (365 days) is a field error.
     let csrf = b.get("/collection").await.csrf();
     let r = b
         .post(
@@ -469,7 +469,7 @@ async fn settings_validate_and_save_atomically() {
                 ("csrf", &csrf),
                 ("stream_type", "admin_logs_streaming"),
                 ("completeness_lag_secs", "900"),
-                ("backfill_days", "30"),
+                ("backfill_days", "400"),
                 ("poll_interval_secs", "10"),
                 ("page_limit", "500"),
             ],
