@@ -133,6 +133,47 @@ async fn reset_mid_batch_resends_the_batch() {
     assert_eq!(status.delivered, 200);
 }
 
+/// With a long confirm window several batches are written and still unconfirmed when the
+/// Collector resets the connection: every one of them is sent again (what the first connection
+/// processed arrives twice), nothing is lost, and nothing beyond the window is re-sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_resends_every_unconfirmed_batch() {
+    let sim = sim(|_| {}).await;
+    let (store, _dir) = store().await;
+    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    seed(&store, &ids("u-", 400), "LOGIN").await;
+    // Batches of 50 lines (~14 KB): the reset lands after about four of them were written.
+    sim.faults()
+        .set(
+            FaultSpec::new(
+                Surface::Uef,
+                FaultKind::Reset {
+                    after_bytes: 60_000,
+                },
+            )
+            .times(1),
+        )
+        .unwrap();
+    let mut settings = collector_settings(&sim);
+    settings.confirm_window = Duration::from_secs(3);
+    let run = spawn(&store, CollectorSink::new(settings).unwrap(), options(50));
+    wait_until("all delivered", async || {
+        pending(&store, SinkId::Collector).await == 0
+    })
+    .await;
+    let status = run.stop().await;
+    let counts = sim.delivery_counts().uef;
+    let on_first_connection = sim.uef_accepted().iter().filter(|r| r.conn == 1).count();
+    assert!(
+        on_first_connection > 100,
+        "several batches were on the wire before the reset: {on_first_connection}"
+    );
+    assert_eq!(counts.delivered(), 400);
+    assert_eq!(counts.duplicates(), on_first_connection as u64);
+    assert_eq!(status.delivered, 400);
+    assert!(status.last_error.is_some());
+}
+
 /// A Collector presenting a certificate from a CA we do not trust is never sent a byte; once
 /// the right certificate is back, everything arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

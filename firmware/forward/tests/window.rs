@@ -1,0 +1,153 @@
+//! The forwarding window: reads run ahead of the cursor only as far as the sink's window and
+//! `max_unacked` allow (the duplicate bound), and across a WAN many requests are in flight.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use boxidr_forward::{
+    Delivery, ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Rendered, Sink,
+    TrustRoots, Window,
+};
+use boxidr_store::SinkId;
+use common::*;
+use idr_sim::{FaultKind, FaultSpec, Surface};
+
+/// A sink that accepts everything and delivers nothing: how far does the loop read ahead?
+struct Holding {
+    window: Window,
+    submitted: Arc<AtomicUsize>,
+}
+
+impl Sink for Holding {
+    fn id(&self) -> SinkId {
+        SinkId::LogSearch
+    }
+    fn window(&self) -> Window {
+        self.window
+    }
+    fn submit(&mut self, batch: Vec<Rendered>, _through: u64) {
+        let lines = batch.iter().filter(|r| r.line.is_some()).count();
+        self.submitted.fetch_add(lines, Ordering::SeqCst);
+    }
+    async fn progress(&mut self) -> Delivery {
+        std::future::pending().await
+    }
+    fn reset(&mut self) {}
+    async fn close(&mut self) {}
+}
+
+async fn read_ahead(window: Window, max_unacked: usize) -> usize {
+    let (store, _dir) = store().await;
+    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    for page in 0..6 {
+        seed(&store, &ids(&format!("p{page}-"), 500), "DOWNLOAD").await;
+    }
+    let submitted = Arc::new(AtomicUsize::new(0));
+    let sink = Holding {
+        window,
+        submitted: submitted.clone(),
+    };
+    let options = ForwarderOptions {
+        max_unacked,
+        ..options(100)
+    };
+    let run = spawn(&store, sink, options);
+    let expected = window.records.min(max_unacked);
+    wait_until("the window filled", async || {
+        submitted.load(Ordering::SeqCst) >= expected
+    })
+    .await;
+    // Long enough for many more reads if the bound did not hold.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read = submitted.load(Ordering::SeqCst);
+    run.stop().await;
+    assert_eq!(
+        pending(&store, SinkId::LogSearch).await,
+        3000,
+        "nothing acked"
+    );
+    read
+}
+
+/// Nothing delivered: the loop hands the sink exactly its window, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_stop_at_the_sink_window() {
+    let window = Window {
+        records: 300,
+        bytes: usize::MAX,
+    };
+    assert_eq!(read_ahead(window, 10_000).await, 300);
+}
+
+/// ... and never more than `max_unacked` (the duplicate bound after a crash), whatever the
+/// sink's window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_stop_at_max_unacked() {
+    let window = Window {
+        records: 100_000,
+        bytes: usize::MAX,
+    };
+    assert_eq!(read_ahead(window, 700).await, 700);
+}
+
+/// Over HTTPS the simulator negotiates HTTP/2: the sink widens its window to connections ×
+/// streams, and a 503 storm costs retries, not duplicates (answers behind a failure are kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_window_and_no_duplicates_in_a_503_storm() {
+    let sim = sim(|c| c.logsearch_tls = true).await;
+    let (store, _dir) = store().await;
+    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let all = ids("h-", 400);
+    seed(&store, &all, "DOWNLOAD").await;
+    let mut settings = LogSearchSettings::new(
+        sim.logsearch_base().parse().unwrap(),
+        LogToken::new(token(&sim)),
+    );
+    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    settings.connections = 2;
+    settings.streams = 64;
+    let mut probe = LogSearchSink::new(settings.clone()).unwrap();
+    assert_eq!(probe.window().records, settings.concurrency);
+    probe.submit(
+        vec![Rendered {
+            seq: 1,
+            line: Some(r#"{"probe":true}"#.into()),
+        }],
+        1,
+    );
+    let delivery = probe.progress().await;
+    assert_eq!((delivery.through, delivery.error), (Some(1), None));
+    assert_eq!(probe.window().records, 128, "HTTP/2 negotiated: 2 × 64");
+    assert!(format!("{probe:?}").contains("http2: true"));
+
+    let failures = 10;
+    sim.faults()
+        .set(
+            FaultSpec::new(
+                Surface::Logsearch,
+                FaultKind::Status {
+                    status: 503,
+                    retry_after_secs: None,
+                },
+            )
+            .times(failures),
+        )
+        .unwrap();
+
+    let run = spawn(&store, LogSearchSink::new(settings).unwrap(), options(100));
+    wait_until("caught up", async || {
+        pending(&store, SinkId::LogSearch).await == 0
+    })
+    .await;
+    let status = run.stop().await;
+    let counts = sim.delivery_counts().logsearch;
+    assert_eq!(counts.ids(), all.into_iter().collect());
+    assert_eq!(counts.duplicates(), 0);
+    assert_eq!(status.delivered, 400);
+    assert!(status.last_error.unwrap().contains("503"));
+}
