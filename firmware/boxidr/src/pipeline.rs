@@ -1,8 +1,8 @@
 //! The wiring shared by `run` and `demo`: the Box side (stream + sweep) filling the store, the
-//! user directory kept in memory for rendering, and one forwarder per configured sink.
+//! user directory read from the store for rendering, and one forwarder per configured sink.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus};
@@ -12,44 +12,51 @@ use boxidr_forward::{
     LogSearchSink, Render, SinkState, SinkStatus,
 };
 use boxidr_normalize::{DirectoryUser, Settings, UserDirectory};
-use boxidr_store::{QueuedRecord, SinkId, Store};
+use boxidr_store::{QueuedRecord, SinkId, Store, UserReader};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Users loaded per store request when filling the directory.
-const DIRECTORY_PAGE: usize = 1000;
+/// Users kept parsed in memory; beyond it the cache starts over (a bounded working set: the
+/// users active in the current stretch of events), so memory does not grow with the enterprise.
+const DIRECTORY_CACHE: usize = 2048;
 
-/// The Box user directory in memory (id → login, status, role, scoped groups), for rendering
-/// at send time, and the count of records the `[scope]` kept from each sink.
+/// The Box user directory for rendering at send time (id → login, status, role, scoped
+/// groups), and the count of records the `[scope]` kept from each sink.
+///
+/// The users live in the store (500,000 users are ~100 MB of JSON there); this holds only a
+/// bounded cache of parsed users, and looks the others up in redb through a [`UserReader`]
+/// (a read transaction: it never waits for the store's thread, microseconds from the page cache).
 #[derive(Debug, Default)]
 pub struct Directory {
-    users: RwLock<HashMap<String, DirectoryUser>>,
+    reader: RwLock<Option<UserReader>>,
+    /// Parsed users, and ids known to be absent (`None`).
+    cache: Mutex<HashMap<String, Option<DirectoryUser>>>,
     /// Records rendered to nothing because they concern no monitored user: Collector, Log Search.
     out_of_scope: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Directory {
-    /// Reloads every stored user (after a users sync).
+    /// Points the directory at the store's users and forgets the cache (after a users sync);
+    /// returns how many users are stored.
     pub async fn reload(&self, store: &Store) -> Result<usize, boxidr_store::StoreError> {
-        let mut users = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = store.users_after(after.clone(), DIRECTORY_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            for entry in page {
-                // A user Box sent in an unexpected shape is skipped, not fatal: the event is
-                // still rendered, only without directory facts.
-                if let Ok(user) = DirectoryUser::from_json(&entry.json) {
-                    users.insert(entry.id, user);
-                }
-            }
+        let reader = store.user_reader().await?;
+        let count = usize::try_from(reader.count()).unwrap_or(usize::MAX);
+        if let Ok(mut current) = self.reader.write() {
+            *current = Some(reader);
         }
-        let count = users.len();
-        if let Ok(mut current) = self.users.write() {
-            *current = users;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
         }
         Ok(count)
+    }
+
+    fn lookup(&self, id: &str) -> Option<DirectoryUser> {
+        let reader = self.reader.read().ok()?.clone()?;
+        // A user Box sent in an unexpected shape reads as unknown, not fatal: the event is
+        // still rendered, only without directory facts.
+        reader
+            .get(id)
+            .and_then(|json| DirectoryUser::from_json(&json).ok())
     }
 }
 
@@ -67,7 +74,17 @@ impl Directory {
 
 impl UserDirectory for Directory {
     fn user(&self, id: &str) -> Option<DirectoryUser> {
-        self.users.read().ok()?.get(id).cloned()
+        if let Some(hit) = self.cache.lock().ok()?.get(id) {
+            return hit.clone();
+        }
+        let user = self.lookup(id);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= DIRECTORY_CACHE {
+                cache.clear();
+            }
+            cache.insert(id.to_owned(), user.clone());
+        }
+        user
     }
 }
 
@@ -189,6 +206,13 @@ pub async fn start(
     }
     if sinks.log_search.enabled() {
         enabled.push(SinkId::LogSearch);
+    }
+    // Every task below starts from what the store holds, so grouped writes may go on (after
+    // a rollback of answered commits, see `watch_rollbacks`).
+    store.lift_fence().await?;
+    {
+        let (rollbacks, stop) = (store.rollbacks(), shutdown.clone());
+        tasks.spawn(watch_rollbacks(rollbacks, stop));
     }
     store.set_enabled_sinks(&enabled).await?;
     render.directory.reload(&store).await?;
@@ -324,6 +348,29 @@ async fn expire_seen(store: Store, mut shutdown: watch::Receiver<bool>) -> anyho
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// Ends the pipeline with an error when the store rolls back commits it had already answered
+/// (group commit, after a storage error): the pollers and forwarders hold positions the store
+/// no longer has, so the supervisor stops every task and starts them again from the store. The
+/// store refuses page commits and acks meanwhile, so no task can commit past the lost pages.
+async fn watch_rollbacks(
+    mut rollbacks: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    rollbacks.borrow_and_update();
+    let rolled_back = tokio::select! {
+        changed = rollbacks.changed() => changed.is_ok(),
+        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+    };
+    if rolled_back {
+        anyhow::bail!(
+            "the store rolled back grouped commits after a storage error; restarting from the stored cursors"
+        );
+    }
+    // The store has stopped: nothing more can roll back.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    Ok(())
 }
 
 /// Waits until the user directory can judge the scope; `false` if shut down first.

@@ -821,5 +821,10 @@ pub async fn store_json(store: &Store) -> Value {
         "counters": counters,
         "reopens": stats.reopens,
         "repaired": stats.repaired,
+        "commits": stats.io.commits,
+        "durable_commits": stats.io.durable_commits,
+        "fsyncs": stats.io.fsyncs,
+        "write_bytes": stats.io.bytes_written,
+        "rollbacks": stats.io.rollbacks,
     })
 }

@@ -200,6 +200,18 @@ pub struct StoreFacts {
     /// directory; at start and daily) failed, if it did.
     #[serde(default)]
     pub self_test_error: Option<String>,
+    /// Write transactions committed since start (group commit: most are not durable alone).
+    #[serde(default)]
+    pub commits: u64,
+    /// Durable commits since start (each one or two fsyncs).
+    #[serde(default)]
+    pub durable_commits: u64,
+    /// fsyncs of the database file since start (what wears an SD card).
+    #[serde(default)]
+    pub fsyncs: u64,
+    /// Bytes written to the database file since start.
+    #[serde(default)]
+    pub write_bytes: u64,
 }
 
 /// What the clock reports.

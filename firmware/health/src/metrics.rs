@@ -254,6 +254,34 @@ pub fn metrics(facts: &Facts, health: &Health) -> String {
         &[],
         u64::from(st.self_test_error.is_some()),
     );
+    m.family(
+        "boxidr_store_commits_total",
+        "counter",
+        "Write transactions committed (group commit: several per durable commit).",
+    );
+    m.sample("boxidr_store_commits_total", &[], st.commits);
+    m.family(
+        "boxidr_store_durable_commits_total",
+        "counter",
+        "Durable commits of the store.",
+    );
+    m.sample(
+        "boxidr_store_durable_commits_total",
+        &[],
+        st.durable_commits,
+    );
+    m.family(
+        "boxidr_store_fsyncs_total",
+        "counter",
+        "fsyncs of the database file.",
+    );
+    m.sample("boxidr_store_fsyncs_total", &[], st.fsyncs);
+    m.family(
+        "boxidr_store_write_bytes_total",
+        "counter",
+        "Bytes written to the database file.",
+    );
+    m.sample("boxidr_store_write_bytes_total", &[], st.write_bytes);
 
     m.family(
         "boxidr_clock_synchronised",

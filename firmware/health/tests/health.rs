@@ -762,6 +762,7 @@ fn store_facts() -> impl Strategy<Value = StoreFacts> {
                 error,
                 repaired,
                 self_test_error: None,
+                ..StoreFacts::default()
             },
         )
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{BackendError, StorageBackend};
 
@@ -13,9 +14,21 @@ use redb::{BackendError, StorageBackend};
 /// here whether the "medium" is healthy again.
 pub type BackendFactory = Arc<dyn Fn() -> Arc<dyn StorageBackend> + Send + Sync>;
 
+/// Counts what the store asks of the medium: fsyncs and bytes written (shared with the
+/// [`crate::Stats`] reader, and surviving reopens).
+#[derive(Debug, Default)]
+pub(crate) struct IoCounters {
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+}
+
 /// Lets an `Arc<dyn StorageBackend>` be handed to redb while the store keeps a clone to ask the
 /// size (the quota check needs `len()` for non-file backends).
-pub(crate) struct SharedBackend(pub(crate) Arc<dyn StorageBackend>);
+/// It also counts fsyncs and bytes written into [`IoCounters`].
+pub(crate) struct SharedBackend(
+    pub(crate) Arc<dyn StorageBackend>,
+    pub(crate) Arc<IoCounters>,
+);
 
 impl fmt::Debug for SharedBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,10 +50,13 @@ impl StorageBackend for SharedBackend {
     }
 
     fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.1.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.0.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        self.1.bytes_written.fetch_add(len, Ordering::Relaxed);
         self.0.write(offset, data)
     }
 

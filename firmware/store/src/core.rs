@@ -8,8 +8,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -17,13 +18,13 @@ use redb::{
 };
 use tracing::{debug, info, warn};
 
-use crate::backend::{BackendFactory, SharedBackend};
+use crate::backend::{BackendFactory, IoCounters, SharedBackend};
 use crate::error::{Op, StorageResultExt, StoreError};
 use crate::schema::{self, decode_record, encode_record};
 use crate::types::{
-    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, PageCommit, PageOutcome,
-    QueuedRecord, ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, SinkStats, Stats,
-    StoreOptions, UserEntry, validate_key,
+    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, IoStats, PageCommit,
+    PageOutcome, QueuedRecord, ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, SinkStats,
+    Stats, StoreOptions, UserEntry, validate_key,
 };
 
 /// Most compaction rounds one [`StoreCore::compact`] runs (redb may need several to shrink).
@@ -44,13 +45,63 @@ struct Env {
     /// Set by the repair callback when an open had to repair the file.
     repaired: Arc<AtomicBool>,
     reopens: u64,
+    /// fsyncs and bytes written, across reopens.
+    io: Arc<IoCounters>,
+    group: GroupState,
+}
+
+/// Group-commit bookkeeping (see [`Env::begin_write`]).
+#[derive(Debug, Default)]
+struct GroupState {
+    /// Commits this store has answered, as stamped in `meta` (`commit_count`).
+    commit_count: u64,
+    /// Non-durable commits since the last durable one.
+    pending: u64,
+    last_durable: Option<Instant>,
+    commits: u64,
+    durable_commits: u64,
+    rollbacks: u64,
+    /// Set when a reopen lost answered commits; grouped writes are refused until lifted.
+    fenced: bool,
+}
+
+/// A write transaction and whether it commits durably.
+struct Txn {
+    txn: WriteTransaction,
+    durable: bool,
+}
+
+impl std::ops::Deref for Txn {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        &self.txn
+    }
+}
+
+impl Txn {
+    fn abort(self, op: Op) -> Result<(), StoreError> {
+        self.txn.abort().op(op)
+    }
+}
+
+/// The writes group commit may leave non-durable for up to one commit interval: the ones that
+/// come at the event rate. Settings, secrets and sink changes are always durable at once
+/// (a rotated refresh token must be on the medium before it is used: invariant 5).
+fn is_grouped(op: Op) -> bool {
+    matches!(
+        op,
+        Op::CommitPage | Op::Ack | Op::PutUsers | Op::RetainUsers | Op::ExpireSeen | Op::AddCounter
+    )
 }
 
 /// The synchronous store. Not `Sync`: one thread owns it (see [`crate::Store`]).
 pub struct StoreCore {
     env: Env,
     /// `None` after a storage error until the reopen succeeds, and after [`StoreCore::close`].
-    db: Option<Database>,
+    db: Option<Arc<Database>>,
+    /// The same database for [`UserReader`]s (point reads from other threads); emptied under
+    /// its write lock before the database is dropped, compacted or reopened.
+    readers: Arc<RwLock<Option<Arc<Database>>>>,
     closed: bool,
     /// Queue length when a full file was last compacted: compacting again only helps once the
     /// sinks have deleted records since (see [`StoreCore::commit_page`]).
@@ -93,10 +144,13 @@ impl StoreCore {
             backend: None,
             repaired: Arc::new(AtomicBool::new(false)),
             reopens: 0,
+            io: Arc::new(IoCounters::default()),
+            group: GroupState::default(),
         };
-        let db = env.open_database(Op::Open)?;
+        let db = Arc::new(env.open_database(Op::Open)?);
         Ok(Self {
             env,
+            readers: Arc::new(RwLock::new(Some(db.clone()))),
             db: Some(db),
             closed: false,
             compacted_at_records: None,
@@ -162,7 +216,7 @@ impl StoreCore {
             }
             let txn = env.begin_write(db, op)?;
             let outcome = commit_page_in(&txn, page, op)?;
-            txn.commit().op(op)?;
+            env.commit(txn, op)?;
             Ok(outcome)
         })
     }
@@ -316,9 +370,9 @@ impl StoreCore {
                 }
             };
             if outcome.advanced {
-                txn.commit().op(op)?;
+                env.commit(txn, op)?;
             } else {
-                txn.abort().op(op)?;
+                txn.abort(op)?;
             }
             Ok(outcome)
         })
@@ -341,7 +395,7 @@ impl StoreCore {
                 }
             }
             let deleted = purge_delivered(&txn, op)?;
-            txn.commit().op(op)?;
+            env.commit(txn, op)?;
             Ok(deleted)
         })
     }
@@ -349,6 +403,12 @@ impl StoreCore {
     /// A snapshot of queue, sinks and file size (one read transaction).
     pub fn stats(&mut self) -> Result<Stats, StoreError> {
         let op = Op::Stats;
+        let mut stats = self.stats_once(op)?;
+        stats.io = self.io_stats();
+        Ok(stats)
+    }
+
+    fn stats_once(&mut self, op: Op) -> Result<Stats, StoreError> {
         self.run(|env, db| {
             let file_bytes = env.file_bytes(op)?;
             let read = db.begin_read().op(op)?;
@@ -409,6 +469,7 @@ impl StoreCore {
                 oldest_pending_collected_at_ms,
                 reopens: env.reopens,
                 repaired: env.repaired.load(Ordering::Relaxed),
+                io: IoStats::default(),
             })
         })
     }
@@ -460,15 +521,16 @@ impl StoreCore {
                 }
             }
             if removed == 0 {
-                txn.abort().op(op)?;
+                txn.abort(op)?;
             } else {
-                txn.commit().op(op)?;
+                env.commit(txn, op)?;
             }
             Ok(removed)
         })
     }
 
-    /// Stores a page of users from the users sync in one durable write transaction.
+    /// Stores a page of users from the users sync in one write transaction (grouped), each
+    /// stamped with the current users sync generation.
     pub fn put_users(&mut self, users: &[UserEntry]) -> Result<(), StoreError> {
         let op = Op::PutUsers;
         for user in users {
@@ -478,12 +540,84 @@ impl StoreCore {
         self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             {
+                let generation = txn
+                    .open_table(schema::META)
+                    .op(op)?
+                    .get(schema::META_USERS_GENERATION)
+                    .op(op)?
+                    .map_or(0, |g| g.value());
                 let mut table = txn.open_table(schema::USERS).op(op)?;
+                let mut stamps = txn.open_table(schema::USERS_SYNC).op(op)?;
                 for user in users {
                     table.insert(user.id.as_str(), user.json.as_str()).op(op)?;
+                    stamps.insert(user.id.as_str(), generation).op(op)?;
                 }
             }
-            txn.commit().op(op)
+            env.commit(txn, op)
+        })
+    }
+
+    /// Starts a users sync: a new generation that every [`StoreCore::put_users`] from now on
+    /// stamps on the users it writes, so [`StoreCore::prune_users`] can remove the users the
+    /// sync did not list without the sync holding every listed id in memory (500,000 users).
+    pub fn begin_users_sync(&mut self) -> Result<u64, StoreError> {
+        let op = Op::PutUsers;
+        self.run(|env, db| {
+            let txn = env.begin_write(db, op)?;
+            let generation = {
+                let mut meta = txn.open_table(schema::META).op(op)?;
+                let next = meta
+                    .get(schema::META_USERS_GENERATION)
+                    .op(op)?
+                    .map_or(0, |g| g.value())
+                    .saturating_add(1);
+                meta.insert(schema::META_USERS_GENERATION, next).op(op)?;
+                next
+            };
+            env.commit(txn, op)?;
+            Ok(generation)
+        })
+    }
+
+    /// After a users sync that read EVERY page: removes every stored user whose stamp is older
+    /// than `generation` (Box no longer lists it) in ONE write transaction, streaming through
+    /// the stamps on disk. Returns how many were removed; nothing is written if none.
+    pub fn prune_users(&mut self, generation: u64) -> Result<u64, StoreError> {
+        let op = Op::RetainUsers;
+        self.run(|env, db| {
+            let txn = env.begin_write(db, op)?;
+            let removed = {
+                let mut table = txn.open_table(schema::USERS).op(op)?;
+                let mut stamps = txn.open_table(schema::USERS_SYNC).op(op)?;
+                let mut removed = 0u64;
+                // Users stored by a firmware before stamps existed: generation 0.
+                let mut unstamped = Vec::new();
+                for entry in table.iter().op(op)? {
+                    let (id, _) = entry.op(op)?;
+                    let id = id.value();
+                    if stamps.get(id).op(op)?.is_none() {
+                        unstamped.push(id.to_owned());
+                        if unstamped.len() > 10_000 {
+                            break;
+                        }
+                    }
+                }
+                for id in unstamped {
+                    stamps.insert(id.as_str(), 0).op(op)?;
+                }
+                for entry in stamps.extract_if(|_, stamp| stamp < generation).op(op)? {
+                    let (id, _) = entry.op(op)?;
+                    table.remove(id.value()).op(op)?;
+                    removed += 1;
+                }
+                removed
+            };
+            if removed == 0 {
+                txn.abort(op)?;
+            } else {
+                env.commit(txn, op)?;
+            }
+            Ok(removed)
         })
     }
 
@@ -501,12 +635,16 @@ impl StoreCore {
                 let mut table = txn.open_table(schema::USERS).op(op)?;
                 let before = table.len().op(op)?;
                 table.retain(|id, _| keep.contains(id)).op(op)?;
+                txn.open_table(schema::USERS_SYNC)
+                    .op(op)?
+                    .retain(|id, _| keep.contains(id))
+                    .op(op)?;
                 before - table.len().op(op)?
             };
             if removed == 0 {
-                txn.abort().op(op)?;
+                txn.abort(op)?;
             } else {
-                txn.commit().op(op)?;
+                env.commit(txn, op)?;
             }
             Ok(removed)
         })
@@ -525,7 +663,7 @@ impl StoreCore {
         limit: usize,
     ) -> Result<Vec<UserEntry>, StoreError> {
         let op = Op::GetUser;
-        self.run(|_env, db| {
+        self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let Some(table) = open_read(&read, schema::USERS, op)? else {
                 return Ok(Vec::new());
@@ -576,7 +714,7 @@ impl StoreCore {
                 .op(op)?
                 .insert(key, text.as_str())
                 .op(op)?;
-            txn.commit().op(op)
+            env.commit(txn, op)
         })
     }
 
@@ -614,7 +752,7 @@ impl StoreCore {
                     table.insert(key.as_ref(), secret.expose()).op(op)?;
                 }
             }
-            txn.commit().op(op)
+            env.commit(txn, op)
         })
     }
 
@@ -629,7 +767,7 @@ impl StoreCore {
                 .remove(key)
                 .op(op)?
                 .is_some();
-            txn.commit().op(op)?;
+            env.commit(txn, op)?;
             Ok(existed)
         })
     }
@@ -645,7 +783,7 @@ impl StoreCore {
                 let mut table = txn.open_table(schema::COUNTERS).op(op)?;
                 add_counter_in(&mut table, name, delta, op)?
             };
-            txn.commit().op(op)?;
+            env.commit(txn, op)?;
             Ok(value)
         })
     }
@@ -662,6 +800,61 @@ impl StoreCore {
         })
     }
 
+    /// Makes every grouped (non-durable) commit durable now, with one durable commit.
+    /// Returns whether there was anything to flush. The storage thread calls it when
+    /// [`StoreCore::flush_due_in`] says so; a sync caller calls it when it needs durability.
+    pub fn flush(&mut self) -> Result<bool, StoreError> {
+        if self.env.group.pending == 0 || self.db.is_none() {
+            return Ok(false);
+        }
+        let op = Op::Flush;
+        self.run(|env, db| {
+            let txn = env.begin_write(db, op)?;
+            env.commit(txn, op)?;
+            Ok(true)
+        })
+    }
+
+    /// With grouped commits pending, how long until they are due to be made durable (zero:
+    /// now); `None` when everything committed is durable.
+    pub fn flush_due_in(&self) -> Option<Duration> {
+        if self.env.group.pending == 0 {
+            return None;
+        }
+        let interval = self.env.options.commit_interval;
+        Some(
+            self.env
+                .group
+                .last_durable
+                .map_or(Duration::ZERO, |at| interval.saturating_sub(at.elapsed())),
+        )
+    }
+
+    /// Whether answered commits were rolled back and grouped writes are refused.
+    pub fn is_fenced(&self) -> bool {
+        self.env.group.fenced
+    }
+
+    /// Accepts page commits and acks again after a rollback: call only once every caller
+    /// that held a position has re-read it from the store (the pipeline restarts).
+    pub fn lift_fence(&mut self) {
+        if self.env.group.fenced {
+            info!("Accepting page commits and acks again after the rollback.");
+        }
+        self.env.group.fenced = false;
+    }
+
+    /// Commit and I/O counters since this store was opened.
+    pub fn io_stats(&self) -> IoStats {
+        IoStats {
+            commits: self.env.group.commits,
+            durable_commits: self.env.group.durable_commits,
+            fsyncs: self.env.io.fsyncs.load(Ordering::Relaxed),
+            bytes_written: self.env.io.bytes_written.load(Ordering::Relaxed),
+            rollbacks: self.env.group.rollbacks,
+        }
+    }
+
     /// Compacts the file (quiesced: the caller is the only user of this core, no transaction
     /// is live). Runs rounds until redb reports nothing more to do.
     pub fn compact(&mut self) -> Result<CompactReport, StoreError> {
@@ -670,10 +863,12 @@ impl StoreCore {
             return Err(StoreError::Closed);
         }
         self.ensure_open()?;
+        self.flush()?;
         let before_bytes = self.env.file_bytes(op)?;
         let mut rounds = 0;
+        self.set_readers(None);
         let result = loop {
-            let Some(db) = self.db.as_mut() else {
+            let Some(db) = self.db.as_mut().and_then(Arc::get_mut) else {
                 break Err(StoreError::Closed);
             };
             match db.compact() {
@@ -687,6 +882,7 @@ impl StoreCore {
                 }
             }
         };
+        self.set_readers(self.db.clone());
         if let Err(e) = result {
             self.after_error(&e);
             return Err(e);
@@ -700,13 +896,21 @@ impl StoreCore {
         })
     }
 
-    /// Closes the database (flushes nothing: every commit is already durable). Later calls
+    /// Closes the database after making any grouped (non-durable) commits durable. Later calls
     /// return [`StoreError::Closed`].
     pub fn close(&mut self) -> Result<(), StoreError> {
+        // A clean stop leaves nothing non-durable behind (redb would also promote it).
+        if self.db.is_some() && !self.closed {
+            if let Err(e) = self.flush() {
+                warn!(error = %e, "Making the last commits durable at close failed.");
+            }
+        }
         self.closed = true;
-        match self.db.take() {
-            Some(db) => db.close().op(Op::Close),
-            None => Ok(()),
+        self.set_readers(None);
+        match self.db.take().map(Arc::try_unwrap) {
+            Some(Ok(db)) => db.close().op(Op::Close),
+            // Only readers' guards ever share it, and they are gone once the slot is empty.
+            Some(Err(_)) | None => Ok(()),
         }
     }
 
@@ -739,9 +943,27 @@ impl StoreCore {
                 reopens = self.env.reopens,
                 "Reopened the database after a storage error."
             );
+            let db = Arc::new(db);
+            self.set_readers(Some(db.clone()));
             self.db = Some(db);
         }
         Ok(())
+    }
+
+    fn set_readers(&self, db: Option<Arc<Database>>) {
+        match self.readers.write() {
+            Ok(mut slot) => *slot = db,
+            Err(poisoned) => *poisoned.into_inner() = db,
+        }
+    }
+
+    /// A reader of stored users for other threads (the renderers' directory): point reads that
+    /// never wait for the store's thread, bounded by the page cache, and `None` while the
+    /// database is being reopened.
+    pub fn user_reader(&self) -> UserReader {
+        UserReader {
+            slot: self.readers.clone(),
+        }
     }
 
     /// Drops the database after an error that leaves the handle unusable, and tries to reopen.
@@ -751,7 +973,11 @@ impl StoreCore {
             return;
         }
         warn!(%error, "Dropping the database after a storage error.");
+        self.set_readers(None);
         self.db = None;
+        // Whatever was not durable is gone with the handle; the reopen tells whether answered
+        // commits were among it (`commit_count`).
+        self.env.group.pending = 0;
         if let Err(reopen) = self.ensure_open() {
             warn!(error = %reopen, "Reopen failed; will retry before the next request.");
         }
@@ -759,11 +985,11 @@ impl StoreCore {
 
     fn run<T>(
         &mut self,
-        f: impl FnOnce(&Env, &Database) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Env, &Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.ensure_open()?;
         let result = match &self.db {
-            Some(db) => f(&self.env, db),
+            Some(db) => f(&mut self.env, db),
             None => Err(StoreError::Closed),
         };
         if let Err(e) = &result {
@@ -785,6 +1011,46 @@ impl StoreCore {
             };
             Ok(table.get(key).op(op)?.map(|g| g.value().to_owned()))
         })
+    }
+}
+
+/// Point reads of the `users` table from any thread (see [`StoreCore::user_reader`]).
+///
+/// A read transaction is MVCC in redb: it never waits for the store's write transaction, and
+/// a lookup served from the page cache takes microseconds, so renderers may call it inline; a
+/// lookup is one B-tree descent (a few pages) when it misses the cache.
+#[derive(Clone)]
+pub struct UserReader {
+    slot: Arc<RwLock<Option<Arc<Database>>>>,
+}
+
+impl std::fmt::Debug for UserReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserReader").finish_non_exhaustive()
+    }
+}
+
+impl UserReader {
+    /// The user's JSON as stored by the users sync; `None` if unknown or the store is closed
+    /// or being reopened (the event then renders without directory facts).
+    pub fn get(&self, id: &str) -> Option<String> {
+        let slot = self.slot.read().ok()?;
+        let db = slot.as_ref()?;
+        let read = db.begin_read().ok()?;
+        let table = read.open_table(schema::USERS).ok()?;
+        let user = table.get(id).ok()??.value().to_owned();
+        Some(user)
+    }
+
+    /// How many users are stored (0 when unknown).
+    pub fn count(&self) -> u64 {
+        let Ok(slot) = self.slot.read() else { return 0 };
+        let Some(db) = slot.as_ref() else { return 0 };
+        db.begin_read()
+            .ok()
+            .and_then(|read| read.open_table(schema::USERS).ok())
+            .and_then(|table| table.len().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -824,15 +1090,43 @@ impl Env {
                 }
                 let file = create_private(path, op)?;
                 let backend = redb::backends::FileBackend::new(file).op(op)?;
-                builder.create_with_backend(backend).op(op)?
+                builder
+                    .create_with_backend(SharedBackend(Arc::new(backend), self.io.clone()))
+                    .op(op)?
             }
             Location::Backend(factory) => {
                 let backend = factory();
                 self.backend = Some(backend.clone());
-                builder.create_with_backend(SharedBackend(backend)).op(op)?
+                builder
+                    .create_with_backend(SharedBackend(backend, self.io.clone()))
+                    .op(op)?
             }
         };
         self.check_schema(&db, op)?;
+        let stored = {
+            let read = db.begin_read().op(op)?;
+            match open_read(&read, schema::META, op)? {
+                Some(meta) => meta
+                    .get(schema::META_COMMIT_COUNT)
+                    .op(op)?
+                    .map_or(0, |g| g.value()),
+                None => 0,
+            }
+        };
+        if stored < self.group.commit_count {
+            // Commits already answered (non-durable, inside a group) did not survive: their
+            // callers hold positions the store no longer has. Fence the grouped writes until
+            // they have re-read them (see `StoreError::RolledBack`).
+            self.group.rollbacks += 1;
+            self.group.fenced = true;
+            warn!(
+                lost_commits = self.group.commit_count - stored,
+                "A storage error rolled back answered commits; refusing page commits and acks until the pipeline restarts from the store."
+            );
+        }
+        self.group.commit_count = stored;
+        self.group.pending = 0;
+        self.group.last_durable = None;
         if self.repaired.load(Ordering::Relaxed) {
             info!("Database repaired and opened.");
         }
@@ -840,7 +1134,7 @@ impl Env {
     }
 
     /// Stamps a new file, refuses a newer one, migrates an older one (none exist yet).
-    fn check_schema(&self, db: &Database, op: Op) -> Result<(), StoreError> {
+    fn check_schema(&mut self, db: &Database, op: Op) -> Result<(), StoreError> {
         let read = db.begin_read().op(op)?;
         let version = match open_read(&read, schema::META, op)? {
             Some(meta) => meta
@@ -891,29 +1185,74 @@ impl Env {
                     txn.open_table(schema::SINK_CURSORS).op(op)?;
                     txn.open_table(schema::SINKS_ENABLED).op(op)?;
                     txn.open_table(schema::USERS).op(op)?;
+                    txn.open_table(schema::USERS_SYNC).op(op)?;
                     txn.open_table(schema::SETTINGS).op(op)?;
                     txn.open_table(schema::SECRETS).op(op)?;
                     txn.open_table(schema::COUNTERS).op(op)?;
                 }
-                txn.commit().op(op)?;
+                self.commit(txn, op)?;
                 info!(version = schema::SCHEMA_VERSION, "Created a new store.");
                 Ok(())
             }
         }
     }
 
-    /// A write transaction with the store's durability: Immediate, plus 2PC / quick-repair as
-    /// configured.
-    fn begin_write(&self, db: &Database, op: Op) -> Result<WriteTransaction, StoreError> {
+    /// A write transaction with the store's durability.
+    ///
+    /// Group commit ([`StoreOptions::commit_interval`]): a page commit, ack, users write,
+    /// expiry or counter that comes less than the interval after the last durable commit
+    /// commits with `Durability::None` (no fsync); anything else, and everything once the
+    /// interval has passed, commits with `Durability::Immediate`, which makes the earlier
+    /// non-durable commits durable with it. 2PC and quick-repair as configured. After a
+    /// rollback of answered commits, the grouped writes are refused until the fence is lifted.
+    fn begin_write(&self, db: &Database, op: Op) -> Result<Txn, StoreError> {
+        let grouped = is_grouped(op);
+        if grouped && self.group.fenced {
+            return Err(StoreError::RolledBack { op });
+        }
+        let interval = self.options.commit_interval;
+        let durable = !grouped
+            || interval.is_zero()
+            || self
+                .group
+                .last_durable
+                .is_none_or(|at| at.elapsed() >= interval);
         let mut txn = db.begin_write().op(op)?;
-        txn.set_durability(Durability::Immediate)
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability)
             .map_err(|e| StoreError::Storage {
                 op,
                 source: e.into(),
             })?;
         txn.set_two_phase_commit(self.options.two_phase_commit);
         txn.set_quick_repair(self.options.quick_repair);
-        Ok(txn)
+        Ok(Txn { txn, durable })
+    }
+
+    /// Commits `txn`, stamping the store's commit count into `meta` (how a reopen tells that
+    /// answered commits were rolled back), and keeps the group-commit bookkeeping.
+    fn commit(&mut self, txn: Txn, op: Op) -> Result<(), StoreError> {
+        let count = self.group.commit_count.saturating_add(1);
+        txn.txn
+            .open_table(schema::META)
+            .op(op)?
+            .insert(schema::META_COMMIT_COUNT, count)
+            .op(op)?;
+        txn.txn.commit().op(op)?;
+        self.group.commit_count = count;
+        self.group.commits += 1;
+        if txn.durable {
+            self.group.durable_commits += 1;
+            self.group.pending = 0;
+            self.group.last_durable = Some(Instant::now());
+        } else {
+            self.group.pending += 1;
+        }
+        Ok(())
     }
 
     /// The database size in bytes: file metadata, or the backend's length.

@@ -28,6 +28,7 @@ pub enum Op {
     AddCounter,
     GetCounter,
     Compact,
+    Flush,
     Close,
 }
 
@@ -54,6 +55,7 @@ impl Op {
             Self::AddCounter => "add_counter",
             Self::GetCounter => "get_counter",
             Self::Compact => "compact",
+            Self::Flush => "flush",
             Self::Close => "close",
         }
     }
@@ -141,6 +143,16 @@ pub enum StoreError {
     #[error("{op}: the storage thread panicked serving this request")]
     Panicked { op: Op },
 
+    /// Group commit: a storage error rolled back commits that had already been answered (they
+    /// were not durable yet). The callers' in-memory positions are ahead of the store, so page
+    /// commits and acks are refused until the pipeline has re-read its cursors and called
+    /// [`crate::Store::lift_fence`]. Retryable: nothing is lost, Box still has the events.
+    #[error(
+        "{op}: a storage error rolled back recent commits; refusing writes until the \
+         pipeline re-reads its cursors from the store"
+    )]
+    RolledBack { op: Op },
+
     /// The storage thread has stopped (closed, or all handles dropped).
     #[error("the store is closed")]
     Closed,
@@ -152,7 +164,7 @@ impl StoreError {
     /// Corruption, a too-new schema, bad input, a panic and a closed store are fatal.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::QueueFull { .. } | Self::Io { .. } => true,
+            Self::QueueFull { .. } | Self::Io { .. } | Self::RolledBack { .. } => true,
             Self::Storage { source, .. } => is_transient(source),
             Self::SchemaTooNew { .. }
             | Self::BadMeta { .. }
@@ -162,6 +174,11 @@ impl StoreError {
             | Self::Panicked { .. }
             | Self::Closed => false,
         }
+    }
+
+    /// Whether commits were rolled back under the caller (see [`StoreError::RolledBack`]).
+    pub fn is_rolled_back(&self) -> bool {
+        matches!(self, Self::RolledBack { .. })
     }
 
     /// Whether this is backpressure (queue at quota) rather than a failure.

@@ -9,10 +9,10 @@
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tracing::{debug, error};
 
 use crate::backend::BackendFactory;
@@ -37,6 +37,8 @@ struct Envelope {
 struct Inner {
     sender: SyncSender<Envelope>,
     slots: Arc<Semaphore>,
+    /// Rollbacks of answered commits so far (see [`Store::rollbacks`]).
+    rollbacks: watch::Receiver<u64>,
 }
 
 /// Cloneable, `Send + Sync` handle to the storage thread. Every method is one request, served
@@ -71,30 +73,57 @@ impl Store {
 
     /// Starts the storage thread around an already opened core (synchronous callers, tests).
     pub fn from_core(core: StoreCore) -> Result<Self, StoreError> {
-        let (store, receiver) = Self::channel();
-        spawn_thread(move || Ok(core), receiver, None)?;
+        let (store, receiver, rollbacks) = Self::channel();
+        spawn_thread(move || Ok(core), receiver, rollbacks, None)?;
         Ok(store)
     }
 
     async fn spawn_opening(
         open: impl FnOnce() -> Result<StoreCore, StoreError> + Send + 'static,
     ) -> Result<Self, StoreError> {
-        let (store, receiver) = Self::channel();
+        let (store, receiver, rollbacks) = Self::channel();
         let (opened_tx, opened_rx) = oneshot::channel();
-        spawn_thread(open, receiver, Some(opened_tx))?;
+        spawn_thread(open, receiver, rollbacks, Some(opened_tx))?;
         opened_rx.await.map_err(|_| StoreError::Closed)??;
         Ok(store)
     }
 
-    fn channel() -> (Self, Receiver<Envelope>) {
+    fn channel() -> (Self, Receiver<Envelope>, watch::Sender<u64>) {
         let (sender, receiver) = sync_channel(REQUEST_QUEUE_DEPTH);
         let slots = Arc::new(Semaphore::new(REQUEST_QUEUE_DEPTH));
+        let (rollbacks_tx, rollbacks) = watch::channel(0);
         (
             Self {
-                inner: Arc::new(Inner { sender, slots }),
+                inner: Arc::new(Inner {
+                    sender,
+                    slots,
+                    rollbacks,
+                }),
             },
             receiver,
+            rollbacks_tx,
         )
+    }
+
+    /// Changes when a storage error rolled back commits that were already answered (group
+    /// commit; see [`StoreError::RolledBack`]). The pipeline watches it: on a change it stops
+    /// every task, re-reads its cursors, and calls [`Store::lift_fence`].
+    pub fn rollbacks(&self) -> watch::Receiver<u64> {
+        self.inner.rollbacks.clone()
+    }
+
+    /// See [`StoreCore::lift_fence`].
+    pub async fn lift_fence(&self) -> Result<(), StoreError> {
+        self.call(Op::Flush, |core| {
+            core.lift_fence();
+            Ok(())
+        })
+        .await
+    }
+
+    /// See [`StoreCore::flush`]: makes grouped commits durable now.
+    pub async fn flush(&self) -> Result<bool, StoreError> {
+        self.call(Op::Flush, StoreCore::flush).await
     }
 
     /// Runs `f` on the storage thread and awaits its reply.
@@ -209,6 +238,22 @@ impl Store {
             .await
     }
 
+    /// See [`StoreCore::begin_users_sync`].
+    pub async fn begin_users_sync(&self) -> Result<u64, StoreError> {
+        self.call(Op::PutUsers, StoreCore::begin_users_sync).await
+    }
+
+    /// See [`StoreCore::prune_users`].
+    pub async fn prune_users(&self, generation: u64) -> Result<u64, StoreError> {
+        self.call(Op::RetainUsers, move |core| core.prune_users(generation))
+            .await
+    }
+
+    /// See [`StoreCore::user_reader`].
+    pub async fn user_reader(&self) -> Result<crate::UserReader, StoreError> {
+        self.call(Op::GetUser, |core| Ok(core.user_reader())).await
+    }
+
     /// See [`StoreCore::get_user`].
     pub async fn get_user(&self, id: String) -> Result<Option<String>, StoreError> {
         self.call(Op::GetUser, move |core| core.get_user(&id)).await
@@ -293,6 +338,7 @@ impl Store {
 fn spawn_thread(
     open: impl FnOnce() -> Result<StoreCore, StoreError> + Send + 'static,
     receiver: Receiver<Envelope>,
+    rollbacks: watch::Sender<u64>,
     opened: Option<oneshot::Sender<Result<(), StoreError>>>,
 ) -> Result<(), StoreError> {
     thread::Builder::new()
@@ -310,7 +356,7 @@ fn spawn_thread(
             if let Some(opened) = opened {
                 let _ = opened.send(Ok(()));
             }
-            serve(&mut core, &receiver);
+            serve(&mut core, &receiver, &rollbacks);
             if !core.is_closed() {
                 if let Err(e) = core.close() {
                     error!(error = %e, "Closing the database failed.");
@@ -326,16 +372,35 @@ fn spawn_thread(
         })
 }
 
-fn serve(core: &mut StoreCore, receiver: &Receiver<Envelope>) {
-    while let Ok(Envelope { job, _slot }) = receiver.recv() {
-        drop(_slot);
-        job(core);
-        if core.is_closed() {
-            break;
+/// Serves requests in arrival order. With grouped (non-durable) commits pending, waits for the
+/// next request only until they are due, then makes them durable (one commit for the group).
+fn serve(core: &mut StoreCore, receiver: &Receiver<Envelope>, rollbacks: &watch::Sender<u64>) {
+    loop {
+        let envelope = match core.flush_due_in() {
+            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) if due.is_zero() => Err(RecvTimeoutError::Timeout),
+            Some(due) => receiver.recv_timeout(due),
+        };
+        match envelope {
+            Ok(Envelope { job, _slot }) => {
+                drop(_slot);
+                job(core);
+                if core.is_closed() {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = core.flush() {
+                    error!(error = %e, "Making grouped commits durable failed.");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
         }
         if !core.is_open() {
             // A failed request dropped the database: reopen before serving the next one.
             let _ = core.ensure_open();
         }
+        let count = core.io_stats().rollbacks;
+        rollbacks.send_if_modified(|seen| std::mem::replace(seen, count) != count);
     }
 }

@@ -7,8 +7,12 @@
 //! # Design constraints
 //!
 //! - **One page, one transaction.** A Box page's new events, their `seen` entries and the new
-//!   cursor are written in ONE write transaction with `Durability::Immediate`: after a crash the
-//!   store holds either all of it or none of it, and the poller resumes from the committed cursor.
+//!   cursor are written in ONE write transaction: after a crash the store holds either all of
+//!   it or none of it, and the poller resumes from the committed cursor.
+//! - **Group commit.** Writes at the event rate share one durable commit per
+//!   [`StoreOptions::commit_interval`] (fsyncs per second bounded whatever the rate); a rollback
+//!   of answered commits fences page commits and acks until the pipeline restarts from the
+//!   store. See [`durability`].
 //! - **The cursor never goes backwards by accident.** A page without a position, or with Box's
 //!   legacy reset `"0"`, leaves the committed cursor as it is.
 //! - **Duplicates stop at the door.** An event id already in `seen` (or earlier in the same page)
@@ -38,15 +42,15 @@ pub mod selftest;
 mod types;
 
 pub use backend::BackendFactory;
-pub use core::StoreCore;
+pub use core::{StoreCore, UserReader};
 pub use error::{Op, StoreError};
 pub use handle::{REQUEST_QUEUE_DEPTH, Store};
 pub use selftest::self_test;
 pub use types::{
     AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEFAULT_CACHE_BYTES,
-    DEFAULT_QUOTA_BYTES, DEFAULT_SEEN_TTL, MAX_KEY_LEN, PageCommit, PageOutcome, QueuedRecord,
-    ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
-    SweepWindow, UserEntry,
+    DEFAULT_COMMIT_INTERVAL, DEFAULT_QUOTA_BYTES, DEFAULT_SEEN_TTL, IoStats, MAX_KEY_LEN,
+    PageCommit, PageOutcome, QueuedRecord, ReadLimits, RecordFilter, Secret, SinkBatch, SinkId,
+    SinkStats, Stats, StoreOptions, SweepWindow, UserEntry,
 };
 
 /// Re-exported so callers can supply a [`BackendFactory`] without naming redb themselves.

@@ -6,6 +6,7 @@
 //! meta            &str                       u64                            open, commit_page
 //!                   "schema_version"           SCHEMA_VERSION (1)
 //!                   "next_seq"                 next queue sequence (>= 1)
+//!                   "commit_count"             write transactions committed (every commit)
 //! queue           u64 seq                    &[u8] record (see below)       commit_page; ack deletes
 //! cursors         &str cursor key            &[u8] JSON CursorState         commit_page
 //!                   "admin_logs" | "admin_logs_streaming" | "sweep:<name>"
@@ -14,6 +15,7 @@
 //! sink_cursors    &str sink id               u64 last delivered seq (0: none) ack
 //! sinks_enabled   &str sink id               ()                             set_enabled_sinks
 //! users           &str Box user id           &str user JSON                 put_users, retain_users
+//! users_sync      &str Box user id           u64 sync generation            put_users, prune_users
 //! settings        &str key                   &str JSON text                 set_setting
 //! secrets         &str key                   &[u8] secret bytes             put_secrets, delete_secret
 //! counters        &str name                  u64                            add_counter, commit_page
@@ -48,14 +50,21 @@ pub const SEEN_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new(
 pub const SINK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("sink_cursors");
 pub const SINKS_ENABLED: TableDefinition<&str, ()> = TableDefinition::new("sinks_enabled");
 pub const USERS: TableDefinition<&str, &str> = TableDefinition::new("users");
+/// Box user id → the users sync generation that last listed it (absent: generation 0).
+pub const USERS_SYNC: TableDefinition<&str, u64> = TableDefinition::new("users_sync");
 pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 /// `meta` key of the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// `meta` key of the users sync generation (see `StoreCore::begin_users_sync`).
+pub const META_USERS_GENERATION: &str = "users_generation";
 /// `meta` key of the next queue sequence.
 pub const META_NEXT_SEQ: &str = "next_seq";
+/// `meta` key counting every write transaction ever committed (absent in older files: 0). A
+/// reopen that finds fewer than the process answered knows a group was rolled back.
+pub const META_COMMIT_COUNT: &str = "commit_count";
 
 /// Counter of events appended by `commit_page`.
 pub const COUNTER_APPENDED: &str = "store.events_appended";

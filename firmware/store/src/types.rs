@@ -15,6 +15,10 @@ pub const DEFAULT_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// Default lifetime of a `seen` entry: 15 days, one day longer than Box keeps events on
 /// `admin_logs_streaming` (14 days), so a repeat can never outlive its dedup entry.
 pub const DEFAULT_SEEN_TTL: Duration = Duration::from_secs(15 * 24 * 60 * 60);
+/// Default [`StoreOptions::commit_interval`]: at most 3.3 durable commits a second, so with
+/// two-phase commit (about three fsyncs each after a group: the slot, the god byte, and the
+/// file growing) under ten fsyncs a second whatever the event rate (`commit_bench --group`).
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(300);
 /// Longest sweep name, settings key, secret key, counter name or user id accepted.
 pub const MAX_KEY_LEN: usize = 128;
 
@@ -36,6 +40,12 @@ pub struct StoreOptions {
     pub quick_repair: bool,
     /// How long an event id stays in `seen`.
     pub seen_ttl: Duration,
+    /// Group commit: the shortest time between two durable commits. Page commits, acks and
+    /// users pages that arrive sooner commit without an fsync (`Durability::None`) and become
+    /// durable together with the next durable commit, at most this long later (the storage
+    /// thread flushes on a timer). Zero: every write transaction is durable on its own.
+    /// See [`crate::durability`] for what a crash can roll back and how callers are protected.
+    pub commit_interval: Duration,
 }
 
 impl StoreOptions {
@@ -48,6 +58,7 @@ impl StoreOptions {
             two_phase_commit: crate::durability::DEFAULT_TWO_PHASE_COMMIT,
             quick_repair: crate::durability::DEFAULT_QUICK_REPAIR,
             seen_ttl: DEFAULT_SEEN_TTL,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
         }
     }
 }
@@ -298,6 +309,25 @@ pub struct Stats {
     /// unclean shutdown. A quick-repair recovery (allocator state saved in the last commit) is
     /// near-instant and does not set this.
     pub repaired: bool,
+    /// Storage counters since this process opened the store (see [`IoStats`]).
+    pub io: IoStats,
+}
+
+/// What the store has asked of the medium since this process opened it: the figures behind
+/// `boxidr_store_fsyncs_total` and friends (flushes per second is what wears an SD card).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoStats {
+    /// Write transactions committed (durable or not).
+    pub commits: u64,
+    /// Of those, durable ones (`Durability::Immediate`, including group flushes).
+    pub durable_commits: u64,
+    /// `sync_data` calls made on the database file (fsyncs; two per durable 2PC commit).
+    pub fsyncs: u64,
+    /// Bytes handed to the file's `write` calls.
+    pub bytes_written: u64,
+    /// Times a storage error rolled back commits that had already been answered (group
+    /// commit); page commits and acks were then refused until [`crate::Store::lift_fence`].
+    pub rollbacks: u64,
 }
 
 /// File size before and after [`crate::StoreCore::compact`].

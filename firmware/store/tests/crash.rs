@@ -352,3 +352,230 @@ async fn handle_reopens_after_commit_error() {
     let cursor = store.cursor(streaming()).await.unwrap().unwrap();
     assert_eq!(cursor.position.unwrap().as_str(), "400");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Group commit: several page commits, acks and users writes share one durable commit.
+
+/// A group-commit mode: the interval is long enough that only the first write after the open
+/// and the explicit flush are durable, everything between is one group.
+fn group_modes() -> Vec<(&'static str, StoreOptions)> {
+    modes()
+        .into_iter()
+        .map(|(name, mut options)| {
+            options.commit_interval = std::time::Duration::from_secs(3600);
+            (name, options)
+        })
+        .collect()
+}
+
+/// The baseline, made durable (it is the state every grouped run starts from).
+fn group_baseline(disk: &MemDisk, options: &StoreOptions) -> StoreCore {
+    let mut core = baseline(disk, options);
+    core.flush().unwrap();
+    core
+}
+
+/// One step of the grouped workload.
+fn group_step(core: &mut StoreCore, step: usize) -> Result<(), StoreError> {
+    match step {
+        0 => core.commit_page(target_page()).map(drop),
+        1 => core.ack(SinkId::LogSearch, 6).map(drop),
+        2 => core
+            .commit_page(page(&["g", "h"], Some("400"), 4_000))
+            .map(drop),
+        3 => core.ack(SinkId::Collector, 30).map(drop),
+        4 => core.put_users(&baseline_users()[..3]).map(drop),
+        5 => core.flush().map(drop),
+        _ => unreachable!(),
+    }
+}
+
+const GROUP_STEPS: usize = 6;
+
+/// The logical state after each prefix of the workload (from a run where every commit is
+/// durable), without the commit count.
+fn group_prefix_states() -> Vec<Dump> {
+    let disk = MemDisk::new();
+    let mut core = baseline(&disk, &mem_options());
+    let mut states = vec![without_counters(dump_disk(&disk))];
+    for step in 0..GROUP_STEPS {
+        group_step(&mut core, step).unwrap();
+        states.push(without_counters(dump_disk(&disk)));
+    }
+    states
+}
+
+/// Where `state` is among the prefix states (the flush step changes nothing logical, so the
+/// last match is taken).
+fn prefix_index(states: &[Dump], state: &Dump, what: &str) -> usize {
+    let state = without_counters(state.clone());
+    states
+        .iter()
+        .rposition(|s| *s == state)
+        .unwrap_or_else(|| panic!("{what}: state is no prefix of the workload"))
+}
+
+/// Runs the workload until the first error; returns how many steps were durable for sure
+/// (every step up to the last one that returned Ok from a durable commit).
+fn run_group(core: &mut StoreCore) -> usize {
+    let mut durable = 0;
+    for step in 0..GROUP_STEPS {
+        let before = core.io_stats().durable_commits;
+        if group_step(core, step).is_err() {
+            break;
+        }
+        if core.io_stats().durable_commits > before {
+            durable = step + 1;
+        }
+    }
+    durable
+}
+
+/// The grouped workload really groups: fewer durable commits than writes, and fsyncs only
+/// for the durable ones.
+#[test]
+fn group_commit_groups_writes() {
+    for ((mode, options), (_, each)) in group_modes().into_iter().zip(modes()) {
+        let fsyncs_with = |options: &StoreOptions| {
+            let disk = MemDisk::new();
+            let mut core = group_baseline(&disk, options);
+            let (before, syncs) = (core.io_stats(), disk.syncs());
+            for step in 0..GROUP_STEPS {
+                group_step(&mut core, step).unwrap();
+            }
+            let after = core.io_stats();
+            assert_eq!(after.fsyncs - before.fsyncs, disk.syncs() - syncs, "{mode}");
+            (
+                after.durable_commits - before.durable_commits,
+                disk.syncs() - syncs,
+            )
+        };
+        let (grouped_durable, grouped) = fsyncs_with(&options);
+        let (each_durable, separate) = fsyncs_with(&each);
+        assert_eq!(grouped_durable, 1, "{mode}");
+        assert_eq!(
+            each_durable,
+            GROUP_STEPS as u64 - 1,
+            "{mode}: the flush has nothing to do"
+        );
+        assert!(
+            grouped * 2 <= separate,
+            "{mode}: {grouped} fsyncs grouped vs {separate} one commit each"
+        );
+    }
+}
+
+/// A process crash at every disk operation of a grouped workload: the store reopens to the
+/// state after some prefix of the workload, never a mix, and never before a step whose
+/// durable commit had returned.
+#[test]
+fn group_commit_crash_at_every_op_is_a_prefix() {
+    let states = group_prefix_states();
+    for (mode, options) in group_modes() {
+        let disk = MemDisk::new();
+        let mut core = group_baseline(&disk, &options);
+        let ops_before = disk.ops();
+        assert_eq!(run_group(&mut core), GROUP_STEPS);
+        let ops_in = disk.ops() - ops_before;
+        assert!(ops_in > 2);
+        let mut seen = std::collections::BTreeSet::new();
+        for k in 1..=ops_in {
+            let disk = MemDisk::new();
+            let mut core = group_baseline(&disk, &options);
+            disk.fail_at(ops_before + k, true);
+            let durable = run_group(&mut core);
+            assert!(disk.has_failed(), "{mode} k={k}: fault not reached");
+            drop(core);
+            let what = format!("{mode} group crash at op {k}/{ops_in}");
+            let state = reopen_and_dump(disk.live_image(), &what);
+            let at = prefix_index(&states, &state, &what);
+            assert!(
+                at >= durable,
+                "{what}: durable step {durable} lost (state {at})"
+            );
+            seen.insert(at);
+        }
+        assert!(seen.len() >= 2, "{mode}: both outcomes expected: {seen:?}");
+    }
+}
+
+/// Power loss at every sync of a grouped workload: the durable image reopens to a prefix
+/// state, at or after the last durable step completed before the power went.
+#[test]
+fn group_commit_power_loss_at_every_sync_is_a_prefix() {
+    let states = group_prefix_states();
+    for (mode, options) in group_modes() {
+        let disk = MemDisk::new();
+        let mut core = group_baseline(&disk, &options);
+        let syncs_before = disk.syncs();
+        run_group(&mut core);
+        let syncs_in = disk.syncs() - syncs_before;
+        assert!(syncs_in >= 1);
+        for s in 1..=syncs_in + 1 {
+            let disk = MemDisk::new();
+            let mut core = group_baseline(&disk, &options);
+            disk.freeze_from_sync(syncs_before + s);
+            // Steps durable before the frozen sync: the workload's durable commits happen at
+            // the end (flush), so only a run past every sync must be complete.
+            run_group(&mut core);
+            let images = [
+                ("durable", disk.durable_image()),
+                ("durable+header", disk.durable_image_with_header()),
+            ];
+            drop(core);
+            for (kind, image) in images {
+                let what = format!("{mode} group power loss from sync {s} ({kind})");
+                let state = reopen_and_dump(image, &what);
+                let at = prefix_index(&states, &state, &what);
+                if s > syncs_in {
+                    assert_eq!(at, GROUP_STEPS, "{what}: all syncs done but not durable");
+                }
+            }
+        }
+    }
+}
+
+/// A storage error inside a group loses answered (non-durable) commits: the store notices on
+/// reopen, refuses page commits and acks (retryable) until the fence is lifted, and nothing
+/// durable is lost. With every commit durable, the same error fences nothing.
+#[test]
+fn rollback_of_answered_commits_fences_grouped_writes() {
+    let (_, options) = group_modes().remove(0);
+    let disk = MemDisk::new();
+    let mut core = group_baseline(&disk, &options);
+    core.commit_page(page(&["g"], Some("400"), 4_000)).unwrap();
+    assert!(
+        core.flush_due_in().is_some(),
+        "the page is grouped, not durable"
+    );
+    // The group's durable commit fails (its first write).
+    disk.fail_at(disk.ops() + 1, false);
+    let err = core.flush().unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(core.is_fenced());
+    assert_eq!(core.io_stats().rollbacks, 1);
+    let refused = core
+        .commit_page(page(&["h"], Some("500"), 5_000))
+        .unwrap_err();
+    assert!(
+        refused.is_rolled_back() && refused.is_retryable(),
+        "{refused}"
+    );
+    assert!(core.ack(SinkId::LogSearch, 1).unwrap_err().is_rolled_back());
+    // Settings and secrets are not fenced (always durable, not positions).
+    core.set_setting("k", &serde_json::json!(1)).unwrap();
+    // The cursor is back at the last durable page: the poller re-reads it and fetches "g" again.
+    let cursor = core.cursor(&streaming()).unwrap().unwrap();
+    assert_eq!(cursor.position.unwrap().as_str(), "200");
+    core.lift_fence();
+    core.commit_page(page(&["g"], Some("400"), 4_000)).unwrap();
+
+    // Every commit durable: an error loses nothing answered, so nothing is fenced.
+    let disk = MemDisk::new();
+    let mut core = baseline(&disk, &mem_options());
+    disk.fail_at(disk.ops() + 1, false);
+    core.commit_page(page(&["h"], Some("500"), 5_000))
+        .unwrap_err();
+    assert!(!core.is_fenced());
+    core.commit_page(page(&["h"], Some("500"), 5_000)).unwrap();
+}

@@ -194,3 +194,50 @@ async fn handle_small_tables() {
     let report = store.compact().await.unwrap();
     assert!(report.after_bytes <= report.before_bytes);
 }
+
+/// Group commit through the handle: a page commit answered inside a group is made durable by
+/// the storage thread on its own (its timer), with no further request.
+#[tokio::test]
+async fn grouped_commits_become_durable_on_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
+    options.commit_interval = std::time::Duration::from_millis(50);
+    let store = Store::open(options).await.unwrap();
+    let first = page_commit("a", "1");
+    store.commit_page(first).await.unwrap();
+    store.commit_page(page_commit("b", "2")).await.unwrap();
+    let grouped = store.stats().await.unwrap().io;
+    assert!(grouped.commits > grouped.durable_commits, "{grouped:?}");
+    let mut durable = grouped;
+    for _ in 0..500 {
+        durable = store.stats().await.unwrap().io;
+        if durable.durable_commits > grouped.durable_commits {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        durable.durable_commits,
+        grouped.durable_commits + 1,
+        "{durable:?}"
+    );
+    assert!(durable.fsyncs > grouped.fsyncs);
+    assert_eq!(
+        durable.commits,
+        grouped.commits + 1,
+        "one flush commit for the group"
+    );
+}
+
+fn page_commit(id: &str, next: &str) -> PageCommit {
+    PageCommit {
+        cursor: CursorKey::Stream(boxidr_model::StreamType::AdminLogsStreaming),
+        events: vec![
+            boxidr_model::BoxEvent::from_value(serde_json::json!({"event_id": id})).unwrap(),
+        ],
+        next_position: Some(boxidr_model::StreamPosition::new(next).unwrap()),
+        last_created_at: None,
+        window: None,
+        collected_at_ms: 1,
+    }
+}

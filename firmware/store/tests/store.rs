@@ -850,3 +850,38 @@ fn users_are_listed_in_pages() {
     assert_eq!(rest[0].json, "{\"id\":\"3\"}");
     assert!(core.users_after(Some("3"), 2).unwrap().is_empty());
 }
+
+/// A users sync by generation: users the sync wrote stay, users it did not list go (also
+/// ones stored before stamps existed), and a second prune finds nothing to do.
+#[test]
+fn prune_users_removes_users_the_sync_did_not_list() {
+    let disk = MemDisk::new();
+    let mut core = open_mem(&disk);
+    let user = |id: &str| UserEntry {
+        id: id.to_owned(),
+        json: format!("{{\"id\":\"{id}\"}}"),
+    };
+    core.put_users(&[user("1"), user("2"), user("3")]).unwrap();
+    let generation = core.begin_users_sync().unwrap();
+    core.put_users(&[user("2")]).unwrap();
+    core.put_users(&[user("3"), user("4")]).unwrap();
+    assert_eq!(core.prune_users(generation).unwrap(), 1);
+    let left: Vec<String> = core
+        .users_after(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(left, ["2", "3", "4"]);
+    let ops = disk.ops();
+    assert_eq!(core.prune_users(generation).unwrap(), 0);
+    assert_eq!(disk.ops(), ops, "nothing to prune writes nothing");
+    let next = core.begin_users_sync().unwrap();
+    assert!(next > generation);
+    core.put_users(&[user("4")]).unwrap();
+    assert_eq!(core.prune_users(next).unwrap(), 2);
+    assert_eq!(
+        core.get_user("4").unwrap().as_deref(),
+        Some("{\"id\":\"4\"}")
+    );
+}
