@@ -96,6 +96,10 @@ impl CollectConfig {
 pub struct CollectStatus {
     pub stream: watch::Sender<PollStatus>,
     pub sweep: watch::Sender<SweepStatus>,
+    /// The stream task's liveness (dropped unused in `admin_logs` mode).
+    pub stream_pulse: boxidr_model::Pulse,
+    /// The sweep task's liveness.
+    pub sweep_pulse: boxidr_model::Pulse,
 }
 
 impl CollectStatus {
@@ -103,6 +107,8 @@ impl CollectStatus {
         Self {
             stream: watch::channel(PollStatus::default()).0,
             sweep: watch::channel(SweepStatus::default()).0,
+            stream_pulse: boxidr_model::Pulse::default(),
+            sweep_pulse: boxidr_model::Pulse::default(),
         }
     }
 }
@@ -177,10 +183,15 @@ pub async fn run(
             requests: orders_rx,
             shutdown: shutdown.clone(),
             interval: config.interval,
+            pulse: status.sweep_pulse,
         },
     );
     match config.mode {
-        Mode::History => sweep_task.await,
+        Mode::History => {
+            // No stream task: its pulse must not stay registered and go late.
+            drop(status.stream_pulse);
+            sweep_task.await;
+        }
         Mode::Streaming { .. } => {
             let poller = Poller::new(
                 PollerConfig {
@@ -201,6 +212,7 @@ pub async fn run(
                     status: status.stream,
                     catch_up: Some(orders_tx),
                     shutdown,
+                    pulse: status.stream_pulse,
                 },
             );
             tokio::join!(stream_task, sweep_task);

@@ -249,6 +249,8 @@ pub struct StreamTask<'a> {
     /// Where catch-up requests go (the sweep task); `None` only in tests of the stream alone.
     pub catch_up: Option<tokio::sync::mpsc::Sender<SweepOrder>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Liveness for the watchdog: one report per iteration and before each wait.
+    pub pulse: boxidr_model::Pulse,
 }
 
 /// Runs one poller until `shutdown` turns true, committing every page to `store`.
@@ -274,6 +276,7 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
         if *task.shutdown.borrow() {
             return;
         }
+        task.pulse.beat();
         let step = poller.step();
         let wait = match step {
             Step::Wait(d) => Some(d),
@@ -318,6 +321,10 @@ pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
                 continue;
             }
         };
+        match wait {
+            Some(d) => task.pulse.waiting(d),
+            None => task.pulse.idle(),
+        }
         tokio::select! {
             () = sleep_or_forever(wait) => {}
             _ = task.shutdown.changed() => {}

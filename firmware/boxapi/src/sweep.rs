@@ -552,6 +552,8 @@ pub struct SweepTask<'a> {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Wait after a full queue.
     pub interval: Duration,
+    /// Liveness for the watchdog: one report per iteration and before each wait.
+    pub pulse: boxidr_model::Pulse,
 }
 
 /// Runs the sweep until shutdown. A bounded sweep picks up a persisted target at start.
@@ -567,6 +569,7 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
         if *task.shutdown.borrow() {
             return;
         }
+        task.pulse.beat();
         report(&sweep, &task.status);
         let wait = match sweep.step(OffsetDateTime::now_utc()) {
             SweepStep::Fetch { request, window } => {
@@ -657,6 +660,10 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
             }
         };
         report(&sweep, &task.status);
+        match wait {
+            Some(d) => task.pulse.waiting(d),
+            None => task.pulse.idle(),
+        }
         tokio::select! {
             () = sleep_or_forever(wait) => {}
             request = task.requests.recv() => {

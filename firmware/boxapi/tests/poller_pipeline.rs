@@ -77,6 +77,7 @@ async fn poll_until(rig: &Rig, store: &Store, done: impl Fn(&PollStatus) -> bool
                 status: status_tx,
                 catch_up: None,
                 shutdown: stop_rx,
+                pulse: boxidr_model::Pulse::default(),
             },
         )
         .await;

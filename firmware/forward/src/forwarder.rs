@@ -72,6 +72,7 @@ pub struct Forwarder<S: Sink> {
     options: ForwarderOptions,
     status: watch::Sender<SinkStatus>,
     wake: Option<watch::Receiver<u64>>,
+    pulse: boxidr_model::Pulse,
 }
 
 impl<S: Sink> std::fmt::Debug for Forwarder<S> {
@@ -156,6 +157,7 @@ impl<S: Sink> Forwarder<S> {
             options,
             status,
             wake: None,
+            pulse: boxidr_model::Pulse::default(),
         };
         (forwarder, status_rx)
     }
@@ -165,6 +167,14 @@ impl<S: Sink> Forwarder<S> {
     #[must_use]
     pub fn with_wake(mut self, wake: watch::Receiver<u64>) -> Self {
         self.wake = Some(wake);
+        self
+    }
+
+    /// Reports liveness to the watchdog at every turn of the loop, with the wait ahead (a
+    /// backoff, the idle poll; none while the sink or the store is working).
+    #[must_use]
+    pub fn with_pulse(mut self, pulse: boxidr_model::Pulse) -> Self {
+        self.pulse = pulse;
         self
     }
 
@@ -241,6 +251,7 @@ impl<S: Sink> Forwarder<S> {
                     break;
                 }
             } else if config_error && settled {
+                self.pulse.idle();
                 wait_shutdown(&mut shutdown).await;
                 break;
             }
@@ -255,6 +266,11 @@ impl<S: Sink> Forwarder<S> {
             let next_ack =
                 (acking.is_none() && pos.delivered > pos.acked).then(|| last_ack + ack_every);
             let waiting_for_work = caught_up && reading.is_none() && stopping.is_none();
+            match paused_until {
+                Some(at) => self.pulse.waiting(at.saturating_duration_since(Instant::now())),
+                None if waiting_for_work => self.pulse.waiting(idle),
+                None => self.pulse.beat(),
+            }
             tokio::select! {
                 batch = poll_slot(&mut reading) => {
                     reading = None;

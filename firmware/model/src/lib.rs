@@ -7,10 +7,12 @@
 mod event;
 pub mod led;
 mod position;
+pub mod pulse;
 
 pub use event::{BoxEvent, EventError, EventId, UserMini};
 pub use led::{AttentionCode, Led, LedFrame, LedLook};
 pub use position::{PositionError, StreamPosition};
+pub use pulse::{Liveness, Pulse};
 
 use serde::{Deserialize, Serialize};
 
