@@ -217,6 +217,8 @@ struct Inbox {
     live: Option<LedFrame>,
     summary: Option<Option<LedFrame>>,
     stop: bool,
+    /// The frame a clean stop leaves on the LEDs ([`LedFrame::STOPPED`] when `None`).
+    end_frame: Option<LedFrame>,
 }
 
 #[derive(Debug)]
@@ -275,6 +277,14 @@ impl LedHandle {
         self.shutdown()
     }
 
+    /// Stops the thread leaving `frame` on the LEDs instead of [`LedFrame::STOPPED`]: how the
+    /// firmware says why it refuses to start before it exits. Only steady looks (on, off) stay
+    /// meaningful once nothing plays the pattern any more.
+    pub fn stop_showing(mut self, frame: LedFrame) -> Stopped {
+        lock(&self.shared.inbox).end_frame = Some(frame);
+        self.shutdown()
+    }
+
     fn shutdown(&mut self) -> Stopped {
         lock(&self.shared.inbox).stop = true;
         self.waker.unpark();
@@ -313,7 +323,8 @@ impl<P: OutputPin, C: Clock> Drop for EndGuard<P, C> {
         let (frame, stopped) = if thread::panicking() {
             (LedFrame::FAULT, Stopped::Panicked)
         } else {
-            (LedFrame::STOPPED, Stopped::Clean)
+            let end = lock(&self.shared.inbox).end_frame;
+            (end.unwrap_or(LedFrame::STOPPED), Stopped::Clean)
         };
         let written = self.player.show_now(frame, self.clock.now());
         let mut status = lock(&self.shared.status);

@@ -126,3 +126,48 @@ fn cdev_backend_drives_a_gpio_sim_chip() {
     let event = tracker.sample(!button.is_high().expect("read"), ms(500));
     assert_eq!(event, Some(boxidr_board::ButtonEvent::ShortPress));
 }
+
+/// The firmware's own start-up path on a real chip chosen by the configuration (label and
+/// line offsets, no button), the way QEMU's PL061 is used: the LEDs follow the frames.
+#[test]
+fn start_drives_configured_lines_on_a_gpio_sim_chip() {
+    let chip = match SimChip::create() {
+        Ok(chip) => chip,
+        Err(reason) => {
+            println!("SKIPPED start_drives_configured_lines_on_a_gpio_sim_chip: {reason}");
+            return;
+        }
+    };
+    let dt = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dt.path().join("compatible"), b"linux,dummy-virt\0").expect("write");
+    let cfg = boxidr_board::BoardConfig {
+        backend: boxidr_board::BackendChoice::Cdev,
+        pins: boxidr_board::PinOverrides {
+            chip: Some(LABEL.into()),
+            leds: Some([0, 1, 2, 4]),
+            button: Some(None),
+            act_led: Some(None),
+            ..boxidr_board::PinOverrides::default()
+        },
+        paths: boxidr_board::SystemPaths {
+            dt_model: dt.path().join("model"),
+            dt_compatible: dt.path().join("compatible"),
+            ..boxidr_board::SystemPaths::default()
+        },
+        ..boxidr_board::BoardConfig::default()
+    };
+    let started = boxidr_board::start(&cfg, Box::new(|_| {})).expect("start");
+    assert_eq!(started.kind, BackendKind::Cdev, "{:?}", started.problem);
+    started.handle.show(
+        LedFrame::ALL_OFF
+            .with(Led::Box, LedLook::On)
+            .with(Led::Attention, LedLook::On),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while [0, 1, 2, 4].map(|l| chip.value(l)) != [false, true, false, true] {
+        assert!(std::time::Instant::now() < deadline, "lines did not follow");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.handle.stop();
+    assert!(chip.value(0) && !chip.value(1), "STOPPED: SYSTEM steady on");
+}

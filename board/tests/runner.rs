@@ -71,6 +71,16 @@ fn shows_frames_and_stops_in_the_stopped_state() {
     assert_eq!(sim.levels(), [true, false, false, false]);
 }
 
+/// A stop that says why (the firmware refusing to start) leaves that frame, not STOPPED.
+#[test]
+fn stop_showing_leaves_the_given_frame() {
+    let (sim, handle) = spawn_sim(Box::new(|_| {}));
+    handle.show(LedFrame::ALL_ON);
+    eventually("all on", || sim.levels() == [true; 4]);
+    assert_eq!(handle.stop_showing(LedFrame::REFUSED), Stopped::Clean);
+    assert_eq!(sim.levels(), [false, false, false, true]);
+}
+
 /// Dropping the handle stops the thread the same way.
 #[test]
 fn dropping_the_handle_stops() {
@@ -212,6 +222,52 @@ fn start_with_unopenable_gpio_falls_back() {
     } else {
         assert!(problem.contains("feature `cdev`"), "{problem}");
     }
+}
+
+/// A board with no Pi pin map (QEMU's `virt`) runs when the configuration names the chip and
+/// the lines: the map uses them (no button), and a chip that is not there is named in the
+/// problem (here no gpiochip exists, so the fallback is the simulated board).
+#[test]
+fn configured_chip_and_lines_on_an_unknown_board() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("dev")).expect("mkdir");
+    std::fs::write(dir.path().join("compatible"), b"linux,dummy-virt\0").expect("write");
+    let cfg = BoardConfig {
+        backend: BackendChoice::Cdev,
+        pins: boxidr_board::PinOverrides {
+            chip: Some("9030000.pl061".into()),
+            leds: Some([0, 1, 2, 4]),
+            button: Some(None),
+            act_led: Some(None),
+            ..boxidr_board::PinOverrides::default()
+        },
+        paths: paths(dir.path()),
+        ..BoardConfig::default()
+    };
+    let started = start(&cfg, Box::new(|_| {})).expect("start");
+    assert_eq!(started.board, None);
+    assert_eq!(started.pins.leds, [0, 1, 2, 4]);
+    assert_eq!(started.pins.button, None);
+    assert_eq!(started.pins.chip, "9030000.pl061");
+    let problem = started.problem.expect("problem").to_string();
+    if cfg!(feature = "cdev") {
+        assert!(
+            problem.contains("9030000.pl061") && problem.contains("not found"),
+            "{problem}"
+        );
+    }
+    // Without the lines configured the same board is refused as unsupported.
+    let bare = BoardConfig {
+        backend: BackendChoice::Cdev,
+        paths: paths(dir.path()),
+        ..BoardConfig::default()
+    };
+    let problem = start(&bare, Box::new(|_| {}))
+        .expect("start")
+        .problem
+        .expect("problem")
+        .to_string();
+    assert!(problem.contains("set the LED pins"), "{problem}");
 }
 
 /// The lamp test runs on the simulated board without real waiting and lights each LED alone,

@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "boxidr", version, about, long_about = None)]
 pub struct Cli {
-    /// Bootstrap configuration file.
+    /// Configuration file (default: /var/lib/boxidr/boxidr.toml, which `run` seeds from
+    /// /etc/boxidr/boxidr.toml on the first start).
     #[arg(long, global = true, env = "BOXIDR_CONFIG", default_value = boxidr_config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
 

@@ -5,6 +5,8 @@
 mod bench;
 mod canary;
 mod cli;
+mod code_file;
+mod config_file;
 mod control;
 #[cfg(feature = "demo")]
 mod demo;
@@ -13,6 +15,7 @@ mod facts;
 mod pipeline;
 mod run;
 mod service;
+mod watchdog;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;

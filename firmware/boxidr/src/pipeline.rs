@@ -180,6 +180,8 @@ pub struct Parts {
     pub users_every: Duration,
     /// The canary verifier, when a Platform API key is stored.
     pub canary: crate::canary::Canary,
+    /// Where the stream, the sweep and each forwarder report liveness (systemd watchdog).
+    pub supervision: crate::watchdog::Supervision,
 }
 
 /// Starts the pipeline's tasks on `tasks`; they stop when `shutdown` turns true.
@@ -199,6 +201,7 @@ pub async fn start(
         forwarder: options,
         users_every,
         canary,
+        supervision,
     } = parts;
     let mut enabled = Vec::new();
     if sinks.collector.enabled() {
@@ -218,7 +221,9 @@ pub async fn start(
     render.directory.reload(&store).await?;
     let verifier = crate::canary::start(canary, store.clone(), &enabled, tasks, shutdown);
 
-    let status = CollectStatus::new();
+    let mut status = CollectStatus::new();
+    status.stream_pulse = supervision.watchdog.part("stream", supervision.box_budget);
+    status.sweep_pulse = supervision.watchdog.part("sweep", supervision.box_budget);
     let stream = status.stream.subscribe();
     let sweep = status.sweep.subscribe();
     // Wake the forwarders as soon as a page lands instead of at their idle poll.
@@ -283,7 +288,9 @@ pub async fn start(
             let sink = CollectorSink::new(settings)?;
             let (forwarder, status) =
                 Forwarder::new(store.clone(), sink, render.clone(), options.clone());
-            let (forwarder, stop) = (forwarder.with_wake(wake_rx.clone()), shutdown.clone());
+            let pulse = forwarder_pulse(&supervision, SinkId::Collector);
+            let forwarder = forwarder.with_wake(wake_rx.clone()).with_pulse(pulse);
+            let stop = shutdown.clone();
             let synced = synced_rx.clone();
             tasks.spawn(async move {
                 if wait_for_directory(synced, stop.clone(), SinkId::Collector).await {
@@ -300,7 +307,11 @@ pub async fn start(
         SinkPlan::Run(settings) => {
             let sink = LogSearchSink::new(settings)?;
             let (forwarder, status) = Forwarder::new(store.clone(), sink, render, options);
-            let (forwarder, stop) = (forwarder.with_wake(wake_rx), shutdown.clone());
+            let pulse = forwarder_pulse(&supervision, SinkId::LogSearch);
+            let (forwarder, stop) = (
+                forwarder.with_wake(wake_rx).with_pulse(pulse),
+                shutdown.clone(),
+            );
             tasks.spawn(async move {
                 if wait_for_directory(synced_rx, stop.clone(), SinkId::LogSearch).await {
                     forwarder.run(stop).await;
@@ -320,6 +331,20 @@ pub async fn start(
         log_search,
         verifier,
     })
+}
+
+/// A forwarder's liveness part, idle until the forwarder runs (it may wait for the first
+/// users sync, which retries with a growing backoff).
+fn forwarder_pulse(
+    supervision: &crate::watchdog::Supervision,
+    sink: SinkId,
+) -> boxidr_model::Pulse {
+    let pulse = supervision.watchdog.part(
+        format!("forwarder:{sink}"),
+        crate::watchdog::FORWARDER_BUDGET,
+    );
+    pulse.idle();
+    pulse
 }
 
 fn broken(sink: SinkId, reason: String) -> watch::Receiver<SinkStatus> {

@@ -2,53 +2,29 @@
 
 use std::path::Path;
 
-use boxidr_config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use boxidr_config::Config;
 use tracing::info;
 
-use crate::exit::ExitCode;
+pub use crate::config_file::LoadError;
+use crate::config_file::Location;
+use crate::exit::{ExitCode, StartError};
 
-/// Why the configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Invalid { path: String, source: ConfigError },
-}
-
-/// Reads the bootstrap file. The default path may be absent (built-in defaults apply); a path
-/// the operator named explicitly must exist.
+/// Reads the configuration the service uses, without writing anything (see
+/// [`crate::config_file`]). The default location may be absent (built-in defaults apply); a
+/// path the operator named explicitly must exist.
 pub fn load_config(path: &Path) -> Result<Config, LoadError> {
-    let shown = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => Config::from_toml(&text).map_err(|source| LoadError::Invalid {
-            path: shown,
-            source,
-        }),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                && path == Path::new(DEFAULT_CONFIG_PATH) =>
-        {
-            info!(path = %shown, "No configuration file; using built-in defaults.");
-            Ok(Config::default())
-        }
-        Err(source) => Err(LoadError::Read {
-            path: shown,
-            source,
-        }),
-    }
+    Location::from_cli(path).load()
 }
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(config_path: &Path) -> ExitCode {
-    let config = match load_config(config_path) {
+    let location = Location::from_cli(config_path);
+    let config = match location.load_for_service() {
         Ok(config) => config,
         Err(e) => {
-            tracing::error!(error = %e, "Configuration cannot be used.");
-            return ExitCode::Config;
+            // The board section may be what is wrong: the LEDs use the default wiring.
+            let board = crate::service::board_config(&boxidr_config::Board::default()).ok();
+            return crate::exit::refuse_start(&StartError::Config(e), board).await;
         }
     };
     info!(
@@ -63,13 +39,14 @@ pub async fn run(config_path: &Path) -> ExitCode {
 /// `boxidr config check`: every problem of the file (and of the files it names), each with
 /// its key path; nothing is started and nothing is written.
 pub fn config_check(path: &Path) -> ExitCode {
+    // The file the service would read: the writable one, or the provisioning file it would be
+    // seeded from.
+    let location = Location::from_cli(path);
+    let path = location.effective();
     let shown = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                && path == Path::new(DEFAULT_CONFIG_PATH) =>
-        {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && location.provisioning.is_some() => {
             println!("{shown}: no such file; the built-in defaults apply and are valid");
             return ExitCode::Ok;
         }
@@ -119,26 +96,24 @@ pub fn leds(config_path: &Path, args: &crate::cli::LedsArgs) -> ExitCode {
         eprintln!("boxidr leds: nothing to do; use --test to cycle every LED");
         return ExitCode::Usage;
     }
-    let backend = match &args.backend {
-        Some(name) => name.clone(),
-        None => match load_config(config_path) {
-            Ok(config) => config.board.backend,
-            Err(e) => {
-                eprintln!("boxidr leds: {e}");
-                return ExitCode::Config;
-            }
-        },
+    // The configured wiring (`[board]` chip and lines) applies to the lamp test too.
+    let mut board = match load_config(config_path) {
+        Ok(config) => config.board,
+        Err(e) if args.backend.is_none() => {
+            eprintln!("boxidr leds: {e}");
+            return ExitCode::Config;
+        }
+        Err(_) => boxidr_config::Board::default(),
     };
-    let backend = match backend.parse() {
-        Ok(backend) => backend,
+    if let Some(name) = &args.backend {
+        board.backend.clone_from(name);
+    }
+    let config = match crate::service::board_config(&board) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("boxidr leds: {e}");
             return ExitCode::Usage;
         }
-    };
-    let config = boxidr_board::BoardConfig {
-        backend,
-        ..boxidr_board::BoardConfig::default()
     };
     match boxidr_board::leds_test(&config, !args.fast, &mut |line| println!("{line}")) {
         Ok(report) => {
@@ -310,17 +285,35 @@ async fn offline_setup_code(config: &Config) -> anyhow::Result<serde_json::Value
     let code = boxidr_setup::setup_code(&store).await;
     let fingerprint = boxidr_setup::certificate_fingerprint(&store).await;
     store.close().await?;
-    Ok(crate::service::setup_code_json(
-        code?.as_ref(),
-        &fingerprint?,
-    ))
+    let (code, fingerprint) = (code?, fingerprint?);
+    if let Some(code) = &code {
+        offline_code_file(config, code, &fingerprint);
+    }
+    Ok(crate::service::setup_code_json(code.as_ref(), &fingerprint))
 }
 
 async fn offline_reset(config: &Config) -> anyhow::Result<serde_json::Value> {
     let store = open_stopped_store(&config.data_dir).await?;
     let report = boxidr_setup::factory_reset(&store, config).await;
     store.close().await?;
-    Ok(crate::service::reset_json(&report?))
+    let report = report?;
+    offline_code_file(config, &report.setup_code, &report.fingerprint);
+    Ok(crate::service::reset_json(&report))
+}
+
+/// A code issued on the stopped appliance replaces the one in `[setup] code_file` too.
+fn offline_code_file(config: &Config, code: &boxidr_setup::SetupCode, fingerprint: &str) {
+    let Some(file) = crate::code_file::CodeFile::from_config(config) else {
+        return;
+    };
+    let urls =
+        crate::code_file::page_urls(config.setup.listen, crate::code_file::hostname().as_deref());
+    if let Err(e) = file.write(code.as_str(), &urls, fingerprint) {
+        eprintln!(
+            "boxidr: cannot write the setup code file {}: {e}",
+            file.path().display()
+        );
+    }
 }
 
 fn text(v: &serde_json::Value) -> String {
@@ -351,6 +344,9 @@ fn print_summary(doc: &serde_json::Value) {
     }
     if let Some(line) = progress_line(&doc["box"]["sweep"]["progress"]) {
         println!("history: {line}");
+    }
+    if let Some(watchdog) = doc.get("watchdog") {
+        println!("watchdog: {}", watchdog_line(watchdog));
     }
     let store = &doc["store"];
     println!(
@@ -400,6 +396,36 @@ fn progress_line(progress: &serde_json::Value) -> Option<String> {
     Some(format!(
         "{what} [{bar}] {percent:.1} %, {events} events, {eta}"
     ))
+}
+
+/// One line on the watchdog: which supervised part is late, or that all report.
+fn watchdog_line(watchdog: &serde_json::Value) -> String {
+    let parts = watchdog["parts"].as_array().map_or(&[][..], Vec::as_slice);
+    let systemd = watchdog["systemd_secs"]
+        .as_f64()
+        .map_or("no systemd watchdog".to_owned(), |s| {
+            format!("systemd expects a feed every {s} s")
+        });
+    let late: Vec<String> = parts
+        .iter()
+        .filter(|p| !p["late_by_secs"].is_null())
+        .map(|p| {
+            format!(
+                "{} (silent {} s, budget {} s)",
+                text(&p["name"]),
+                p["since_report_secs"],
+                p["budget_secs"]
+            )
+        })
+        .collect();
+    if late.is_empty() {
+        format!("ok, {} parts reporting ({systemd})", parts.len())
+    } else {
+        format!(
+            "LATE: {}; not feeding ({systemd}): systemd restarts the service",
+            late.join(", ")
+        )
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT, naming it.

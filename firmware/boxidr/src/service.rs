@@ -25,9 +25,10 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::control;
-use crate::exit::ExitCode;
+use crate::exit::{ExitCode, StartError};
 use crate::pipeline::{self, Directory, Parts, Renderer, SinkPlan, Sinks, Watches};
 use crate::run::shutdown_signal;
+use crate::watchdog::{self, Supervision, Watchdog};
 
 /// How often the status snapshot (page, control socket) is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
@@ -37,6 +38,8 @@ const RESTART_AFTER: Duration = Duration::from_secs(10);
 const USERS_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// How often the storage self-test runs after the one at start (RELIABILITY §6 scenario 16).
 const SELF_TEST_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// The counter the watchdog's store ping reads (never written: a read is all it needs).
+const WATCHDOG_PING: &str = "watchdog_ping";
 
 /// The latest status snapshot, shared with the setup page and the control socket.
 #[derive(Debug, Default)]
@@ -112,23 +115,48 @@ pub async fn serve_with(
     config: Config,
     embedding: Embedding,
 ) -> ExitCode {
-    if let Err(e) = prepare_data_dir(&config.data_dir) {
-        error!(dir = %config.data_dir.display(), error = %e, "Cannot prepare the data directory.");
-        return ExitCode::Failure;
+    if let Err(source) = prepare_data_dir(&config.data_dir) {
+        let error = StartError::DataDir {
+            dir: config.data_dir.display().to_string(),
+            source,
+        };
+        return crate::exit::refuse_start(&error, None).await;
     }
     let mut options = StoreOptions::new(config.database_path());
     options.quota_bytes = config.queue.quota_bytes;
     let store = match Store::open(options).await {
         Ok(store) => store,
-        Err(e) => {
-            error!(error = %e, "Cannot open the store.");
-            return ExitCode::Failure;
+        Err(source) => {
+            let error = StartError::Store {
+                path: config.database_path().display().to_string(),
+                source,
+            };
+            return crate::exit::refuse_start(&error, board_config(&config.board).ok()).await;
         }
     };
     let started = Instant::now();
     // The storage self-test at start and daily; a failure is a storage fault (ATTENTION 1).
     let self_test = Arc::new(std::sync::Mutex::new(None::<String>));
     let self_tests = tokio::spawn(run_self_tests(config.data_dir.clone(), self_test.clone()));
+    // Supervision starts with the store: from here on a part that hangs stops the feed.
+    let watchdog = Watchdog::new();
+    let feeder = watchdog::start_systemd_feeder(&watchdog);
+    let store_ping = {
+        let store = store.clone();
+        tokio::spawn(watchdog::ping_store(
+            watchdog.part("store", watchdog::STORE_BUDGET),
+            move || {
+                let store = store.clone();
+                async move {
+                    let _ = store.counter(WATCHDOG_PING.to_owned()).await;
+                }
+            },
+        ))
+    };
+    let supervision = Supervision {
+        watchdog: watchdog.clone(),
+        box_budget: watchdog::box_budget(Duration::from_secs(config.box_api.request_timeout_secs)),
+    };
     let status = Arc::new(StatusCache::default());
     let (config_tx, mut config_rx) = watch::channel(Arc::new(config.clone()));
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<BoxConnection>();
@@ -174,6 +202,24 @@ pub async fn serve_with(
         }
     };
 
+    let mut code_file = CodeFileState {
+        file: crate::code_file::CodeFile::from_config(&config),
+        holds_code: false,
+    };
+    if let Some(server) = &setup {
+        match server.startup_code() {
+            Some(code) => code_file.issued(code, Some(server), &server.fingerprint()),
+            None => code_file.claimed(),
+        }
+    }
+    let setup_probe = setup.as_ref().map(|server| {
+        tokio::spawn(watchdog::probe_setup(
+            watchdog.part("setup", watchdog::SETUP_BUDGET),
+            server.worker_addr(),
+        ))
+    });
+    let supervisor = watchdog.part("supervisor", watchdog::SUPERVISOR_BUDGET);
+
     let (button_tx, mut button_rx) = mpsc::unbounded_channel();
     let board = start_board(&config, button_tx);
     let gpio_error = board.as_ref().map_or_else(
@@ -212,6 +258,7 @@ pub async fn serve_with(
     let mut pending: Option<BoxConnection> = None;
     let mut clock_wait: Option<Instant> = None;
     'supervise: loop {
+        supervisor.beat();
         let config = config_rx.borrow_and_update().clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -222,7 +269,7 @@ pub async fn serve_with(
             clock_wait.get_or_insert_with(Instant::now);
         }
         let mut phase = if synchronised {
-            match build_parts(&config, &store, pending.take()).await {
+            match build_parts(&config, &store, pending.take(), &supervision).await {
                 Ok(parts) => match pipeline::start(parts, &mut tasks, &stop_rx).await {
                     Ok(watches) => Phase::Running(watches),
                     Err(e) => Phase::NotConnected(format!("cannot start: {e:#}")),
@@ -237,6 +284,7 @@ pub async fn serve_with(
         }
         let mut tick = tokio::time::interval(STATUS_EVERY);
         let restart = loop {
+            supervisor.beat();
             tokio::select! {
                 _ = &mut signal => break false,
                 changed = config_rx.changed() => {
@@ -258,29 +306,35 @@ pub async fn serve_with(
                     };
                     error!(%why, "Pipeline task stopped; restarting in {}s.", RESTART_AFTER.as_secs());
                     phase = Phase::NotConnected(format!("restarting after: {why}"));
-                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test), board.as_ref().ok()).await;
+                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test, &watchdog), board.as_ref().ok()).await;
+                    supervisor.waiting(RESTART_AFTER);
                     tokio::time::sleep(RESTART_AFTER).await;
                     break true;
                 }
                 _ = tick.tick() => {
+                    code_file.check_claimed(&store).await;
                     if matches!(phase, Phase::WaitingForTime) && clock_synchronised(&config) {
                         info!("Clock synchronised.");
                         break true;
                     }
-                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test), board.as_ref().ok()).await;
+                    publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test, &watchdog), board.as_ref().ok()).await;
                 }
                 Some(event) = button_rx.recv() => {
-                    if on_button(event, setup.as_ref(), &store, &config).await {
+                    if on_button(event, setup.as_ref(), &store, &config, &mut code_file).await {
                         break true;
                     }
                 }
                 Some(request) = control_rx.recv() => {
-                    if on_control(request, setup.as_ref(), &store, &config).await {
+                    if on_control(request, setup.as_ref(), &store, &config, &mut code_file).await {
                         break true;
                     }
                 }
             }
         };
+        if !restart {
+            // Parts end one by one now; a normal stop must not trip the watchdog.
+            watchdog.stopping();
+        }
         let _ = stop_tx.send(true);
         while let Some(ended) = tasks.join_next().await {
             if let Ok(Err(e)) = ended {
@@ -293,6 +347,11 @@ pub async fn serve_with(
     }
     info!("Stopping.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    drop(supervisor);
+    store_ping.abort();
+    if let Some(probe) = setup_probe {
+        probe.abort();
+    }
     if let Some(server) = setup {
         let _ = tokio::task::spawn_blocking(move || server.stop()).await;
     }
@@ -307,6 +366,7 @@ pub async fn serve_with(
     if let Err(e) = store.close().await {
         warn!(error = %e, "Store close failed; the next start recovers.");
     }
+    feeder.abort();
     ExitCode::Ok
 }
 
@@ -326,6 +386,7 @@ async fn build_parts(
     config: &Config,
     store: &Store,
     connection: Option<BoxConnection>,
+    supervision: &Supervision,
 ) -> Result<Parts, String> {
     let client_id = store
         .get_setting(keys::BOX_CLIENT_ID.to_owned())
@@ -390,6 +451,7 @@ async fn build_parts(
         forwarder: ForwarderOptions::default(),
         users_every: USERS_EVERY,
         canary: crate::canary::plan(config, store).await,
+        supervision: supervision.clone(),
     })
 }
 
@@ -447,6 +509,7 @@ struct View<'a> {
     clock_wait: Option<Instant>,
     gpio_error: &'a Option<String>,
     self_test: &'a std::sync::Mutex<Option<String>>,
+    watchdog: &'a Watchdog,
 }
 
 fn view<'a>(
@@ -454,12 +517,14 @@ fn view<'a>(
     clock_wait: Option<Instant>,
     gpio_error: &'a Option<String>,
     self_test: &'a std::sync::Mutex<Option<String>>,
+    watchdog: &'a Watchdog,
 ) -> View<'a> {
     View {
         started,
         clock_wait,
         gpio_error,
         self_test,
+        watchdog,
     }
 }
 
@@ -529,8 +594,34 @@ async fn publish(
         doc["leds"] = json!({ "frame": frame, "render": board.handle.status().render() });
     }
     doc["health"] = serde_json::to_value(&health).unwrap_or(Value::Null);
+    doc["watchdog"] = view.watchdog.json();
     doc["metrics"] = Value::String(boxidr_health::metrics(&facts, &health));
     cache.set(doc);
+}
+
+/// The board crate's settings from `[board]`: the backend, and the chip, lines and polarities
+/// that override the detected board's wiring.
+pub fn board_config(board: &boxidr_config::Board) -> Result<boxidr_board::BoardConfig, String> {
+    let backend = board
+        .backend
+        .parse()
+        .map_err(|e: String| format!("board.backend: {e}"))?;
+    let button = match &board.button {
+        Some(line) => Some(line.line().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(boxidr_board::BoardConfig {
+        backend,
+        pins: boxidr_board::PinOverrides {
+            leds: board.leds,
+            button,
+            led_active_low: board.led_active_low,
+            button_active_high: board.button_active_high,
+            chip: board.chip.clone(),
+            act_led: None,
+        },
+        ..boxidr_board::BoardConfig::default()
+    })
 }
 
 /// Opens the LEDs and the reset button (falling back to the simulated board with the reason).
@@ -538,15 +629,7 @@ fn start_board(
     config: &Config,
     events: mpsc::UnboundedSender<boxidr_board::ButtonEvent>,
 ) -> Result<boxidr_board::StartedBoard, String> {
-    let backend = config
-        .board
-        .backend
-        .parse()
-        .map_err(|e: String| format!("board.backend: {e}"))?;
-    let board_config = boxidr_board::BoardConfig {
-        backend,
-        ..boxidr_board::BoardConfig::default()
-    };
+    let board_config = board_config(&config.board)?;
     let started = boxidr_board::start(
         &board_config,
         Box::new(move |event| {
@@ -566,10 +649,11 @@ async fn on_button(
     setup: Option<&SetupServer>,
     store: &Store,
     config: &Config,
+    code_file: &mut CodeFileState,
 ) -> bool {
     match event {
         boxidr_board::ButtonEvent::FactoryResetRequested => {
-            factory_reset(setup, store, config, "the reset button")
+            factory_reset(setup, store, config, code_file, "the reset button")
                 .await
                 .is_ok()
         }
@@ -586,6 +670,7 @@ async fn on_control(
     setup: Option<&SetupServer>,
     store: &Store,
     config: &Config,
+    code_file: &mut CodeFileState,
 ) -> bool {
     match request {
         control::Request::SetupCode(reply) => {
@@ -596,10 +681,11 @@ async fn on_control(
             let fingerprint = boxidr_setup::certificate_fingerprint(store).await;
             let answer = match (code, fingerprint) {
                 (Ok(code), Ok(fingerprint)) => {
-                    if code.is_some() {
+                    if let Some(code) = &code {
                         warn!(
                             "A new setup code was issued through `boxidr setup-code`; the previous one no longer works."
                         );
+                        code_file.issued(code, setup, &fingerprint);
                     }
                     let mut answer = setup_code_json(code.as_ref(), &fingerprint);
                     answer["url"] = json!(setup.map(|s| format!("https://{}/", s.local_addr())));
@@ -611,7 +697,8 @@ async fn on_control(
             false
         }
         control::Request::FactoryReset(reply) => {
-            let outcome = factory_reset(setup, store, config, "`boxidr factory-reset`").await;
+            let outcome =
+                factory_reset(setup, store, config, code_file, "`boxidr factory-reset`").await;
             let _ = reply.send(match &outcome {
                 Ok(report) => reset_json(report),
                 Err(e) => json!({ "error": e }),
@@ -627,6 +714,7 @@ async fn factory_reset(
     setup: Option<&SetupServer>,
     store: &Store,
     config: &Config,
+    code_file: &mut CodeFileState,
     by: &str,
 ) -> Result<boxidr_setup::ResetReport, String> {
     let outcome = match setup {
@@ -640,11 +728,65 @@ async fn factory_reset(
                 code = report.setup_code.as_str(),
                 "Setup code (one use; it claims this appliance)."
             );
+            code_file.issued(&report.setup_code, setup, &report.fingerprint);
             Ok(report)
         }
         Err(e) => {
             error!(by, error = %e, "Factory reset failed.");
             Err(e.to_string())
+        }
+    }
+}
+
+/// The `[setup] code_file` and whether it holds a live code (so the claim is looked for).
+#[derive(Debug)]
+struct CodeFileState {
+    file: Option<crate::code_file::CodeFile>,
+    holds_code: bool,
+}
+
+impl CodeFileState {
+    /// A new code was issued: the file is rewritten with it.
+    fn issued(
+        &mut self,
+        code: &boxidr_setup::SetupCode,
+        setup: Option<&SetupServer>,
+        fingerprint: &str,
+    ) {
+        let Some(file) = &self.file else { return };
+        let urls = setup.map_or_else(Vec::new, |s| {
+            crate::code_file::page_urls(s.local_addr(), crate::code_file::hostname().as_deref())
+        });
+        match file.write(code.as_str(), &urls, fingerprint) {
+            Ok(()) => {
+                info!(path = %file.path().display(), "Setup code written to the code file.");
+                self.holds_code = true;
+            }
+            Err(e) => {
+                error!(path = %file.path().display(), error = %e, "Cannot write the setup code file.");
+            }
+        }
+    }
+
+    /// The appliance is claimed: the file goes.
+    fn claimed(&mut self) {
+        let Some(file) = &self.file else { return };
+        // One attempt per claim: a failure is logged once, not every status round.
+        self.holds_code = false;
+        if let Err(e) = file.claimed() {
+            error!(path = %file.path().display(), error = %e,
+                "Cannot remove or overwrite the setup code file: remove it by hand.");
+        }
+    }
+
+    /// Removes the file once an admin password is set (the page claimed the appliance).
+    async fn check_claimed(&mut self, store: &Store) {
+        if !self.holds_code {
+            return;
+        }
+        if let Ok(Some(_)) = store.get_secret(keys::PASSWORD_HASH.to_owned()).await {
+            info!("The appliance is claimed; removing the setup code file.");
+            self.claimed();
         }
     }
 }

@@ -112,13 +112,34 @@ fn stream_position(status: &Value) -> Option<u128> {
         .and_then(|p| p.parse().ok())
 }
 
+/// Every datagram waiting on the notify socket, as text.
+fn notifications(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned());
+    }
+    seen
+}
+
 /// The service delivers every Box event to the InsightIDR simulator (raw to Log Search, logins
 /// as UEF), reports itself over the control socket, stops cleanly on SIGTERM, and then
-/// `status` reads the stopped store.
+/// `status` reads the stopped store. Under a systemd-style watchdog (`NOTIFY_SOCKET`,
+/// `WATCHDOG_USEC`) it says READY, feeds `WATCHDOG=1` while every supervised part reports, shows
+/// the parts on status, and says STOPPING on the way out.
 #[tokio::test(flavor = "multi_thread")]
 async fn service_delivers_and_reports() {
     let rig = Rig::new(10.0, 150).await;
-    let mut child = rig.start(0);
+    let socket_path = rig.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    notify.set_nonblocking(true).unwrap();
+    let mut child = rig.start_env(
+        0,
+        &[
+            ("NOTIFY_SOCKET", socket_path.as_os_str()),
+            ("WATCHDOG_USEC", std::ffi::OsStr::new("2000000")),
+        ],
+    );
     let missing = tokio::task::block_in_place(|| {
         std::thread::sleep(Duration::from_secs(2));
         rig.box_sim.pause_generation(true);
@@ -132,6 +153,29 @@ async fn service_delivers_and_reports() {
     let running = tokio::task::block_in_place(|| rig.status());
     assert_eq!(running["service"], "running", "{running}");
     assert_eq!(running["state"], "running", "{running}");
+    let watchdog = &running["watchdog"];
+    assert_eq!(watchdog["late"], json!([]), "{watchdog}");
+    assert_eq!(watchdog["feeding"], json!(true), "{watchdog}");
+    assert_eq!(watchdog["systemd_secs"], json!(2.0), "{watchdog}");
+    let parts: BTreeSet<&str> = watchdog["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let expected = [
+        "supervisor",
+        "store",
+        "setup",
+        "stream",
+        "sweep",
+        "forwarder:collector",
+        "forwarder:log_search",
+    ];
+    assert_eq!(parts, BTreeSet::from(expected), "{watchdog}");
+    let sent = notifications(&notify);
+    assert!(sent.iter().any(|m| m == "READY=1"), "{sent:?}");
+    assert!(sent.iter().any(|m| m == "WATCHDOG=1"), "{sent:?}");
     assert!(
         running["sinks"]["log_search"]["delivered"]
             .as_u64()
@@ -147,6 +191,13 @@ async fn service_delivers_and_reports() {
     );
     let exit = tokio::task::block_in_place(|| terminate(&mut child));
     assert!(exit.success(), "{exit:?}\n{}", rig.logs());
+    let sent = notifications(&notify);
+    assert!(sent.iter().any(|m| m == "STOPPING=1"), "{sent:?}");
+    assert!(
+        !rig.logs().contains("supervised part is hung"),
+        "nothing went late, not even during the stop\n{}",
+        rig.logs()
+    );
     let stopped = tokio::task::block_in_place(|| rig.status());
     assert_eq!(stopped["service"], "stopped", "{stopped}");
     assert!(stream_position(&stopped).is_some(), "{stopped}");

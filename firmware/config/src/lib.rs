@@ -1,6 +1,7 @@
 //! Typed, strict appliance configuration: defaults, limits and pure validation. No I/O.
 //!
-//! The bootstrap file (`/etc/boxidr/boxidr.toml` on the appliance) says where things live and
+//! The configuration file (`/var/lib/boxidr/boxidr.toml` on the appliance, seeded from
+//! `/etc/boxidr/boxidr.toml` on the first start) says where things live and
 //! which endpoints to talk to; everything has a default, unknown keys are refused so a typo
 //! never silently falls back to a default. Secrets never live here (they go to the store).
 
@@ -18,8 +19,12 @@ pub mod scope;
 pub use check::{Problem, check_toml};
 pub use scope::{MAX_SCOPE_ROWS, Scope, ScopeError};
 
-/// Where the appliance reads its bootstrap configuration.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/boxidr/boxidr.toml";
+/// Where the appliance reads its configuration and the setup page rewrites it: in the state
+/// directory, the only place the service user may write under `ProtectSystem=strict`, and kept
+/// across upgrades.
+pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/boxidr/boxidr.toml";
+/// Optional read-only provisioning, copied to [`DEFAULT_CONFIG_PATH`] on the first start.
+pub const PROVISIONING_CONFIG_PATH: &str = "/etc/boxidr/boxidr.toml";
 /// Where the appliance keeps its database.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/boxidr";
 /// The store's file name inside `data_dir`.
@@ -56,20 +61,109 @@ pub struct Config {
     pub scope: Scope,
 }
 
-/// The status LEDs and reset button.
+/// The status LEDs and reset button. Without `leds` and `chip` the detected Raspberry Pi's
+/// default wiring applies (`board/LEDS.md`); on any other board (for example QEMU's `virt`
+/// machine, whose PL061 controller is the gpiochip labelled `9030000.pl061`) name them here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Board {
     /// `auto` (rppal where `/dev/gpiomem` exists, else the GPIO character device), `rppal`,
     /// `cdev`, or `simulated` (no hardware).
     pub backend: String,
+    /// Character-device backend: the GPIO chip, by path (`/dev/gpiochip0`) or by label
+    /// (`pinctrl-bcm2711`, `9030000.pl061`). Default: the detected board's header controller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chip: Option<String>,
+    /// Line offsets on that chip (BCM GPIO numbers on a Pi) of SYSTEM, BOX, INSIGHTIDR,
+    /// ATTENTION. Default: `[17, 27, 22, 23]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leds: Option<[u32; 4]>,
+    /// Line of the reset button, or `"none"` for a box without one. Default: 24.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub button: Option<ButtonLine>,
+    /// LEDs light on a low level (wired from 3.3 V to the line). Default: false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub led_active_low: Option<bool>,
+    /// The button pulls its line high when pressed (pull-down instead of pull-up). Default:
+    /// false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub button_active_high: Option<bool>,
 }
+
+/// `board.button`: a line offset, or the word `"none"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ButtonLine {
+    Line(u32),
+    /// Only `"none"` is valid.
+    Word(String),
+}
+
+impl ButtonLine {
+    /// The line, or `None` for "no button"; `Err` for a word other than `none`.
+    pub fn line(&self) -> Result<Option<u32>, ConfigError> {
+        match self {
+            Self::Line(n) => Ok(Some(*n)),
+            Self::Word(w) if w == "none" => Ok(None),
+            Self::Word(w) => Err(ConfigError::Board(format!(
+                "board.button must be a line number or \"none\", got {w:?}"
+            ))),
+        }
+    }
+}
+
+/// Highest GPIO line offset accepted (a chip has at most a few hundred lines).
+pub const MAX_GPIO_LINE: u32 = 1023;
 
 impl Default for Board {
     fn default() -> Self {
         Self {
             backend: "auto".to_owned(),
+            chip: None,
+            leds: None,
+            button: None,
+            led_active_low: None,
+            button_active_high: None,
         }
+    }
+}
+
+impl Board {
+    /// The pin settings must be wireable: distinct lines, a plausible chip name. The error
+    /// comes with its key path.
+    fn validate(&self) -> Result<(), (&'static str, ConfigError)> {
+        if let Some(chip) = &self.chip {
+            let ok = !chip.is_empty()
+                && chip.len() <= 64
+                && !chip.chars().any(|c| c.is_control() || c.is_whitespace())
+                && (!chip.starts_with('/') || chip.starts_with("/dev/"));
+            if !ok {
+                let message = format!(
+                    "board.chip must be a GPIO chip label (e.g. \"9030000.pl061\") or a path \
+                     under /dev (e.g. \"/dev/gpiochip0\"), got {chip:?}"
+                );
+                return Err(("board.chip", ConfigError::Board(message)));
+            }
+        }
+        let button = match &self.button {
+            Some(line) => line.line().map_err(|e| ("board.button", e))?,
+            // The default wiring's button line.
+            None => Some(24),
+        };
+        let mut lines: Vec<u32> = self.leds.unwrap_or([17, 27, 22, 23]).to_vec();
+        lines.extend(button);
+        if let Some(n) = lines.iter().find(|n| **n > MAX_GPIO_LINE) {
+            let message = format!("board: line {n} is beyond {MAX_GPIO_LINE}");
+            return Err(("board.leds", ConfigError::Board(message)));
+        }
+        for (i, n) in lines.iter().enumerate() {
+            if lines[i + 1..].contains(n) {
+                let message =
+                    format!("board: line {n} is used twice (leds and button need distinct lines)");
+                return Err(("board.leds", ConfigError::Board(message)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -296,6 +390,11 @@ pub enum AccountFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct Setup {
     pub listen: SocketAddr,
+    /// While unclaimed, the setup code, page address and certificate fingerprint are also
+    /// written here (e.g. `/boot/firmware/boxidr-setup.txt` on the card's FAT partition, for a
+    /// box without a screen) and the file is removed once claimed. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_file: Option<PathBuf>,
 }
 
 /// The outbound queue.
@@ -367,6 +466,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+            code_file: None,
         }
     }
 }
@@ -388,6 +488,10 @@ pub enum ConfigError {
     PageLimit(u32),
     #[error("board.backend must be one of auto, rppal, cdev, simulated; got {0:?}")]
     BoardBackend(String),
+    #[error("{0}")]
+    Board(String),
+    #[error("setup.code_file must be an absolute path to a file, got {0:?}")]
+    CodeFile(PathBuf),
     #[error(
         "events.backfill_days must be at most {max} (what admin_logs keeps; stream type \
          {stream}), got {got}"
@@ -589,6 +693,14 @@ impl Config {
                 "board.backend",
                 Err(ConfigError::BoardBackend(self.board.backend.clone())),
             );
+        }
+        if let Err((key, error)) = self.board.validate() {
+            push(key, Err(error));
+        }
+        if let Some(path) = &self.setup.code_file {
+            if !path.is_absolute() || path.file_name().is_none() {
+                push("setup.code_file", Err(ConfigError::CodeFile(path.clone())));
+            }
         }
         if self.queue.quota_bytes < 16 * 1024 * 1024 {
             push(
@@ -876,6 +988,69 @@ mod tests {
         }
         assert!(event_types::BOX_EVENT_TYPES.windows(2).all(|w| w[0] < w[1]));
         assert!(event_types::is_documented("SHIELD_ALERT"));
+    }
+
+    /// `[board]` names a chip by label or path and the line offsets; a button may be absent;
+    /// clashing or absurd lines and odd chip names are refused; the file round-trips.
+    #[test]
+    fn board_pins() {
+        let config = Config::from_toml(
+            "[board]\nbackend = \"cdev\"\nchip = \"9030000.pl061\"\nleds = [0, 1, 2, 4]\n\
+             button = \"none\"\n",
+        )
+        .unwrap();
+        let board = &config.board;
+        assert_eq!(board.chip.as_deref(), Some("9030000.pl061"));
+        assert_eq!(board.leds, Some([0, 1, 2, 4]));
+        assert_eq!(board.button.as_ref().unwrap().line(), Ok(None));
+        let text = toml::to_string_pretty(&config).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), config);
+        let with_button =
+            Config::from_toml("[board]\nchip = \"/dev/gpiochip1\"\nbutton = 5\n").unwrap();
+        assert_eq!(with_button.board.button.unwrap().line(), Ok(Some(5)));
+        assert!(
+            !toml::to_string_pretty(&Config::default())
+                .unwrap()
+                .contains("chip")
+        );
+        for bad in [
+            "leds = [0, 1, 2, 2]",
+            "leds = [0, 1, 2, 3]\nbutton = 3",
+            "button = 17",
+            "button = \"nope\"",
+            "leds = [0, 1, 2, 5000]",
+            "chip = \"\"",
+            "chip = \"/etc/passwd\"",
+            "chip = \"a b\"",
+            "leds = [0, 1, 2]",
+        ] {
+            assert!(
+                Config::from_toml(&format!("[board]\n{bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
+        let clash = Config::from_toml("[board]\nleds = [0, 1, 2, 3]\nbutton = 3\n").unwrap_err();
+        assert!(
+            clash.to_string().contains("line 3 is used twice"),
+            "{clash}"
+        );
+    }
+
+    /// `[setup] code_file` is off by default and must be an absolute file path.
+    #[test]
+    fn code_file() {
+        assert_eq!(Config::default().setup.code_file, None);
+        let config =
+            Config::from_toml("[setup]\ncode_file = \"/boot/firmware/boxidr-setup.txt\"\n")
+                .unwrap();
+        assert_eq!(
+            config.setup.code_file.as_deref(),
+            Some(std::path::Path::new("/boot/firmware/boxidr-setup.txt"))
+        );
+        for bad in ["setup.txt", "/boot/firmware/..", "/"] {
+            let text = format!("[setup]\ncode_file = \"{bad}\"\n");
+            assert!(Config::from_toml(&text).is_err(), "{bad}");
+        }
     }
 
     /// Domains are short and free of markup.

@@ -267,7 +267,9 @@ impl<S: Sink> Forwarder<S> {
                 (acking.is_none() && pos.delivered > pos.acked).then(|| last_ack + ack_every);
             let waiting_for_work = caught_up && reading.is_none() && stopping.is_none();
             match paused_until {
-                Some(at) => self.pulse.waiting(at.saturating_duration_since(Instant::now())),
+                Some(at) => self
+                    .pulse
+                    .waiting(at.saturating_duration_since(Instant::now())),
                 None if waiting_for_work => self.pulse.waiting(idle),
                 None => self.pulse.beat(),
             }

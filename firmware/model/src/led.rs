@@ -218,6 +218,16 @@ impl LedFrame {
         attention: LedLook::On,
     };
 
+    /// The firmware refused to start and will not be restarted (exit 78: a configuration it
+    /// cannot use, or a database written by newer firmware): ATTENTION steady on, the rest dark.
+    /// Steady, so it stays readable after the process has exited.
+    pub const REFUSED: Self = Self {
+        system: LedLook::Off,
+        box_link: LedLook::Off,
+        insightidr: LedLook::Off,
+        attention: LedLook::On,
+    };
+
     /// The reset button was held long enough: the factory reset is requested.
     pub const FACTORY_RESET_CONFIRMED: Self = Self::uniform(LedLook::WigWag);
 

@@ -17,7 +17,8 @@ pub fn write_atomically(path: &Path, config: &Config) -> Result<(), SetupError> 
     let mut bytes =
         b"# Written by the boxidr setup page; edits here are kept but comments are not.\n".to_vec();
     bytes.extend_from_slice(text.as_bytes());
-    write_bytes_atomically(path, &bytes, 0o640)
+    // 0600 like everything else in the state directory (service user only).
+    write_bytes_atomically(path, &bytes, 0o600)
 }
 
 /// Replaces the file at `path` with `bytes` (temp file, fsync, rename, fsync of the directory).

@@ -137,8 +137,14 @@ backend = "simulated"
 
     /// Starts `boxidr run` with its console output in [`Rig::log_path`].
     pub fn start(&self, round: usize) -> Child {
+        self.start_env(round, &[])
+    }
+
+    /// [`Rig::start`] with extra environment variables (e.g. systemd's `NOTIFY_SOCKET`).
+    pub fn start_env(&self, round: usize, env: &[(&str, &std::ffi::OsStr)]) -> Child {
         let log = std::fs::File::create(self.log_path(round)).unwrap();
         boxidr()
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(&self.config)
             .arg("--log")
