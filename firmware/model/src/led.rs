@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(LedLook::code(0), LedLook::Code(1));
         assert_eq!(LedLook::code(200), LedLook::Code(LedLook::MAX_CODE));
         let flashes: Vec<u8> = AttentionCode::ALL.iter().map(|c| c.flashes()).collect();
-        assert_eq!(flashes, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(flashes, [1, 2, 3, 4, 5, 6, 7]);
     }
 
     /// The hold feedback fills up in position order and saturates at four.
