@@ -1,5 +1,5 @@
-//! Measures each InsightIDR sink alone across an emulated WAN: idr-sim on loopback behind a
-//! small TCP proxy that delays every chunk by half the added round trip in each direction.
+//! Measures each InsightIDR sink alone across an emulated WAN: idr-sim on loopback behind
+//! `tools/fault-proxy`, which delays every chunk by half the added round trip each way.
 //!
 //! ```text
 //! cargo run --release -p boxidr-forward --example wan -- [--events N] [--rtt-ms 0,50] \
@@ -11,7 +11,10 @@
 //! stops the clock when the sink's queue is empty (Log Search: every record answered 2xx;
 //! Collector: every login written, flushed and past its confirm window). It then checks at the
 //! simulator that every record arrived (lost and duplicates counted there) and prints a table,
-//! then one JSON line. Loopback only; a command that prints figures, not a test.
+//! then one JSON line. The simulator and the proxy run on their own runtime threads, so the
+//! CPU the appliance side used (sink, store thread, TLS, HTTP/2) is measured apart from theirs
+//! (`/proc/self/task/*/stat`): `app_cpu_us_per_event`. Loopback only; a command that prints
+//! figures, not a test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: a failure should be loud
 
@@ -27,10 +30,10 @@ use boxidr_model::{BoxEvent, StreamType};
 use boxidr_store::{
     CursorKey, PageCommit, QueuedRecord, RecordFilter, SinkId, Store, StoreOptions,
 };
+use fault_proxy::{Faults, ProxyHandle as FaultProxy};
 use idr_sim::{IdrSim, Listen, SimConfig, SimHandle};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 /// Logins become UEF lines for the Collector; every event goes to Log Search as it is.
@@ -61,58 +64,46 @@ impl Render for BenchRender {
     }
 }
 
-/// A loopback TCP proxy adding `one_way` to every chunk in each direction (RTT + 2 × one_way).
-async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(upstream).await else {
-                continue;
-            };
-            let _ = (client.set_nodelay(true), server.set_nodelay(true));
-            let (cr, cw) = client.into_split();
-            let (sr, sw) = server.into_split();
-            tokio::spawn(pipe(cr, sw, one_way));
-            tokio::spawn(pipe(sr, cw, one_way));
-        }
-    });
-    addr
+/// A proxy adding `rtt` to every round trip (half each way), on the current runtime.
+async fn wan(target: SocketAddr, rtt: Duration) -> FaultProxy {
+    fault_proxy::FaultProxy::start(
+        "127.0.0.1:0".parse().unwrap(),
+        target,
+        Faults::round_trip(rtt),
+    )
+    .await
+    .unwrap()
 }
 
-/// Copies `from` to `to`, each chunk released `delay` after it was read.
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    delay: Duration,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let writer = tokio::spawn(async move {
-        while let Some((at, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(at).await;
-            if to.write_all(&chunk).await.is_err() {
-                return;
-            }
+/// CPU seconds used so far by this process's threads whose name starts with one of `names`.
+fn cpu_secs(names: &[&str]) -> f64 {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !names.iter().any(|n| stat[open + 1..close].starts_with(n)) {
+            continue;
         }
-        let _ = to.shutdown().await;
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if tx
-                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        }
+        // After "pid (comm)": state ppid … utime (14th field) stime (15th).
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ticks += utime + stime;
     }
-    drop(tx);
-    let _ = writer.await;
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
 }
+
+/// The appliance side: the forwarder's runtime and the store's thread.
+const APP_THREADS: &[&str] = &["appliance", "boxidr-store"];
 
 async fn seed(store: &Store, events: usize) -> usize {
     let mut logins = 0;
@@ -169,6 +160,7 @@ struct Figure {
     events: usize,
     lines: usize,
     secs: f64,
+    app_cpu_secs: f64,
     lost: u64,
     duplicates: u64,
 }
@@ -193,33 +185,40 @@ async fn run_sink<S: Sink + 'static>(store: &Store, sink: S) -> f64 {
     secs
 }
 
-async fn measure(sink: SinkId, rtt_ms: u64, events: usize) -> Figure {
+fn measure(net: &Runtime, app: &Runtime, sink: SinkId, rtt_ms: u64, events: usize) -> Figure {
     let config = SimConfig {
         logsearch_tls: true,
         ..SimConfig::default()
     };
-    let sim: SimHandle = IdrSim::start(config, Listen::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("bench.redb")))
-        .await
+    let sim: SimHandle = net
+        .block_on(IdrSim::start(config, Listen::default()))
         .unwrap();
-    store.set_enabled_sinks(&[sink]).await.unwrap();
-    let logins = seed(&store, events).await;
-    let one_way = Duration::from_micros(rtt_ms * 500);
+    let dir = tempfile::tempdir().unwrap();
+    let store = app
+        .block_on(Store::open(StoreOptions::new(
+            dir.path().join("bench.redb"),
+        )))
+        .unwrap();
+    let logins = app.block_on(async {
+        store.set_enabled_sinks(&[sink]).await.unwrap();
+        seed(&store, events).await
+    });
+    let rtt = Duration::from_millis(rtt_ms);
     let ca = sim.ca_pem().into_bytes();
-    let (secs, lines) = match sink {
+    let cpu_before = cpu_secs(APP_THREADS);
+    let (secs, lines, proxy) = match sink {
         SinkId::Collector => {
-            let proxy = delay_proxy(sim.uef_addr(), one_way).await;
+            let proxy = net.block_on(wan(sim.uef_addr(), rtt));
             let settings = CollectorSettings::new(
                 "127.0.0.1",
-                proxy.port(),
+                proxy.addr().port(),
                 CollectorTransport::Tls {
                     ca_pem: ca,
                     server_name: None,
                 },
             );
-            let secs = run_sink(&store, CollectorSink::new(settings).unwrap()).await;
-            (secs, logins)
+            let secs = app.block_on(run_sink(&store, CollectorSink::new(settings).unwrap()));
+            (secs, logins, proxy)
         }
         SinkId::LogSearch => {
             let upstream: SocketAddr = sim
@@ -228,18 +227,19 @@ async fn measure(sink: SinkId, rtt_ms: u64, events: usize) -> Figure {
                 .trim_end_matches('/')
                 .parse()
                 .unwrap();
-            let proxy = delay_proxy(upstream, one_way).await;
+            let proxy = net.block_on(wan(upstream, rtt));
             let mut settings = LogSearchSettings::new(
-                format!("https://127.0.0.1:{}", proxy.port())
+                format!("https://127.0.0.1:{}", proxy.addr().port())
                     .parse()
                     .unwrap(),
                 LogToken::new(sim.config().tokens[0].clone()),
             );
             settings.roots = TrustRoots::CustomCa(ca);
-            let secs = run_sink(&store, LogSearchSink::new(settings).unwrap()).await;
-            (secs, events)
+            let secs = app.block_on(run_sink(&store, LogSearchSink::new(settings).unwrap()));
+            (secs, events, proxy)
         }
     };
+    let app_cpu_secs = cpu_secs(APP_THREADS) - cpu_before;
     let counts = sim.delivery_counts();
     let counts = match sink {
         SinkId::Collector => counts.uef,
@@ -252,11 +252,25 @@ async fn measure(sink: SinkId, rtt_ms: u64, events: usize) -> Figure {
         events,
         lines,
         secs,
+        app_cpu_secs,
         lost: u64::try_from(lines.saturating_sub(delivered)).unwrap_or(u64::MAX),
         duplicates: counts.duplicates(),
     };
-    sim.shutdown().await;
+    net.block_on(async {
+        proxy.shutdown().await;
+        sim.shutdown().await;
+    });
+    app.block_on(async { store.close().await.unwrap() });
     figure
+}
+
+fn runtime(name: &str) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -266,8 +280,9 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // The simulator and the WAN on one runtime, the appliance side on another (CPU apart).
+    let (net, app) = (runtime("idr-sim-net"), runtime("appliance"));
     let args: Vec<String> = std::env::args().collect();
     let events: usize = arg(&args, "--events").map_or(20_000, |v| v.parse().unwrap());
     let runs: usize = arg(&args, "--runs").map_or(1, |v| v.parse().unwrap());
@@ -282,18 +297,28 @@ async fn main() {
         _ => vec![SinkId::Collector, SinkId::LogSearch],
     };
     println!(
-        "{:<11} {:>7} {:>8} {:>7} {:>8} {:>10} {:>10} {:>5} {:>5}",
-        "sink", "rtt_ms", "events", "lines", "secs", "events/s", "lines/s", "lost", "dup"
+        "{:<11} {:>7} {:>8} {:>7} {:>8} {:>10} {:>10} {:>12} {:>5} {:>5}",
+        "sink",
+        "rtt_ms",
+        "events",
+        "lines",
+        "secs",
+        "events/s",
+        "lines/s",
+        "app_us/event",
+        "lost",
+        "dup"
     );
     let mut rows = Vec::new();
     for &sink in &sinks {
         for &rtt in &rtts {
             for _ in 0..runs {
-                let f = measure(sink, rtt, events).await;
+                let f = measure(&net, &app, sink, rtt, events);
                 let eps = f.events as f64 / f.secs;
                 let lps = f.lines as f64 / f.secs;
+                let us = f.app_cpu_secs * 1e6 / f.events as f64;
                 println!(
-                    "{:<11} {:>7} {:>8} {:>7} {:>8.2} {:>10.0} {:>10.0} {:>5} {:>5}",
+                    "{:<11} {:>7} {:>8} {:>7} {:>8.2} {:>10.0} {:>10.0} {:>12.1} {:>5} {:>5}",
                     f.sink.as_str(),
                     f.rtt_ms,
                     f.events,
@@ -301,13 +326,15 @@ async fn main() {
                     f.secs,
                     eps,
                     lps,
+                    us,
                     f.lost,
                     f.duplicates
                 );
                 rows.push(json!({
                     "sink": f.sink.as_str(), "rtt_ms": f.rtt_ms, "events": f.events,
                     "lines": f.lines, "secs": f.secs, "events_per_sec": eps.round(),
-                    "lines_per_sec": lps.round(), "lost": f.lost, "duplicates": f.duplicates,
+                    "lines_per_sec": lps.round(), "app_cpu_us_per_event": (us * 10.0).round() / 10.0,
+                    "lost": f.lost, "duplicates": f.duplicates,
                 }));
             }
         }
