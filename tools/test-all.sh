@@ -25,6 +25,8 @@ command -v update-binfmts >/dev/null || need_apt+=(binfmt-support)
 # The setup page is tested in a real headless browser (firmware/boxidr/tests/browser.rs).
 command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# The outbound-proxy tests start a real proxy on loopback (firmware/boxapi/tests/proxy.rs).
+command -v tinyproxy >/dev/null || need_apt+=(tinyproxy)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "apt: installing ${need_apt[*]}"
     as_root apt-get update -qq

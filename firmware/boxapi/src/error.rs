@@ -32,6 +32,8 @@ pub enum ApiError {
     BadBody { detail: String },
     #[error("the local store failed: {detail}")]
     Store { detail: String },
+    #[error("the outbound proxy {detail}")]
+    Proxy { detail: String },
     #[error("Box's token endpoint refused: {0}")]
     Auth(#[from] AuthError),
 }
@@ -53,7 +55,10 @@ impl ApiError {
             Self::Network { .. }
             | Self::TooLarge { .. }
             | Self::BadBody { .. }
-            | Self::Store { .. } => Recovery::Retry { after: None },
+            | Self::Store { .. }
+            // The proxy's settings are fixed on the page (which restarts the pipeline) or the
+            // proxy comes back: retrying with backoff covers both.
+            | Self::Proxy { .. } => Recovery::Retry { after: None },
             Self::RateLimited { retry_after } | Self::Server { retry_after, .. } => {
                 Recovery::Retry {
                     after: *retry_after,

@@ -15,18 +15,90 @@ pub const USER_AGENT: &str = concat!("boxidr/", env!("CARGO_PKG_VERSION"));
 /// trust store, connect and whole-request timeouts, no redirects (Box's API does not redirect;
 /// following one could leak the bearer token to another host).
 pub fn client(request_timeout: Duration) -> Result<reqwest::Client, ApiError> {
+    client_via(request_timeout, None, None)
+}
+
+/// [`client`] through an outbound proxy (`None`: direct) and, for a TLS-inspecting proxy,
+/// trusting only the PEM CA bundle `ca_pem` instead of the OS store.
+pub fn client_via(
+    request_timeout: Duration,
+    proxy: Option<&reqwest::Proxy>,
+    ca_pem: Option<&[u8]>,
+) -> Result<reqwest::Client, ApiError> {
     // reqwest's "rustls-no-provider" needs a process-wide provider; installing it twice is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let setup_error = |detail: String| ApiError::Network {
+        url: String::new(),
+        detail,
+    };
+    let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(10))
         .timeout(request_timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ApiError::Network {
-            url: String::new(),
-            detail: e.to_string(),
-        })
+        // Only the proxy configured here: never one from the environment.
+        .no_proxy();
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(proxy.clone());
+    }
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| setup_error(format!("the Box CA file is not PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(setup_error("the Box CA file holds no certificate".into()));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder.build().map_err(|e| setup_error(e.to_string()))
+}
+
+/// The store secret holding the outbound proxy's password (never in the TOML file).
+pub const PROXY_PASSWORD_KEY: &str = "network.proxy_password";
+
+/// The `[network]` proxy with its stored password, or `None` when none is configured.
+pub async fn outbound_proxy(
+    network: &boxidr_config::Network,
+    store: &boxidr_store::Store,
+) -> Result<Option<reqwest::Proxy>, String> {
+    let Some(url) = &network.proxy else {
+        return Ok(None);
+    };
+    let password = match &network.proxy_user {
+        Some(_) => store
+            .get_secret(PROXY_PASSWORD_KEY.to_owned())
+            .await
+            .map_err(|e| format!("cannot read the proxy password: {e}"))?
+            .map(|s| crate::Secret::new(String::from_utf8_lossy(s.expose()).into_owned())),
+        None => None,
+    };
+    proxy(
+        url,
+        network.proxy_user.as_deref(),
+        password.as_ref(),
+        &network.no_proxy,
+    )
+    .map(Some)
+    .map_err(|e| e.to_string())
+}
+
+/// The outbound proxy as reqwest uses it: `url` (no credentials in it), Basic authentication
+/// when a user is set, and the hosts reached directly (`no_proxy`, comma-joined as in
+/// `NO_PROXY`). The same object serves Box, Log Search and the Platform API.
+pub fn proxy(
+    url: &reqwest::Url,
+    user: Option<&str>,
+    password: Option<&crate::Secret>,
+    no_proxy: &[String],
+) -> Result<reqwest::Proxy, ApiError> {
+    let mut proxy = reqwest::Proxy::all(url.clone()).map_err(|e| ApiError::Network {
+        url: redacted_url(url),
+        detail: format!("not a usable proxy URL: {e}"),
+    })?;
+    if let Some(user) = user {
+        let password = password.map_or("", |p| p.expose());
+        proxy = proxy.basic_auth(user, password);
+    }
+    Ok(proxy.no_proxy(reqwest::NoProxy::from_string(&no_proxy.join(","))))
 }
 
 /// Reads the body, failing as soon as it exceeds `limit` bytes (Box pages are a few hundred KB;
@@ -147,8 +219,25 @@ impl BoxErrorBody {
 /// Maps a non-2xx API response to an error (the body is already read and bounded).
 pub fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
     let parsed = BoxErrorBody::parse(body);
+    let basic_challenge = headers
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("basic"));
     match status {
+        // Box challenges with Bearer; a Basic challenge is a proxy refusing its credentials
+        // (tinyproxy answers a wrong password so).
+        401 if basic_challenge => ApiError::Proxy {
+            detail: "refused the proxy user or password (401, Basic challenge): check them on \
+                     the setup page's Collection page"
+                .to_owned(),
+        },
         401 => ApiError::Unauthorized,
+        // Only a proxy answers 407 (Box never does): say so, not "Box refused".
+        407 => ApiError::Proxy {
+            detail: "asks for authentication (407): set the proxy user and password on the \
+                     setup page's Collection page"
+                .to_owned(),
+        },
         403 => ApiError::Forbidden {
             code: parsed.code(),
             message: parsed.message(),

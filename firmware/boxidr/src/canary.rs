@@ -119,6 +119,10 @@ pub async fn plan(config: &Config, store: &Store) -> Canary {
         Err(e) => return Canary::Broken(e.to_string()),
     };
     let mut settings = VerifierSettings::new(base, ApiKey::new(key));
+    match boxidr_boxapi::http::outbound_proxy(&config.network, store).await {
+        Ok(proxy) => settings.proxy = proxy,
+        Err(e) => return Canary::Broken(e),
+    }
     match trust_roots(config) {
         Ok(roots) => settings.roots = roots,
         Err(e) => return Canary::Broken(e),

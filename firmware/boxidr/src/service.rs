@@ -407,7 +407,15 @@ async fn build_parts(
         .and_then(grant_from_json)
         .ok_or("Box is not connected: connect to Box on the setup page")?;
     let timeout = Duration::from_secs(config.box_api.request_timeout_secs);
-    let client = http::client(timeout).map_err(|e| e.to_string())?;
+    let proxy = http::outbound_proxy(&config.network, store).await?;
+    let box_ca = match &config.box_api.ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| format!("Box CA file {}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let client =
+        http::client_via(timeout, proxy.as_ref(), box_ca.as_deref()).map_err(|e| e.to_string())?;
     let auth = AuthClient::new(
         client.clone(),
         config.box_api.authorize_url.clone(),
@@ -466,6 +474,7 @@ fn grant_from_json(value: &Value) -> Option<Grant> {
 }
 
 async fn sinks(config: &Config, store: &Store) -> Sinks {
+    let proxy = http::outbound_proxy(&config.network, store).await;
     let collector = match &config.insightidr.collector {
         None => SinkPlan::Off,
         Some(c) => match CollectorSettings::from_config(c) {
@@ -480,10 +489,17 @@ async fn sinks(config: &Config, store: &Store) -> Sinks {
                 let token = LogToken::new(String::from_utf8_lossy(token.expose()).into_owned());
                 match LogSearchSettings::from_config(l, token) {
                     Ok(mut settings) => match &l.ca_file {
-                        None => SinkPlan::Run(settings),
+                        _ if proxy.is_err() => {
+                            SinkPlan::Broken(proxy.clone().err().unwrap_or_default())
+                        }
+                        None => {
+                            settings.proxy = proxy.clone().ok().flatten();
+                            SinkPlan::Run(settings)
+                        }
                         Some(path) => match boxidr_forward::collector::read_ca_file(path) {
                             Ok(pem) => {
                                 settings.roots = TrustRoots::CustomCa(pem);
+                                settings.proxy = proxy.clone().ok().flatten();
                                 SinkPlan::Run(settings)
                             }
                             Err(e) => SinkPlan::Broken(format!("Log Search CA: {e}")),

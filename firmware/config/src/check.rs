@@ -124,6 +124,7 @@ impl Config {
                 "insightidr.verifier.ca_file",
                 insightidr.verifier.ca_file.as_deref(),
             ),
+            ("box.ca_file", self.box_api.ca_file.as_deref()),
         ]
         .into_iter()
         .filter_map(|(key, path)| path.map(|p| (key, p)))

@@ -59,6 +59,22 @@ pub struct Config {
     pub board: Board,
     /// Which Box users are monitored (everyone when empty).
     pub scope: Scope,
+    /// The outbound HTTP(S) proxy.
+    pub network: Network,
+}
+
+/// The outbound proxy for Box, Log Search and the Platform API (HTTPS goes through
+/// `CONNECT`). The Collector is on the LAN and is always reached directly. The password is a
+/// secret in the store, never here.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// `http://proxy.corp:3128` (no user or password in the URL).
+    pub proxy: Option<Url>,
+    /// User for the proxy's Basic authentication (the password is a stored secret).
+    pub proxy_user: Option<String>,
+    /// Hosts reached directly: `corp.example` (and its subdomains), `10.0.0.0/8`, `*`.
+    pub no_proxy: Vec<String>,
 }
 
 /// The status LEDs and reset button. Without `leds` and `chip` the detected Raspberry Pi's
@@ -201,6 +217,8 @@ pub struct BoxApi {
     pub request_timeout_secs: u64,
     /// Largest response body read from Box before the request is failed.
     pub max_body_bytes: u64,
+    /// Trust only this CA for Box instead of the OS store (a TLS-inspecting proxy).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How events are collected.
@@ -418,6 +436,7 @@ impl Default for Config {
             clock: Clock::default(),
             board: Board::default(),
             scope: Scope::default(),
+            network: Network::default(),
         }
     }
 }
@@ -430,6 +449,7 @@ impl Default for BoxApi {
             api_base: Url::parse(BOX_API_BASE).expect("constant URL parses"),
             request_timeout_secs: 60,
             max_body_bytes: 16 * 1024 * 1024,
+            ca_file: None,
         }
     }
 }
@@ -510,6 +530,12 @@ pub enum ConfigError {
     EventType { field: &'static str, value: String },
     #[error("event type {0} is both in events.include_types and in events.exclude_types")]
     EventTypeBoth(String),
+    #[error(
+        "network: proxy must be an http:// or https:// URL without user or password (the \
+         user goes in proxy_user, the password is set on the setup page), proxy_user 1-128 \
+         printable characters, no_proxy entries host names, addresses or CIDR ranges"
+    )]
+    Proxy,
     #[error("{field} must be an http or https URL, got {url}")]
     Url { field: &'static str, url: String },
     #[error("insightidr.log_search.region {0:?} is not a region code like us, eu or ap")]
@@ -709,6 +735,7 @@ impl Config {
             );
         }
         push("scope", self.scope.validate().map_err(ConfigError::Scope));
+        push("network", self.network.validate());
         let verifier = &self.insightidr.verifier;
         if !(60..=7 * 86_400).contains(&verifier.every_secs)
             || !(1..=86_400).contains(&verifier.deadline_secs)
@@ -729,6 +756,32 @@ impl Config {
             );
         }
         problems
+    }
+}
+
+impl Network {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url_ok = self.proxy.as_ref().is_none_or(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.username().is_empty()
+                && url.password().is_none()
+        });
+        let user_ok = self.proxy_user.as_ref().is_none_or(|u| {
+            (1..=128).contains(&u.len()) && !u.contains(':') && !u.chars().any(char::is_control)
+        });
+        let no_proxy_ok = self.no_proxy.len() <= 64
+            && self.no_proxy.iter().all(|h| {
+                (1..=253).contains(&h.len())
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'*' | b':' | b'/')
+                    })
+            });
+        if url_ok && user_ok && no_proxy_ok {
+            Ok(())
+        } else {
+            Err(ConfigError::Proxy)
+        }
     }
 }
 
@@ -1050,6 +1103,32 @@ mod tests {
         for bad in ["setup.txt", "/boot/firmware/..", "/"] {
             let text = format!("[setup]\ncode_file = \"{bad}\"\n");
             assert!(Config::from_toml(&text).is_err(), "{bad}");
+        }
+    }
+
+    /// The proxy section: a plain proxy URL, a user and no_proxy list parse; credentials in
+    /// the URL (the password would sit in the file), other schemes or junk are refused.
+    #[test]
+    fn proxy_settings() {
+        let config = Config::from_toml(
+            "[network]\nproxy = \"http://proxy.corp:3128\"\nproxy_user = \"svc-boxidr\"\n\
+             no_proxy = [\"corp.example\", \"10.0.0.0/8\"]\n\
+             [box]\nca_file = \"/var/lib/boxidr/proxy-ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.network.proxy.unwrap().as_str(),
+            "http://proxy.corp:3128/"
+        );
+        assert!(Config::default().network.proxy.is_none());
+        for bad in [
+            "proxy = \"http://u:secret@proxy:3128\"",
+            "proxy = \"socks5://proxy:1080\"",
+            "proxy_user = \"a:b\"",
+            "no_proxy = [\"a b\"]",
+        ] {
+            let err = Config::from_toml(&format!("[network]\n{bad}\n")).unwrap_err();
+            assert_eq!(err, ConfigError::Proxy, "{bad}");
         }
     }
 

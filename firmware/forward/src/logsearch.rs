@@ -108,6 +108,8 @@ pub struct LogSearchSettings {
     pub streams: usize,
     /// Most bytes of request bodies in flight.
     pub max_bytes_in_flight: usize,
+    /// The outbound proxy (`[network]`), `None`: direct.
+    pub proxy: Option<reqwest::Proxy>,
 }
 
 impl LogSearchSettings {
@@ -123,6 +125,7 @@ impl LogSearchSettings {
             connections: 8,
             streams: 128,
             max_bytes_in_flight: 2 * 1024 * 1024,
+            proxy: None,
         }
     }
 
@@ -144,6 +147,7 @@ pub fn http_client(
     roots: &TrustRoots,
     connect_timeout: Duration,
     request_timeout: Duration,
+    proxy: Option<&reqwest::Proxy>,
 ) -> Result<reqwest::Client, SetupError> {
     // reqwest's "rustls-no-provider" needs a process-wide provider; a second install fails
     // harmlessly.
@@ -153,7 +157,12 @@ pub fn http_client(
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .tcp_keepalive(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        // Only the configured proxy, never one from the environment.
+        .no_proxy();
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(proxy.clone());
+    }
     if let TrustRoots::CustomCa(pem) = roots {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| SetupError::CaPem(e.without_url().to_string()))?;
@@ -224,6 +233,7 @@ impl LogSearchSink {
                     &settings.roots,
                     settings.connect_timeout,
                     settings.request_timeout,
+                    settings.proxy.as_ref(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;

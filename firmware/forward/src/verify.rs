@@ -65,6 +65,8 @@ pub struct VerifierSettings {
     pub request_timeout: Duration,
     /// Pause between polls of a running query, and between query rounds.
     pub poll_interval: Duration,
+    /// The outbound proxy (`[network]`), `None`: direct.
+    pub proxy: Option<reqwest::Proxy>,
 }
 
 impl VerifierSettings {
@@ -86,6 +88,7 @@ impl VerifierSettings {
             roots: TrustRoots::Platform,
             request_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
+            proxy: None,
         }
     }
 }
@@ -167,6 +170,7 @@ impl Verifier {
             &settings.roots,
             Duration::from_secs(10),
             settings.request_timeout,
+            settings.proxy.as_ref(),
         )?;
         Ok(Self { client, settings })
     }

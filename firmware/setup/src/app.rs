@@ -446,7 +446,20 @@ impl App {
         let Some(session) = ctx.admin() else {
             return Resp::see_other("/login");
         };
-        let snapshot = self.status.snapshot();
+        let mut snapshot = self.status.snapshot();
+        // The dashboard names the proxy when a path through it fails.
+        if let (Some(proxy), Some(doc)) = (
+            &self.current_config().network.proxy,
+            snapshot.as_object_mut(),
+        ) {
+            let mut shown = proxy.clone();
+            let _ = shown.set_password(None);
+            let _ = shown.set_username("");
+            doc.insert(
+                "network".into(),
+                serde_json::json!({"proxy": shown.as_str()}),
+            );
+        }
         Resp::html(
             200,
             pages::status(
@@ -875,13 +888,25 @@ impl App {
                     .get_secret(keys::PLATFORM_API_KEY.to_owned())
                     .await?
                     .is_some(),
+                self.store
+                    .get_secret(keys::PROXY_PASSWORD.to_owned())
+                    .await?
+                    .is_some(),
             ))
         });
-        let (token_set, key_set) = match secrets {
+        let (token_set, key_set, proxy_password_set) = match secrets {
             Ok(v) => v,
             Err(e) => return internal(&e),
         };
-        let page = forms::page_for(path, &config, typed, &errors, token_set, key_set);
+        let page = forms::page_for(
+            path,
+            &config,
+            typed,
+            &errors,
+            token_set,
+            key_set,
+            proxy_password_set,
+        );
         let Some((title, intro, fields)) = page else {
             return Resp::see_other("/status");
         };
@@ -1115,6 +1140,7 @@ impl App {
 /// File inputs whose content stands in for a text field: (file input, text field).
 const UPLOAD_FIELDS: &[(&str, &str)] = &[
     ("collector_ca_upload", "collector_ca_pem"),
+    ("box_ca_upload", "box_ca_pem"),
     ("cert_file", "cert"),
     ("key_file", "key"),
 ];

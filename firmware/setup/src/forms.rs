@@ -117,7 +117,12 @@ pub(crate) fn typed(form: &HashMap<String, String>) -> Values {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "csrf" | "log_search_token" | "platform_api_key" | "client_secret" | "password"
+                "csrf"
+                    | "log_search_token"
+                    | "platform_api_key"
+                    | "client_secret"
+                    | "password"
+                    | "proxy_password"
             )
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -199,6 +204,22 @@ fn values_from(path: &str, config: &Config) -> Values {
             set("page_limit", e.page_limit.to_string());
             set("include_types", e.include_types.join(", "));
             set("exclude_types", e.exclude_types.join(", "));
+            let n = &config.network;
+            set(
+                "proxy",
+                n.proxy.as_ref().map(Url::to_string).unwrap_or_default(),
+            );
+            set("proxy_user", n.proxy_user.clone().unwrap_or_default());
+            set("no_proxy", n.no_proxy.join(", "));
+            set(
+                "box_ca_file",
+                config
+                    .box_api
+                    .ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
         }
         _ => {}
     }
@@ -304,6 +325,7 @@ pub(crate) fn page_for(
     errors: &Errors,
     token_set: bool,
     key_set: bool,
+    proxy_password_set: bool,
 ) -> Option<(&'static str, &'static str, Markup)> {
     let v = typed.unwrap_or_else(|| values_from(path, config));
     let e = errors;
@@ -369,6 +391,22 @@ pub(crate) fn page_for(
                     (field("Backfill on first connection (days)", "backfill_days", "number", &v, e, Some("Up to 365, in both modes: history is read through admin_logs, which Box keeps for a year. Progress shows on the status page.")))
                     (field("Poll interval (seconds)", "poll_interval_secs", "number", &v, e, Some("1 to 3600.")))
                     (field("Events per page", "page_limit", "number", &v, e, Some("1 to 500.")))
+                }
+                section #outbound-proxy {
+                    h2 { "Outbound proxy" }
+                    p.help { "For networks that reach the internet only through a proxy: Box, Log Search \
+                              and the Platform API go through it (HTTPS by CONNECT); the Collector, on \
+                              the LAN, is always reached directly." }
+                    (field("Proxy URL", "proxy", "url", &v, e, Some("http://proxy.corp:3128 — empty: no proxy. No user or password in the URL.")))
+                    (field("Proxy user (optional)", "proxy_user", "text", &v, e, None))
+                    (secret_field("Proxy password", "proxy_password", proxy_password_set, e, Some("Stored as a secret on the appliance, never in the configuration file.")))
+                    (field("Reach directly (no_proxy)", "no_proxy", "text", &v, e, Some("Host names, domains or CIDR ranges, separated by commas.")))
+                    (field("CA of a TLS-inspecting proxy, for Box", "box_ca_file", "text", &v, e, Some("Absolute path of a PEM file on the appliance; empty uses the system trust store. For Log Search, set its CA on the InsightIDR page.")))
+                    div.field.invalid[e.contains_key("box_ca_pem")] {
+                        label for="box_ca_pem" { "…or paste that CA (PEM)" }
+                        textarea id="box_ca_pem" name="box_ca_pem" rows="4" spellcheck="false" {}
+                        @if let Some(err) = e.get("box_ca_pem") { p.error { (err) } }
+                    }
                 }
                 section {
                     h2 { "Event types" }
@@ -616,6 +654,71 @@ pub(crate) fn apply(
             }
             config.events.include_types = parse_types(get(form, "include_types"));
             config.events.exclude_types = parse_types(get(form, "exclude_types"));
+            config.network.proxy = match get(form, "proxy").trim() {
+                "" => None,
+                text => match Url::parse(text) {
+                    Ok(u) => Some(u),
+                    Err(_) => {
+                        errors.insert(
+                            "proxy".into(),
+                            "Enter a URL like http://proxy.corp:3128, or leave it empty.".into(),
+                        );
+                        None
+                    }
+                },
+            };
+            config.network.proxy_user =
+                Some(get(form, "proxy_user").trim().to_owned()).filter(|u| !u.is_empty());
+            config.network.no_proxy = get(form, "no_proxy")
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let password = get(form, "proxy_password");
+            if !password.is_empty() {
+                if password.len() <= 256 && !password.chars().any(char::is_control) {
+                    secrets.push((keys::PROXY_PASSWORD.to_owned(), password.to_owned()));
+                } else {
+                    errors.insert(
+                        "proxy_password".into(),
+                        "At most 256 printable characters.".into(),
+                    );
+                }
+            }
+            let pem = get(form, "box_ca_pem");
+            config.box_api.ca_file = if !pem.is_empty() {
+                match check_ca_pem(pem) {
+                    Ok(()) => {
+                        let digest = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+                        let name = format!(
+                            "box-ca-{}.pem",
+                            &crate::credentials::hex(digest.as_ref())[..16]
+                        );
+                        let path = base.data_dir.join(name);
+                        ca_file = Some((path.clone(), format!("{pem}\n")));
+                        Some(path)
+                    }
+                    Err(text) => {
+                        errors.insert("box_ca_pem".into(), text.into());
+                        None
+                    }
+                }
+            } else {
+                match get(form, "box_ca_file").trim() {
+                    "" => None,
+                    path => {
+                        let p = PathBuf::from(path);
+                        if !p.is_absolute() || !p.is_file() {
+                            errors.insert(
+                                "box_ca_file".into(),
+                                "No such file on the appliance; give an absolute path.".into(),
+                            );
+                        }
+                        Some(p)
+                    }
+                }
+            };
         }
         _ => {
             errors.insert("_form".into(), "Unknown settings page.".into());
@@ -698,6 +801,7 @@ fn field_of(error: &ConfigError) -> (&'static str, String) {
             ..
         } => "include_types",
         ConfigError::EventType { .. } | ConfigError::EventTypeBoth(_) => "exclude_types",
+        ConfigError::Proxy => "proxy",
         _ => "_form",
     };
     (name, crate::status::bounded(&error.to_string()))
@@ -752,6 +856,44 @@ mod tests {
         f.insert("exclude_types".into(), "login".into());
         let errors = apply("/collection", &base, &f).unwrap_err();
         assert!(errors["exclude_types"].contains("both"), "{errors:?}");
+    }
+
+    /// The outbound proxy fields: URL, user, no_proxy into `[network]`, the password only into
+    /// the secrets; credentials in the URL are refused (the password would land in the file).
+    #[test]
+    fn collection_proxy() {
+        let mut f = form(&[
+            ("stream_type", "admin_logs_streaming"),
+            ("completeness_lag_secs", "900"),
+            ("backfill_days", "7"),
+            ("poll_interval_secs", "10"),
+            ("page_limit", "500"),
+            ("proxy", "http://proxy.corp:3128"),
+            ("proxy_user", "svc"),
+            ("proxy_password", "pw-SECRET-1"),
+            ("no_proxy", "corp.example, 10.0.0.0/8"),
+        ]);
+        let changes = apply("/collection", &Config::default(), &f).unwrap();
+        let n = &changes.config.network;
+        assert_eq!(
+            n.proxy.as_ref().unwrap().as_str(),
+            "http://proxy.corp:3128/"
+        );
+        assert_eq!(n.proxy_user.as_deref(), Some("svc"));
+        assert_eq!(n.no_proxy, ["corp.example", "10.0.0.0/8"]);
+        assert_eq!(
+            changes.secrets,
+            vec![(keys::PROXY_PASSWORD.to_owned(), "pw-SECRET-1".to_owned())]
+        );
+        assert!(
+            !toml::to_string(&changes.config)
+                .unwrap()
+                .contains("pw-SECRET-1")
+        );
+        assert!(!typed(&f).contains_key("proxy_password"));
+        f.insert("proxy".into(), "http://u:pw@proxy.corp:3128".into());
+        let errors = apply("/collection", &Config::default(), &f).unwrap_err();
+        assert!(errors.contains_key("proxy"), "{errors:?}");
     }
 
     /// A backfill beyond the stream's retention is a field error, not a half-applied config.

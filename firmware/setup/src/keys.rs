@@ -37,6 +37,9 @@ pub const PLATFORM_API_KEY: &str = "insightidr.platform_api_key";
 /// Secret: SHA-256 (hex) of the Prometheus scrape token; the token itself is shown once.
 pub const METRICS_TOKEN_HASH: &str = "setup.metrics_token";
 
+/// Secret: the outbound proxy's password (`[network] proxy_user` is its user).
+pub const PROXY_PASSWORD: &str = boxidr_boxapi::http::PROXY_PASSWORD_KEY;
+
 /// Every secret a factory reset wipes.
 pub const RESET_SECRETS: &[&str] = &[
     PASSWORD_HASH,
@@ -48,6 +51,7 @@ pub const RESET_SECRETS: &[&str] = &[
     LOG_SEARCH_TOKEN,
     PLATFORM_API_KEY,
     METRICS_TOKEN_HASH,
+    PROXY_PASSWORD,
 ];
 
 /// Every setting a factory reset clears.

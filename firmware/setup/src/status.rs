@@ -419,6 +419,7 @@ fn box_section(doc: &Value) -> Markup {
                     tr { th { "Dropped by the event-type filter" } td { (n) } }
                 }
             }
+            @if let Some(problem) = proxy_problem(doc) { (problem) }
             @if !by_type.is_empty() {
                 table.kv #by-type {
                     caption { "Events collected since start, by type" }
@@ -429,6 +430,40 @@ fn box_section(doc: &Value) -> Markup {
             }
         }
     }
+}
+
+/// With an outbound proxy configured and a path through it failing (Box, Log Search, the
+/// verifier), a problem that names the proxy and what to check: the error alone ("cannot reach
+/// Box: connection refused") would send the admin looking at Box.
+fn proxy_problem(doc: &Value) -> Option<Markup> {
+    let proxy = text(doc, &["network", "proxy"])?;
+    let errors: Vec<String> = [
+        &["box", "stream", "last_error"][..],
+        &["box", "sweep", "last_error"],
+        &["sinks", "log_search", "last_error"],
+        &["verifier", "last_error"],
+    ]
+    .iter()
+    .filter_map(|path| text(doc, path))
+    .collect();
+    let first = errors.first()?;
+    let lower = first.to_ascii_lowercase();
+    let what = if lower.contains("407") || lower.contains("proxy user or password") {
+        "asks for a user and password, or refused them: set them in Collection → Outbound proxy"
+    } else if lower.contains("connect")
+        || lower.contains("cannot reach")
+        || lower.contains("refused")
+    {
+        "does not accept connections (down, wrong address or port, or this appliance is not \
+         allowed): check the proxy URL in Collection → Outbound proxy and that the proxy runs"
+    } else {
+        "may be refusing the request: check the proxy's access rules for Box and InsightIDR"
+    };
+    Some(html! {
+        p.problem.bad #proxy-problem {
+            strong { "Outbound proxy " (bounded(&proxy)) } " " (what) ". Last error: " (bounded(first))
+        }
+    })
 }
 
 /// A backfill or catch-up as a bar with percent, events and ETA.
@@ -715,6 +750,32 @@ mod tests {
         );
         assert!(!html.contains("not-collecting"), "{html}");
         assert!(!html.contains('\u{FFFD}'), "{html}");
+    }
+
+    /// With a proxy configured, a failing path names the proxy and what to check; without a
+    /// proxy, or without errors, nothing is said about one.
+    #[test]
+    fn proxy_problem_on_the_dashboard() {
+        let mut doc = running();
+        doc["network"] = json!({"proxy": "http://proxy.corp:3128/"});
+        assert!(
+            !page(&doc).contains("proxy-problem"),
+            "no error, no problem"
+        );
+        doc["box"]["stream"]["last_error"] =
+            json!("cannot reach Box at https://api.box.com/2.0/events: tcp connect error");
+        let html = page(&doc);
+        assert!(
+            html.contains("Outbound proxy http://proxy.corp:3128/"),
+            "{html}"
+        );
+        assert!(html.contains("does not accept connections"), "{html}");
+        doc["box"]["stream"]["last_error"] = json!(
+            "the outbound proxy asks for authentication (407): set the proxy user and password"
+        );
+        assert!(page(&doc).contains("asks for a user and password"));
+        doc.as_object_mut().unwrap().remove("network");
+        assert!(!page(&doc).contains("proxy-problem"));
     }
 
     /// A backfill under way is a progress bar with percent, events and ETA.

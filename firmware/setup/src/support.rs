@@ -35,6 +35,7 @@ pub(crate) const EXPORT_SECRET_NAMES: &[(&str, &str)] = &[
     ),
     (keys::LOG_SEARCH_TOKEN, "Log Search token"),
     (keys::PLATFORM_API_KEY, "Platform API key"),
+    (keys::PROXY_PASSWORD, "outbound proxy password"),
 ];
 
 /// The exported configuration file: a comment header, then the TOML of `config`.
