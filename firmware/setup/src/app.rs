@@ -221,6 +221,32 @@ impl App {
         }
     }
 
+    /// The client for the page's own Box calls (grant, `users/me`, permission checks): through
+    /// the configured outbound proxy and Box CA, read at each call so a saved proxy applies at
+    /// once; the plain client when neither is set or they cannot be used (the call then fails
+    /// and says why).
+    async fn box_http(&self, config: &Config) -> reqwest::Client {
+        if config.network.proxy.is_none() && config.box_api.ca_file.is_none() {
+            return self.http.clone();
+        }
+        let proxy = match boxidr_boxapi::http::outbound_proxy(&config.network, &self.store).await {
+            Ok(proxy) => proxy,
+            Err(e) => {
+                tracing::warn!(error = %e, "Outbound proxy not usable for the setup page.");
+                return self.http.clone();
+            }
+        };
+        let ca = config
+            .box_api
+            .ca_file
+            .as_ref()
+            .and_then(|path| std::fs::read(path).ok());
+        let timeout =
+            std::time::Duration::from_secs(config.box_api.request_timeout_secs.clamp(5, 60));
+        boxidr_boxapi::http::client_via(timeout, proxy.as_ref(), ca.as_deref())
+            .unwrap_or_else(|_| self.http.clone())
+    }
+
     /// Every POST: same Origin, a live session, and that session's CSRF token.
     fn check_post(&self, req: &Req, ctx: &Ctx) -> Option<Resp> {
         if !req.same_origin() {
@@ -602,7 +628,8 @@ impl App {
             );
         };
         let redirect_uri = redirect.unwrap_or_else(|| derived_redirect_uri(req));
-        let auth = match boxlink::auth_client(&self.http, &config, client_id, secret) {
+        let http = self.block_on(self.box_http(&config));
+        let auth = match boxlink::auth_client(&http, &config, client_id, secret) {
             Ok(a) => a,
             Err(e) => return internal(&e),
         };
@@ -678,7 +705,8 @@ impl App {
                         .to_owned(),
                 ));
             };
-            let auth = match boxlink::auth_client(&self.http, &config, client_id, secret) {
+            let http = self.box_http(&config).await;
+            let auth = match boxlink::auth_client(&http, &config, client_id, secret) {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(boxlink::explain(&e))),
             };
@@ -746,10 +774,10 @@ impl App {
         self.store
             .set_setting(keys::BOX_GRANT.to_owned(), grant_json)
             .await?;
-        let account = match boxlink::users_me(&self.http, config, &tokens.access_token).await {
+        let http = self.box_http(config).await;
+        let account = match boxlink::users_me(&http, config, &tokens.access_token).await {
             Ok(mut account) => {
-                let checks =
-                    boxlink::check_permissions(&self.http, config, &tokens.access_token).await;
+                let checks = boxlink::check_permissions(&http, config, &tokens.access_token).await;
                 if let Some(map) = account.as_object_mut() {
                     map.insert("checks".into(), checks);
                 }
@@ -804,7 +832,8 @@ impl App {
             let Some((client_id, secret)) = boxlink::app_credentials(&self.store).await? else {
                 return Ok(Err("Save the client ID and secret first.".to_owned()));
             };
-            let auth = match boxlink::auth_client(&self.http, &config, client_id, secret) {
+            let http = self.box_http(&config).await;
+            let auth = match boxlink::auth_client(&http, &config, client_id, secret) {
                 Ok(a) => a,
                 Err(e) => return Ok(Err(boxlink::explain(&e))),
             };

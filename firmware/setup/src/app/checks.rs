@@ -147,8 +147,14 @@ impl App {
                     }
                     None => VerifierSettings::for_region(&region, key),
                 };
+                let network = self.current_config().network;
+                let proxy = self
+                    .block_on(boxidr_boxapi::http::outbound_proxy(&network, &self.store))
+                    .ok()
+                    .flatten();
                 match settings.and_then(|mut s| {
                     s.request_timeout = std::time::Duration::from_secs(20);
+                    s.proxy = proxy;
                     let base = s.api_base.to_string();
                     Verifier::new(s).map(|v| (v, base))
                 }) {
