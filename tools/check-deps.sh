@@ -2,6 +2,8 @@
 # Enforces the dependency direction of shared/ARCHITECTURE.md:
 # - pure crates carry no tokio, reqwest, redb, tiny_http or rppal (not even transitively);
 # - only the board crate may depend on rppal;
+# - the boxidr product (normal dependencies, default features) holds no box-sim, idr-sim,
+#   fault-proxy, demo, bench or axum;
 # - one TLS crypto provider (ring): aws-lc-sys must not be in the tree for any target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +18,20 @@ for pure in boxidr-model boxidr-config boxidr-normalize boxidr-health; do
     fi
 done
 
+# The product binary links no simulator and no axum (the demo and the benchmark live in tools/).
+for target in "" "aarch64-unknown-linux-gnu"; do
+    found=$(cargo tree --locked -p boxidr -e normal --prefix none ${target:+--target "$target"} 2>/dev/null \
+        | grep -E '^(box-sim|idr-sim|fault-proxy|boxidr-demo|boxidr-bench|axum) ' | sort -u || true)
+    if [ -n "$found" ]; then
+        echo "the boxidr product depends on simulator crates (${target:-host}):"; echo "$found"; fail=1
+    fi
+done
+if ! cargo tree --locked -p boxidr -e normal --prefix none >/dev/null 2>&1; then
+    echo "cargo tree -p boxidr failed"; fail=1
+fi
+
 rppal_users=$(cargo tree --locked --workspace -i rppal -e normal --prefix none --target all 2>/dev/null \
-    | grep -E '^boxidr' | grep -vE '^(boxidr-board|boxidr) ' | sort -u || true)
+    | grep -E '^boxidr' | grep -vE '^(boxidr-board|boxidr|boxidr-demo|boxidr-bench) ' | sort -u || true)
 if [ -n "$rppal_users" ]; then
     echo "only boxidr-board may depend on rppal, found:"; echo "$rppal_users"; fail=1
 fi

@@ -27,6 +27,8 @@ command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 # The outbound-proxy tests start a real proxy on loopback (firmware/boxapi/tests/proxy.rs).
 command -v tinyproxy >/dev/null || need_apt+=(tinyproxy)
+# The benchmark counts the product's fsyncs with strace (tools/bench).
+command -v strace >/dev/null || need_apt+=(strace)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "apt: installing ${need_apt[*]}"
     as_root apt-get update -qq
@@ -55,6 +57,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Tests (host)"
 cargo test --workspace --locked
+
+# The end-to-end benchmark's short run, as a smoke test: it must lose nothing. Its speeds are
+# never checked (a debug build on a shared machine); the full run is a documented command.
+step "Benchmark smoke run (boxidr-bench --quick)"
+bench_last=$(cargo run --locked -q -p boxidr-bench -- --quick --json --boxidr target/debug/boxidr | tail -n 1)
+echo "$bench_last"
+case "$bench_last" in
+    *'"lost":0,'* | *'"lost":0}'*) ;;
+    *) echo "boxidr-bench --quick: events were lost"; exit 1 ;;
+esac
 
 if [ "${BOXIDR_SKIP_CROSS:-0}" = 1 ]; then
     step "Skipping the aarch64 build and tests (BOXIDR_SKIP_CROSS=1)"

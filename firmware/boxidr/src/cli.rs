@@ -1,7 +1,6 @@
 //! Command-line interface.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -15,7 +14,7 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `boxidr_boxapi=debug`
-    /// (default: `info`; `warn` for the demo, whose own lines tell the story).
+    /// (default: `info`).
     #[arg(long, global = true, env = "BOXIDR_LOG")]
     pub log: Option<String>,
 
@@ -41,13 +40,6 @@ pub enum Command {
     Config(ConfigCommand),
     /// Drive the status LEDs (`--test`: cycle every LED for assembly checks).
     Leds(LedsArgs),
-    /// Start the Box and InsightIDR simulators on loopback and show the appliance at work.
-    #[cfg(feature = "demo")]
-    Demo(DemoArgs),
-    /// Benchmark: a Box backlog through a `boxidr run` child process to the InsightIDR
-    /// simulator; prints events/second, the collector's peak RSS and the store size.
-    #[cfg(feature = "demo")]
-    Bench(BenchArgs),
 }
 
 /// `boxidr config …`.
@@ -100,56 +92,4 @@ pub struct StatusArgs {
     /// Data directory (default: `data_dir` from the configuration file).
     #[arg(long = "data")]
     pub data_dir: Option<PathBuf>,
-}
-
-/// Options of `boxidr bench`.
-#[cfg(feature = "demo")]
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Box events waiting in the simulator when the collector starts.
-    #[arg(long, default_value_t = 20_000)]
-    pub events: usize,
-    /// Print the figures as one JSON object.
-    #[arg(long)]
-    pub json: bool,
-    /// Seed of the simulated enterprise.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Give up when not everything is delivered by then (e.g. `30m`).
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-}
-
-/// Options of `boxidr demo`.
-#[cfg(feature = "demo")]
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// Non-interactive: no browser step, stop after `--for` and print a JSON summary.
-    #[arg(long)]
-    pub auto: bool,
-    /// How long to run (e.g. `30s`, `2m`); interactive runs last until Ctrl-C by default.
-    #[arg(long = "for", value_parser = humantime::parse_duration)]
-    pub duration: Option<Duration>,
-    /// Print the summary as one JSON object on the last line.
-    #[arg(long)]
-    pub json: bool,
-    /// Simulated Box activity, in events per second.
-    #[arg(long, default_value_t = 5.0)]
-    pub rate: f64,
-    /// Events already waiting in Box when the demo starts.
-    #[arg(long, default_value_t = 200)]
-    pub backlog: usize,
-    /// Seed of the simulated enterprise.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Port of the setup page on 127.0.0.1 (default 8443; with `--auto`, any free port).
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// With `--auto`: run the fault tour too (Box outage, InsightIDR outage, authorisation
-    /// revoked), and report what the LEDs showed.
-    #[arg(long)]
-    pub faults: bool,
-    /// Interactive: skip the fault tour.
-    #[arg(long, conflicts_with = "faults")]
-    pub no_faults: bool,
 }

@@ -1,36 +1,16 @@
-//! `boxidr`: the appliance binary. It only parses the command line and wires the pipeline
-//! crates together; every behaviour lives in those crates.
+//! `boxidr`: the appliance binary. It only parses the command line and hands over to the
+//! `boxidr` library (the service and its commands); every behaviour lives in the crates.
+//! The demo and the benchmark are not in this binary: they are `tools/demo` and `tools/bench`.
 
-#[cfg(feature = "demo")]
-mod bench;
-mod canary;
-mod cli;
-mod code_file;
-mod config_file;
-mod control;
-#[cfg(feature = "demo")]
-mod demo;
-mod exit;
-mod facts;
-mod pipeline;
-mod run;
-mod service;
-mod watchdog;
-
+use boxidr::cli::{Cli, Command, ConfigCommand};
+use boxidr::exit::ExitCode;
+use boxidr::run;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
-use crate::exit::ExitCode;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let default_log = match cli.command {
-        #[cfg(feature = "demo")]
-        Command::Demo(_) => "warn",
-        _ => "info",
-    };
-    init_tracing(cli.log.as_deref().unwrap_or(default_log));
+    init_tracing(cli.log.as_deref().unwrap_or("info"));
     // One crypto provider for every rustls user in the process (ring; see README "TLS").
     if rustls::crypto::ring::default_provider()
         .install_default()
@@ -56,12 +36,8 @@ fn main() -> std::process::ExitCode {
             Command::Status(args) => run::status(&cli.config, args).await,
             Command::SetupCode(args) => run::setup_code(&cli.config, args).await,
             Command::FactoryReset(args) => run::factory_reset(&cli.config, args).await,
-            Command::Config(cli::ConfigCommand::Check) => run::config_check(&cli.config),
+            Command::Config(ConfigCommand::Check) => run::config_check(&cli.config),
             Command::Leds(args) => run::leds(&cli.config, &args),
-            #[cfg(feature = "demo")]
-            Command::Demo(args) => demo::demo(args).await,
-            #[cfg(feature = "demo")]
-            Command::Bench(args) => bench::bench(args).await,
         }
     });
     code.into()

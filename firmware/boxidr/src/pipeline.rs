@@ -479,7 +479,7 @@ async fn users_sync(sync: UsersSync, mut shutdown: watch::Receiver<bool>) -> any
     }
 }
 
-#[cfg(all(test, feature = "demo"))]
+#[cfg(test)]
 #[path = "pipeline_scope_tests.rs"]
 mod scope_tests;
 

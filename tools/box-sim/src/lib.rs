@@ -186,6 +186,20 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// One event of the log, as [`SimHandle::event_infos`] lists it.
+#[derive(Debug, Clone)]
+pub struct EventInfo {
+    /// `event_id` (empty if the JSON had none).
+    pub event_id: String,
+    /// `event_type`.
+    pub event_type: String,
+    /// When the simulator produced or ingested it, milliseconds since the Unix epoch (backlog
+    /// events: their place in the simulated past).
+    pub processed_ms: u64,
+    /// The JSON served for it.
+    pub raw: std::sync::Arc<str>,
+}
+
 /// Handle on a running simulator. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SimHandle {
@@ -251,6 +265,22 @@ impl SimHandle {
             .events()
             .iter()
             .map(|e| (e.event_id.clone(), e.event_type.clone()))
+            .collect()
+    }
+
+    /// Every event in the log, in processing order, with its type, when the simulator produced
+    /// it (its appearance in Box: the start of an end-to-end latency) and its JSON as served.
+    pub fn event_infos(&self) -> Vec<EventInfo> {
+        lock(&self.shared().store)
+            .events()
+            .iter()
+            .map(|e| EventInfo {
+                event_id: e.event_id.clone(),
+                event_type: e.event_type.clone(),
+                processed_ms: u64::try_from(e.processed_at.unix_timestamp_nanos() / 1_000_000)
+                    .unwrap_or(0),
+                raw: e.raw.clone(),
+            })
             .collect()
     }
 

@@ -48,7 +48,7 @@ use serde_json::{Value, json};
 
 use crate::conn::BoxIo;
 use crate::faults::{FaultKind, FaultSpec, Surface};
-use crate::store::{Ingest, LogRecord, RejectReason, SinkCounts, now_ms, raw_box_event_id};
+use crate::store::{Ingest, LogRecord, RejectReason, SinkCounts, now_ms};
 use crate::{Inner, UnknownTokenBehaviour, random_uuid};
 
 /// Finished queries kept for polling; the oldest are forgotten beyond this.
@@ -184,10 +184,9 @@ async fn ingest(
     let received_ms = now_ms();
     let mut store = inner.lock_store();
     for e in entries {
-        let json: Option<Value> = serde_json::from_str(e).ok();
-        let box_event_id = json.as_ref().and_then(raw_box_event_id);
+        let (json, box_event_id) = crate::store::parse_entry(e, inner.config.keep_records);
         let sequence_number = store.next_sequence();
-        store.logs.push(LogRecord {
+        store.push_log(LogRecord {
             token: log.token.clone(),
             log_id: log.id.clone(),
             received_ms,

@@ -45,8 +45,8 @@ pub use faults::{
     ActiveFault, FaultControl, FaultError, FaultKind, FaultSpec, Surface, TlsFailMode,
 };
 pub use store::{
-    DeliveryCounts, Ingest, LogRecord, RejectReason, Rejected, SinkCounts, UefRecord,
-    raw_box_event_id,
+    Arrival, DeliveryCounts, IdTally, Ingest, LogRecord, RejectReason, Rejected, SinkCounts,
+    SinkTotals, Tally, Totals, UefRecord, raw_box_event_id,
 };
 pub use tls::{TestCa, TlsError, TlsMaterial, client_config_for};
 pub use uef::{UefRules, UefViolation};
@@ -99,6 +99,11 @@ pub struct SimConfig {
     pub uef_log_name: String,
     /// Server TLS material; `None` generates a [`TestCa`].
     pub tls: Option<TlsMaterial>,
+    /// Keep every accepted record (default). `false`: only the per-id tallies are kept
+    /// ([`SimHandle::totals`], [`SimHandle::tally`], [`SimHandle::delivery_counts`]), so a
+    /// benchmark of millions of events does not hold them all; record lists and Log Search
+    /// queries then see nothing.
+    pub keep_records: bool,
 }
 
 impl Default for SimConfig {
@@ -120,6 +125,7 @@ impl Default for SimConfig {
             query_polls_until_ready: 1,
             uef_log_name: "Box UEF".to_owned(),
             tls: None,
+            keep_records: true,
         }
     }
 }
@@ -357,7 +363,7 @@ impl IdrSim {
             .collect();
         let inner = Arc::new(Inner {
             faults: FaultControl::new(tls_surfaces),
-            store: Mutex::new(store::Store::default()),
+            store: Mutex::new(store::Store::new(config.keep_records)),
             shutdown: watch::channel(false).0,
             ca_pem: material.ca_pem.clone(),
             test_ca,
@@ -516,6 +522,31 @@ impl SimHandle {
         self.inner.lock_store().delivery_counts()
     }
 
+    /// Distinct ids, deliveries and duplicates per sink: O(1), cheap enough to poll often.
+    pub fn totals(&self) -> Totals {
+        self.inner.lock_store().totals()
+    }
+
+    /// A copy of the per-id tallies (first arrival time and count per id, per sink).
+    pub fn tally(&self) -> Tally {
+        self.inner.lock_store().tally.clone()
+    }
+
+    /// The arrival of each of `ids` at `surface` (`None`: not delivered there), in order. It
+    /// holds the store's lock while it looks them up: for checks now and then, not a tight loop.
+    pub fn arrivals_of<S: AsRef<str>>(&self, surface: Surface, ids: &[S]) -> Vec<Option<Arrival>> {
+        let store = self.inner.lock_store();
+        let tally = match surface {
+            Surface::Uef => &store.tally.uef,
+            Surface::Logsearch => &store.tally.logsearch,
+            Surface::Token => &store.tally.token,
+            Surface::Api => return vec![None; ids.len()],
+        };
+        ids.iter()
+            .map(|id| tally.arrivals().get(id.as_ref()).copied())
+            .collect()
+    }
+
     /// Connections accepted so far on a surface (including faulted ones).
     pub fn connections(&self, surface: Surface) -> u64 {
         self.inner.connections(surface)
@@ -536,12 +567,9 @@ impl SimHandle {
         self.inner.log_for_token(token).map(|l| l.id.clone())
     }
 
-    /// Forget every record and rejection (faults and queries stay).
+    /// Forget every record, rejection and tally (faults and queries stay).
     pub fn reset_records(&self) {
-        let mut s = self.inner.lock_store();
-        s.uef.clear();
-        s.logs.clear();
-        s.rejected.clear();
+        self.inner.lock_store().clear();
     }
 
     /// Poll `pred` every 10 ms until it holds or `timeout` passes; returns whether it held.

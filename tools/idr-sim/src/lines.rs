@@ -13,9 +13,7 @@ use tokio::io::AsyncReadExt;
 use crate::Inner;
 use crate::conn::BoxIo;
 use crate::faults::Surface;
-use crate::store::{
-    Ingest, LogRecord, REJECTED_RAW_CAP, RejectReason, UefRecord, now_ms, raw_box_event_id,
-};
+use crate::store::{Ingest, LogRecord, REJECTED_RAW_CAP, RejectReason, UefRecord, now_ms};
 use crate::uef;
 
 /// Read lines until the connection ends; validate and record each one.
@@ -92,7 +90,7 @@ fn process_line(inner: &Inner, surface: Surface, conn: u64, raw: &[u8]) {
                 Ok(valid) => {
                     let mut store = inner.lock_store();
                     let sequence_number = store.next_sequence();
-                    store.uef.push(UefRecord {
+                    store.push_uef(UefRecord {
                         received_ms: now_ms(),
                         line: text.to_owned(),
                         value: valid.value,
@@ -134,11 +132,10 @@ fn process_token_line(inner: &Inner, conn: u64, text: &str) {
         inner.reject(Surface::Token, conn, RejectReason::EmptyMessage, bytes);
         return;
     }
-    let json: Option<serde_json::Value> = serde_json::from_str(message).ok();
-    let box_event_id = json.as_ref().and_then(raw_box_event_id);
+    let (json, box_event_id) = crate::store::parse_entry(message, inner.config.keep_records);
     let mut store = inner.lock_store();
     let sequence_number = store.next_sequence();
-    store.logs.push(LogRecord {
+    store.push_log(LogRecord {
         token: log.token.clone(),
         log_id: log.id.clone(),
         received_ms: now_ms(),

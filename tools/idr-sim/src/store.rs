@@ -1,6 +1,6 @@
 //! What the simulator accepted and what it silently dropped, plus delivery counting.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -155,6 +155,7 @@ pub struct SinkCounts {
 }
 
 impl SinkCounts {
+    #[cfg(test)]
     pub(crate) fn add(&mut self, id: Option<&str>) {
         match id {
             Some(id) => *self.per_id.entry(id.to_owned()).or_default() += 1,
@@ -209,6 +210,108 @@ pub struct DeliveryCounts {
     pub token: SinkCounts,
 }
 
+/// When an id first arrived at a sink, and how many times it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Arrival {
+    /// Milliseconds since the Unix epoch at the first receipt.
+    pub first_ms: u64,
+    /// Deliveries of this id (1 = no duplicate).
+    pub count: u64,
+}
+
+/// Running per-id totals of one sink, kept as records arrive, so that counting is cheap
+/// however many records there are (and works with [`crate::SimConfig::keep_records`] off).
+#[derive(Debug, Clone, Default)]
+pub struct IdTally {
+    per_id: HashMap<String, Arrival>,
+    with_id: u64,
+    without_id: u64,
+}
+
+/// Counts of one sink at a glance (O(1) to read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SinkTotals {
+    /// Distinct Box event ids delivered at least once.
+    pub distinct: u64,
+    /// Deliveries that carried an id, repeats included.
+    pub deliveries: u64,
+    /// Deliveries beyond one per id.
+    pub duplicates: u64,
+    /// Accepted records without a Box event id.
+    pub without_id: u64,
+}
+
+/// [`SinkTotals`] of every sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Collector UEF listener.
+    pub uef: SinkTotals,
+    /// Log Search HTTP ingest.
+    pub logsearch: SinkTotals,
+    /// Log Search token TCP/TLS input.
+    pub token: SinkTotals,
+}
+
+impl IdTally {
+    fn add(&mut self, id: Option<&str>, at_ms: u64) {
+        let Some(id) = id else {
+            self.without_id += 1;
+            return;
+        };
+        self.with_id += 1;
+        match self.per_id.get_mut(id) {
+            Some(a) => a.count += 1,
+            None => {
+                self.per_id.insert(
+                    id.to_owned(),
+                    Arrival {
+                        first_ms: at_ms,
+                        count: 1,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Totals of this sink.
+    pub fn totals(&self) -> SinkTotals {
+        let distinct = u64::try_from(self.per_id.len()).unwrap_or(u64::MAX);
+        SinkTotals {
+            distinct,
+            deliveries: self.with_id,
+            duplicates: self.with_id - distinct,
+            without_id: self.without_id,
+        }
+    }
+
+    /// Per-id arrivals.
+    pub fn arrivals(&self) -> &HashMap<String, Arrival> {
+        &self.per_id
+    }
+
+    fn counts(&self) -> SinkCounts {
+        SinkCounts {
+            per_id: self
+                .per_id
+                .iter()
+                .map(|(id, a)| (id.clone(), a.count))
+                .collect(),
+            without_id: self.without_id,
+        }
+    }
+}
+
+/// Per-sink running tallies.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Collector UEF listener.
+    pub uef: IdTally,
+    /// Log Search HTTP ingest.
+    pub logsearch: IdTally,
+    /// Log Search token TCP/TLS input.
+    pub token: IdTally,
+}
+
 /// Everything recorded, behind one mutex in `Inner`.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -216,9 +319,102 @@ pub(crate) struct Store {
     pub logs: Vec<LogRecord>,
     pub rejected: Vec<Rejected>,
     pub next_seq: u64,
+    pub tally: Tally,
+    /// `false`: accepted records are only tallied (benchmarks of millions of events).
+    pub keep_records: bool,
+}
+
+/// A Log Search entry's JSON and Box event id. Without kept records only the id is needed, and
+/// it is read without building the whole JSON tree.
+pub(crate) fn parse_entry(text: &str, keep_records: bool) -> (Option<Value>, Option<String>) {
+    if !keep_records {
+        if let Ok(probe) = serde_json::from_str::<IdProbe>(text) {
+            return (None, probe.id());
+        }
+    }
+    let json: Option<Value> = serde_json::from_str(text).ok();
+    let id = json.as_ref().and_then(raw_box_event_id);
+    (json, id)
+}
+
+/// The fields [`raw_box_event_id`] looks at; everything else is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct IdProbe {
+    event_id: Option<Value>,
+    event: Option<NestedId>,
+    box_event: Option<NestedId>,
+    custom_data: Option<CustomId>,
+}
+
+#[derive(serde::Deserialize)]
+struct NestedId {
+    event_id: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct CustomId {
+    box_event_id: Option<Value>,
+}
+
+impl IdProbe {
+    fn id(&self) -> Option<String> {
+        let text = |v: &Option<Value>| v.as_ref().and_then(id_text);
+        text(&self.event_id)
+            .or_else(|| self.event.as_ref().and_then(|e| text(&e.event_id)))
+            .or_else(|| self.box_event.as_ref().and_then(|e| text(&e.event_id)))
+            .or_else(|| {
+                self.custom_data
+                    .as_ref()
+                    .and_then(|c| text(&c.box_event_id))
+            })
+    }
 }
 
 impl Store {
+    pub fn new(keep_records: bool) -> Self {
+        Self {
+            keep_records,
+            ..Self::default()
+        }
+    }
+
+    /// Tallies an accepted UEF line and keeps it (if records are kept).
+    pub fn push_uef(&mut self, record: UefRecord) {
+        self.tally
+            .uef
+            .add(record.box_event_id.as_deref(), record.received_ms);
+        if self.keep_records {
+            self.uef.push(record);
+        }
+    }
+
+    /// Tallies an accepted Log Search entry and keeps it (if records are kept).
+    pub fn push_log(&mut self, record: LogRecord) {
+        let tally = match record.via {
+            Ingest::Http => &mut self.tally.logsearch,
+            Ingest::TokenTcp => &mut self.tally.token,
+        };
+        tally.add(record.box_event_id.as_deref(), record.received_ms);
+        if self.keep_records {
+            self.logs.push(record);
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals {
+            uef: self.tally.uef.totals(),
+            logsearch: self.tally.logsearch.totals(),
+            token: self.tally.token.totals(),
+        }
+    }
+
+    /// Forgets every record, rejection and tally.
+    pub fn clear(&mut self) {
+        self.uef.clear();
+        self.logs.clear();
+        self.rejected.clear();
+        self.tally = Tally::default();
+    }
     pub fn next_sequence(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -237,17 +433,11 @@ impl Store {
     }
 
     pub fn delivery_counts(&self) -> DeliveryCounts {
-        let mut c = DeliveryCounts::default();
-        for r in &self.uef {
-            c.uef.add(r.box_event_id.as_deref());
+        DeliveryCounts {
+            uef: self.tally.uef.counts(),
+            logsearch: self.tally.logsearch.counts(),
+            token: self.tally.token.counts(),
         }
-        for r in &self.logs {
-            match r.via {
-                Ingest::Http => c.logsearch.add(r.box_event_id.as_deref()),
-                Ingest::TokenTcp => c.token.add(r.box_event_id.as_deref()),
-            }
-        }
-        c
     }
 }
 
@@ -296,6 +486,62 @@ mod tests {
         );
         assert_eq!(raw_box_event_id(&json!({"event_id":""})), None);
         assert_eq!(raw_box_event_id(&json!({"x":1})), None);
+    }
+
+    /// The id probe used without kept records finds the same id as the full parse, in the same
+    /// order of precedence, and falls back to the full parse when the probe cannot read it.
+    #[test]
+    fn probe_matches_full_parse() {
+        for text in [
+            r#"{"event_id":"a","event":{"event_id":"b"}}"#,
+            r#"{"event":{"event_id":"b","x":[1,2,{"y":null}]},"box_event":{"event_id":"c"}}"#,
+            r#"{"box_event":{"event_id":"c"},"custom_data":{"box_event_id":"d"}}"#,
+            r#"{"custom_data":{"box_event_id":"d"}}"#,
+            r#"{"event_id":403702014,"source":{"login":"x"}}"#,
+            r#"{"event_id":""}"#,
+            r#"{"event":"not an object","event_id":"e"}"#,
+            r#"{"x":1}"#,
+            "not json",
+        ] {
+            assert_eq!(
+                parse_entry(text, false).1,
+                parse_entry(text, true).1,
+                "{text}"
+            );
+        }
+        assert!(parse_entry(r#"{"event_id":"a"}"#, false).0.is_none());
+        assert!(parse_entry(r#"{"event_id":"a"}"#, true).0.is_some());
+    }
+
+    /// The tally counts distinct ids, repeats and first arrivals whether or not records are kept.
+    #[test]
+    fn tally_counts_without_records() {
+        for keep in [true, false] {
+            let mut store = Store::new(keep);
+            for (id, at) in [(Some("a"), 5), (Some("b"), 6), (Some("a"), 7), (None, 8)] {
+                store.push_log(LogRecord {
+                    token: String::new(),
+                    log_id: String::new(),
+                    received_ms: at,
+                    text: String::new(),
+                    json: None,
+                    box_event_id: id.map(str::to_owned),
+                    via: Ingest::Http,
+                    sequence_number: 0,
+                });
+            }
+            let t = store.totals().logsearch;
+            assert_eq!(
+                (t.distinct, t.deliveries, t.duplicates, t.without_id),
+                (2, 3, 1, 1)
+            );
+            assert_eq!(store.tally.logsearch.arrivals()["a"].first_ms, 5);
+            assert_eq!(store.tally.logsearch.arrivals()["a"].count, 2);
+            assert_eq!(store.delivery_counts().logsearch.count("a"), 2);
+            assert_eq!(store.logs.len(), if keep { 4 } else { 0 });
+            store.clear();
+            assert_eq!(store.totals(), Totals::default());
+        }
     }
 
     /// duplicates() counts deliveries beyond the first per id.

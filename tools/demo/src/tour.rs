@@ -1,4 +1,4 @@
-//! `boxidr demo`: the newcomer's tour. Starts the Box and InsightIDR simulators on loopback and
+//! The newcomer's tour (`boxidr-demo`). Starts the Box and InsightIDR simulators on loopback and
 //! runs the real appliance service against them (the same supervisor systemd starts: store,
 //! pipeline, setup page, control socket, health and a simulated LED board), so events flow and
 //! the setup page can be clicked through. The demo plays the Box admin once (it grants consent
@@ -12,27 +12,24 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use boxidr_boxapi::{AuthClient, Grant, Secret, TokenManager, http};
-use boxidr_config::Config;
+use boxidr::exit::ExitCode;
+use boxidr::run::shutdown_signal;
+use boxidr::service::{self, Embedding, Started, StatusCache};
+use boxidr_boxapi::{AuthClient, Grant};
 use boxidr_model::LedFrame;
 use boxidr_normalize::canary::is_canary_id;
-use boxidr_setup::{BoxConnection, keys};
-use boxidr_store::{Store, StoreOptions};
+use boxidr_setup::BoxConnection;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::cli::DemoArgs;
-use crate::exit::ExitCode;
-use crate::run::shutdown_signal;
-use crate::service::{self, Embedding, Started, StatusCache};
+use crate::DemoArgs;
+use crate::provision::{SCRIPTED_REDIRECT, appliance_config, auth_client, consent, provision};
 
 /// How long the end of a run waits for the queue to drain after generation pauses.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
-/// The redirect URI the demo registers for its own (scripted) consent.
-pub(crate) const SCRIPTED_REDIRECT: &str = "http://127.0.0.1/callback";
 /// The status line's period.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 
@@ -142,11 +139,12 @@ impl Schedule {
     }
 }
 
+/// Runs the tour; its outcome as the process exit code.
 pub async fn demo(args: DemoArgs) -> ExitCode {
     match tour(args).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("boxidr demo: {e:#}");
+            eprintln!("boxidr-demo: {e:#}");
             ExitCode::Failure
         }
     }
@@ -343,155 +341,6 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// The bootstrap file of the demo appliance: everything on loopback, short intervals so the
-/// completeness sweep shows, the simulated LED board, no wait for time synchronisation.
-pub(crate) fn appliance_config(
-    dir: &Path,
-    port: u16,
-    box_sim: &box_sim::SimHandle,
-    idr_sim: &idr_sim::SimHandle,
-) -> anyhow::Result<Config> {
-    let ca_file = dir.join("insightidr-ca.pem");
-    std::fs::write(&ca_file, idr_sim.ca_pem())?;
-    let mut config = Config {
-        data_dir: dir.join("data"),
-        ..Config::default()
-    };
-    config.box_api.authorize_url = box_sim.authorize_url().parse()?;
-    config.box_api.token_base = box_sim.token_base().parse()?;
-    config.box_api.api_base = box_sim.api_base().parse()?;
-    config.events.poll_interval_secs = 1;
-    config.events.completeness_lag_secs = 5;
-    config.insightidr.collector = Some(boxidr_config::Collector {
-        host: "127.0.0.1".to_owned(),
-        port: idr_sim.uef_addr().port(),
-        unencrypted: false,
-        ca_file: Some(ca_file.clone()),
-    });
-    config.insightidr.log_search = Some(boxidr_config::LogSearch {
-        region: "us".to_owned(),
-        base_url: Some(idr_sim.logsearch_base().parse()?),
-        ca_file: Some(ca_file),
-    });
-    config.mapping.default_domain = Some("CORP".to_owned());
-    config.setup.listen = SocketAddr::from(([127, 0, 0, 1], port));
-    config.clock.wait_for_sync = false;
-    config.board.backend = "simulated".to_owned();
-    // The delivery verifier against the simulator's Platform API: a canary soon after start.
-    config.insightidr.verifier.api_base = Some(idr_sim.api_base().parse()?);
-    config.insightidr.verifier.first_after_secs = 3;
-    config.insightidr.verifier.search_every_secs = 1;
-    config.insightidr.verifier.deadline_secs = 60;
-    config.validate()?;
-    Ok(config)
-}
-
-pub(crate) fn auth_client(
-    config: &Config,
-    box_config: &box_sim::SimConfig,
-) -> anyhow::Result<AuthClient> {
-    Ok(AuthClient::new(
-        http::client(Duration::from_secs(30))?,
-        config.box_api.authorize_url.clone(),
-        &config.box_api.token_base,
-        box_config.client_id.clone(),
-        Secret::new(box_config.client_secret.clone()),
-    )?)
-}
-
-/// What the admin would have done on the setup page, done ahead: the Box app and its
-/// authorisation (consent granted on the simulated Box consent page), the Log Search token.
-/// The appliance stays unclaimed: the setup code is printed for the tour.
-pub(crate) async fn provision(
-    config: &Config,
-    auth: &AuthClient,
-    box_config: &box_sim::SimConfig,
-    idr_sim: &idr_sim::SimHandle,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(StoreOptions::new(config.database_path())).await?;
-    let outcome = async {
-        let token = idr_sim
-            .config()
-            .tokens
-            .first()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("the InsightIDR simulator has no log token"))?;
-        store
-            .set_setting(keys::BOX_CLIENT_ID.to_owned(), json!(box_config.client_id))
-            .await?;
-        store
-            .set_setting(
-                keys::BOX_GRANT.to_owned(),
-                json!({ "type": "authorization_code" }),
-            )
-            .await?;
-        store
-            .put_secrets(vec![
-                (
-                    keys::BOX_CLIENT_SECRET.to_owned(),
-                    boxidr_store::Secret::from(box_config.client_secret.as_str()),
-                ),
-                (
-                    keys::LOG_SEARCH_TOKEN.to_owned(),
-                    boxidr_store::Secret::from(token.as_str()),
-                ),
-                (
-                    keys::PLATFORM_API_KEY.to_owned(),
-                    boxidr_store::Secret::from(idr_sim.config().api_key.as_str()),
-                ),
-            ])
-            .await?;
-        let tokens =
-            TokenManager::load(auth.clone(), Grant::AuthorizationCode, store.clone()).await?;
-        tokens.install(consent(auth).await?).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    store.close().await?;
-    outcome
-}
-
-/// Grants consent on the simulated Box consent page (as the admin's browser would) and
-/// exchanges the code: fresh tokens for the authorisation-code grant.
-async fn consent(auth: &AuthClient) -> anyhow::Result<boxidr_boxapi::TokenSet> {
-    let state = format!("demo-{}", rand::random::<u64>());
-    let url = auth.authorization_url(SCRIPTED_REDIRECT, &state);
-    let form: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .chain([("action".to_owned(), "allow".to_owned())])
-        .collect();
-    let mut target = url.clone();
-    target.set_query(None);
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = browser.post(target).form(&form).send().await?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the Box consent page did not redirect ({})",
-                answer.status()
-            )
-        })?;
-    let back = url::Url::parse(location)?;
-    let param = |name: &str| {
-        back.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    if param("state").as_deref() != Some(state.as_str()) {
-        anyhow::bail!("the Box consent page returned a different state");
-    }
-    let code = param("code")
-        .ok_or_else(|| anyhow::anyhow!("Box refused consent: {:?}", param("error")))?;
-    Ok(auth.exchange_code(&code).await?)
-}
-
 /// Starts one step of the fault tour.
 async fn inject(
     step: Step,
@@ -569,7 +418,7 @@ fn print_header(
     dir: &Path,
     faults: bool,
 ) {
-    println!("boxidr demo: the appliance service between two simulators, all on loopback");
+    println!("boxidr-demo: the appliance service between two simulators, all on loopback");
     println!("  Box API          {}", box_sim.api_base());
     println!("  Box OAuth        {}", box_sim.authorize_url());
     println!("  Box sim control  http://{}/_sim/stats", box_sim.addr());
@@ -786,7 +635,7 @@ fn canary_outcome(doc: &Value) -> String {
 }
 
 /// A count as the summaries print it.
-pub(crate) fn count(n: usize) -> u64 {
+pub fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
