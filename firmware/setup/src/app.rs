@@ -92,6 +92,49 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Every route of the setup page, as (path, method; `HEAD` goes with `GET`). The router answers
+/// 404 to anything not listed here, so this is the single list of what can be reached:
+/// `tests/routes.rs` walks it (claim, login, CSRF and Origin gates) and checks that every link
+/// and form on the pages points into it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/static/style.css", "GET"),
+    ("/static/copy.js", "GET"),
+    ("/claim", "GET"),
+    ("/claim", "POST"),
+    ("/login", "GET"),
+    ("/login", "POST"),
+    ("/oauth/callback", "GET"),
+    ("/", "GET"),
+    ("/logout", "POST"),
+    ("/status", "GET"),
+    ("/status.json", "GET"),
+    ("/box", "GET"),
+    ("/box/app", "POST"),
+    ("/box/connect", "POST"),
+    ("/box/ccg", "POST"),
+    ("/insightidr", "GET"),
+    ("/insightidr", "POST"),
+    ("/mapping", "GET"),
+    ("/mapping", "POST"),
+    ("/collection", "GET"),
+    ("/collection", "POST"),
+    ("/password", "GET"),
+    ("/password", "POST"),
+    ("/certificate", "GET"),
+    ("/certificate", "POST"),
+    ("/insightidr/test", "POST"),
+    ("/mapping/preview", "POST"),
+    ("/collection/scope", "POST"),
+    ("/collection/scope/clear", "POST"),
+    ("/collection/scope.csv", "GET"),
+    ("/metrics", "GET"),
+    ("/maintenance", "GET"),
+    ("/maintenance/config.toml", "GET"),
+    ("/maintenance/import", "POST"),
+    ("/maintenance/metrics-token", "POST"),
+    ("/maintenance/bundle.tar.gz", "GET"),
+];
+
 /// The session a request carries, if live.
 struct Ctx {
     cookie: Option<String>,
@@ -189,6 +232,10 @@ impl App {
                     forbidden("Your session has ended. Log in again.")
                 }
             }
+            (path, _) if !ROUTES.contains(&(path, if get { "GET" } else { "POST" })) => Resp::html(
+                404,
+                pages::message("Not found", "There is no such page.", Some(("/", "Home"))),
+            ),
             ("/", true) => Resp::see_other("/status"),
             ("/logout", false) => self.logout(&ctx),
             ("/status", true) => self.status_page(&ctx),

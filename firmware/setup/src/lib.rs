@@ -57,6 +57,7 @@ pub mod tls;
 use boxidr_config::Config;
 use boxidr_store::Store;
 
+pub use app::ROUTES;
 pub use boxlink::{BoxConnectedHook, BoxConnection};
 pub use clock::{Clock, SystemClock};
 pub use config_file::write_atomically;
