@@ -9,7 +9,6 @@
 //! readable. Writes are atomic: a temporary file in the same directory, fsync, rename, fsync of
 //! the directory. The code goes nowhere else besides the journal and the console.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -109,28 +108,9 @@ pub fn hostname() -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// Mode 0600 (ignored on the FAT boot partition, whose mount options decide).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = parent(path);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("setup");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        sync_dir(path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    boxidr_setup::replace_file(path, bytes, 0o600)
 }
 
 fn parent(path: &Path) -> &Path {

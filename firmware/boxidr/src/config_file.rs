@@ -137,41 +137,20 @@ fn parse(path: &Path, text: &str) -> Result<Config, LoadError> {
 /// Writes `bytes` to `to` (mode 0600; temporary file, fsync, rename and fsync in `to`'s own
 /// directory, which is created 0700 if missing), so a power cut leaves no half-written file.
 fn seed(to: &Path, from: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let failed = |source| LoadError::Seed {
         path: to.display().to_string(),
         from: from.display().to_string(),
         source,
     };
-    let dir = match to.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(failed)?;
-    let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("config");
-    let tmp = dir.join(format!(".{name}.seed.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, to)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    if let Some(dir) = to.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(failed)?;
     }
-    written.map_err(failed)
+    boxidr_setup::replace_file(to, bytes, 0o600).map_err(failed)
 }
 
 #[cfg(test)]
@@ -294,14 +273,12 @@ mod tests {
     #[test]
     fn seed_failure_is_not_a_config_error() {
         let dir = tempfile::tempdir().unwrap();
-        let loc = location(dir.path());
+        // A file name that is legal (250 bytes) but leaves no room for the temporary file's
+        // longer name next to it: the copy cannot be written, for root too (unlike a
+        // permission), while the writable file itself is merely absent.
+        let mut loc = location(dir.path());
+        loc.writable.set_file_name("c".repeat(250));
         provision(&loc, "");
-        // Something in the way of the temporary file: the copy cannot be written.
-        let state = loc.writable.parent().unwrap();
-        std::fs::create_dir_all(
-            state.join(format!(".boxidr.toml.seed.{}.tmp", std::process::id())),
-        )
-        .unwrap();
         let err = loc.load_for_service().unwrap_err();
         assert!(
             matches!(err, LoadError::Seed { .. }) && !err.is_config(),

@@ -21,18 +21,32 @@ pub fn write_atomically(path: &Path, config: &Config) -> Result<(), SetupError> 
     write_bytes_atomically(path, &bytes, 0o600)
 }
 
-/// Replaces the file at `path` with `bytes` (temp file, fsync, rename, fsync of the directory).
+/// Replaces the file at `path` with `bytes`, mapping a failure to a [`SetupError`].
 pub(crate) fn write_bytes_atomically(
     path: &Path,
     bytes: &[u8],
     mode: u32,
 ) -> Result<(), SetupError> {
+    replace_file(path, bytes, mode)
+        .map_err(|e| SetupError::io(format!("replace {}", path.display()), e))
+}
+
+/// Replaces the file at `path` with `bytes` created with `mode`: a temporary file in the same
+/// directory, fsync, rename, fsync of the directory, so a power cut leaves the old file or the
+/// new one, never half of either. The one atomic file write of the appliance: the setup page's
+/// configuration, the seeded configuration and the setup-code file all go through it. An error
+/// names the step and the file; the temporary file is removed on failure.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", random_hex(6)));
+    let step = |what: &str, file: &Path| {
+        let what = format!("{what} {}", file.display());
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
     #[cfg(not(unix))]
     let _ = mode;
     let result = (|| {
@@ -43,18 +57,15 @@ pub(crate) fn write_bytes_atomically(
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(mode);
         }
-        let mut file = options
-            .open(&tmp)
-            .map_err(|e| SetupError::io(format!("create {}", tmp.display()), e))?;
+        let mut file = options.open(&tmp).map_err(step("create", &tmp))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
-            .map_err(|e| SetupError::io(format!("write {}", tmp.display()), e))?;
+            .map_err(step("write", &tmp))?;
         drop(file);
-        fs::rename(&tmp, path)
-            .map_err(|e| SetupError::io(format!("replace {}", path.display()), e))?;
+        fs::rename(&tmp, path).map_err(step("rename onto", path))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| SetupError::io(format!("sync {}", dir.display()), e))
+            .map_err(step("sync", dir))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -60,7 +60,7 @@ use boxidr_store::Store;
 pub use app::ROUTES;
 pub use boxlink::{BoxConnectedHook, BoxConnection};
 pub use clock::{Clock, SystemClock};
-pub use config_file::write_atomically;
+pub use config_file::{replace_file, write_atomically};
 pub use credentials::{CODE_SYMBOLS, MIN_PASSWORD_CHARS, SetupCode};
 pub use error::SetupError;
 pub use server::{DEFAULT_JOURNAL_COMMAND, PlatformApi, SetupOptions, SetupServer};
