@@ -184,6 +184,10 @@ pub async fn serve_with(
     setup_options.on_box_connected = Some(Arc::new(move |connection| {
         let _ = connected_tx.send(connection);
     }));
+    // The page's Box "Test" borrows the running pipeline's token manager: Box rotates the
+    // refresh token on every use, so there must be one holder while the pipeline runs.
+    let (box_tokens, box_tokens_rx) = watch::channel(None::<Arc<TokenManager>>);
+    setup_options.box_tokens = Some(box_tokens_rx);
     let setup = match SetupServer::start(setup_options).await {
         Ok(server) => {
             info!(url = %format!("https://{}/", server.local_addr()), fingerprint = %server.fingerprint(), "Setup page listening.");
@@ -270,10 +274,13 @@ pub async fn serve_with(
         }
         let mut phase = if synchronised {
             match build_parts(&config, &store, pending.take(), &supervision).await {
-                Ok(parts) => match pipeline::start(parts, &mut tasks, &stop_rx).await {
-                    Ok(watches) => Phase::Running(watches),
-                    Err(e) => Phase::NotConnected(format!("cannot start: {e:#}")),
-                },
+                Ok(parts) => {
+                    box_tokens.send_replace(Some(parts.tokens.clone()));
+                    match pipeline::start(parts, &mut tasks, &stop_rx).await {
+                        Ok(watches) => Phase::Running(watches),
+                        Err(e) => Phase::NotConnected(format!("cannot start: {e:#}")),
+                    }
+                }
                 Err(reason) => Phase::NotConnected(reason),
             }
         } else {
@@ -336,6 +343,7 @@ pub async fn serve_with(
             watchdog.stopping();
         }
         let _ = stop_tx.send(true);
+        box_tokens.send_replace(None);
         while let Some(ended) = tasks.join_next().await {
             if let Ok(Err(e)) = ended {
                 warn!(error = %format!("{e:#}"), "Pipeline task ended with an error during stop.");

@@ -1,9 +1,10 @@
 //! The setup page in a real browser (issue 5, "Done when" item 1): Debian's headless Chromium,
 //! driven through chromedriver, sets up the real `boxidr run` between the Box and InsightIDR
 //! simulators on loopback. First-boot code from the console → password → Box app → Box's
-//! consent page → connected account → InsightIDR destination (Collector with an uploaded CA, Log
-//! Search region, URL and token) → default domain → the status page shows events collected and
-//! delivered, and the InsightIDR simulator has them.
+//! consent page → connected account → Box "Test" → InsightIDR destination (Collector with an
+//! uploaded CA, Log Search region, URL and token) → "Send test event" and "Send test record" →
+//! default domain → the status page shows events collected and delivered, and the InsightIDR
+//! simulator has them (and each test record once).
 //!
 //! Every page visited is saved as `target/artefacts/browser/NN-name.png`.
 //!
@@ -273,6 +274,30 @@ impl Tour {
             .unwrap();
     }
 
+    /// Clicks the button that submits its form to `formaction`, waits for the answer page
+    /// and returns the test result shown on it (`#test-result`) with its verdict.
+    async fn test_button(&self, formaction: &str) -> (String, String) {
+        self.css(&format!("button[formaction='{formaction}']"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        self.wait_path(formaction).await;
+        self.test_result().await
+    }
+
+    /// The shown test result's text and `data-verdict`.
+    async fn test_result(&self) -> (String, String) {
+        let result = self.css("#test-result").await;
+        let text = result.text().await.unwrap();
+        let verdict = result
+            .attr("data-verdict")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        (text, verdict)
+    }
+
     /// The page's text. A page that is being replaced (a form just submitted, a redirect)
     /// can make the body found a moment ago stale: read the new one.
     async fn text(&self) -> String {
@@ -482,6 +507,15 @@ async fn setup_in_a_real_browser() {
     assert!(text.contains(&login), "{text}");
     assert!(text.contains("OAuth 2.0 (admin consent)"), "{text}");
 
+    // Box "Test": token, admin role, events, users (groups not in the scope: not run).
+    t.submit("/box/test").await;
+    t.wait_path("/box/test").await;
+    let (text, verdict) = t.test_result().await;
+    t.shot("box-test").await;
+    assert_eq!(verdict, "ok", "{text}");
+    assert!(text.contains("Test passed."), "{text}");
+    assert!(text.contains("Readable on admin_logs_streaming"), "{text}");
+
     // InsightIDR: Collector with the simulator's CA file uploaded, Log Search region and token.
     let token = rig.idr_sim.config().tokens[0].clone();
     let ca_pem = std::fs::read_to_string(&rig.ca).unwrap();
@@ -536,6 +570,19 @@ async fn setup_in_a_real_browser() {
         .unwrap()
         .replace("\r\n", "\n");
     assert_eq!(stored.trim(), ca_pem.trim());
+
+    // The test buttons, with the settings just saved: one marked line at the Collector (TLS
+    // with the uploaded CA), one marked record at Log Search.
+    let (text, verdict) = t.test_button("/insightidr/test-collector").await;
+    t.shot("collector-test").await;
+    assert_eq!(verdict, "ok", "{text}");
+    assert!(text.contains("TLS handshake: OK"), "{text}");
+    assert!(text.contains("Test event: OK"), "{text}");
+    assert!(text.contains("No Platform API key is set"), "{text}");
+    let (text, verdict) = t.test_button("/insightidr/test-log-search").await;
+    t.shot("log-search-test").await;
+    assert_eq!(verdict, "ok", "{text}");
+    assert!(text.contains("accepted one test record"), "{text}");
 
     // Accounts: the default domain.
     t.goto("/mapping").await;
@@ -608,18 +655,34 @@ async fn setup_in_a_real_browser() {
     let generated: std::collections::BTreeSet<String> =
         rig.box_sim.generated_ids().into_iter().collect();
     let counts = rig.idr_sim.delivery_counts();
-    let in_log_search = counts.logsearch.ids();
+    // The test buttons' records: each exactly once, marked, apart from Box's events.
+    let is_test = |id: &String| id.starts_with("boxidr-test-");
+    let tests: Vec<String> = counts.logsearch.ids().into_iter().filter(is_test).collect();
+    assert_eq!(tests.len(), 1, "one test record in Log Search: {tests:?}");
+    assert!(tests[0].ends_with("-log-search"), "{tests:?}");
+    let tests: Vec<String> = counts.uef.ids().into_iter().filter(is_test).collect();
+    assert_eq!(tests.len(), 1, "one test line at the Collector: {tests:?}");
+    assert!(tests[0].ends_with("-collector"), "{tests:?}");
+    let in_log_search: Vec<String> = counts
+        .logsearch
+        .ids()
+        .into_iter()
+        .filter(|id| !is_test(id))
+        .collect();
     assert!(!in_log_search.is_empty(), "events reached Log Search");
     assert!(
         in_log_search.iter().all(|id| generated.contains(id)),
-        "Log Search received only Box's events"
+        "Log Search received only Box's events and the test record"
     );
     let records = rig.idr_sim.logsearch_records();
     assert!(
         records.iter().all(|r| r.token == token),
         "sent with the token typed on the page"
     );
-    assert!(!counts.uef.ids().is_empty(), "logins reached the Collector");
+    assert!(
+        counts.uef.ids().iter().any(|id| !is_test(id)),
+        "Box logins reached the Collector"
+    );
     assert!(
         rig.idr_sim.uef_rejected().is_empty(),
         "no invalid UEF was sent"

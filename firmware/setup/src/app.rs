@@ -13,6 +13,7 @@
 //! | `GET/POST /insightidr`, `/mapping`, `/collection` | TOML settings (+ store secrets) |
 //! | `GET/POST /certificate` | fingerprint, upload of the admin's own certificate (paste or file) |
 //! | `POST /insightidr/test` | "Test connection": the Platform API key against `/validate`, nothing saved |
+//! | `POST /box/test`, `POST /insightidr/test-collector`, `POST /insightidr/test-log-search` | the test buttons (`probes`): nothing saved, queued or counted |
 //! | `POST /mapping/preview` | three stored Box users as InsightIDR accounts, nothing saved |
 //! | `POST /collection/scope`, `POST /collection/scope/clear`, `GET /collection/scope.csv` | monitored users |
 //! | `GET /metrics` | Prometheus text from the status snapshot |
@@ -20,7 +21,10 @@
 
 mod checks;
 mod maintenance;
+mod probes;
 mod scope;
+
+pub(crate) use probes::{DEFAULT_TEST_WAIT, TestReport, Verdict};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -78,6 +82,10 @@ pub(crate) struct App {
     pub(crate) journal_command: Vec<String>,
     /// One support bundle is built at a time.
     pub(crate) bundle_lock: Mutex<()>,
+    /// The collector's current Box token manager, if it runs one (the Box test uses it).
+    pub(crate) box_tokens: Option<watch::Receiver<Option<Arc<boxidr_boxapi::TokenManager>>>>,
+    /// How long "Send test event" waits for its line in Log Search.
+    pub(crate) test_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -123,6 +131,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/certificate", "GET"),
     ("/certificate", "POST"),
     ("/insightidr/test", "POST"),
+    ("/insightidr/test-collector", "POST"),
+    ("/insightidr/test-log-search", "POST"),
+    ("/box/test", "POST"),
     ("/mapping/preview", "POST"),
     ("/collection/scope", "POST"),
     ("/collection/scope/clear", "POST"),
@@ -251,6 +262,9 @@ impl App {
             ("/certificate", true) => self.certificate_page(req, &ctx, Errors::new()),
             ("/certificate", false) => self.certificate_upload(req, &ctx),
             ("/insightidr/test", false) => self.insightidr_test(req, &ctx),
+            ("/insightidr/test-collector", false) => self.collector_test(req, &ctx),
+            ("/insightidr/test-log-search", false) => self.log_search_test(req, &ctx),
+            ("/box/test", false) => self.box_test(req, &ctx),
             ("/mapping/preview", false) => self.mapping_preview(req, &ctx),
             ("/collection/scope", false) => self.scope_upload(req, &ctx),
             ("/collection/scope/clear", false) => self.scope_clear(req, &ctx),
@@ -550,9 +564,27 @@ impl App {
         &self,
         req: &Req,
         ctx: &Ctx,
+        values: Values,
+        errors: Errors,
+        notice: Option<(&str, String)>,
+    ) -> Resp {
+        self.box_page_full(req, ctx, values, errors, notice, None)
+    }
+
+    /// The Box page with the result of its "Test" button.
+    fn box_page_with_test(&self, req: &Req, ctx: &Ctx, report: &probes::TestReport) -> Resp {
+        let test = pages::test_report(report);
+        self.box_page_full(req, ctx, Values::new(), Errors::new(), None, Some(test))
+    }
+
+    fn box_page_full(
+        &self,
+        req: &Req,
+        ctx: &Ctx,
         mut values: Values,
         errors: Errors,
         notice: Option<(&str, String)>,
+        test: Option<maud::Markup>,
     ) -> Resp {
         let Some(session) = ctx.admin() else {
             return Resp::see_other("/login");
@@ -601,6 +633,7 @@ impl App {
             account: account.as_ref().filter(|a| !a.is_null()),
             grant: grant.as_ref().filter(|g| !g.is_null()),
             notice,
+            test,
         };
         let status = if view.errors.is_empty() { 200 } else { 400 };
         Resp::html(status, pages::box_page(self.nav(session, "/box"), &view))
@@ -948,6 +981,7 @@ impl App {
             preview,
             scope_problems,
             scope_pasted,
+            test,
         } = extras;
         let path = path.unwrap_or(req.path.as_str());
         let Some(session) = ctx.admin() else {
@@ -988,6 +1022,8 @@ impl App {
         };
         let buttons = match path {
             "/insightidr" => maud::html! {
+                button.secondary type="submit" formaction="/insightidr/test-collector" { "Send test event" }
+                button.secondary type="submit" formaction="/insightidr/test-log-search" { "Send test record" }
                 button.secondary type="submit" formaction="/insightidr/test" { "Test connection" }
             },
             "/mapping" => maud::html! {
@@ -1034,6 +1070,7 @@ impl App {
                     buttons,
                     after,
                     multipart: path == "/insightidr",
+                    test,
                 },
             ),
         )
@@ -1267,6 +1304,8 @@ struct SettingsExtras<'a> {
     scope_problems: Vec<String>,
     /// The pasted scoping CSV, shown again after an error.
     scope_pasted: String,
+    /// The result of a test button.
+    test: Option<maud::Markup>,
 }
 
 impl SettingsExtras<'_> {

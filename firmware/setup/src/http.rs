@@ -16,6 +16,8 @@ pub(crate) const UPLOAD_PATHS: &[&str] = &[
     "/certificate",
     "/insightidr",
     "/insightidr/test",
+    "/insightidr/test-collector",
+    "/insightidr/test-log-search",
 ];
 /// Most parts accepted in one multipart body.
 const MAX_PARTS: usize = 64;

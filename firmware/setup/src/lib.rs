@@ -63,7 +63,9 @@ pub use clock::{Clock, SystemClock};
 pub use config_file::{replace_file, write_atomically};
 pub use credentials::{CODE_SYMBOLS, MIN_PASSWORD_CHARS, SetupCode};
 pub use error::SetupError;
-pub use server::{DEFAULT_JOURNAL_COMMAND, PlatformApi, SetupOptions, SetupServer};
+pub use server::{
+    DEFAULT_JOURNAL_COMMAND, DEFAULT_TEST_WAIT, PlatformApi, SetupOptions, SetupServer,
+};
 pub use session::{ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, OAUTH_STATE_TTL};
 pub use status::{NoStatus, StatusSource};
 pub use support::{MAX_JOURNAL_BYTES, REDACTED};

@@ -241,6 +241,8 @@ pub(crate) struct BoxView<'a> {
     pub(crate) account: Option<&'a serde_json::Value>,
     pub(crate) grant: Option<&'a serde_json::Value>,
     pub(crate) notice: Option<(&'a str, String)>,
+    /// The result of the "Test" button.
+    pub(crate) test: Option<Markup>,
 }
 
 pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
@@ -267,7 +269,18 @@ pub(crate) fn box_page(nav: Nav<'_>, view: &BoxView<'_>) -> Markup {
                     }
                     None => { p { "Box is not connected yet." } }
                 }
+                @if view.grant.is_some() {
+                    form method="post" action="/box/test" {
+                        (csrf_input(&csrf))
+                        p.help { "Tries the stored authorisation now: the token, the admin role, \
+                                  enterprise events on the configured stream, the user list and, \
+                                  when the monitored users name groups, the groups. Nothing is \
+                                  collected or saved." }
+                        button.secondary type="submit" { "Test" }
+                    }
+                }
             }
+            @if let Some(test) = &view.test { (test) }
             section {
                 h2 { "1. Your Box app" }
                 p.help { "In the Box Developer Console create a Custom App with "
@@ -412,6 +425,8 @@ pub(crate) struct SettingsView<'a> {
     pub(crate) after: Markup,
     /// The form carries a file input.
     pub(crate) multipart: bool,
+    /// The result of a test button, shown above the form.
+    pub(crate) test: Option<Markup>,
 }
 
 /// A generic settings form page.
@@ -425,6 +440,7 @@ pub(crate) fn settings(nav: Nav<'_>, view: SettingsView<'_>) -> Markup {
         html! {
             p { (view.intro) }
             @if let Some((kind, text)) = &view.notice { (banner(kind, text)) }
+            @if let Some(test) = &view.test { (test) }
             (form_errors_banner(errors))
             @if let Some(e) = errors.get("_form") { (banner("error", e)) }
             form method="post" action=(view.action)
@@ -439,6 +455,37 @@ pub(crate) fn settings(nav: Nav<'_>, view: SettingsView<'_>) -> Markup {
             (view.after)
         },
     )
+}
+
+/// The result of a test button: a headline and every check with its verdict and words
+/// (`#test-result`; each check carries `data-check` and `data-verdict` for tools).
+pub(crate) fn test_report(report: &crate::app::TestReport) -> Markup {
+    use crate::app::Verdict;
+    let verdict = report.verdict();
+    let headline = match verdict {
+        Verdict::Passed => "Test passed.",
+        Verdict::Warning => "Test done; one step is not confirmed yet.",
+        Verdict::Failed | Verdict::NotRun => "Test failed: see what to do below.",
+    };
+    let kind = match verdict {
+        Verdict::Passed => "ok",
+        Verdict::Warning => "warn",
+        Verdict::Failed | Verdict::NotRun => "error",
+    };
+    html! {
+        section.test-result #test-result data-verdict=(verdict.class()) {
+            h2 { (report.title) }
+            (banner(kind, headline))
+            ul.checks {
+                @for check in &report.checks {
+                    li class=(check.verdict.class()) data-check=(check.name) data-verdict=(check.verdict.class()) {
+                        strong { (check.name) ": " (check.verdict.word()) }
+                        " — " (check.text)
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Entries of the current scope shown on the page (the CSV download has them all).

@@ -55,7 +55,18 @@ pub struct SetupOptions {
     /// The command whose output the support bundle includes as the service journal
     /// ([`DEFAULT_JOURNAL_COMMAND`]); empty leaves the journal out.
     pub journal_command: Vec<String>,
+    /// The collector's current Box token manager (`None` inside while it runs none). The Box
+    /// page's "Test" asks it for the access token: Box rotates the refresh token on every use,
+    /// so the page must not refresh one the collector holds. Without it (or while it is empty)
+    /// the page obtains a token itself from the stored grant.
+    pub box_tokens: Option<watch::Receiver<Option<Arc<boxidr_boxapi::TokenManager>>>>,
+    /// How long "Send test event" waits for its line in Log Search when a Platform API key is
+    /// set ([`DEFAULT_TEST_WAIT`]).
+    pub test_wait: Duration,
 }
+
+/// How long "Send test event" waits, by default, to see its line in Log Search.
+pub const DEFAULT_TEST_WAIT: Duration = crate::app::DEFAULT_TEST_WAIT;
 
 /// A Platform API endpoint other than the region's production one.
 #[derive(Debug, Clone)]
@@ -112,6 +123,8 @@ impl SetupOptions {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            box_tokens: None,
+            test_wait: DEFAULT_TEST_WAIT,
         }
     }
 }
@@ -156,6 +169,8 @@ impl SetupServer {
             workers,
             platform_api,
             journal_command,
+            box_tokens,
+            test_wait,
         } = options;
         let workers = workers.max(1);
         let identity = tls::load_or_create(&store).await?;
@@ -217,6 +232,8 @@ impl SetupServer {
             platform_api,
             journal_command,
             bundle_lock: Mutex::new(()),
+            box_tokens,
+            test_wait,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let peers = PeerMap::default();

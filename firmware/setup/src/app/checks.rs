@@ -2,8 +2,7 @@
 //! InsightIDR page (the Platform API key against `/validate`) and "Preview" on the Accounts
 //! page (three stored Box users rendered with the collector's own account mapping).
 
-use boxidr_config::REGIONS;
-use boxidr_forward::{ApiKey, Verifier, VerifierSettings, VerifyError};
+use boxidr_forward::VerifyError;
 use boxidr_normalize::{DirectoryUser, MAX_ACCOUNT_CHARS, Settings};
 use boxidr_store::UserEntry;
 use serde_json::Value;
@@ -102,20 +101,7 @@ impl App {
     pub(super) fn insightidr_test(&self, req: &Req, ctx: &Ctx) -> Resp {
         let form = req.form();
         let typed = Some(forms::typed(&form));
-        let config = self.current_config();
-        let region = form
-            .get("region")
-            .map(String::as_str)
-            .filter(|r| REGIONS.contains(r))
-            .map(str::to_owned)
-            .or_else(|| {
-                config
-                    .insightidr
-                    .log_search
-                    .as_ref()
-                    .map(|l| l.region.clone())
-            })
-            .unwrap_or_else(|| "us".into());
+        let region = self.form_region(&form);
         let typed_key = form
             .get("platform_api_key")
             .map(|k| k.trim().to_owned())
@@ -138,35 +124,13 @@ impl App {
                 "The key is letters, digits and dashes; nothing was sent.".to_owned(),
             ),
             Some(key) => {
-                let key = ApiKey::new(key);
-                let settings = match &self.platform_api {
-                    Some(api) => {
-                        let mut s = VerifierSettings::new(api.base.clone(), key);
-                        s.roots = api.roots.clone();
-                        Ok(s)
-                    }
-                    None => VerifierSettings::for_region(&region, key),
-                };
-                let network = self.current_config().network;
-                let proxy = self
-                    .block_on(boxidr_boxapi::http::outbound_proxy(&network, &self.store))
-                    .ok()
-                    .flatten();
-                match settings.and_then(|mut s| {
-                    s.request_timeout = std::time::Duration::from_secs(20);
-                    s.proxy = proxy;
-                    let base = s.api_base.to_string();
-                    Verifier::new(s).map(|v| (v, base))
-                }) {
+                match self.verifier_for(&region, key, std::time::Duration::from_secs(20)) {
                     Ok((verifier, base)) => {
                         let result = self.block_on(verifier.validate());
                         tracing::info!(client = %req.client, ok = result.is_ok(), "Platform API key tested.");
-                        test_outcome(&result, base.trim_end_matches('/'))
+                        test_outcome(&result, &base)
                     }
-                    Err(e) => (
-                        "error",
-                        format!("The test could not start: {}", bounded(&e.to_string())),
-                    ),
+                    Err(text) => ("error", format!("The test could not start: {text}")),
                 }
             }
         };
