@@ -638,3 +638,190 @@ async fn box_test_with_client_credentials() {
     no_stray_state(&h).await;
     h.stop().await;
 }
+
+/// A tinyproxy child on 127.0.0.1 (Debian's, as in `boxapi/tests/proxy.rs`), killed on drop.
+struct Tinyproxy {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Tinyproxy {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tinyproxy.log")).unwrap_or_default()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts tinyproxy, or `None` when it is not installed and `BOXIDR_SKIP_PROXY` is set.
+fn tinyproxy() -> Option<Tinyproxy> {
+    let binary = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(binary) = binary else {
+        assert!(
+            std::env::var_os("BOXIDR_SKIP_PROXY").is_some(),
+            "tinyproxy is not installed (apt-get install tinyproxy), or set BOXIDR_SKIP_PROXY=1"
+        );
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = format!(
+        "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n\
+         LogLevel Info\nLogFile \"{log}\"\nDisableViaHeader Yes\n",
+        log = dir.path().join("tinyproxy.log").display(),
+    );
+    let conf_path = dir.path().join("tinyproxy.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut child = std::process::Command::new(binary)
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(Tinyproxy { child, port, dir });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tinyproxy did not start on port {port}");
+}
+
+/// With `[network] proxy` set, the buttons go the way the collector goes: Box, Log Search
+/// (HTTPS by CONNECT) and the Platform API through a real proxy (tinyproxy's log shows each),
+/// the Collector directly; with the proxy down, the Log Search test fails and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_buttons_use_the_outbound_proxy() {
+    let Some(proxy) = tinyproxy() else { return };
+    let idr = idr_sim::IdrSim::start(
+        idr_sim::SimConfig {
+            logsearch_tls: true,
+            ..idr_sim::SimConfig::default()
+        },
+        idr_sim::Listen::default(),
+    )
+    .await
+    .unwrap();
+    let (ca_pem, api) = (idr.ca_pem(), idr.api_base().parse::<url::Url>().unwrap());
+    let proxy_url: url::Url = format!("http://127.0.0.1:{}", proxy.port).parse().unwrap();
+    let h = Harness::start_customised(sim_config(), move |options, dir| {
+        let ca = dir.join("idr-ca.pem");
+        std::fs::write(&ca, &ca_pem).unwrap();
+        let mut config: Config = options.config.borrow().as_ref().clone();
+        config.insightidr.log_search = Some(LogSearch {
+            region: "us".into(),
+            base_url: None,
+            ca_file: Some(ca),
+        });
+        config.network.proxy = Some(proxy_url);
+        options.config.send_replace(Arc::new(config));
+        options.platform_api = Some(PlatformApi {
+            base: api,
+            roots: boxidr_forward::TrustRoots::Platform,
+        });
+        options.test_wait = Duration::from_secs(20);
+    })
+    .await;
+    let mut b = h.claimed_browser().await;
+
+    // Box: the grant and the checks through the proxy.
+    let callback = consent(&start_connect(&h, &mut b).await, true).await;
+    assert_eq!(b.get(&callback).await.status, 200);
+    let csrf = b.get("/box").await.csrf();
+    let r = b.post("/box/test", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        verdict(&r, "Enterprise events").as_deref(),
+        Some("ok"),
+        "{}",
+        result(&r)
+    );
+    let log = proxy.log();
+    assert!(log.contains("/2.0/users/me"), "{log}");
+    assert!(log.contains("/2.0/events"), "{log}");
+
+    // InsightIDR: Log Search by CONNECT, the Platform API through it, the Collector direct.
+    let csrf = insightidr_csrf(&mut b).await;
+    let port = idr.uef_addr().port().to_string();
+    let (ca, key) = (idr.ca_pem(), idr.config().api_key.clone());
+    let ingest = idr.logsearch_base();
+    let form = insightidr_form(&csrf, &idr, &ingest, &port, &ca, &key);
+    let r = b.post("/insightidr/test-log-search", &form).await;
+    assert_eq!(
+        verdict(&r, "Test record").as_deref(),
+        Some("ok"),
+        "{}",
+        result(&r)
+    );
+    assert!(
+        r.body.contains("through the outbound proxy"),
+        "{}",
+        result(&r)
+    );
+    let ls_port = url::Url::parse(&ingest).unwrap().port().unwrap();
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!("CONNECT 127.0.0.1:{ls_port}")),
+        "{log}"
+    );
+    let r = b.post("/insightidr/test-collector", &form).await;
+    assert_eq!(
+        verdict(&r, "Test event").as_deref(),
+        Some("ok"),
+        "{}",
+        result(&r)
+    );
+    assert_eq!(
+        verdict(&r, "Seen in Log Search").as_deref(),
+        Some("ok"),
+        "{}",
+        result(&r)
+    );
+    let log = proxy.log();
+    assert!(
+        log.contains("/log_search/"),
+        "Platform API through the proxy: {log}"
+    );
+    assert!(
+        !log.contains(&format!(":{port}")),
+        "the Collector is reached directly: {log}"
+    );
+
+    // The proxy down: the Log Search test fails and names the way through the proxy.
+    drop(proxy);
+    let r = b.post("/insightidr/test-log-search", &form).await;
+    assert_eq!(
+        verdict(&r, "Test record").as_deref(),
+        Some("bad"),
+        "{}",
+        result(&r)
+    );
+    assert!(
+        r.body.contains("through the outbound proxy"),
+        "{}",
+        result(&r)
+    );
+    assert!(r.body.contains("outbound proxy"), "{}", result(&r));
+    no_stray_state(&h).await;
+    idr.shutdown().await;
+    h.stop().await;
+}
