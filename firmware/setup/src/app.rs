@@ -1,5 +1,6 @@
-//! Routes: request in, response out. The first-boot gate, sessions, CSRF and Origin checks
-//! run here before any handler; every handler that changes state is a POST.
+//! The router: request in, response out. The first-boot gate, sessions, CSRF and Origin checks
+//! run here before any handler; every handler that changes state is a POST. Which path is
+//! which [`Page`] is decided in `route.rs` alone; this file matches on the enum.
 //!
 //! Route map (everything but the first two needs an admin session):
 //!
@@ -46,6 +47,7 @@ use crate::forms;
 use crate::http::{Method, Req, Resp, security_headers};
 use crate::keys;
 use crate::pages::{self, BoxView, Errors, Nav, Values};
+use crate::route::Page;
 use crate::session::{OAUTH_COOKIE, SESSION_COOKIE, Session, Sessions, StateProblem};
 use crate::status::StatusSource;
 use crate::tls::{Identity, SharedTlsConfig};
@@ -100,52 +102,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Every route of the setup page, as (path, method; `HEAD` goes with `GET`). The router answers
-/// 404 to anything not listed here, so this is the single list of what can be reached:
-/// `tests/routes.rs` walks it (claim, login, CSRF and Origin gates) and checks that every link
-/// and form on the pages points into it.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("/static/style.css", "GET"),
-    ("/static/copy.js", "GET"),
-    ("/claim", "GET"),
-    ("/claim", "POST"),
-    ("/login", "GET"),
-    ("/login", "POST"),
-    ("/oauth/callback", "GET"),
-    ("/", "GET"),
-    ("/logout", "POST"),
-    ("/status", "GET"),
-    ("/status.json", "GET"),
-    ("/box", "GET"),
-    ("/box/app", "POST"),
-    ("/box/connect", "POST"),
-    ("/box/ccg", "POST"),
-    ("/insightidr", "GET"),
-    ("/insightidr", "POST"),
-    ("/mapping", "GET"),
-    ("/mapping", "POST"),
-    ("/collection", "GET"),
-    ("/collection", "POST"),
-    ("/password", "GET"),
-    ("/password", "POST"),
-    ("/certificate", "GET"),
-    ("/certificate", "POST"),
-    ("/insightidr/test", "POST"),
-    ("/insightidr/test-collector", "POST"),
-    ("/insightidr/test-log-search", "POST"),
-    ("/box/test", "POST"),
-    ("/mapping/preview", "POST"),
-    ("/collection/scope", "POST"),
-    ("/collection/scope/clear", "POST"),
-    ("/collection/scope.csv", "GET"),
-    ("/metrics", "GET"),
-    ("/maintenance", "GET"),
-    ("/maintenance/config.toml", "GET"),
-    ("/maintenance/import", "POST"),
-    ("/maintenance/metrics-token", "POST"),
-    ("/maintenance/bundle.tar.gz", "GET"),
-];
-
 /// The session a request carries, if live.
 struct Ctx {
     cookie: Option<String>,
@@ -167,7 +123,7 @@ impl App {
             .is_tuple()
             .then(|| box_origin.ascii_serialization());
         // Only the Box pages load a script (the redirect URI's copy button).
-        let scripts = req.path == "/box" || req.path.starts_with("/box/");
+        let scripts = req.page.is_some_and(Page::loads_script);
         resp.headers
             .extend(security_headers(origin.as_deref(), scripts));
         resp
@@ -193,11 +149,8 @@ impl App {
             return Resp::text(405, "text/plain", "method not allowed")
                 .with_header("Allow", "GET, HEAD, POST");
         }
-        if req.path == "/static/style.css" {
-            return Resp::text(200, "text/css; charset=utf-8", STYLE_CSS);
-        }
-        if req.path == "/static/copy.js" {
-            return Resp::text(200, "text/javascript; charset=utf-8", COPY_JS);
+        if let Some(page @ (Page::StyleCss | Page::CopyJs)) = req.page {
+            return static_file(page);
         }
         let now = self.clock.now();
         let cookie = req.cookie(SESSION_COOKIE).map(str::to_owned);
@@ -215,70 +168,72 @@ impl App {
         }
         let claimed = self.claimed.load(Ordering::SeqCst);
         let get = matches!(req.method, Method::Get | Method::Head);
-        match (req.path.as_str(), get) {
-            ("/claim", true) => self.claim_form(&ctx, None),
-            ("/claim", false) => self.claim(req, &ctx),
-            ("/login", true) if claimed => self.login_form(&ctx, None),
-            ("/login", false) if claimed => self.login(req, &ctx),
-            ("/oauth/callback", true) if claimed => self.oauth_callback(req),
-            (_, _) if !claimed => {
-                if get {
+        if !req.page.is_some_and(|p| p.before_login(claimed)) {
+            if !claimed {
+                return if get {
                     Resp::see_other("/claim")
                 } else {
                     forbidden("Set the administrator password first.")
-                }
+                };
             }
             // A scrape token reads the metrics and nothing else.
-            ("/metrics", true) if req.header("authorization").is_some() => {
-                self.metrics_with_token(req)
+            if req.page == Some(Page::Metrics) && req.header("authorization").is_some() {
+                return self.metrics_with_token(req);
             }
-            (path, _) if ctx.admin().is_none() => {
-                if path == "/status.json" {
-                    Resp::json(401, &json!({"error": "login required"}))
-                } else if path == "/metrics" {
-                    Resp::text(401, "text/plain; charset=utf-8", "login required\n")
-                } else if get {
-                    Resp::see_other("/login")
-                } else {
-                    forbidden("Your session has ended. Log in again.")
-                }
+            if ctx.admin().is_none() {
+                return match req.page {
+                    Some(Page::StatusJson) => Resp::json(401, &json!({"error": "login required"})),
+                    Some(Page::Metrics) => {
+                        Resp::text(401, "text/plain; charset=utf-8", "login required\n")
+                    }
+                    _ if get => Resp::see_other("/login"),
+                    _ => forbidden("Your session has ended. Log in again."),
+                };
             }
-            (path, _) if !ROUTES.contains(&(path, if get { "GET" } else { "POST" })) => Resp::html(
+        }
+        let Some(page) = req.page else {
+            return Resp::html(
                 404,
                 pages::message("Not found", "There is no such page.", Some(("/", "Home"))),
-            ),
-            ("/", true) => Resp::see_other("/status"),
-            ("/logout", false) => self.logout(&ctx),
-            ("/status", true) => self.status_page(&ctx),
-            ("/status.json", true) => Resp::json(200, &self.status.snapshot()),
-            ("/box", true) => self.box_page(req, &ctx, Values::new(), Errors::new(), None),
-            ("/box/app", false) => self.box_app(req, &ctx),
-            ("/box/connect", false) => self.box_connect(req, &ctx),
-            ("/box/ccg", false) => self.box_ccg(req, &ctx),
-            ("/insightidr" | "/mapping" | "/collection", true) => self.settings_form(req, &ctx),
-            ("/insightidr" | "/mapping" | "/collection", false) => self.settings_save(req, &ctx),
-            ("/password", true) => self.password_page(&ctx, None, req.query.contains_key("saved")),
-            ("/password", false) => self.change_password(req, &ctx),
-            ("/certificate", true) => self.certificate_page(req, &ctx, Errors::new()),
-            ("/certificate", false) => self.certificate_upload(req, &ctx),
-            ("/insightidr/test", false) => self.insightidr_test(req, &ctx),
-            ("/insightidr/test-collector", false) => self.collector_test(req, &ctx),
-            ("/insightidr/test-log-search", false) => self.log_search_test(req, &ctx),
-            ("/box/test", false) => self.box_test(req, &ctx),
-            ("/mapping/preview", false) => self.mapping_preview(req, &ctx),
-            ("/collection/scope", false) => self.scope_upload(req, &ctx),
-            ("/collection/scope/clear", false) => self.scope_clear(req, &ctx),
-            ("/collection/scope.csv", true) => self.scope_download(),
-            ("/metrics", true) => self.metrics(),
-            ("/maintenance", true) => self.maintenance_page(req, &ctx, None, None),
-            ("/maintenance/config.toml", true) => self.export_config(),
-            ("/maintenance/import", false) => self.import_config(req, &ctx),
-            ("/maintenance/metrics-token", false) => self.metrics_token(req, &ctx),
-            ("/maintenance/bundle.tar.gz", true) => self.support_bundle(req),
-            _ => Resp::html(
-                404,
-                pages::message("Not found", "There is no such page.", Some(("/", "Home"))),
-            ),
+            );
+        };
+        match page {
+            Page::StyleCss | Page::CopyJs => static_file(page),
+            Page::ClaimForm => self.claim_form(&ctx, None),
+            Page::Claim => self.claim(req, &ctx),
+            Page::LoginForm => self.login_form(&ctx, None),
+            Page::Login => self.login(req, &ctx),
+            Page::OauthCallback => self.oauth_callback(req),
+            Page::Home => Resp::see_other("/status"),
+            Page::Logout => self.logout(&ctx),
+            Page::Status => self.status_page(&ctx),
+            Page::StatusJson => Resp::json(200, &self.status.snapshot()),
+            Page::BoxSettings => self.box_page(req, &ctx, Values::new(), Errors::new(), None),
+            Page::BoxApp => self.box_app(req, &ctx),
+            Page::BoxConnect => self.box_connect(req, &ctx),
+            Page::BoxCcg => self.box_ccg(req, &ctx),
+            Page::BoxTest => self.box_test(req, &ctx),
+            Page::InsightIdr | Page::Mapping | Page::Collection => self.settings_form(req, &ctx),
+            Page::InsightIdrSave | Page::MappingSave | Page::CollectionSave => {
+                self.settings_save(req, &ctx)
+            }
+            Page::Password => self.password_page(&ctx, None, req.query.contains_key("saved")),
+            Page::PasswordChange => self.change_password(req, &ctx),
+            Page::Certificate => self.certificate_page(req, &ctx, Errors::new()),
+            Page::CertificateUpload => self.certificate_upload(req, &ctx),
+            Page::InsightIdrTest => self.insightidr_test(req, &ctx),
+            Page::CollectorTest => self.collector_test(req, &ctx),
+            Page::LogSearchTest => self.log_search_test(req, &ctx),
+            Page::MappingPreview => self.mapping_preview(req, &ctx),
+            Page::ScopeUpload => self.scope_upload(req, &ctx),
+            Page::ScopeClear => self.scope_clear(req, &ctx),
+            Page::ScopeCsv => self.scope_download(),
+            Page::Metrics => self.metrics(),
+            Page::Maintenance => self.maintenance_page(req, &ctx, None, None),
+            Page::ConfigExport => self.export_config(),
+            Page::ConfigImport => self.import_config(req, &ctx),
+            Page::MetricsToken => self.metrics_token(req, &ctx),
+            Page::SupportBundle => self.support_bundle(req),
         }
     }
 
@@ -475,7 +430,7 @@ impl App {
         let status = if error.is_some() { 400 } else { 200 };
         Resp::html(
             status,
-            pages::password(self.nav(session, "/password"), error, saved),
+            pages::password(self.nav(session, Page::Password.path()), error, saved),
         )
     }
 
@@ -550,7 +505,7 @@ impl App {
         Resp::html(
             200,
             pages::status(
-                self.nav(session, "/status"),
+                self.nav(session, Page::Status.path()),
                 &snapshot,
                 std::time::SystemTime::now(),
                 &self.fingerprint(),
@@ -636,7 +591,10 @@ impl App {
             test,
         };
         let status = if view.errors.is_empty() { 200 } else { 400 };
-        Resp::html(status, pages::box_page(self.nav(session, "/box"), &view))
+        Resp::html(
+            status,
+            pages::box_page(self.nav(session, Page::BoxSettings.path()), &view),
+        )
     }
 
     fn box_app(&self, req: &Req, ctx: &Ctx) -> Resp {
@@ -1203,7 +1161,7 @@ impl App {
         Resp::html(
             status,
             pages::certificate(
-                self.nav(session, "/certificate"),
+                self.nav(session, Page::Certificate.path()),
                 &fingerprint,
                 uploaded,
                 notice,
@@ -1353,6 +1311,15 @@ fn derived_redirect_uri(req: &Req) -> String {
         "https://{}/oauth/callback",
         req.host().unwrap_or("boxidr.local")
     )
+}
+
+/// The stylesheet or the copy button's script.
+fn static_file(page: Page) -> Resp {
+    if page == Page::CopyJs {
+        Resp::text(200, "text/javascript; charset=utf-8", COPY_JS)
+    } else {
+        Resp::text(200, "text/css; charset=utf-8", STYLE_CSS)
+    }
 }
 
 fn forbidden(text: &str) -> Resp {

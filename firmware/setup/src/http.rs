@@ -4,27 +4,19 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::route::Page;
+
 /// Largest request body read (forms, pasted PEM).
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
-/// Largest request body on the routes that take a file upload ([`UPLOAD_PATHS`]): a scoping
-/// CSV of 1,000 rows with the longest emails and group names is about 510 KiB.
+/// Largest request body on the routes that take a file upload ([`Page::takes_upload`]): a
+/// scoping CSV of 1,000 rows with the longest emails and group names is about 510 KiB.
 pub const MAX_UPLOAD_BYTES: usize = 1024 * 1024;
-/// Routes whose forms are `multipart/form-data` with a file input.
-pub(crate) const UPLOAD_PATHS: &[&str] = &[
-    "/collection/scope",
-    "/maintenance/import",
-    "/certificate",
-    "/insightidr",
-    "/insightidr/test",
-    "/insightidr/test-collector",
-    "/insightidr/test-log-search",
-];
 /// Most parts accepted in one multipart body.
 const MAX_PARTS: usize = 64;
 
-/// The body limit for a request path.
-pub(crate) fn body_limit(path: &str) -> usize {
-    if UPLOAD_PATHS.contains(&path) {
+/// The body limit for a request to `page`.
+pub(crate) fn body_limit(page: Option<Page>) -> usize {
+    if page.is_some_and(Page::takes_upload) {
         MAX_UPLOAD_BYTES
     } else {
         MAX_BODY_BYTES
@@ -97,6 +89,8 @@ pub(crate) enum Method {
 pub(crate) struct Req {
     pub(crate) method: Method,
     pub(crate) path: String,
+    /// The route `method` and `path` name, if any ([`Page::find`]).
+    pub(crate) page: Option<Page>,
     pub(crate) query: HashMap<String, String>,
     /// Lower-case header names; the first value of each.
     pub(crate) headers: HashMap<String, String>,
@@ -337,6 +331,7 @@ mod tests {
         Req {
             method: Method::Post,
             path: "/".into(),
+            page: None,
             query: HashMap::new(),
             headers: headers
                 .iter()

@@ -5,7 +5,8 @@
 //! * [`server`]: [`SetupServer`] — start/stop, tiny_http worker threads, the HTTP→HTTPS redirect.
 //! * [`tls`]: the certificate (generated with rcgen or uploaded) and the TLS front; its docs
 //!   explain how TLS is terminated in front of tiny_http and how the client address survives.
-//! * `app`: routes; the first-boot gate, Origin and CSRF checks run before every handler.
+//! * `route`: the route table ([`ROUTES`], the `Page` enum): the one place URL paths are matched.
+//! * `app`: the router; the first-boot gate, Origin and CSRF checks run before every handler.
 //! * `session`: sessions (idle 15 min, absolute 8 h), CSRF tokens, OAuth `state`.
 //! * `credentials`: the setup code, argon2id passwords, failed-attempt throttling.
 //! * `forms`: settings forms → a whole validated [`boxidr_config::Config`] + secrets.
@@ -48,6 +49,7 @@ mod forms;
 mod http;
 pub mod keys;
 mod pages;
+mod route;
 pub mod server;
 mod session;
 pub mod status;
@@ -57,12 +59,12 @@ pub mod tls;
 use boxidr_config::Config;
 use boxidr_store::Store;
 
-pub use app::ROUTES;
 pub use boxlink::{BoxConnectedHook, BoxConnection};
 pub use clock::{Clock, SystemClock};
 pub use config_file::{replace_file, write_atomically};
 pub use credentials::{CODE_SYMBOLS, MIN_PASSWORD_CHARS, SetupCode};
 pub use error::SetupError;
+pub use route::ROUTES;
 pub use server::{
     DEFAULT_JOURNAL_COMMAND, DEFAULT_TEST_WAIT, PlatformApi, SetupOptions, SetupServer,
 };

@@ -20,6 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::credentials::{SetupCode, Throttle};
 use crate::error::SetupError;
 use crate::http::{Method, Req, Resp, body_limit, split_url};
+use crate::route::Page;
 use crate::session::Sessions;
 use crate::status::StatusSource;
 use crate::tls::{self, PeerMap};
@@ -402,7 +403,8 @@ fn serve(app: &App, peers: &PeerMap, mut request: tiny_http::Request) {
         })
         .collect();
     let declared = request.body_length().unwrap_or(0);
-    let max_body = body_limit(&path);
+    let page = Page::find(method, &path);
+    let max_body = body_limit(page);
     let resp = if declared > max_body {
         Resp::text(413, "text/plain", "request body too large")
     } else {
@@ -416,6 +418,7 @@ fn serve(app: &App, peers: &PeerMap, mut request: tiny_http::Request) {
                 let req = Req {
                     method,
                     path,
+                    page,
                     query,
                     headers,
                     body,
