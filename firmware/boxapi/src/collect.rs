@@ -150,7 +150,7 @@ pub async fn run(
             stream
                 .last_created_at
                 .as_deref()
-                .and_then(sweep::parse_utc)
+                .and_then(crate::utc::parse_utc)
                 .map_or(now, |t| t.min(now).checked_sub(margin).unwrap_or(now)),
         )
     } else {

@@ -1,6 +1,12 @@
 //! The events poller: a pure state machine ([`Poller`]) deciding what to fetch and how long to
 //! wait, and a thin task ([`run`]) that performs it against Box and the store.
 //!
+//! The loop only performs what the machine decides: [`Poller::step`] says what to fetch or how
+//! long to wait, [`Poller::on_page`] what to do with a page (hand a gap to the sweep first,
+//! commit, or nothing), [`Poller::on_stored`] whether the stored cursor is too old to use. The
+//! clock is read by the loop and passed in. Fetching and committing are shared with the sweep
+//! ([`crate::page`]).
+//!
 //! Invariants defended here:
 //! - the cursor only moves through the store's page commit (ARCHITECTURE invariant 1): the
 //!   poller's in-memory cursor is updated from a page only after that page is committed;
@@ -8,22 +14,22 @@
 //! - errors never spin: capped exponential backoff with jitter, Retry-After honoured,
 //!   operator-level errors stop polling and are reported instead of retried.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use boxidr_model::{StreamPosition, StreamType};
-use boxidr_store::{CursorKey, CursorState, PageCommit, Store};
+use boxidr_model::{BackoffPolicy, StreamPosition, StreamType};
+use boxidr_store::{CursorKey, CursorState, Store};
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::error::{ApiError, Recovery};
 use crate::events::{EventsClient, EventsPage, EventsRequest, From};
+use crate::page::{self, Committed, Reader, ReaderStatus, Report};
 use crate::sweep::{SweepOrder, SweepRequest};
 use crate::tokens::TokenManager;
+use crate::utc::{format_utc, from_unix_ms, parse_utc, unix_ms};
 
-/// Longest wait between retries of a failing call.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// First retry delay.
-pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
+/// How failing Box calls are retried (1 s doubling to 5 min, jittered).
+pub const BACKOFF: BackoffPolicy = BackoffPolicy::DEFAULT;
 /// How many times in a row a page may come back unreadable (malformed or oversized) at the same
 /// stream position before the stream gives up on that position: re-anchors at `now` and hands
 /// the gap to the `admin_logs` sweep, which reads it in windows it can shrink. Retrying forever
@@ -47,6 +53,19 @@ pub enum Step {
     Wait(Duration),
     /// Polling stops until an operator acts; the reason is shown on health and the page.
     Halt(String),
+}
+
+/// What the task should do with a page Box returned ([`Poller::on_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageAction {
+    /// Nothing new (no entries, no new position): no write; the poller already moved on.
+    Nothing,
+    /// Commit the page, then report the outcome ([`Poller::on_committed`],
+    /// [`Poller::on_queue_full`], [`Poller::on_error`]).
+    Commit,
+    /// The page's position must not be committed before this gap is handed to the sweep and
+    /// persisted there: hand it over, call [`Poller::on_handed_over`], and ask again.
+    HandOver(SweepRequest),
 }
 
 /// The sans-IO poller for one cursor.
@@ -82,8 +101,7 @@ impl Poller {
         self.cursor.as_ref()
     }
 
-    /// The next thing to do. `jitter` is a uniform sample in `[0, 1)` supplied by the caller
-    /// (pure: tests pass fixed values).
+    /// The next thing to do.
     pub fn step(&mut self) -> Step {
         if let Some(reason) = &self.halted {
             return Step::Halt(reason.clone());
@@ -103,6 +121,74 @@ impl Poller {
             created_before: None,
             event_types: Vec::new(),
         })
+    }
+
+    /// What to do with `page`, read at wall-clock time `now`: a first page read from `now`
+    /// with a catch-up pending hands the gap up to `now` to the sweep before anything else;
+    /// a page with nothing new is not written.
+    pub fn on_page(&mut self, page: &EventsPage, now: OffsetDateTime) -> PageAction {
+        let from_now = self.cursor.is_none() && self.config.start == From::Now;
+        if let (true, Some(from)) = (from_now, self.catch_up_from) {
+            return PageAction::HandOver(SweepRequest { from, until: now });
+        }
+        let next = page.next_position.as_ref();
+        if page.entry_count == 0 && (next.is_none() || next == self.cursor()) {
+            self.on_committed(0, page.next_position.clone());
+            return PageAction::Nothing;
+        }
+        PageAction::Commit
+    }
+
+    /// The sweep has persisted the catch-up [`PageAction::HandOver`] asked for.
+    pub fn on_handed_over(&mut self) {
+        self.catch_up_from = None;
+    }
+
+    /// Checks the cursor the store holds at start, at wall-clock time `now`: one older than
+    /// [`STALE_CURSOR_AGE`] is beyond Box's window, so the stream recovers ([`Poller::recover`])
+    /// and the note says so.
+    pub fn on_stored(&mut self, state: &CursorState, now: OffsetDateTime) -> Option<String> {
+        let age = Duration::from_millis(unix_ms(now).saturating_sub(state.updated_at_ms));
+        if age <= STALE_CURSOR_AGE {
+            return None;
+        }
+        let reason = format!(
+            "the stored stream position is {} days old, beyond Box's 14-day window",
+            age.as_secs() / 86_400
+        );
+        self.recover(Some(state), &reason, now)
+    }
+
+    /// Gives up the stream position (stale, rejected by Box, or unreadable there): restarts at
+    /// `now` with a catch-up from the last event seen in `stored`, minus [`CATCH_UP_MARGIN`],
+    /// and returns the note to report. Without a stored cursor the first connection's catch-up
+    /// is still pending: only the restart.
+    pub fn recover(
+        &mut self,
+        stored: Option<&CursorState>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        let Some(state) = stored else {
+            self.restart_at_now(None);
+            return None;
+        };
+        let last_seen = state
+            .last_created_at
+            .as_deref()
+            .and_then(parse_utc)
+            .or_else(|| from_unix_ms(state.updated_at_ms))
+            .unwrap_or(now)
+            // A `created_at` in the future (hostile or wrong) must not start the catch-up after
+            // the gap it is meant to fill.
+            .min(now);
+        let margin = time::Duration::try_from(CATCH_UP_MARGIN).unwrap_or(time::Duration::HOUR);
+        let from = last_seen.checked_sub(margin).unwrap_or(last_seen);
+        self.restart_at_now(Some(from));
+        Some(format!(
+            "{reason}; restarted at the present and catching up through admin_logs from {}",
+            format_utc(from)
+        ))
     }
 
     /// A page was committed. A full page means more is waiting: fetch again at once; a short
@@ -182,53 +268,30 @@ impl Poller {
     }
 
     fn back_off(&mut self, retry_after: Option<Duration>, jitter: f64) {
-        let delay = backoff(self.failures, jitter);
+        let delay = BACKOFF.delay(self.failures, jitter);
         self.failures = self.failures.saturating_add(1);
         // Box's Retry-After is what Box asked for: honoured as given, not jittered.
         self.wait = Some(retry_after.unwrap_or(delay));
     }
 }
 
-/// Capped exponential backoff with ±50 % jitter: `1 s × 2^attempt × (0.5 + jitter)`.
-pub fn backoff(attempt: u32, jitter: f64) -> Duration {
-    let exp = BASE_BACKOFF.saturating_mul(1u32 << attempt.min(16));
-    let factor = 0.5 + jitter.clamp(0.0, 1.0);
-    exp.mul_f64(factor).min(MAX_BACKOFF)
-}
-
-/// What the task reports after each step (health reads it).
+/// What the stream task reports after each step (health reads it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PollStatus {
-    pub pages: u64,
-    pub appended: u64,
-    pub duplicates: u64,
-    pub rejected_entries: u64,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
-    pub queue_full: bool,
-    pub halted: Option<String>,
-    /// When a page was last read and committed (ms since the epoch).
-    pub last_success_ms: Option<u64>,
-    /// Box asked us to wait (`retry-after`) until then (ms since the epoch); cleared by the
-    /// next successful call.
-    pub throttled_until_ms: Option<u64>,
+    /// What the stream and the sweep both report.
+    pub reader: ReaderStatus,
     /// Lost or rejected stream positions recovered through a catch-up.
     pub recoveries: u64,
     pub last_recovery: Option<String>,
-    /// Events the type filter dropped (`[events] include_types` / `exclude_types`).
-    pub filtered: u64,
-    /// Events queued since start, per Box event type.
-    pub by_type: BTreeMap<String, u64>,
     /// Positions given up because Box sent an unreadable page there every time.
     pub unreadable_pages: u64,
     /// What the last give-up was about (shown until restart: a person should know).
     pub last_unreadable: Option<String>,
 }
 
-/// Adds one page's per-type counts to a running total.
-pub fn count_types(total: &mut BTreeMap<String, u64>, page: &BTreeMap<String, u64>) {
-    for (event_type, n) in page {
-        *total.entry(event_type.clone()).or_insert(0) += n;
+impl Report for PollStatus {
+    fn reader(&mut self) -> &mut ReaderStatus {
+        &mut self.reader
     }
 }
 
@@ -263,56 +326,68 @@ pub struct StreamTask<'a> {
 pub async fn run(mut poller: Poller, mut task: StreamTask<'_>) {
     let key = CursorKey::Stream(poller.config.stream);
     if let Ok(Some(state)) = task.store.cursor(key.clone()).await {
-        let age = Duration::from_millis(now_ms().saturating_sub(state.updated_at_ms));
-        if age > STALE_CURSOR_AGE {
-            let reason = format!(
-                "the stored stream position is {} days old, beyond Box's 14-day window",
-                age.as_secs() / 86_400
-            );
-            recover(&mut poller, &task, &state, reason);
+        if let Some(note) = poller.on_stored(&state, OffsetDateTime::now_utc()) {
+            recovered(&task.status, note);
         }
     }
+    let reader = Reader {
+        name: "stream",
+        events: &task.events,
+        store: task.store,
+        status: &task.status,
+        key: &key,
+    };
     loop {
         if *task.shutdown.borrow() {
             return;
         }
         task.pulse.beat();
-        let step = poller.step();
-        let wait = match step {
+        let wait = match poller.step() {
             Step::Wait(d) => Some(d),
             Step::Halt(reason) => {
-                task.status.send_modify(|s| s.halted = Some(reason));
+                task.status.send_modify(|s| s.reader.halted = Some(reason));
                 None
             }
             Step::Fetch(request) => {
-                match fetch(&task.events, task.tokens, &request).await {
-                    Ok(page) => {
-                        if request.from == From::Now
-                            && poller.catch_up_from.is_some()
-                            && !hand_over(&mut poller, &task).await
-                        {
-                            continue;
+                match page::fetch(&task.events, task.tokens, &request).await {
+                    Ok(page) => loop {
+                        match poller.on_page(&page, OffsetDateTime::now_utc()) {
+                            PageAction::HandOver(gap) => {
+                                if !hand_over(&mut poller, task.catch_up.as_ref(), gap).await {
+                                    break;
+                                }
+                            }
+                            PageAction::Nothing => {
+                                reader.nothing_new();
+                                break;
+                            }
+                            PageAction::Commit => {
+                                match reader.commit(page, None).await {
+                                    Committed::Written {
+                                        entry_count, next, ..
+                                    } => poller.on_committed(entry_count, next),
+                                    Committed::QueueFull => poller.on_queue_full(),
+                                    Committed::Failed(error) => {
+                                        poller.on_error(&error, rand::random::<f64>());
+                                    }
+                                }
+                                break;
+                            }
                         }
-                        commit(&mut poller, &task, &key, page).await;
-                    }
+                    },
                     Err(ApiError::InvalidStreamPosition { message }) => {
                         tracing::warn!(stream = %request.stream, %message, "Box rejected the stream position.");
                         let state = task.store.cursor(key.clone()).await.ok().flatten();
                         let reason = format!("Box rejected the stream position ({message})");
-                        match state {
-                            Some(state) => recover(&mut poller, &task, &state, reason),
-                            None => poller.restart_at_now(None),
+                        let now = OffsetDateTime::now_utc();
+                        if let Some(note) = poller.recover(state.as_ref(), &reason, now) {
+                            recovered(&task.status, note);
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(stream = %request.stream, error = %error, "Box events call failed.");
                         let give_up = poller.note_unreadable(&error);
                         poller.on_error(&error, rand::random::<f64>());
-                        task.status.send_modify(|s| {
-                            s.consecutive_failures += 1;
-                            s.last_error = Some(error.to_string());
-                            s.throttled_until_ms = throttled_until(&error);
-                        });
+                        reader.call_failed(&error);
                         if give_up {
                             give_up_position(&mut poller, &task, &key, &error).await;
                         }
@@ -349,209 +424,52 @@ async fn give_up_position(
         s.unreadable_pages += 1;
         s.last_unreadable = Some(reason.clone());
     });
-    match task.store.cursor(key.clone()).await.ok().flatten() {
-        Some(state) => recover(poller, task, &state, reason),
-        // Nothing committed yet: the first connection's catch-up is still pending.
-        None => poller.restart_at_now(None),
+    // Nothing committed yet (no stored cursor): the first connection's catch-up is pending.
+    let state = task.store.cursor(key.clone()).await.ok().flatten();
+    if let Some(note) = poller.recover(state.as_ref(), &reason, OffsetDateTime::now_utc()) {
+        recovered(&task.status, note);
     }
 }
 
-/// Restarts the stream at `now` with a catch-up from the last event seen (minus a margin).
-fn recover(poller: &mut Poller, task: &StreamTask<'_>, state: &CursorState, reason: String) {
-    let now = time::OffsetDateTime::now_utc();
-    let last_seen = state
-        .last_created_at
-        .as_deref()
-        .and_then(crate::sweep::parse_utc)
-        .or_else(|| {
-            let ms = i128::from(state.updated_at_ms) * 1_000_000;
-            time::OffsetDateTime::from_unix_timestamp_nanos(ms).ok()
-        })
-        .unwrap_or(now)
-        // A `created_at` in the future (hostile or wrong) must not start the catch-up after the
-        // gap it is meant to fill.
-        .min(now);
-    let margin = time::Duration::try_from(CATCH_UP_MARGIN).unwrap_or(time::Duration::HOUR);
-    let from = last_seen.checked_sub(margin).unwrap_or(last_seen);
-    let note = format!(
-        "{reason}; restarted at the present and catching up through admin_logs from {}",
-        crate::sweep::format_utc(from)
-    );
+/// Reports a recovery ([`Poller::recover`]) on the log and the status.
+fn recovered(status: &watch::Sender<PollStatus>, note: String) {
     tracing::warn!("{note}");
-    poller.restart_at_now(Some(from));
-    task.status.send_modify(|s| {
+    status.send_modify(|s| {
         s.recoveries += 1;
         s.last_recovery = Some(note);
     });
 }
 
-/// Hands `[catch_up_from, now]` to the sweep and waits until it is persisted; `false` (and a
-/// halt) when no sweep takes it, because committing the new position would skip the gap.
-async fn hand_over(poller: &mut Poller, task: &StreamTask<'_>) -> bool {
-    let Some(from) = poller.catch_up_from else {
-        return true;
-    };
-    let request = SweepRequest {
-        from,
-        until: time::OffsetDateTime::now_utc(),
-    };
-    if let Some(catch_up) = &task.catch_up {
+/// Hands `gap` to the sweep and waits until it is persisted; `false` (and a halt) when no
+/// sweep takes it, because committing the new position would skip the gap. Without a sweep
+/// (tests of the stream alone) there is nothing to hand over to.
+async fn hand_over(
+    poller: &mut Poller,
+    catch_up: Option<&tokio::sync::mpsc::Sender<SweepOrder>>,
+    gap: SweepRequest,
+) -> bool {
+    if let Some(catch_up) = catch_up {
         let (done, acked) = tokio::sync::oneshot::channel();
-        if catch_up.send(SweepOrder { request, done }).await.is_err() || acked.await.is_err() {
+        let order = SweepOrder { request: gap, done };
+        if catch_up.send(order).await.is_err() || acked.await.is_err() {
             poller.halt("a catch-up is needed but the history sweep is not running".to_owned());
             return false;
         }
     }
-    poller.catch_up_from = None;
+    poller.on_handed_over();
     true
 }
 
-async fn sleep_or_forever(wait: Option<Duration>) {
+pub(crate) async fn sleep_or_forever(wait: Option<Duration>) {
     match wait {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
     }
 }
 
-/// The page's events followed by its unusable entries, kept as flagged events (counted in
-/// `rejected_entries`, sent as raw records, never silently dropped).
-pub(crate) fn with_flagged(
-    mut events: Vec<boxidr_model::BoxEvent>,
-    rejected: &[(serde_json::Value, boxidr_model::EventError)],
-) -> Vec<boxidr_model::BoxEvent> {
-    events.extend(crate::events::flag_rejected(rejected));
-    events
-}
-
-/// One page with a current access token; a 401 marks the token as rejected.
-pub(crate) async fn fetch(
-    events: &EventsClient,
-    tokens: &TokenManager,
-    request: &EventsRequest,
-) -> Result<EventsPage, ApiError> {
-    let token = tokens.access_token().await?;
-    let result = events.fetch(&token, request).await;
-    if matches!(result, Err(ApiError::Unauthorized)) {
-        tokens.reject(&token).await;
-    }
-    result
-}
-
-async fn commit(poller: &mut Poller, task: &StreamTask<'_>, key: &CursorKey, page: EventsPage) {
-    let (store, status) = (task.store, &task.status);
-    let entry_count = page.entry_count;
-    let next = page.next_position.clone();
-    if entry_count == 0 && (next.is_none() || next.as_ref() == poller.cursor()) {
-        // Nothing new: no write (an idle appliance would otherwise commit every interval).
-        poller.on_committed(0, next);
-        status.send_modify(|s| {
-            s.pages += 1;
-            s.consecutive_failures = 0;
-            s.last_error = None;
-            s.throttled_until_ms = None;
-            s.last_success_ms = Some(now_ms());
-        });
-        return;
-    }
-    if !page.rejected.is_empty() {
-        tracing::warn!(
-            count = page.rejected.len(),
-            "Box page had entries without a usable event id."
-        );
-    }
-    let rejected = u64::try_from(page.rejected.len()).unwrap_or(u64::MAX);
-    let last_created_at = page
-        .events
-        .iter()
-        .filter_map(|e| e.created_at().and_then(crate::sweep::parse_utc))
-        .max()
-        .map(crate::sweep::format_utc);
-    let (admitted, filtered) = task.events.admitted(page.events);
-    let commit = PageCommit {
-        cursor: key.clone(),
-        events: with_flagged(admitted, &page.rejected),
-        next_position: next.clone(),
-        last_created_at,
-        window: None,
-        collected_at_ms: now_ms(),
-    };
-    match store.commit_page(commit).await {
-        Ok(outcome) => {
-            poller.on_committed(entry_count, next);
-            status.send_modify(|s| {
-                s.pages += 1;
-                s.appended += outcome.appended;
-                s.duplicates += outcome.duplicates;
-                s.rejected_entries += rejected;
-                s.filtered += filtered;
-                count_types(&mut s.by_type, &outcome.appended_by_type);
-                s.consecutive_failures = 0;
-                s.last_error = None;
-                s.queue_full = false;
-                s.throttled_until_ms = None;
-                s.last_success_ms = Some(now_ms());
-            });
-        }
-        Err(e) if e.is_queue_full() => {
-            poller.on_queue_full();
-            status.send_modify(|s| s.queue_full = true);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "Cannot commit a Box page; it will be fetched again.");
-            poller.on_error(
-                &ApiError::Store {
-                    detail: e.to_string(),
-                },
-                rand::random::<f64>(),
-            );
-            status.send_modify(|s| {
-                s.consecutive_failures += 1;
-                s.last_error = Some(e.to_string());
-            });
-        }
-    }
-}
-
-/// When a `retry-after` Box sent ends (ms since the epoch), for the health model.
-pub(crate) fn throttled_until(error: &ApiError) -> Option<u64> {
-    match error.recovery() {
-        Recovery::Retry { after: Some(after) } => {
-            Some(now_ms().saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)))
-        }
-        _ => None,
-    }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Only a wait Box asked for counts as throttling (health then does not call it failing).
-    #[test]
-    fn throttling_is_what_box_asked_for() {
-        let before = now_ms();
-        let limited = ApiError::RateLimited {
-            retry_after: Some(Duration::from_secs(30)),
-        };
-        let until = throttled_until(&limited).unwrap();
-        assert!(until >= before + 30_000 && until <= now_ms() + 30_000);
-        let busy = ApiError::Server {
-            status: 503,
-            retry_after: Some(Duration::from_secs(5)),
-        };
-        assert!(throttled_until(&busy).is_some());
-        assert_eq!(
-            throttled_until(&ApiError::RateLimited { retry_after: None }),
-            None
-        );
-        assert_eq!(throttled_until(&ApiError::Unauthorized), None);
-    }
 
     fn poller() -> Poller {
         Poller::new(
@@ -618,7 +536,7 @@ mod tests {
             waits.push(d);
         }
         assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
-        assert_eq!(*waits.last().unwrap(), MAX_BACKOFF);
+        assert_eq!(*waits.last().unwrap(), BACKOFF.max);
         // Success resets the backoff.
         p.on_committed(100, None);
         p.on_error(
@@ -629,15 +547,6 @@ mod tests {
             0.5,
         );
         assert_eq!(p.step(), Step::Wait(Duration::from_secs(1)));
-    }
-
-    /// The jitter range is ±50 % around the exponential delay.
-    #[test]
-    fn backoff_bounds() {
-        assert_eq!(backoff(0, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(0, 1.0), Duration::from_millis(1500));
-        assert_eq!(backoff(3, 0.5), Duration::from_secs(8));
-        assert_eq!(backoff(40, 1.0), MAX_BACKOFF);
     }
 
     /// One 401 retries at once (after a token renewal); a second in a row backs off.
@@ -695,6 +604,79 @@ mod tests {
         }
         p.on_committed(1, Some(pos("9")));
         assert!(!p.note_unreadable(&bad), "a success resets the count");
+    }
+
+    fn page(entries: usize, next: Option<&str>) -> EventsPage {
+        EventsPage {
+            events: Vec::new(),
+            rejected: Vec::new(),
+            next_position: next.map(pos),
+            entry_count: entries,
+        }
+    }
+
+    /// The first page read from `now` with a catch-up pending is held until the gap up to the
+    /// moment it was read is handed to the sweep; only then is it committed.
+    #[test]
+    fn first_page_waits_for_the_hand_over() {
+        let from = time::macros::datetime!(2024-05-01 0:00 UTC);
+        let now = time::macros::datetime!(2024-05-02 12:00 UTC);
+        let mut p = poller().with_catch_up(Some(from));
+        assert!(matches!(p.step(), Step::Fetch(r) if r.from == From::Now));
+        let first = page(0, Some("42"));
+        assert_eq!(
+            p.on_page(&first, now),
+            PageAction::HandOver(SweepRequest { from, until: now })
+        );
+        p.on_handed_over();
+        assert_eq!(p.on_page(&first, now), PageAction::Commit);
+        p.on_committed(0, Some(pos("42")));
+        // A later page never hands over again.
+        assert_eq!(p.on_page(&page(3, Some("43")), now), PageAction::Commit);
+    }
+
+    /// A page with no entries and no new position is not written, and counts as caught up.
+    #[test]
+    fn empty_pages_are_not_written() {
+        let now = time::macros::datetime!(2024-05-02 12:00 UTC);
+        let mut p = poller();
+        p.on_committed(100, Some(pos("7")));
+        assert_eq!(p.on_page(&page(0, Some("7")), now), PageAction::Nothing);
+        assert_eq!(p.step(), Step::Wait(Duration::from_secs(10)));
+        assert_eq!(p.on_page(&page(0, None), now), PageAction::Nothing);
+        assert_eq!(p.on_page(&page(0, Some("8")), now), PageAction::Commit);
+        assert_eq!(p.cursor(), Some(&pos("7")));
+    }
+
+    /// A stored cursor older than Box's window restarts the stream at `now`, catching up from
+    /// the last event seen minus the margin; a fresh one is used as it is.
+    #[test]
+    fn stale_stored_cursor_recovers() {
+        let now = time::macros::datetime!(2024-05-30 12:00 UTC);
+        let stored = |updated: time::OffsetDateTime| CursorState {
+            position: Some(pos("7")),
+            updated_at_ms: unix_ms(updated),
+            last_created_at: Some("2024-05-10T06:00:00Z".into()),
+            window: None,
+        };
+        let mut p = Poller::new(poller().config, Some(pos("7")));
+        assert_eq!(
+            p.on_stored(&stored(now - time::Duration::days(2)), now),
+            None
+        );
+        assert_eq!(p.cursor(), Some(&pos("7")));
+        let note = p
+            .on_stored(&stored(now - time::Duration::days(15)), now)
+            .expect("stale");
+        assert!(note.contains("15 days old"), "{note}");
+        assert!(note.contains("from 2024-05-10T00:00:00Z"), "{note}");
+        assert_eq!(p.cursor(), None);
+        assert!(matches!(p.step(), Step::Fetch(r) if r.from == From::Now));
+        let from = time::macros::datetime!(2024-05-10 0:00 UTC);
+        assert_eq!(
+            p.on_page(&page(0, Some("99")), now),
+            PageAction::HandOver(SweepRequest { from, until: now })
+        );
     }
 
     /// A full queue pauses without moving the cursor.

@@ -22,14 +22,14 @@
 
 use std::time::Duration;
 
-use boxidr_model::{StreamPosition, StreamType};
-use boxidr_store::{CursorState, SweepWindow};
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
+use boxidr_model::{StreamPosition, StreamType, clock};
+use boxidr_store::{CursorKey, CursorState, PageCommit, Store, SweepWindow};
+use time::OffsetDateTime;
 
 use crate::error::{ApiError, Recovery};
 use crate::events::{EventsRequest, From};
-use crate::poller::backoff;
+use crate::page::{self, Committed, Reader, ReaderStatus, Report};
+use crate::utc::{format_utc, parse_utc, unix_ms};
 
 /// Unreadable pages (malformed or oversized) in a row at the same place before the sweep halves
 /// its window: a smaller window means smaller pages, and isolates the entry that breaks them.
@@ -348,41 +348,10 @@ impl Sweep {
     }
 
     fn back_off(&mut self, retry_after: Option<Duration>, jitter: f64) {
-        let delay = backoff(self.failures, jitter);
+        let delay = crate::poller::BACKOFF.delay(self.failures, jitter);
         self.failures = self.failures.saturating_add(1);
         self.wait = Some(retry_after.unwrap_or(delay));
     }
-}
-
-/// Formats `t` as fixed-width RFC 3339 UTC with whole seconds (`2024-05-02T21:03:11Z`): the form
-/// sent to Box (no `+` to percent-encode) and stored, whose text order is time order.
-///
-/// Total: a time whose UTC form leaves years 0000–9999 (Box text such as
-/// `9999-12-31T23:30:00-01:00` parses, but is 10000-01-01 in UTC) saturates to the first or
-/// last representable second instead of panicking, which would wedge the reader that met it
-/// (it would read the same page again after every restart). Text order stays time order.
-pub fn format_utc(t: OffsetDateTime) -> String {
-    const FIRST: OffsetDateTime = time::macros::datetime!(0000-01-01 0:00 UTC);
-    const LAST: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
-    let t = match t.checked_to_offset(UtcOffset::UTC) {
-        Some(t) => t.clamp(FIRST, LAST),
-        None if t.offset().is_negative() => LAST,
-        None => FIRST,
-    };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// Parses an RFC 3339 date-time with any offset.
-pub fn parse_utc(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
 }
 
 /// Store setting holding a bounded sweep's target (`{"from": .., "until": ..}`, UTC), so a
@@ -392,33 +361,25 @@ pub const TARGET_SETTING: &str = "sweep.target";
 /// What the sweep task reports (health reads it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SweepStatus {
-    pub pages: u64,
-    pub appended: u64,
-    pub duplicates: u64,
-    pub rejected_entries: u64,
+    /// What the stream and the sweep both report.
+    pub reader: ReaderStatus,
     pub windows_finished: u64,
-    /// When a page was last read and committed (ms since the epoch).
-    pub last_success_ms: Option<u64>,
     /// Everything created before this has been read (UTC text).
     pub covered_until: Option<String>,
     /// Bounded mode: the target, while a backfill or catch-up is running.
     pub target_until: Option<String>,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
-    pub queue_full: bool,
-    pub halted: Option<String>,
-    /// Box asked us to wait (`retry-after`) until then (ms since the epoch).
-    pub throttled_until_ms: Option<u64>,
-    /// Events the type filter dropped.
-    pub filtered: u64,
-    /// Events queued since start, per Box event type.
-    pub by_type: std::collections::BTreeMap<String, u64>,
     /// Windows halved because Box's pages for them could not be read.
     pub windows_shrunk: u64,
     /// A one-second window that still cannot be read (retried, never skipped), if any.
     pub stuck: Option<String>,
     /// A backfill or catch-up under way (for the progress bar), else `None`.
     pub progress: Option<SweepProgress>,
+}
+
+impl Report for SweepStatus {
+    fn reader(&mut self) -> &mut ReaderStatus {
+        &mut self.reader
+    }
 }
 
 /// A continuous sweep this far behind its closable edge shows progress as a catch-up...
@@ -495,8 +456,7 @@ pub fn next_progress(
     now_ms: u64,
     appended: u64,
 ) -> Option<SweepProgress> {
-    let ms = |t: OffsetDateTime| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let (covered, until) = (ms(covered?), ms(until?));
+    let (covered, until) = (unix_ms(covered?), unix_ms(until?));
     let behind = Duration::from_millis(until.saturating_sub(covered));
     let active = if moving {
         let threshold = if previous.is_some() {
@@ -558,7 +518,6 @@ pub struct SweepTask<'a> {
 
 /// Runs the sweep until shutdown. A bounded sweep picks up a persisted target at start.
 pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
-    use boxidr_store::{CursorKey, PageCommit};
     let key = CursorKey::Sweep(SWEEP_NAME.to_owned());
     if let Ok(Some(target)) = task.store.get_setting(TARGET_SETTING.to_owned()).await {
         if let Some(request) = parse_target(&target) {
@@ -570,71 +529,30 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
             return;
         }
         task.pulse.beat();
-        report(&sweep, &task.status);
-        let wait = match sweep.step(OffsetDateTime::now_utc()) {
+        let now = OffsetDateTime::now_utc();
+        report(&sweep, &task.status, now);
+        let wait = match sweep.step(now) {
             SweepStep::Fetch { request, window } => {
-                let result = crate::poller::fetch(&task.events, task.tokens, &request).await;
-                match result {
-                    Ok(page) => {
-                        let newest = page
-                            .events
-                            .iter()
-                            .filter_map(|e| e.created_at().and_then(parse_utc))
-                            .max();
-                        let entry_count = page.entry_count;
-                        let next = page.next_position.clone();
-                        let rejected = u64::try_from(page.rejected.len()).unwrap_or(u64::MAX);
-                        let (admitted, filtered) = task.events.admitted(page.events);
-                        let commit = PageCommit {
-                            cursor: key.clone(),
-                            events: crate::poller::with_flagged(admitted, &page.rejected),
-                            next_position: next.clone(),
-                            last_created_at: newest.map(format_utc),
-                            window: Some(window),
-                            collected_at_ms: crate::poller::now_ms(),
-                        };
-                        match task.store.commit_page(commit).await {
-                            Ok(outcome) => {
-                                sweep.on_committed(entry_count, next, newest);
-                                task.status.send_modify(|s| {
-                                    s.pages += 1;
-                                    s.appended += outcome.appended;
-                                    s.duplicates += outcome.duplicates;
-                                    s.rejected_entries += rejected;
-                                    s.filtered += filtered;
-                                    crate::poller::count_types(
-                                        &mut s.by_type,
-                                        &outcome.appended_by_type,
-                                    );
-                                    s.consecutive_failures = 0;
-                                    s.last_error = None;
-                                    s.queue_full = false;
-                                    s.throttled_until_ms = None;
-                                    s.last_success_ms = Some(crate::poller::now_ms());
-                                });
-                            }
-                            Err(e) if e.is_queue_full() => {
-                                sweep.on_queue_full(task.interval);
-                                task.status.send_modify(|s| s.queue_full = true);
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, "Cannot commit a sweep page; it will be read again.");
-                                sweep.on_error(
-                                    &ApiError::Store {
-                                        detail: e.to_string(),
-                                    },
-                                    rand::random::<f64>(),
-                                );
-                                failed(&task.status, e.to_string());
-                            }
-                        }
-                    }
+                let reader = Reader {
+                    name: "sweep",
+                    events: &task.events,
+                    store: task.store,
+                    status: &task.status,
+                    key: &key,
+                };
+                match page::fetch(&task.events, task.tokens, &request).await {
+                    Ok(page) => match reader.commit(page, Some(window)).await {
+                        Committed::Written {
+                            entry_count,
+                            next,
+                            newest,
+                        } => sweep.on_committed(entry_count, next, newest),
+                        Committed::QueueFull => sweep.on_queue_full(task.interval),
+                        Committed::Failed(error) => sweep.on_error(&error, rand::random::<f64>()),
+                    },
                     Err(error) => {
-                        tracing::warn!(error = %error, "Box admin_logs sweep call failed.");
                         sweep.on_error(&error, rand::random::<f64>());
-                        failed(&task.status, error.to_string());
-                        let until = crate::poller::throttled_until(&error);
-                        task.status.send_modify(|s| s.throttled_until_ms = until);
+                        reader.call_failed(&error);
                     }
                 }
                 continue;
@@ -655,17 +573,17 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
                 None
             }
             SweepStep::Halt(reason) => {
-                task.status.send_modify(|s| s.halted = Some(reason));
+                task.status.send_modify(|s| s.reader.halted = Some(reason));
                 None
             }
         };
-        report(&sweep, &task.status);
+        report(&sweep, &task.status, OffsetDateTime::now_utc());
         match wait {
             Some(d) => task.pulse.waiting(d),
             None => task.pulse.idle(),
         }
         tokio::select! {
-            () = sleep_or_forever(wait) => {}
+            () = crate::poller::sleep_or_forever(wait) => {}
             request = task.requests.recv() => {
                 if let Some(order) = request {
                     accept(&mut sweep, &task, &key, order.request).await;
@@ -677,90 +595,64 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
     }
 }
 
-async fn finish_window(
-    sweep: &Sweep,
-    task: &SweepTask<'_>,
-    key: &boxidr_store::CursorKey,
-    marker: SweepWindow,
-) {
-    let commit = boxidr_store::PageCommit {
+/// A commit of no events that records `window` as the sweep's place: a finished window
+/// `[before, before]`, or the new start after a request moved the sweep back.
+fn marker(key: &CursorKey, window: SweepWindow) -> PageCommit {
+    PageCommit {
         cursor: key.clone(),
         events: Vec::new(),
         next_position: None,
         last_created_at: None,
-        window: Some(marker),
-        collected_at_ms: crate::poller::now_ms(),
-    };
+        window: Some(window),
+        collected_at_ms: clock::now_ms(),
+    }
+}
+
+/// Persists a bounded sweep's target from what is covered now, so a restart resumes it.
+async fn persist_target(sweep: &Sweep, store: &Store) -> Result<(), boxidr_store::StoreError> {
+    if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
+        let target = target_json(SweepRequest { from, until });
+        store.set_setting(TARGET_SETTING.to_owned(), target).await?;
+    }
+    Ok(())
+}
+
+async fn finish_window(sweep: &Sweep, task: &SweepTask<'_>, key: &CursorKey, done: SweepWindow) {
     // If the marker cannot be written, a restart re-reads the finished window (duplicates are
     // dropped by the store): nothing is lost, so the sweep carries on.
-    if let Err(e) = task.store.commit_page(commit).await {
+    if let Err(e) = task.store.commit_page(marker(key, done)).await {
         tracing::warn!(error = %e, "Cannot record a finished sweep window.");
     }
-    if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
-        let _ = task
-            .store
-            .set_setting(
-                TARGET_SETTING.to_owned(),
-                target_json(SweepRequest { from, until }),
-            )
-            .await;
-    }
+    let _ = persist_target(sweep, task.store).await;
     task.status.send_modify(|s| s.windows_finished += 1);
 }
 
-async fn accept(
-    sweep: &mut Sweep,
-    task: &SweepTask<'_>,
-    key: &boxidr_store::CursorKey,
-    request: SweepRequest,
-) {
+async fn accept(sweep: &mut Sweep, task: &SweepTask<'_>, key: &CursorKey, request: SweepRequest) {
     if sweep.request(request.from, request.until) {
         // Persist the move back before the stream commits past the gap: a finished-window
         // marker at `from`, so a restart resumes the sweep there.
         let at = format_utc(request.from);
-        let marker = boxidr_store::PageCommit {
-            cursor: key.clone(),
-            events: Vec::new(),
-            next_position: None,
-            last_created_at: None,
-            window: Some(SweepWindow {
-                after: at.clone(),
-                before: at,
-            }),
-            collected_at_ms: crate::poller::now_ms(),
+        let start = SweepWindow {
+            after: at.clone(),
+            before: at,
         };
-        if let Err(e) = task.store.commit_page(marker).await {
+        if let Err(e) = task.store.commit_page(marker(key, start)).await {
             tracing::warn!(error = %e, "Cannot persist the sweep's new start; it runs from memory.");
         }
     }
-    if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
-        if let Err(e) = task
-            .store
-            .set_setting(
-                TARGET_SETTING.to_owned(),
-                target_json(SweepRequest { from, until }),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "Cannot persist the catch-up target; it runs from memory.");
-        }
+    if let Err(e) = persist_target(sweep, task.store).await {
+        tracing::warn!(error = %e, "Cannot persist the catch-up target; it runs from memory.");
     }
 }
 
-fn failed(status: &tokio::sync::watch::Sender<SweepStatus>, error: String) {
-    status.send_modify(|s| {
-        s.consecutive_failures += 1;
-        s.last_error = Some(error);
-    });
-}
-
-fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>) {
+/// Publishes where the sweep is at wall-clock time `now` (notifies only on a change).
+fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>, now: OffsetDateTime) {
     let covered_at = sweep.covered_until();
     let moving = sweep.config.continuous;
     let end = if moving {
         time::Duration::try_from(sweep.config.lag)
             .ok()
-            .map(|lag| OffsetDateTime::now_utc() - lag)
+            .map(|lag| now - lag)
     } else {
         sweep.until()
     };
@@ -782,8 +674,8 @@ fn report(sweep: &Sweep, status: &tokio::sync::watch::Sender<SweepStatus>) {
             covered_at,
             end,
             moving,
-            crate::poller::now_ms(),
-            s.appended,
+            unix_ms(now),
+            s.reader.appended,
         );
         // A moving end changes every call; only a start, an end or progress notifies.
         let key = |p: &Option<SweepProgress>| p.map(|p| (p.from_ms, p.covered_ms));
@@ -802,13 +694,6 @@ fn parse_target(value: &serde_json::Value) -> Option<SweepRequest> {
         from: parse_utc(value.get("from")?.as_str()?)?,
         until: parse_utc(value.get("until")?.as_str()?)?,
     })
-}
-
-async fn sleep_or_forever(wait: Option<Duration>) {
-    match wait {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]
@@ -891,27 +776,6 @@ mod tests {
             next_progress(Some(&later), Some(t - minutes(5)), Some(t), true, 0, 0),
             None
         );
-    }
-
-    /// Box offsets become fixed-width UTC; text order is time order.
-    #[test]
-    fn utc_text() {
-        let t = parse_utc("2024-03-05T08:14:22-08:00").unwrap();
-        assert_eq!(format_utc(t), "2024-03-05T16:14:22Z");
-        assert!(format_utc(datetime!(2024-01-01 0:00 UTC)) < format_utc(t));
-    }
-
-    /// Box text whose UTC form leaves years 0000–9999 saturates instead of panicking (it once
-    /// wedged both readers on the page that carried it).
-    #[test]
-    fn utc_text_out_of_range_saturates() {
-        let late = parse_utc("9999-12-31T23:30:00-01:00").unwrap();
-        assert_eq!(format_utc(late), "9999-12-31T23:59:59Z");
-        let early = parse_utc("0000-01-01T00:10:00+01:00").unwrap();
-        assert_eq!(format_utc(early), "0000-01-01T00:00:00Z");
-        for text in [format_utc(late), format_utc(early)] {
-            assert!(parse_utc(&text).is_some(), "{text} parses back");
-        }
     }
 
     /// A continuous sweep reads lag-closed windows, pages with the same bounds, finishes a window

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus, Mode};
-use boxidr_boxapi::sweep::format_utc;
+use boxidr_boxapi::utc::format_utc;
 use boxidr_boxapi::{AuthClient, EventsClient, Grant, Secret, TokenManager, http};
 use boxidr_model::{BoxEvent, StreamPosition, StreamType};
 use boxidr_store::{CursorKey, PageCommit, SinkId, Store, StoreOptions};
@@ -195,12 +195,12 @@ async fn sweep_catches_the_streaming_gap() {
         "the sweep found it"
     );
     assert!(
-        stream.appended > 0 && sweep.appended > 0,
+        stream.reader.appended > 0 && sweep.reader.appended > 0,
         "{stream:?} {sweep:?}"
     );
     assert!(sweep.windows_finished >= 1);
     // Both feeds overlap: the store dropped what the other had queued.
-    assert!(stream.duplicates + sweep.duplicates > 0);
+    assert!(stream.reader.duplicates + sweep.reader.duplicates > 0);
 }
 
 /// The event-type filter: the include list goes to Box as `event_type=` on both feeds (the
@@ -275,9 +275,12 @@ async fn event_type_filter_server_and_client_side() {
         );
     }
     // Box served DOWNLOAD events (included); the appliance dropped them (excluded).
-    assert!(stream.filtered + sweep.filtered > 0, "{stream:?} {sweep:?}");
-    let mut by_type = stream.by_type.clone();
-    boxidr_boxapi::poller::count_types(&mut by_type, &sweep.by_type);
+    assert!(
+        stream.reader.filtered + sweep.reader.filtered > 0,
+        "{stream:?} {sweep:?}"
+    );
+    let mut by_type = stream.reader.by_type.clone();
+    boxidr_boxapi::page::count_types(&mut by_type, &sweep.reader.by_type);
     let mut expected_by_type = BTreeMap::new();
     for id in &admitted {
         *expected_by_type
@@ -345,7 +348,7 @@ async fn deep_backfill_beyond_14_days_with_progress() {
             let _ = tokio::time::timeout(Duration::from_millis(200), sweep_rx.changed()).await;
             let s = sweep_rx.borrow_and_update().clone();
             if let Some(p) = s.progress {
-                seen.push((p.percent(), p.events(s.appended)));
+                seen.push((p.percent(), p.events(s.reader.appended)));
             }
             let done = s.progress.is_none() && s.windows_finished >= 20;
             if done && id_counts(&queued(&store).await).len() >= expected.len() {
@@ -471,7 +474,7 @@ async fn rejected_stream_position_is_caught_up() {
     )
     .await;
     assert_eq!(stream.recoveries, 1, "{stream:?}");
-    assert!(stream.halted.is_none());
+    assert!(stream.reader.halted.is_none());
     let records = queued(&store).await;
     let mut all = expected.clone();
     all.push("old-1".into());
@@ -655,7 +658,7 @@ async fn entries_without_an_id_are_kept_flagged() {
     );
     // Counted by whichever reader met it (the stream, or the backfill sweep when the entry
     // landed before the stream's first position, as under qemu); queued once either way.
-    assert!(stream.rejected_entries + sweep.rejected_entries >= 1);
+    assert!(stream.reader.rejected_entries + sweep.reader.rejected_entries >= 1);
 }
 
 /// A `created_at` whose UTC form leaves years 0000–9999 (`9999-12-31T23:30:00-01:00` parses,
@@ -700,7 +703,7 @@ async fn hostile_created_at_does_not_wedge_the_stream() {
     )
     .await;
     assert_exactly_once(&queued(&store).await, &expected);
-    assert!(stream.halted.is_none(), "{stream:?}");
+    assert!(stream.reader.halted.is_none(), "{stream:?}");
     let cursor = store
         .cursor(CursorKey::Stream(StreamType::AdminLogsStreaming))
         .await
@@ -744,7 +747,7 @@ async fn hostile_created_at_does_not_wedge_the_sweep() {
     )
     .await;
     assert_exactly_once(&queued(&store).await, &rig.sim.generated_ids());
-    assert!(sweep.halted.is_none(), "{sweep:?}");
+    assert!(sweep.reader.halted.is_none(), "{sweep:?}");
     assert!(
         rig.sim.requests().iter().any(|r| r
             .fault

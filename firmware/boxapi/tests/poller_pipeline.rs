@@ -119,17 +119,17 @@ async fn every_event_once_across_restart() {
         .unwrap();
     store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
 
-    let status = poll_until(&rig, &store, |s| s.appended >= 120).await;
-    assert_eq!(status.appended, 120, "{status:?}");
+    let status = poll_until(&rig, &store, |s| s.reader.appended >= 120).await;
+    assert_eq!(status.reader.appended, 120, "{status:?}");
     assert!(
-        status.duplicates > 0,
+        status.reader.duplicates > 0,
         "the sim injected duplicates: {status:?}"
     );
 
     // New events while "down", then a restart from the committed cursor.
     rig.sim.generate_now(30);
-    let status = poll_until(&rig, &store, |s| s.appended >= 30).await;
-    assert_eq!(status.appended, 30, "{status:?}");
+    let status = poll_until(&rig, &store, |s| s.reader.appended >= 30).await;
+    assert_eq!(status.reader.appended, 30, "{status:?}");
 
     let ids = queued_ids(&store).await;
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
@@ -165,8 +165,8 @@ async fn faults_do_not_lose_events() {
         .await
         .unwrap();
     store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
-    let status = poll_until(&rig, &store, |s| s.appended >= 60).await;
-    assert_eq!(status.appended, 60, "{status:?}");
+    let status = poll_until(&rig, &store, |s| s.reader.appended >= 60).await;
+    assert_eq!(status.reader.appended, 60, "{status:?}");
     let generated: BTreeSet<String> = rig.sim.generated_ids().into_iter().collect();
     let queued: BTreeSet<String> = queued_ids(&store).await.into_iter().collect();
     assert_eq!(queued, generated);
@@ -190,8 +190,8 @@ async fn dead_grant_halts() {
         grant: Grant::AuthorizationCode,
         ..rig
     };
-    let status = poll_until(&rig, &store, |s| s.halted.is_some()).await;
-    let reason = status.halted.expect("halted");
+    let status = poll_until(&rig, &store, |s| s.reader.halted.is_some()).await;
+    let reason = status.reader.halted.expect("halted");
     assert!(reason.contains("connect Box again"), "{reason}");
     let token_calls = rig
         .sim

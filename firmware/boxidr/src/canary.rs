@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::facts::now_ms;
+use boxidr_model::clock::now_ms;
 
 /// The (never stored: canary pages carry no position) cursor name canary pages are committed
 /// under, so their records are recognisable as not coming from a Box read.

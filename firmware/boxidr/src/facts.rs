@@ -1,12 +1,12 @@
 //! Gathers the health facts from the running parts (the I/O side of `boxidr-health`, which is
 //! pure): reader and sink statuses, the canary verifier, the store, the clock, the board.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use boxidr_boxapi::utc::{parse_utc, unix_ms};
 use boxidr_forward::SinkStatus;
 use boxidr_health::{
     AuthState, BoardFacts, BoxFacts, ClockFacts, Facts, SinkFacts, SinkState, StoreFacts,
 };
+use boxidr_model::clock::{self, now_ms};
 use boxidr_store::{CursorKey, SinkId, Stats, Store};
 
 use crate::pipeline::Watches;
@@ -22,12 +22,6 @@ pub struct Context {
     pub gpio_error: Option<String>,
     /// Why the last storage self-test failed, if it did.
     pub storage_self_test: Option<String>,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The facts for [`boxidr_health::assess`].
@@ -62,8 +56,8 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
         Ok(Some(c)) => c
             .last_created_at
             .as_deref()
-            .and_then(boxidr_boxapi::sweep::parse_utc)
-            .map(ms_of),
+            .and_then(parse_utc)
+            .map(unix_ms),
         _ => None,
     };
     let box_ = match watches {
@@ -122,7 +116,7 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
 async fn box_facts(w: &Watches, newest: Option<u64>) -> BoxFacts {
     let stream = w.stream.borrow().clone();
     let sweep = w.sweep.borrow().clone();
-    let halted = stream.halted.clone().or(sweep.halted.clone());
+    let halted = stream.reader.halted.clone().or(sweep.reader.halted.clone());
     let auth = if w.tokens.needs_reauthorisation().await {
         AuthState::ReauthorisationNeeded {
             reason: halted
@@ -132,23 +126,24 @@ async fn box_facts(w: &Watches, newest: Option<u64>) -> BoxFacts {
     } else {
         AuthState::Ok
     };
+    let (r, w) = (&stream.reader, &sweep.reader);
     BoxFacts {
         configured: true,
         auth,
-        last_success_ms: stream.last_success_ms.max(sweep.last_success_ms),
-        consecutive_failures: stream.consecutive_failures.max(sweep.consecutive_failures),
-        last_error: stream.last_error.clone().or(sweep.last_error.clone()),
-        throttled_until_ms: stream.throttled_until_ms.max(sweep.throttled_until_ms),
+        last_success_ms: r.last_success_ms.max(w.last_success_ms),
+        consecutive_failures: r.consecutive_failures.max(w.consecutive_failures),
+        last_error: r.last_error.clone().or(w.last_error.clone()),
+        throttled_until_ms: r.throttled_until_ms.max(w.throttled_until_ms),
         halted,
-        queue_full: stream.queue_full || sweep.queue_full,
+        queue_full: r.queue_full || w.queue_full,
         stream_recoveries: stream.recoveries,
         last_recovery: stream.last_recovery.clone(),
         sweep_covered_until_ms: parse_ms(sweep.covered_until.as_deref()),
         sweep_target_until_ms: parse_ms(sweep.target_until.as_deref()),
         newest_event_created_ms: newest,
-        events_collected: stream.appended + sweep.appended,
-        duplicates_dropped: stream.duplicates + sweep.duplicates,
-        flagged_events: stream.rejected_entries + sweep.rejected_entries,
+        events_collected: r.appended + w.appended,
+        duplicates_dropped: r.duplicates + w.duplicates,
+        flagged_events: r.rejected_entries + w.rejected_entries,
         unreadable_pages: stream.unreadable_pages + sweep.windows_shrunk,
         unreadable: sweep.stuck.clone().or(stream.last_unreadable.clone()),
     }
@@ -184,10 +179,7 @@ fn sink_facts(
         state,
         delivered: status.delivered,
         rejected: status.rejected,
-        last_delivered_ms: status
-            .last_delivered_at
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        last_delivered_ms: status.last_delivered_at.map(clock::unix_ms),
         pending,
         oldest_pending_collected_ms: if pending > 0 {
             stats.and_then(|s| s.oldest_pending_collected_at_ms)
@@ -199,9 +191,5 @@ fn sink_facts(
 }
 
 fn parse_ms(text: Option<&str>) -> Option<u64> {
-    text.and_then(boxidr_boxapi::sweep::parse_utc).map(ms_of)
-}
-
-fn ms_of(t: time::OffsetDateTime) -> u64 {
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    text.and_then(parse_utc).map(unix_ms)
 }

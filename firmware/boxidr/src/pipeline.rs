@@ -360,7 +360,7 @@ const EXPIRE_SEEN_EVERY: Duration = Duration::from_secs(3600);
 /// and retried next time (the table only grows meanwhile).
 async fn expire_seen(store: Store, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     loop {
-        let now_ms = crate::facts::now_ms();
+        let now_ms = boxidr_model::clock::now_ms();
         match store.expire_seen(now_ms).await {
             Ok(0) => {}
             Ok(removed) => {
@@ -428,6 +428,15 @@ struct UsersSync {
 /// First retry of a failed users sync; doubles up to the sync period.
 const USERS_RETRY: Duration = Duration::from_secs(30);
 
+/// The users sync's retry schedule: [`USERS_RETRY`] doubling up to `every`, without jitter
+/// (one call a sync period at most; no fleet reconnects in step on it).
+fn users_backoff(every: Duration) -> boxidr_model::BackoffPolicy {
+    boxidr_model::BackoffPolicy {
+        initial: USERS_RETRY,
+        max: every,
+    }
+}
+
 /// Syncs Box users now and then every `every`, reloading the directory after each sync. A
 /// failed sync is retried after 30 s, doubling up to the period (rendering meanwhile uses
 /// what is stored).
@@ -441,7 +450,8 @@ async fn users_sync(sync: UsersSync, mut shutdown: watch::Receiver<bool>) -> any
         scope,
         synced,
     } = sync;
-    let mut retry = USERS_RETRY;
+    let backoff = users_backoff(every);
+    let mut failures = 0u32;
     loop {
         let wait = match boxidr_boxapi::users::sync(&tokens, &client, &store, &scope).await {
             Ok(report) => {
@@ -462,12 +472,13 @@ async fn users_sync(sync: UsersSync, mut shutdown: watch::Receiver<bool>) -> any
                     }
                     Err(e) => tracing::warn!(error = %e, "Cannot reload the user directory."),
                 }
-                retry = USERS_RETRY;
+                failures = 0;
                 every
             }
             Err(e) => {
-                let wait = retry.min(every);
-                retry = retry.saturating_mul(2);
+                // Jitter 0.5 is the middle of the range: the schedule itself, unscaled.
+                let wait = backoff.delay(failures, 0.5);
+                failures = failures.saturating_add(1);
                 tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Box users sync failed.");
                 wait
             }
@@ -486,6 +497,18 @@ mod scope_tests;
 #[cfg(test)]
 mod wait_tests {
     use super::*;
+
+    /// A failed users sync retries after 30 s, doubling up to the sync period.
+    #[test]
+    fn users_sync_retries_double_up_to_the_period() {
+        let backoff = users_backoff(Duration::from_secs(3600));
+        let waits: Vec<u64> = (0..9).map(|n| backoff.delay(n, 0.5).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(
+            users_backoff(Duration::from_secs(10)).delay(0, 0.5),
+            Duration::from_secs(10)
+        );
+    }
 
     /// Forwarders held for the first users sync start once it succeeds, and a shutdown while
     /// waiting ends the wait without starting them.

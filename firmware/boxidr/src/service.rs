@@ -858,28 +858,29 @@ async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
     if let Phase::Running(w) = phase {
         let stream = w.stream.borrow().clone();
         let sweep = w.sweep.borrow().clone();
+        let (sr, wr) = (&stream.reader, &sweep.reader);
         doc["box"] = json!({
             "stream": {
-                "pages": stream.pages, "appended": stream.appended, "duplicates": stream.duplicates,
-                "rejected_entries": stream.rejected_entries,
-                "consecutive_failures": stream.consecutive_failures, "last_error": stream.last_error,
-                "queue_full": stream.queue_full, "halted": stream.halted,
+                "pages": sr.pages, "appended": sr.appended, "duplicates": sr.duplicates,
+                "rejected_entries": sr.rejected_entries,
+                "consecutive_failures": sr.consecutive_failures, "last_error": sr.last_error,
+                "queue_full": sr.queue_full, "halted": sr.halted,
                 "recoveries": stream.recoveries, "last_recovery": stream.last_recovery,
-                "filtered": stream.filtered,
+                "filtered": sr.filtered,
             },
             "sweep": {
-                "pages": sweep.pages, "appended": sweep.appended, "duplicates": sweep.duplicates,
+                "pages": wr.pages, "appended": wr.appended, "duplicates": wr.duplicates,
                 "windows_finished": sweep.windows_finished, "covered_until": sweep.covered_until,
-                "target_until": sweep.target_until, "consecutive_failures": sweep.consecutive_failures,
-                "last_error": sweep.last_error, "queue_full": sweep.queue_full, "halted": sweep.halted,
-                "filtered": sweep.filtered,
-                "progress": progress_json(sweep.progress.as_ref(), sweep.appended),
+                "target_until": sweep.target_until, "consecutive_failures": wr.consecutive_failures,
+                "last_error": wr.last_error, "queue_full": wr.queue_full, "halted": wr.halted,
+                "filtered": wr.filtered,
+                "progress": progress_json(sweep.progress.as_ref(), wr.appended),
             },
         });
         // Queued events per Box event type since start (the store drops the second copy of an
         // event both readers fetched, so the two add up without double counting).
-        let mut by_type = stream.by_type.clone();
-        boxidr_boxapi::poller::count_types(&mut by_type, &sweep.by_type);
+        let mut by_type = sr.by_type.clone();
+        boxidr_boxapi::page::count_types(&mut by_type, &wr.by_type);
         doc["box"]["by_type"] = json!(by_type);
         doc["sinks"] = json!({
             "collector": sink_json(&w.collector.borrow()),
@@ -896,9 +897,7 @@ fn progress_json(progress: Option<&boxidr_boxapi::sweep::SweepProgress>, appende
     let Some(p) = progress else {
         return Value::Null;
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now_ms = boxidr_model::clock::now_ms();
     json!({
         "kind": if p.moving { "catch_up" } else { "backfill_or_catch_up" },
         "percent": (p.percent() * 10.0).round() / 10.0,
@@ -922,7 +921,7 @@ fn sink_json(status: &SinkStatus) -> Value {
     json!({
         "state": state, "detail": detail, "delivered": status.delivered, "skipped": status.skipped,
         "rejected": status.rejected, "cursor": status.cursor, "last_error": status.last_error,
-        "last_delivered_at": status.last_delivered_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+        "last_delivered_at": status.last_delivered_at.map(|t| boxidr_model::clock::unix_ms(t) / 1000),
     })
 }
 
@@ -932,9 +931,7 @@ pub async fn store_json(store: &Store) -> Value {
         Ok(stats) => stats,
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now_ms = boxidr_model::clock::now_ms();
     let mut cursors = serde_json::Map::new();
     let keys = [
         CursorKey::Stream(boxidr_model::StreamType::AdminLogsStreaming),

@@ -12,10 +12,10 @@ use boxidr_store::{AckOutcome, QueuedRecord, ReadLimits, SinkBatch, SinkId, Stor
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::backoff::BackoffPolicy;
 use crate::render::{Render, Rendered};
 use crate::sink::{Delivery, Sink, SinkError};
 use crate::status::{SinkState, SinkStatus};
+use boxidr_model::BackoffPolicy;
 
 /// Tuning of one forwarding loop. `Default` is the production setting.
 #[derive(Debug, Clone)]

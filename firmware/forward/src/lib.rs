@@ -15,7 +15,6 @@
 //! - [`forwarder`]: [`Forwarder`], the per-sink loop: read ahead of the cursor, render, submit
 //!   into the sink's window, ack the delivered prefix every 100 ms, wait, back off.
 //! - [`status`]: [`SinkStatus`], what each loop publishes on a `watch` channel for health.
-//! - [`backoff`]: the capped, jittered exponential schedule.
 //! - [`verify`]: [`Verifier`], Platform API key check and canary search through Log Search.
 //!
 //! # Design constraints
@@ -40,7 +39,6 @@
 //! - **Secrets stay secret** (invariant 7). The log token lives in [`LogToken`] (redacted
 //!   `Debug`) and in a URL that is never logged, printed or put into an error.
 
-pub mod backoff;
 pub mod collector;
 mod error;
 pub mod forwarder;
@@ -50,7 +48,8 @@ pub mod sink;
 pub mod status;
 pub mod verify;
 
-pub use backoff::BackoffPolicy;
+/// The retry schedule, shared with the Box readers (`boxidr_model::retry`).
+pub use boxidr_model::BackoffPolicy;
 pub use collector::{CollectorSettings, CollectorSink, CollectorTransport};
 pub use error::SetupError;
 pub use forwarder::{Forwarder, ForwarderOptions};

@@ -11,8 +11,9 @@
 //! sent to the configured API origin: a poll link pointing elsewhere is refused.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use boxidr_model::clock::unix_ms;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use url::Url;
@@ -337,11 +338,6 @@ impl Verifier {
         }
         Ok((status, body))
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -4,15 +4,18 @@
 //! [`StreamPosition`], the store queues them, the sinks render them. Nothing here depends on
 //! tokio, reqwest, redb, tiny_http or rppal (checked by `tools/test-all.sh`).
 
+pub mod clock;
 mod event;
 pub mod led;
 mod position;
 pub mod pulse;
+pub mod retry;
 
 pub use event::{BoxEvent, EventError, EventId, UserMini};
 pub use led::{AttentionCode, Led, LedFrame, LedLook};
 pub use position::{PositionError, StreamPosition};
 pub use pulse::{Liveness, Pulse};
+pub use retry::BackoffPolicy;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,12 +1,17 @@
-//! Capped exponential backoff with jitter: the only way a sink waits after a failure.
+//! Capped exponential backoff with jitter: the one retry schedule of the appliance.
+//!
+//! Every loop that retries a failing call waits through [`BackoffPolicy::delay`]: the Box
+//! stream and sweep (`boxidr-boxapi`), the users sync, and each InsightIDR sink
+//! (`boxidr-forward`). The schedule is pure (the caller supplies the jitter sample), so the
+//! state machines that use it stay testable without timers.
 
 use std::time::Duration;
 
-/// How long a failing sink waits before its next attempt.
+/// How long a failing loop waits before its next attempt.
 ///
 /// Attempt `n` (0-based) waits `initial × 2^n`, capped at `max`, then scaled by a jitter factor
-/// in `[0.5, 1.5)` and capped at `max` again, so many boxes that lost the same Collector do not
-/// reconnect in step.
+/// in `[0.5, 1.5)` and capped at `max` again, so many boxes that lost the same Collector (or
+/// were throttled by the same Box tenant) do not reconnect in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
     /// Delay before the first retry.
@@ -16,7 +21,8 @@ pub struct BackoffPolicy {
 }
 
 impl BackoffPolicy {
-    /// Production default: 1 s doubling up to 5 min (RELIABILITY.md §6 scenario 8 caps at 5 min).
+    /// Production default for Box calls and sinks: 1 s doubling up to 5 min (RELIABILITY.md §6
+    /// scenario 8 caps at 5 min).
     pub const DEFAULT: Self = Self {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(300),
