@@ -2,7 +2,7 @@
 //! Box events: fetch it with a current access token, commit it through the store (its events,
 //! the new position and the sweep window in one transaction: ARCHITECTURE invariant 1), and
 //! report the outcome on the reader's status. The readers' state machines decide what to fetch
-//! and what a [`Committed`] outcome means for them; this module only performs it.
+//! and what a `Committed` outcome means for them; this module only performs it.
 
 use std::collections::BTreeMap;
 
