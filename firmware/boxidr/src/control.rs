@@ -17,7 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::service::StatusCache;
+use crate::status::StatusCache;
 
 /// Longest command line accepted.
 const MAX_COMMAND: u64 = 256;

@@ -11,13 +11,45 @@ use boxidr_store::{CursorKey, SinkId, Stats, Store};
 
 use crate::pipeline::Watches;
 
+/// Why Box is not being read, when it is not: the health model needs to know which kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotCollecting {
+    /// Box is not connected yet (no app, secret or grant): nothing is misconfigured.
+    NotConnected(String),
+    /// Box refused the stored grant or its tokens: an admin must authorise again.
+    Authorisation(String),
+    /// Anything else: a start failure, a restart after a task stopped.
+    Other(String),
+}
+
+impl NotCollecting {
+    /// The reason in words, as the status page and the log show it.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::NotConnected(r) | Self::Authorisation(r) | Self::Other(r) => r,
+        }
+    }
+}
+
+impl From<String> for NotCollecting {
+    fn from(reason: String) -> Self {
+        Self::Other(reason)
+    }
+}
+
+impl std::fmt::Display for NotCollecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
 /// What the supervisor knows beyond the watches.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     pub uptime_secs: u64,
     pub setup_complete: bool,
     /// Why Box is not being read (not connected, cannot start), when it is not.
-    pub not_collecting: Option<String>,
+    pub not_collecting: Option<NotCollecting>,
     pub clock: ClockFacts,
     pub gpio_error: Option<String>,
     /// Why the last storage self-test failed, if it did.
@@ -65,17 +97,18 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
         None => BoxFacts {
             configured: context
                 .not_collecting
-                .as_deref()
-                .is_some_and(|r| !r.starts_with("Box is not connected")),
+                .as_ref()
+                .is_some_and(|r| !matches!(r, NotCollecting::NotConnected(_))),
             auth: match &context.not_collecting {
-                Some(reason) if reason.starts_with("Box authorisation") => {
-                    AuthState::ReauthorisationNeeded {
-                        reason: reason.clone(),
-                    }
-                }
+                Some(NotCollecting::Authorisation(reason)) => AuthState::ReauthorisationNeeded {
+                    reason: reason.clone(),
+                },
                 _ => AuthState::NotConnected,
             },
-            last_error: context.not_collecting.clone(),
+            last_error: context
+                .not_collecting
+                .as_ref()
+                .map(|r| r.reason().to_owned()),
             newest_event_created_ms: newest,
             ..BoxFacts::default()
         },

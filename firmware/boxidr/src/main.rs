@@ -3,8 +3,8 @@
 //! The demo and the benchmark are not in this binary: they are `tools/demo` and `tools/bench`.
 
 use boxidr::cli::{Cli, Command, ConfigCommand};
+use boxidr::commands;
 use boxidr::exit::ExitCode;
-use boxidr::run;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -32,12 +32,12 @@ fn main() -> std::process::ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Run => run::run(&cli.config).await,
-            Command::Status(args) => run::status(&cli.config, args).await,
-            Command::SetupCode(args) => run::setup_code(&cli.config, args).await,
-            Command::FactoryReset(args) => run::factory_reset(&cli.config, args).await,
-            Command::Config(ConfigCommand::Check) => run::config_check(&cli.config),
-            Command::Leds(args) => run::leds(&cli.config, &args),
+            Command::Run => commands::run(&cli.config).await,
+            Command::Status(args) => commands::status(&cli.config, args).await,
+            Command::SetupCode(args) => commands::setup_code(&cli.config, args).await,
+            Command::FactoryReset(args) => commands::factory_reset(&cli.config, args).await,
+            Command::Config(ConfigCommand::Check) => commands::config_check(&cli.config),
+            Command::Leds(args) => commands::leds(&cli.config, &args),
         }
     });
     code.into()

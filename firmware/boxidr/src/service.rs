@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boxidr_boxapi::collect::CollectConfig;
@@ -17,7 +17,7 @@ use boxidr_forward::{
     CollectorSettings, ForwarderOptions, LogSearchSettings, LogToken, SinkState, SinkStatus,
     TrustRoots,
 };
-use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, StatusSource, keys};
+use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, keys};
 use boxidr_store::{CursorKey, Store, StoreOptions};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,8 +26,9 @@ use tracing::{error, info, warn};
 
 use crate::control;
 use crate::exit::{ExitCode, StartError};
+use crate::facts::NotCollecting;
 use crate::pipeline::{self, Directory, Parts, Renderer, SinkPlan, Sinks, Watches};
-use crate::run::shutdown_signal;
+use crate::status::StatusCache;
 use crate::watchdog::{self, Supervision, Watchdog};
 
 /// How often the status snapshot (page, control socket) is refreshed.
@@ -41,33 +42,11 @@ const SELF_TEST_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// The counter the watchdog's store ping reads (never written: a read is all it needs).
 const WATCHDOG_PING: &str = "watchdog_ping";
 
-/// The latest status snapshot, shared with the setup page and the control socket.
-#[derive(Debug, Default)]
-pub struct StatusCache(RwLock<Value>);
-
-impl StatusCache {
-    fn set(&self, value: Value) {
-        if let Ok(mut current) = self.0.write() {
-            *current = value;
-        }
-    }
-
-    pub fn get(&self) -> Value {
-        self.0.read().map(|v| v.clone()).unwrap_or(Value::Null)
-    }
-}
-
-impl StatusSource for StatusCache {
-    fn snapshot(&self) -> Value {
-        self.get()
-    }
-}
-
 /// What the pipeline is doing, for the snapshot.
 #[derive(Debug, Clone)]
 enum Phase {
     WaitingForTime,
-    NotConnected(String),
+    NotConnected(NotCollecting),
     Running(Watches),
 }
 
@@ -102,6 +81,23 @@ pub struct Started {
     pub status: Arc<StatusCache>,
     /// Hands a fresh Box connection to the supervisor, as the setup page does.
     pub connect: mpsc::UnboundedSender<BoxConnection>,
+}
+
+/// Resolves on the first SIGTERM or SIGINT, naming it.
+pub async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can still be killed; wait forever.
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }
 
 /// Runs the service until SIGTERM or SIGINT.
@@ -278,7 +274,7 @@ pub async fn serve_with(
                     box_tokens.send_replace(Some(parts.tokens.clone()));
                     match pipeline::start(parts, &mut tasks, &stop_rx).await {
                         Ok(watches) => Phase::Running(watches),
-                        Err(e) => Phase::NotConnected(format!("cannot start: {e:#}")),
+                        Err(e) => Phase::NotConnected(format!("cannot start: {e:#}").into()),
                     }
                 }
                 Err(reason) => Phase::NotConnected(reason),
@@ -312,7 +308,7 @@ pub async fn serve_with(
                         Err(e) => format!("a task panicked: {e}"),
                     };
                     error!(%why, "Pipeline task stopped; restarting in {}s.", RESTART_AFTER.as_secs());
-                    phase = Phase::NotConnected(format!("restarting after: {why}"));
+                    phase = Phase::NotConnected(format!("restarting after: {why}").into());
                     publish(&status, &store, &phase, &view(started, clock_wait, &gpio_error, &self_test, &watchdog), board.as_ref().ok()).await;
                     supervisor.waiting(RESTART_AFTER);
                     tokio::time::sleep(RESTART_AFTER).await;
@@ -395,25 +391,32 @@ async fn build_parts(
     store: &Store,
     connection: Option<BoxConnection>,
     supervision: &Supervision,
-) -> Result<Parts, String> {
+) -> Result<Parts, NotCollecting> {
+    use NotCollecting::{Authorisation, NotConnected};
     let client_id = store
         .get_setting(keys::BOX_CLIENT_ID.to_owned())
         .await
         .map_err(|e| e.to_string())?
         .and_then(|v| v.as_str().map(str::to_owned))
-        .ok_or("Box is not connected: set the Box app on the setup page")?;
+        .ok_or_else(|| {
+            NotConnected("Box is not connected: set the Box app on the setup page".into())
+        })?;
     let client_secret = store
         .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
         .await
         .map_err(|e| e.to_string())?
-        .ok_or("Box is not connected: the Box app's client secret is not set")?;
+        .ok_or_else(|| {
+            NotConnected("Box is not connected: the Box app's client secret is not set".into())
+        })?;
     let grant = store
         .get_setting(keys::BOX_GRANT.to_owned())
         .await
         .map_err(|e| e.to_string())?
         .as_ref()
         .and_then(grant_from_json)
-        .ok_or("Box is not connected: connect to Box on the setup page")?;
+        .ok_or_else(|| {
+            NotConnected("Box is not connected: connect to Box on the setup page".into())
+        })?;
     let timeout = Duration::from_secs(config.box_api.request_timeout_secs);
     let proxy = http::outbound_proxy(&config.network, store).await?;
     let box_ca = match &config.box_api.ca_file {
@@ -434,12 +437,12 @@ async fn build_parts(
     .map_err(|e| e.to_string())?;
     let tokens = TokenManager::load(auth, grant, store.clone())
         .await
-        .map_err(|e| format!("Box authorisation: {e}"))?;
+        .map_err(|e| Authorisation(format!("Box authorisation: {e}")))?;
     if let Some(connection) = connection {
         tokens
             .install(connection.tokens)
             .await
-            .map_err(|e| format!("Box authorisation: {e}"))?;
+            .map_err(|e| Authorisation(format!("Box authorisation: {e}")))?;
     }
     let settings =
         boxidr_normalize::Settings::from_mapping(&config.mapping, env!("CARGO_PKG_VERSION"))
@@ -845,7 +848,7 @@ async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
             "waiting_for_time",
             Some("waiting for the system clock to synchronise (systemd-timesyncd)".to_owned()),
         ),
-        Phase::NotConnected(reason) => ("not_collecting", Some(reason.clone())),
+        Phase::NotConnected(reason) => ("not_collecting", Some(reason.reason().to_owned())),
         Phase::Running(_) => ("running", None),
     };
     let mut doc = json!({

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use boxidr::exit::ExitCode;
-use boxidr::run::shutdown_signal;
-use boxidr::service::{self, Embedding, Started, StatusCache};
+use boxidr::service::{self, Embedding, Started, shutdown_signal};
+use boxidr::status::StatusCache;
 use boxidr_boxapi::{AuthClient, Grant};
 use boxidr_model::LedFrame;
 use boxidr_normalize::canary::is_canary_id;

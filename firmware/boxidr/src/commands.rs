@@ -1,4 +1,6 @@
-//! `boxidr run`: the appliance service.
+//! The `boxidr` commands (`run`, `status`, `setup-code`, `factory-reset`, `config check`,
+//! `leds`): each loads what it needs, does its one thing, and returns its documented exit code
+//! ([`crate::exit`]). `run` hands over to [`crate::service`].
 
 use std::path::Path;
 
@@ -425,23 +427,6 @@ fn watchdog_line(watchdog: &serde_json::Value) -> String {
             "LATE: {}; not feeding ({systemd}): systemd restarts the service",
             late.join(", ")
         )
-    }
-}
-
-/// Resolves on the first SIGTERM or SIGINT, naming it.
-pub async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process can still be killed; wait forever.
-        std::future::pending::<()>().await;
-        return "none";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
     }
 }
 
