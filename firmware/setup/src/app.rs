@@ -47,7 +47,7 @@ use crate::forms;
 use crate::http::{Method, Req, Resp, security_headers};
 use crate::keys;
 use crate::pages::{self, BoxView, Errors, Nav, Values};
-use crate::route::Page;
+use crate::route::{Page, SettingsPage};
 use crate::session::{OAUTH_COOKIE, SESSION_COOKIE, Session, Sessions, StateProblem};
 use crate::status::StatusSource;
 use crate::tls::{Identity, SharedTlsConfig};
@@ -941,60 +941,45 @@ impl App {
             scope_pasted,
             test,
         } = extras;
-        let path = path.unwrap_or(req.path.as_str());
+        let Some(page) = path.or_else(|| req.page.and_then(Page::settings_page)) else {
+            return Resp::see_other("/status");
+        };
+        let path = page.path();
         let Some(session) = ctx.admin() else {
             return Resp::see_other("/login");
         };
         let config = self.current_config();
         let secrets = self.block_on(async {
-            Ok::<_, SetupError>((
-                self.store
-                    .get_secret(keys::LOG_SEARCH_TOKEN.to_owned())
-                    .await?
-                    .is_some(),
-                self.store
-                    .get_secret(keys::PLATFORM_API_KEY.to_owned())
-                    .await?
-                    .is_some(),
-                self.store
-                    .get_secret(keys::PROXY_PASSWORD.to_owned())
-                    .await?
-                    .is_some(),
-            ))
+            let set = |key: &str| self.store.get_secret(key.to_owned());
+            Ok::<_, SetupError>(pages::SecretsSet {
+                log_search_token: set(keys::LOG_SEARCH_TOKEN).await?.is_some(),
+                platform_api_key: set(keys::PLATFORM_API_KEY).await?.is_some(),
+                proxy_password: set(keys::PROXY_PASSWORD).await?.is_some(),
+            })
         });
-        let (token_set, key_set, proxy_password_set) = match secrets {
+        let secrets = match secrets {
             Ok(v) => v,
             Err(e) => return internal(&e),
         };
-        let page = forms::page_for(
-            path,
-            &config,
-            typed,
-            &errors,
-            token_set,
-            key_set,
-            proxy_password_set,
-        );
-        let Some((title, intro, fields)) = page else {
-            return Resp::see_other("/status");
-        };
-        let buttons = match path {
-            "/insightidr" => maud::html! {
+        let values = typed.unwrap_or_else(|| forms::values_from(page, &config));
+        let (title, intro, fields) = pages::page_for(page, &values, &errors, secrets);
+        let buttons = match page {
+            SettingsPage::InsightIdr => maud::html! {
                 button.secondary type="submit" formaction="/insightidr/test-collector" { "Send test event" }
                 button.secondary type="submit" formaction="/insightidr/test-log-search" { "Send test record" }
                 button.secondary type="submit" formaction="/insightidr/test" { "Test connection" }
             },
-            "/mapping" => maud::html! {
+            SettingsPage::Mapping => maud::html! {
                 button.secondary type="submit" formaction="/mapping/preview" { "Preview" }
             },
-            _ => maud::html! {},
+            SettingsPage::Collection => maud::html! {},
         };
-        let after = match path {
-            "/collection" => {
+        let after = match page {
+            SettingsPage::Collection => {
                 pages::scope_section(&session.csrf, &config.scope, &scope_problems, &scope_pasted)
             }
             // Without a preview of the typed values, the saved settings' own.
-            "/mapping" => match preview {
+            SettingsPage::Mapping => match preview {
                 Some(preview) => preview,
                 None => match self.preview_rows(&config.mapping) {
                     Ok(rows) => pages::preview(&rows, true),
@@ -1007,7 +992,7 @@ impl App {
                     }
                 },
             },
-            _ => maud::html! {},
+            SettingsPage::InsightIdr => maud::html! {},
         };
         let status = if errors.is_empty() && scope_problems.is_empty() {
             200
@@ -1027,7 +1012,7 @@ impl App {
                     fields,
                     buttons,
                     after,
-                    multipart: path == "/insightidr",
+                    multipart: page == SettingsPage::InsightIdr,
                     test,
                 },
             ),
@@ -1045,8 +1030,11 @@ impl App {
                 );
             }
         };
+        let Some(page) = req.page.and_then(Page::settings_page) else {
+            return Resp::see_other("/status");
+        };
         let base = self.current_config();
-        let parsed = forms::apply(&req.path, &base, &form);
+        let parsed = forms::apply(page, &base, &form);
         let changes = match parsed {
             Ok(v) => v,
             Err(errors) => {
@@ -1059,8 +1047,8 @@ impl App {
         };
         match self.save(changes) {
             Ok(()) => {
-                tracing::info!(client = %req.client, page = %req.path, "Settings saved.");
-                Resp::see_other(&format!("{}?saved=1", req.path))
+                tracing::info!(client = %req.client, page = %page.path(), "Settings saved.");
+                Resp::see_other(&format!("{}?saved=1", page.path()))
             }
             Err(e) => {
                 let mut errors = Errors::new();
@@ -1249,9 +1237,9 @@ impl App {
 
 /// What a settings page shows besides the stored values.
 #[derive(Default)]
-struct SettingsExtras<'a> {
-    /// The settings page to render when it differs from the request path (preview, test).
-    path: Option<&'a str>,
+struct SettingsExtras {
+    /// The settings page to render when the request's route is not it (preview, tests).
+    path: Option<SettingsPage>,
     /// Values as typed, instead of the stored ones.
     typed: Option<Values>,
     errors: Errors,
@@ -1266,7 +1254,7 @@ struct SettingsExtras<'a> {
     test: Option<maud::Markup>,
 }
 
-impl SettingsExtras<'_> {
+impl SettingsExtras {
     fn errors(typed: Option<Values>, errors: Errors) -> Self {
         Self {
             typed,

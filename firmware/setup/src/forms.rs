@@ -1,5 +1,7 @@
 //! Form parsing and validation: typed values → a whole new [`Config`] (validated as a whole)
-//! plus the secrets to store, or field-level errors and nothing else.
+//! plus the secrets to store, or field-level errors and nothing else; and the reverse, a
+//! stored [`Config`] → the values a form shows. No markup here: the settings forms are drawn
+//! by `pages::settings_fields`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,11 +11,11 @@ use boxidr_config::{
     valid_domain,
 };
 use boxidr_model::StreamType;
-use maud::{Markup, html};
 use url::Url;
 
 use crate::keys;
-use crate::pages::{Errors, Values, checkbox, field, secret_field, select};
+use crate::pages::{Errors, Values};
+use crate::route::SettingsPage;
 
 /// The Box app form, validated.
 #[derive(Debug)]
@@ -133,13 +135,14 @@ fn check(flag: bool) -> String {
     if flag { "on".into() } else { String::new() }
 }
 
-fn values_from(path: &str, config: &Config) -> Values {
+/// The stored settings of `page` as form values (what the page shows before anything is typed).
+pub(crate) fn values_from(page: SettingsPage, config: &Config) -> Values {
     let mut v = Values::new();
     let mut set = |k: &str, val: String| {
         v.insert(k.to_owned(), val);
     };
-    match path {
-        "/insightidr" => {
+    match page {
+        SettingsPage::InsightIdr => {
             let c = config.insightidr.collector.as_ref();
             set("collector_enabled", check(c.is_some()));
             set(
@@ -174,7 +177,7 @@ fn values_from(path: &str, config: &Config) -> Values {
                     .unwrap_or_default(),
             );
         }
-        "/mapping" => {
+        SettingsPage::Mapping => {
             let m = &config.mapping;
             set(
                 "default_domain",
@@ -194,7 +197,7 @@ fn values_from(path: &str, config: &Config) -> Values {
                 set(&format!("{MAP_DOMAIN}{i}"), domain.clone());
             }
         }
-        "/collection" => {
+        SettingsPage::Collection => {
             let e = &config.events;
             set("stream_type", e.stream_type.as_str().to_owned());
             set("completeness_sweep", check(e.completeness_sweep));
@@ -221,19 +224,18 @@ fn values_from(path: &str, config: &Config) -> Values {
                     .unwrap_or_default(),
             );
         }
-        _ => {}
     }
     v
 }
 
 /// Form field name prefixes of the email-domain → AD-domain table (row index appended).
-const MAP_EMAIL: &str = "domain_map_email_";
-const MAP_DOMAIN: &str = "domain_map_domain_";
+pub(crate) const MAP_EMAIL: &str = "domain_map_email_";
+pub(crate) const MAP_DOMAIN: &str = "domain_map_domain_";
 /// Empty rows offered below the stored ones.
-const MAP_BLANK_ROWS: usize = 3;
+pub(crate) const MAP_BLANK_ROWS: usize = 3;
 
 /// Row indices of the domain table present in a form or in stored values, ascending.
-fn map_rows<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<usize> {
+pub(crate) fn map_rows<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<usize> {
     let mut rows: Vec<usize> = keys
         .filter_map(|k| {
             k.strip_prefix(MAP_EMAIL)
@@ -245,38 +247,6 @@ fn map_rows<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<usize> {
     rows.sort_unstable();
     rows.dedup();
     rows
-}
-
-/// The editable email-domain → AD-domain table: the stored (or typed) rows plus empty ones.
-fn domain_map_table(v: &Values, e: &Errors) -> Markup {
-    let used = map_rows(v.keys()).last().map_or(0, |last| last + 1);
-    let rows = (used + MAP_BLANK_ROWS).min(MAX_DOMAIN_MAP_ENTRIES + MAP_BLANK_ROWS);
-    let value =
-        |prefix: &str, i: usize| v.get(&format!("{prefix}{i}")).cloned().unwrap_or_default();
-    html! {
-        div.field.invalid[e.contains_key("domain_map")] #domain_map {
-            label { "Other email domains (optional)" }
-            p.help { "Logins from these email domains get their own AD domain; every other login \
-                      gets the default domain. Clear both cells of a row to remove it; save to add \
-                      more empty rows." }
-            table.domain-map {
-                thead { tr { th scope="col" { "Email domain" } th scope="col" { "AD domain (account_domain)" } } }
-                tbody {
-                    @for i in 0..rows {
-                        tr {
-                            td { input type="text" id=(format!("{MAP_EMAIL}{i}")) name=(format!("{MAP_EMAIL}{i}"))
-                                value=(value(MAP_EMAIL, i)) placeholder="emea.example.com"
-                                aria-label=(format!("Email domain, row {}", i + 1)); }
-                            td { input type="text" id=(format!("{MAP_DOMAIN}{i}")) name=(format!("{MAP_DOMAIN}{i}"))
-                                value=(value(MAP_DOMAIN, i)) placeholder="EMEA"
-                                aria-label=(format!("AD domain, row {}", i + 1)); }
-                        }
-                    }
-                }
-            }
-            @if let Some(err) = e.get("domain_map") { p.error { (err) } }
-        }
-    }
 }
 
 /// The domain table as submitted: rows with both cells empty are dropped; a half-filled row or
@@ -315,110 +285,6 @@ fn parse_domain_map(
         }
     }
     Ok(map)
-}
-
-/// Title, intro and fields of a settings page, or `None` for an unknown path.
-pub(crate) fn page_for(
-    path: &str,
-    config: &Config,
-    typed: Option<Values>,
-    errors: &Errors,
-    token_set: bool,
-    key_set: bool,
-    proxy_password_set: bool,
-) -> Option<(&'static str, &'static str, Markup)> {
-    let v = typed.unwrap_or_else(|| values_from(path, config));
-    let e = errors;
-    match path {
-        "/insightidr" => {
-            let regions: Vec<(&str, &str)> = REGIONS.iter().map(|r| (*r, *r)).collect();
-            Some((
-                "InsightIDR destination",
-                "Logins go to your Collector as UEF authentication events; every Box event goes to \
-                 Log Search. Either or both can be on.",
-                html! {
-                    section {
-                        h2 { "Collector (Universal Event Format)" }
-                        (checkbox("Send login events to a Collector", "collector_enabled", &v))
-                        (field("Collector host", "collector_host", "text", &v, e, Some("Host name or address of the Insight Collector.")))
-                        (field("Port", "collector_port", "number", &v, e, Some("The port of the \"Rapid7 Universal Ingress Authentication\" event source.")))
-                        (checkbox("Unencrypted TCP (only if the event source is set up without TLS)", "collector_unencrypted", &v))
-                        (field("Collector CA file", "collector_ca_file", "text", &v, e, Some("Absolute path of the CA file on the appliance; empty uses the system trust store.")))
-                        div.field.invalid[e.contains_key("collector_ca_pem")] {
-                            label for="collector_ca_pem" { "…or paste the Collector's CA (Rapid7CA.pem)" }
-                            textarea id="collector_ca_pem" name="collector_ca_pem" rows="5" spellcheck="false" {}
-                            label for="collector_ca_upload" { "…or upload it" }
-                            input type="file" id="collector_ca_upload" name="collector_ca_upload" accept=".pem,.crt,.cer";
-                            @if let Some(err) = e.get("collector_ca_pem") { p.error { (err) } }
-                            p.help { "Stored on the appliance next to its database; replaces the path above." }
-                        }
-                    }
-                    section {
-                        h2 { "Log Search (raw events)" }
-                        (checkbox("Send every Box event to Log Search", "log_search_enabled", &v))
-                        (select("Region", "region", &regions, &v, e))
-                        (secret_field("Log token", "log_search_token", token_set, e, Some("From InsightIDR: Data Collection → Event Sources → Custom Logs → Webhook / token.")))
-                        (field("Ingestion URL override (advanced)", "log_search_base_url", "text", &v, e, Some("Leave empty to use the region's endpoint.")))
-                    }
-                    section {
-                        h2 { "Platform API (verification, optional)" }
-                        (secret_field("Platform API key", "platform_api_key", key_set, e, Some("Lets the appliance confirm that events arrive (canary query).")))
-                    }
-                },
-            ))
-        }
-        "/mapping" => Some((
-            "Accounts and domain",
-            "How a Box login becomes an account InsightIDR can match to your directory.",
-            html! {
-                section {
-                    (field("Default domain", "default_domain", "text", &v, e, Some("NetBIOS-style domain such as CORP (1–15 letters, digits, '-' or '.'); empty sends no domain.")))
-                    (domain_map_table(&v, e))
-                    (select("Account name", "account_format", &[("local_part", "Local part (jdoe@example.com → jdoe)"), ("upn", "Full login (UPN)")], &v, e))
-                    (field("Authentication target", "authentication_target", "text", &v, e, Some("The service name shown in InsightIDR for these logins.")))
-                    (checkbox("Also send file, sharing and alert events to Log Search", "send_unparsed", &v))
-                }
-            },
-        )),
-        "/collection" => Some((
-            "Collection",
-            "Which Box event feed is read, how far back, and how often.",
-            html! {
-                section {
-                    (select("Stream", "stream_type", &[("admin_logs_streaming", "Enterprise Event Stream (low latency, 14 days)"), ("admin_logs", "Enterprise Event History (365 days)")], &v, e))
-                    (checkbox("Completeness sweep behind the stream (catches late events)", "completeness_sweep", &v))
-                    (field("Sweep lag (seconds)", "completeness_lag_secs", "number", &v, e, None))
-                    (field("Backfill on first connection (days)", "backfill_days", "number", &v, e, Some("Up to 365, in both modes: history is read through admin_logs, which Box keeps for a year. Progress shows on the status page.")))
-                    (field("Poll interval (seconds)", "poll_interval_secs", "number", &v, e, Some("1 to 3600.")))
-                    (field("Events per page", "page_limit", "number", &v, e, Some("1 to 500.")))
-                }
-                section #outbound-proxy {
-                    h2 { "Outbound proxy" }
-                    p.help { "For networks that reach the internet only through a proxy: Box, Log Search \
-                              and the Platform API go through it (HTTPS by CONNECT); the Collector, on \
-                              the LAN, is always reached directly." }
-                    (field("Proxy URL", "proxy", "url", &v, e, Some("http://proxy.corp:3128 — empty: no proxy. No user or password in the URL.")))
-                    (field("Proxy user (optional)", "proxy_user", "text", &v, e, None))
-                    (secret_field("Proxy password", "proxy_password", proxy_password_set, e, Some("Stored as a secret on the appliance, never in the configuration file.")))
-                    (field("Reach directly (no_proxy)", "no_proxy", "text", &v, e, Some("Host names, domains or CIDR ranges, separated by commas.")))
-                    (field("CA of a TLS-inspecting proxy, for Box", "box_ca_file", "text", &v, e, Some("Absolute path of a PEM file on the appliance; empty uses the system trust store. For Log Search, set its CA on the InsightIDR page.")))
-                    div.field.invalid[e.contains_key("box_ca_pem")] {
-                        label for="box_ca_pem" { "…or paste that CA (PEM)" }
-                        textarea id="box_ca_pem" name="box_ca_pem" rows="4" spellcheck="false" {}
-                        @if let Some(err) = e.get("box_ca_pem") { p.error { (err) } }
-                    }
-                }
-                section {
-                    h2 { "Event types" }
-                    (type_list("Collect only these event types", "include_types", &v, e,
-                        "Empty: every type. Box filters on its side (event_type=), so other types are never downloaded."))
-                    (type_list("Never collect these event types", "exclude_types", &v, e,
-                        "Dropped as they arrive: never queued, never sent."))
-                }
-            },
-        )),
-        _ => None,
-    }
 }
 
 fn number<T: std::str::FromStr>(
@@ -468,7 +334,7 @@ fn check_ca_pem(pem: &str) -> Result<(), &'static str> {
 
 /// Applies a settings form to `base`; the result is validated as a whole.
 pub(crate) fn apply(
-    path: &str,
+    page: SettingsPage,
     base: &Config,
     form: &HashMap<String, String>,
 ) -> Result<Changes, Errors> {
@@ -476,8 +342,8 @@ pub(crate) fn apply(
     let mut config = base.clone();
     let mut secrets = Vec::new();
     let mut ca_file = None;
-    match path {
-        "/insightidr" => {
+    match page {
+        SettingsPage::InsightIdr => {
             config.insightidr.collector = if on(form, "collector_enabled") {
                 let host = get(form, "collector_host");
                 if host.is_empty()
@@ -602,7 +468,7 @@ pub(crate) fn apply(
                 }
             }
         }
-        "/mapping" => {
+        SettingsPage::Mapping => {
             let domain = get(form, "default_domain");
             config.mapping.default_domain = if domain.is_empty() {
                 None
@@ -632,7 +498,7 @@ pub(crate) fn apply(
                 }
             }
         }
-        "/collection" => {
+        SettingsPage::Collection => {
             match get(form, "stream_type").parse::<StreamType>() {
                 Ok(s) => config.events.stream_type = s,
                 Err(_) => {
@@ -720,9 +586,6 @@ pub(crate) fn apply(
                 }
             };
         }
-        _ => {
-            errors.insert("_form".into(), "Unknown settings page.".into());
-        }
     }
     if errors.is_empty() {
         if let Err(e) = config.validate() {
@@ -743,7 +606,7 @@ pub(crate) fn apply(
 
 /// A typed list of event types: separated by commas, spaces or new lines, upper-cased,
 /// duplicates dropped (order kept).
-fn parse_types(text: &str) -> Vec<String> {
+pub(crate) fn parse_types(text: &str) -> Vec<String> {
     let mut types: Vec<String> = Vec::new();
     for t in text
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -755,30 +618,6 @@ fn parse_types(text: &str) -> Vec<String> {
         }
     }
     types
-}
-
-/// A text area for a list of Box event types, with a warning (not an error: Box adds types)
-/// for each well-formed type Box does not document.
-fn type_list(label: &str, name: &str, v: &Values, e: &Errors, help: &str) -> Markup {
-    let value = v.get(name).map(String::as_str).unwrap_or_default();
-    let unknown: Vec<String> = parse_types(value)
-        .into_iter()
-        .filter(|t| {
-            boxidr_config::valid_event_type(t) && !boxidr_config::event_types::is_documented(t)
-        })
-        .collect();
-    html! {
-        div.field.invalid[e.contains_key(name)] {
-            label for=(name) { (label) }
-            textarea id=(name) name=(name) rows="3" cols="60" placeholder="LOGIN, FAILED_LOGIN" { (value) }
-            @if let Some(err) = e.get(name) { p.error { (err) } }
-            @if !unknown.is_empty() {
-                p.warn.type-warning { "Box does not document " (unknown.join(", "))
-                    "; kept (Box adds new types), but check the spelling." }
-            }
-            p.help { (help) }
-        }
-    }
 }
 
 /// Which form field a whole-configuration error belongs to.
@@ -836,25 +675,31 @@ mod tests {
             ),
             ("exclude_types", ""),
         ]);
-        let changes = apply("/collection", &base, &f).unwrap();
+        let changes = apply(SettingsPage::Collection, &base, &f).unwrap();
         assert_eq!(
             changes.config.events.include_types,
             ["LOGIN", "FAILED_LOGIN", "NOT_A_BOX_TYPE"]
         );
         assert!(changes.config.events.exclude_types.is_empty());
-        let v = values_from("/collection", &changes.config);
+        let v = values_from(SettingsPage::Collection, &changes.config);
         assert_eq!(v["include_types"], "LOGIN, FAILED_LOGIN, NOT_A_BOX_TYPE");
-        let page = type_list("x", "include_types", &v, &Errors::new(), "h").into_string();
+        let (_, _, fields) = crate::pages::page_for(
+            SettingsPage::Collection,
+            &v,
+            &Errors::new(),
+            crate::pages::SecretsSet::default(),
+        );
+        let page = fields.into_string();
         assert!(
             page.contains("Box does not document NOT_A_BOX_TYPE;"),
             "{page}"
         );
         assert!(!page.contains("FAILED_LOGIN;"), "{page}");
         f.insert("exclude_types".into(), "LOG-IN".into());
-        let errors = apply("/collection", &base, &f).unwrap_err();
+        let errors = apply(SettingsPage::Collection, &base, &f).unwrap_err();
         assert!(errors.contains_key("exclude_types"), "{errors:?}");
         f.insert("exclude_types".into(), "login".into());
-        let errors = apply("/collection", &base, &f).unwrap_err();
+        let errors = apply(SettingsPage::Collection, &base, &f).unwrap_err();
         assert!(errors["exclude_types"].contains("both"), "{errors:?}");
     }
 
@@ -873,7 +718,7 @@ mod tests {
             ("proxy_password", "pw-SECRET-1"),
             ("no_proxy", "corp.example, 10.0.0.0/8"),
         ]);
-        let changes = apply("/collection", &Config::default(), &f).unwrap();
+        let changes = apply(SettingsPage::Collection, &Config::default(), &f).unwrap();
         let n = &changes.config.network;
         assert_eq!(
             n.proxy.as_ref().unwrap().as_str(),
@@ -892,7 +737,7 @@ mod tests {
         );
         assert!(!typed(&f).contains_key("proxy_password"));
         f.insert("proxy".into(), "http://u:pw@proxy.corp:3128".into());
-        let errors = apply("/collection", &Config::default(), &f).unwrap_err();
+        let errors = apply(SettingsPage::Collection, &Config::default(), &f).unwrap_err();
         assert!(errors.contains_key("proxy"), "{errors:?}");
     }
 
@@ -906,12 +751,12 @@ mod tests {
             ("poll_interval_secs", "10"),
             ("page_limit", "500"),
         ]);
-        let errors = apply("/collection", &Config::default(), &f).unwrap_err();
+        let errors = apply(SettingsPage::Collection, &Config::default(), &f).unwrap_err();
         assert!(errors.contains_key("backfill_days"), "{errors:?}");
         // A deep backfill in streaming mode is fine (read through admin_logs).
         let mut deep = f.clone();
         deep.insert("backfill_days".into(), "60".into());
-        let changes = apply("/collection", &Config::default(), &deep).unwrap();
+        let changes = apply(SettingsPage::Collection, &Config::default(), &deep).unwrap();
         assert_eq!(changes.config.events.backfill_days, 60);
         let f = form(&[
             ("stream_type", "admin_logs"),
@@ -920,7 +765,7 @@ mod tests {
             ("poll_interval_secs", "x"),
             ("page_limit", "500"),
         ]);
-        let errors = apply("/collection", &Config::default(), &f).unwrap_err();
+        let errors = apply(SettingsPage::Collection, &Config::default(), &f).unwrap_err();
         assert!(errors.contains_key("poll_interval_secs"), "{errors:?}");
     }
 
@@ -943,7 +788,7 @@ mod tests {
             ("collector_port", "6514"),
             ("collector_ca_pem", &cert.cert.pem()),
         ]);
-        let changes = apply("/insightidr", &base, &good).unwrap();
+        let changes = apply(SettingsPage::InsightIdr, &base, &good).unwrap();
         let (path, _) = changes.ca_file.unwrap();
         assert!(path.starts_with(&base.data_dir));
         assert_eq!(
@@ -956,7 +801,7 @@ mod tests {
             ("collector_port", "6514"),
             ("collector_ca_pem", "<script>not a cert</script>"),
         ]);
-        let errors = apply("/insightidr", &base, &bad).unwrap_err();
+        let errors = apply(SettingsPage::InsightIdr, &base, &bad).unwrap_err();
         assert!(errors.contains_key("collector_ca_pem"));
     }
 

@@ -9,11 +9,12 @@
 //! * `app`: the router; the first-boot gate, Origin and CSRF checks run before every handler.
 //! * `session`: sessions (idle 15 min, absolute 8 h), CSRF tokens, OAuth `state`.
 //! * `credentials`: the setup code, argon2id passwords, failed-attempt throttling.
-//! * `forms`: settings forms → a whole validated [`boxidr_config::Config`] + secrets.
+//! * `forms`: parsing and validation only: settings forms → a whole validated
+//!   [`boxidr_config::Config`] + secrets, and a stored config → form values (no markup).
 //! * `config_file`: the atomic TOML rewrite.
 //! * `boxlink`: the Box app client, `/users/me`, Box errors in plain words.
 //! * `pages` (maud templates, auto-escaped, no inline script; the Box page loads the external
-//!   `/static/copy.js`) and [`status`] ([`StatusSource`] and the status dashboard).
+//!   `/static/copy.js`; the settings forms' fields in `pages::settings_fields`) and [`status`] ([`StatusSource`] and the status dashboard).
 //! * [`keys`]: the store keys this page writes, which the collector reads.
 //!
 //! # Security model

@@ -9,6 +9,10 @@ use maud::{DOCTYPE, Markup, html};
 
 use crate::status::bounded;
 
+mod settings_fields;
+
+pub(crate) use settings_fields::{SecretsSet, page_for};
+
 /// Field name → error message.
 pub(crate) type Errors = BTreeMap<String, String>;
 /// Field name → value as typed (or as stored, for non-secret fields).

@@ -128,6 +128,40 @@ impl Page {
     }
 }
 
+/// The three settings forms that write the TOML file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SettingsPage {
+    /// InsightIDR destination: Collector, Log Search, Platform API key.
+    InsightIdr,
+    /// Accounts and domain.
+    Mapping,
+    /// Collection: stream, backfill, polling, event types, outbound proxy (and the scope).
+    Collection,
+}
+
+impl SettingsPage {
+    /// Where the page is shown and its form posts.
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Self::InsightIdr => Page::InsightIdr.path(),
+            Self::Mapping => Page::Mapping.path(),
+            Self::Collection => Page::Collection.path(),
+        }
+    }
+}
+
+impl Page {
+    /// The settings form shown at, or saved by, this route.
+    pub(crate) fn settings_page(self) -> Option<SettingsPage> {
+        match self {
+            Self::InsightIdr | Self::InsightIdrSave => Some(SettingsPage::InsightIdr),
+            Self::Mapping | Self::MappingSave => Some(SettingsPage::Mapping),
+            Self::Collection | Self::CollectionSave => Some(SettingsPage::Collection),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +188,17 @@ mod tests {
         assert_eq!(Page::find(Method::Get, "/status/"), None, "exact paths");
         assert!(Page::InsightIdrSave.takes_upload() && !Page::InsightIdr.takes_upload());
         assert!(Page::BoxTest.loads_script() && !Page::Status.loads_script());
+        for page in [
+            SettingsPage::InsightIdr,
+            SettingsPage::Mapping,
+            SettingsPage::Collection,
+        ] {
+            let get = Page::find(Method::Get, page.path()).unwrap();
+            let post = Page::find(Method::Post, page.path()).unwrap();
+            assert_eq!(
+                (get.settings_page(), post.settings_page()),
+                (Some(page), Some(page))
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::forms;
 use crate::http::{Req, Resp};
 use crate::keys;
 use crate::pages::{self, PreviewRow};
+use crate::route::SettingsPage;
 use crate::status::bounded;
 
 /// Users shown by the preview.
@@ -138,7 +139,7 @@ impl App {
             req,
             ctx,
             SettingsExtras {
-                path: Some("/insightidr"),
+                path: Some(SettingsPage::InsightIdr),
                 typed,
                 notice: Some(notice),
                 ..SettingsExtras::default()
@@ -152,14 +153,14 @@ impl App {
         let form = req.form();
         let typed = Some(forms::typed(&form));
         let base = self.current_config();
-        let changes = match forms::apply("/mapping", &base, &form) {
+        let changes = match forms::apply(SettingsPage::Mapping, &base, &form) {
             Ok(changes) => changes,
             Err(errors) => {
                 return self.render_settings(
                     req,
                     ctx,
                     SettingsExtras {
-                        path: Some("/mapping"),
+                        path: Some(SettingsPage::Mapping),
                         typed,
                         errors,
                         ..SettingsExtras::default()
@@ -175,7 +176,7 @@ impl App {
             req,
             ctx,
             SettingsExtras {
-                path: Some("/mapping"),
+                path: Some(SettingsPage::Mapping),
                 typed,
                 preview: Some(pages::preview(&rows, false)),
                 ..SettingsExtras::default()

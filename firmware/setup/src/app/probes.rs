@@ -44,6 +44,7 @@ use crate::forms;
 use crate::http::{Req, Resp};
 use crate::keys;
 use crate::pages::{self, Errors, Values};
+use crate::route::SettingsPage;
 use crate::status::bounded;
 
 /// Start of every test record's marker (and event id).
@@ -307,13 +308,9 @@ pub(crate) fn box_advice(error: &ApiError, scope: &str, role: &str) -> String {
 }
 
 /// Where the InsightIDR tests' answer is drawn: the InsightIDR page with the form as typed.
-fn insightidr_extras(
-    typed: Values,
-    errors: Errors,
-    report: Option<&TestReport>,
-) -> SettingsExtras<'static> {
+fn insightidr_extras(typed: Values, errors: Errors, report: Option<&TestReport>) -> SettingsExtras {
     SettingsExtras {
-        path: Some("/insightidr"),
+        path: Some(SettingsPage::InsightIdr),
         typed: Some(typed),
         errors,
         test: report.map(pages::test_report),
@@ -404,7 +401,7 @@ impl App {
         };
         let typed = forms::typed(&form);
         let region = self.form_region(&form);
-        match forms::apply("/insightidr", &self.current_config(), &form) {
+        match forms::apply(SettingsPage::InsightIdr, &self.current_config(), &form) {
             Ok(changes) => Ok((typed, changes, region)),
             Err(errors) => {
                 Err(self.render_settings(req, ctx, insightidr_extras(typed, errors, None)))
@@ -576,13 +573,31 @@ impl App {
         };
         let wait = self.test_wait;
         let started = Instant::now();
+        // A failed search is tried again until the wait is over, as the canary does (a
+        // proxy or the API may drop one request).
+        let give_up = started + wait;
         let seen = self.block_on(async {
-            let logs: Vec<String> = verifier.logs().await?.into_iter().map(|l| l.id).collect();
-            if logs.is_empty() {
-                return Ok(None);
+            loop {
+                let left = give_up.saturating_duration_since(Instant::now());
+                let attempt = async {
+                    let logs: Vec<String> =
+                        verifier.logs().await?.into_iter().map(|l| l.id).collect();
+                    if logs.is_empty() {
+                        return Ok(None);
+                    }
+                    let since = sent_at - Duration::from_secs(60);
+                    verifier.find(&logs, &marker, since, left).await.map(Some)
+                }
+                .await;
+                match attempt {
+                    Err(boxidr_forward::VerifyError::Unavailable(_))
+                        if left > Duration::from_secs(2) =>
+                    {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => return other,
+                }
             }
-            let since = sent_at - Duration::from_secs(60);
-            verifier.find(&logs, &marker, since, wait).await.map(Some)
         });
         match seen {
             Ok(Some(CanaryOutcome::Seen { .. })) => report.pass(

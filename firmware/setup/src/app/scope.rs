@@ -7,6 +7,7 @@ use boxidr_config::{Scope, ScopeError};
 use super::{App, Ctx, SettingsExtras, internal};
 use crate::forms::Changes;
 use crate::http::{Req, Resp};
+use crate::route::SettingsPage;
 
 /// Row errors listed on the page at most (the count of the rest is given).
 const MAX_LISTED: usize = 200;
@@ -45,7 +46,7 @@ impl App {
             req,
             ctx,
             SettingsExtras {
-                path: Some("/collection"),
+                path: Some(SettingsPage::Collection),
                 scope_problems: problems,
                 scope_pasted: pasted,
                 ..SettingsExtras::default()
