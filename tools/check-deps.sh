@@ -2,6 +2,7 @@
 # Enforces the dependency direction of shared/ARCHITECTURE.md:
 # - pure crates carry no tokio, reqwest, redb, tiny_http or rppal (not even transitively);
 # - only the board crate may depend on rppal;
+# - each of our crates uses only the crates of its row in README "Layout";
 # - the boxidr product (normal dependencies, default features) holds no box-sim, idr-sim,
 #   fault-proxy, demo, bench or axum;
 # - one TLS crypto provider (ring): aws-lc-sys must not be in the tree for any target.
@@ -16,6 +17,29 @@ for pure in boxidr-model boxidr-config boxidr-normalize boxidr-health; do
     if [ -n "$found" ]; then
         echo "pure crate $pure depends on I/O crates:"; echo "$found"; fail=1
     fi
+done
+
+# Which of our crates each crate may use (README "Layout", last column). A crate not listed
+# here (boxidr, the tools) may use any of them.
+declare -A allowed=(
+    [boxidr-model]=""
+    [boxidr-config]="boxidr-model"
+    [boxidr-normalize]="boxidr-model boxidr-config"
+    [boxidr-health]="boxidr-model"
+    [boxidr-store]="boxidr-model"
+    [boxidr-board]="boxidr-model"
+    [boxidr-boxapi]="boxidr-model boxidr-config boxidr-store"
+    [boxidr-forward]="boxidr-model boxidr-config boxidr-store"
+    [boxidr-setup]="boxidr-model boxidr-config boxidr-store boxidr-boxapi boxidr-normalize boxidr-forward"
+)
+for crate in "${!allowed[@]}"; do
+    uses=$(cargo tree --locked -p "$crate" -e normal --depth 1 --prefix none --target all 2>/dev/null \
+        | tail -n +2 | awk '{print $1}' | grep -E '^boxidr' | sort -u || true)
+    for dep in $uses; do
+        if ! [[ " ${allowed[$crate]} " == *" $dep "* ]]; then
+            echo "$crate may not depend on $dep (README Layout: ${allowed[$crate]:-none of our crates})"; fail=1
+        fi
+    done
 done
 
 # The product binary links no simulator and no axum (the demo and the benchmark live in tools/).

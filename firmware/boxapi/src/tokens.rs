@@ -1,4 +1,6 @@
-//! The one place that holds and refreshes Box tokens (ARCHITECTURE invariant 5).
+//! The one place that holds, refreshes and stores Box tokens (ARCHITECTURE invariant 5): the
+//! refresh token is written only through [`TokenManager::save_refresh_token`], by the manager
+//! after a rotation and by the setup page after a new grant.
 //!
 //! - **Single flight.** A tokio mutex is held across a refresh: concurrent callers wait and
 //!   then use the new token; Box never sees two refreshes of the same refresh token.
@@ -134,6 +136,26 @@ impl TokenManager {
         self.state.lock().await.dead.is_some()
     }
 
+    /// Stores `refresh` as the Box refresh token durably, or forgets the stored one (`None`: a
+    /// grant without one, such as client credentials). The only writer of that secret.
+    pub async fn save_refresh_token(
+        store: &Store,
+        refresh: Option<&Secret>,
+    ) -> Result<(), boxidr_store::StoreError> {
+        match refresh {
+            Some(refresh) => {
+                let secret = boxidr_store::Secret::new(refresh.expose().as_bytes().to_vec());
+                store
+                    .put_secrets(vec![(REFRESH_TOKEN_KEY.to_owned(), secret)])
+                    .await
+            }
+            None => store
+                .delete_secret(REFRESH_TOKEN_KEY.to_owned())
+                .await
+                .map(|_| ()),
+        }
+    }
+
     async fn commit(
         &self,
         state: &mut State,
@@ -141,12 +163,7 @@ impl TokenManager {
         issued: Instant,
     ) -> Result<(), ApiError> {
         if let Some(refresh) = &tokens.refresh_token {
-            let secret = boxidr_store::Secret::new(refresh.expose().as_bytes().to_vec());
-            if let Err(e) = self
-                .store
-                .put_secrets(vec![(REFRESH_TOKEN_KEY.to_owned(), secret)])
-                .await
-            {
+            if let Err(e) = Self::save_refresh_token(&self.store, Some(refresh)).await {
                 tracing::warn!(error = %e, "Cannot store the rotated refresh token; not using the new access token yet.");
                 state.unsaved = Some((tokens, issued));
                 return Err(store_error(e));

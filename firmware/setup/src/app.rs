@@ -788,21 +788,8 @@ impl App {
         tokens: boxidr_boxapi::TokenSet,
         config: &Config,
     ) -> Result<Option<Value>, SetupError> {
-        match &tokens.refresh_token {
-            Some(refresh) => {
-                self.store
-                    .put_secrets(vec![(
-                        keys::BOX_REFRESH_TOKEN.to_owned(),
-                        boxidr_store::Secret::new(refresh.expose().as_bytes().to_vec()),
-                    )])
-                    .await?;
-            }
-            None => {
-                self.store
-                    .delete_secret(keys::BOX_REFRESH_TOKEN.to_owned())
-                    .await?;
-            }
-        }
+        boxidr_boxapi::TokenManager::save_refresh_token(&self.store, tokens.refresh_token.as_ref())
+            .await?;
         let grant_json = match &grant {
             Grant::AuthorizationCode => json!({"type": "authorization_code"}),
             Grant::ClientCredentials { enterprise_id } => {

@@ -662,7 +662,7 @@ impl StoreCore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<UserEntry>, StoreError> {
-        let op = Op::GetUser;
+        let op = Op::ListUsers;
         self.run(|_, db| {
             let read = db.begin_read().op(op)?;
             let Some(table) = open_read(&read, schema::USERS, op)? else {

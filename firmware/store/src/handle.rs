@@ -265,7 +265,7 @@ impl Store {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<UserEntry>, StoreError> {
-        self.call(Op::GetUser, move |core| {
+        self.call(Op::ListUsers, move |core| {
             core.users_after(after.as_deref(), limit)
         })
         .await
