@@ -111,6 +111,20 @@ impl UsersClient {
         }
         http::get_bounded(&self.http, url, token, self.max_body).await
     }
+
+    /// `GET /users/me` with `fields`: the account the token belongs to, as Box's JSON
+    /// (untrusted; the setup page shows it escaped). At most `limit` bytes are read.
+    pub async fn me(&self, token: &Secret, fields: &str, limit: u64) -> Result<Value, ApiError> {
+        let mut url = self.users_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push("me");
+        }
+        url.query_pairs_mut().append_pair("fields", fields);
+        let body = http::get_bounded(&self.http, url, token, self.max_body.min(limit)).await?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
+            detail: format!("users/me: {e}"),
+        })
+    }
 }
 
 /// Parses a users page; pure so the sample pages can be tested directly.

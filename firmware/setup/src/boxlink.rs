@@ -1,10 +1,16 @@
 //! The Box side of the page: building the app's [`AuthClient`] from what the admin stored,
 //! reading the connected account (`GET /users/me`), and explaining Box's refusals in plain words.
+//! Every Box call goes through `boxidr_boxapi`'s clients; no Box URL is built here.
 
 use std::sync::Arc;
 
-use boxidr_boxapi::{ApiError, AuthClient, AuthError, Grant, Secret, TokenSet};
+use boxidr_boxapi::events::From as EventsFrom;
+use boxidr_boxapi::{
+    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, Secret, TokenSet,
+    UsersClient,
+};
 use boxidr_config::Config;
+use boxidr_model::StreamType;
 use boxidr_store::Store;
 use serde_json::{Value, json};
 
@@ -70,17 +76,14 @@ pub(crate) async fn users_me(
     config: &Config,
     access: &Secret,
 ) -> Result<Value, ApiError> {
-    let mut url = boxidr_boxapi::http::endpoint(&config.box_api.api_base, "users");
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.push("me");
-    }
-    url.query_pairs_mut()
-        .append_pair("fields", "name,login,role,enterprise");
-    let max = config.box_api.max_body_bytes.min(USERS_ME_LIMIT);
-    let body = boxidr_boxapi::http::get_bounded(http, url, access, max).await?;
-    let me: Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
-        detail: format!("users/me: {e}"),
-    })?;
+    let users = UsersClient::new(
+        http.clone(),
+        &config.box_api.api_base,
+        config.box_api.max_body_bytes,
+    );
+    let me = users
+        .me(access, "name,login,role,enterprise", USERS_ME_LIMIT)
+        .await?;
     let text = |v: Option<&Value>| match v {
         Some(Value::String(s)) => Value::String(s.clone()),
         Some(Value::Number(n)) => Value::String(n.to_string()),
@@ -103,25 +106,29 @@ pub(crate) async fn users_me(
 
 /// Tries the two reads the collector needs with the new token, so the admin learns at once
 /// which permission is missing: `{"events": "...", "users": "..."}`, each `"allowed"` or a
-/// plain-words verdict.
+/// plain-words verdict. Through `boxapi`'s own clients: one `admin_logs` event at
+/// `stream_position=now` (no position kept) and one user.
 pub(crate) async fn check_permissions(
     http: &reqwest::Client,
     config: &Config,
     access: &Secret,
 ) -> Value {
+    let api = &config.box_api.api_base;
     let max = config.box_api.max_body_bytes;
-    let mut events = boxidr_boxapi::http::endpoint(&config.box_api.api_base, "events");
-    events
-        .query_pairs_mut()
-        .append_pair("stream_type", "admin_logs")
-        .append_pair("limit", "1");
-    let mut users = boxidr_boxapi::http::endpoint(&config.box_api.api_base, "users");
-    users
-        .query_pairs_mut()
-        .append_pair("limit", "1")
-        .append_pair("fields", "id");
-    let events = boxidr_boxapi::http::get_bounded(http, events, access, max).await;
-    let users = boxidr_boxapi::http::get_bounded(http, users, access, max).await;
+    let request = EventsRequest {
+        stream: StreamType::AdminLogs,
+        from: EventsFrom::Now,
+        limit: 1,
+        created_after: None,
+        created_before: None,
+        event_types: Vec::new(),
+    };
+    let events = EventsClient::new(http.clone(), api, max)
+        .fetch(access, &request)
+        .await;
+    let users = UsersClient::new(http.clone(), api, max)
+        .fetch(access, None, 1)
+        .await;
     json!({
         "events": verdict(
             events.map(drop),
