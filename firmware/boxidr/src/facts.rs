@@ -72,6 +72,9 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
             durable_commits: s.io.durable_commits,
             fsyncs: s.io.fsyncs,
             write_bytes: s.io.bytes_written,
+            dead_letters: s.dead_letters,
+            dead_letter_bytes: s.dead_letter_bytes,
+            dead_letters_full: s.dead_letters_full,
         },
         Err(e) => StoreFacts {
             error: Some(e.to_string()),

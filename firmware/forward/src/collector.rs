@@ -34,7 +34,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxidr_store::SinkId;
+use boxidr_store::{Rejection, SinkId};
 use futures_util::FutureExt;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -179,14 +179,14 @@ struct Framed {
     through: u64,
     bytes: Vec<u8>,
     sent: u64,
-    rejected: u64,
+    rejected: Vec<Rejection>,
 }
 
 /// A flushed batch waiting out its confirm window.
 struct Unconfirmed {
     through: u64,
     sent: u64,
-    rejected: u64,
+    rejected: Vec<Rejection>,
     confirm_at: Instant,
 }
 
@@ -294,8 +294,9 @@ impl CollectorSink {
         {
             delivery.through = Some(front.through);
             delivery.sent += front.sent;
-            delivery.rejected += front.rejected;
-            self.unconfirmed.pop_front();
+            if let Some(front) = self.unconfirmed.pop_front() {
+                delivery.rejected.extend(front.rejected);
+            }
         }
         delivery.through.is_some().then_some(delivery)
     }
@@ -370,7 +371,7 @@ impl Sink for CollectorSink {
     }
 
     fn submit(&mut self, batch: Vec<Rendered>, through: u64) {
-        let (mut sent, mut rejected) = (0u64, 0u64);
+        let (mut sent, mut rejected) = (0u64, Vec::new());
         let mut bytes = Vec::new();
         for record in batch {
             let Some(line) = record.line else { continue };
@@ -378,9 +379,12 @@ impl Sink for CollectorSink {
                 // One line per event is the only framing the Collector has: never split one.
                 tracing::warn!(
                     seq = record.seq,
-                    "UEF line is empty or spans lines; not sent."
+                    "UEF line is empty or spans lines; not sent, kept as a dead letter."
                 );
-                rejected += 1;
+                rejected.push(Rejection {
+                    seq: record.seq,
+                    reason: "the UEF line was empty or spanned lines (the Collector frames one event per line)".to_owned(),
+                });
                 continue;
             }
             bytes.reserve(line.len() + 1);

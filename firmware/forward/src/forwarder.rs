@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use boxidr_store::{AckOutcome, QueuedRecord, ReadLimits, SinkBatch, SinkId, Store, StoreError};
+use boxidr_store::{
+    AckOutcome, QueuedRecord, ReadLimits, Rejection, SinkBatch, SinkId, Store, StoreError,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -84,6 +86,9 @@ impl<S: Sink> std::fmt::Debug for Forwarder<S> {
     }
 }
 
+/// How often an ack refused because the dead letters are full is tried again.
+const DEAD_LETTERS_FULL_RETRY: Duration = Duration::from_secs(10);
+
 type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
 
 /// One submitted read: the last sequence it covers, its lines and their bytes.
@@ -105,6 +110,9 @@ struct Positions {
     read: u64,
     /// Submitted reads not yet acked, oldest first.
     spans: VecDeque<Span>,
+    /// Delivered-prefix records the destination refused for good, not yet acked: the next
+    /// ack keeps them as dead letters in the same transaction.
+    rejected: Vec<Rejection>,
 }
 
 impl Positions {
@@ -135,6 +143,7 @@ impl Positions {
     fn acked_to(&mut self, cursor: u64) {
         self.acked = self.acked.max(cursor);
         let acked = self.acked;
+        self.rejected.retain(|r| r.seq > acked);
         while self.spans.front().is_some_and(|s| s.through <= acked) {
             self.spans.pop_front();
         }
@@ -242,7 +251,16 @@ impl<S: Sink> Forwarder<S> {
             let ack_due = stopping.is_some() || config_error || last_ack.elapsed() >= ack_every;
             if acking.is_none() && pos.delivered > pos.acked && ack_due {
                 let (store, through) = (self.store.clone(), pos.delivered);
-                acking = Some(Box::pin(async move { store.ack(sink_id, through).await }));
+                let rejected = pos.rejected.clone();
+                acking = Some(Box::pin(async move {
+                    if rejected.is_empty() {
+                        store.ack(sink_id, through).await
+                    } else {
+                        store
+                            .ack_rejecting(sink_id, through, rejected, crate::status::now_ms())
+                            .await
+                    }
+                }));
                 last_ack = Instant::now();
             }
             let settled = !pos.outstanding() && acking.is_none() && pos.delivered <= pos.acked;
@@ -344,8 +362,15 @@ impl<S: Sink> Forwarder<S> {
                         }
                         Err(e) => {
                             // Delivered but not recorded: retried at the next interval; a crash
-                            // meanwhile re-sends it (duplicates, bounded by `max_unacked`).
+                            // meanwhile re-sends it (duplicates, bounded by `max_unacked`). At
+                            // the dead-letter bound the sink holds here (nothing is dropped).
                             tracing::warn!(sink = %sink_id, error = %e, "Acknowledging delivered records failed; retrying.");
+                            let message = e.to_string();
+                            self.publish(|s| s.last_error = Some(message));
+                            if matches!(e, StoreError::DeadLettersFull { .. }) {
+                                // Only an administrator frees room: look again now and then.
+                                last_ack = Instant::now() + DEAD_LETTERS_FULL_RETRY;
+                            }
                             if stopping.is_some() {
                                 break;
                             }
@@ -378,12 +403,14 @@ impl<S: Sink> Forwarder<S> {
         };
         let passed = through - pos.delivered;
         pos.delivered = through;
-        let skipped = passed.saturating_sub(delivery.sent + delivery.rejected);
+        let rejected = delivery.rejected.len() as u64;
+        pos.rejected.extend(delivery.rejected.iter().cloned());
+        let skipped = passed.saturating_sub(delivery.sent + rejected);
         let now = SystemTime::now();
         self.publish(|s| {
             s.delivered += delivery.sent;
             s.skipped += skipped;
-            s.rejected += delivery.rejected;
+            s.rejected += rejected;
             if delivery.sent > 0 {
                 s.last_delivered_at = Some(now);
             }

@@ -19,8 +19,9 @@
 //! (duplicates bounded by the window, never loss).
 //!
 //! Responses: 2xx = delivered; 408, 429, 5xx, timeouts and connection errors = retry later
-//! (`Retry-After` honoured); 413 = this record is too large for the service: counted as rejected
-//! and passed (retrying cannot help and it must not wedge the queue); any other 4xx (401, 403,
+//! (`Retry-After` honoured); 413 = this record is too large for the service: reported as
+//! rejected, which the loop keeps as a dead letter with the ack that passes it (retrying
+//! cannot help and it must not wedge the queue); any other 4xx (401, 403,
 //! 404, unknown token) = configuration error: the sink stops and the queue is kept.
 //!
 //! The log token is part of the URL: the URL is never logged, never put in an error and never
@@ -32,7 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use boxidr_store::SinkId;
+use boxidr_store::{Rejection, SinkId};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
@@ -291,9 +292,12 @@ impl LogSearchSink {
             Some(Outcome::TooLarge) => {
                 tracing::warn!(
                     seq,
-                    "Log Search refused a record as too large; passed and counted."
+                    "Log Search refused a record as too large; kept as a dead letter."
                 );
-                self.report.rejected += 1;
+                self.report.rejected.push(Rejection {
+                    seq,
+                    reason: "Log Search answered HTTP 413 Payload Too Large".to_owned(),
+                });
             }
             Some(Outcome::Retry {
                 message,

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use boxidr_store::SinkId;
+use boxidr_store::{Rejection, SinkId};
 
 use crate::render::Rendered;
 
@@ -56,9 +56,11 @@ pub struct Delivery {
     pub through: Option<u64>,
     /// Records that joined the delivered prefix with this report and were sent (a `line` was present and accepted).
     pub sent: u64,
-    /// Records that joined the delivered prefix with this report that the destination refused for good (e.g. HTTP
-    /// 413) or that could not be framed safely; counted and reported, never retried forever.
-    pub rejected: u64,
+    /// Records that joined the delivered prefix with this report that the destination refused
+    /// for good (e.g. HTTP 413) or that could not be framed safely, each with its reason: the
+    /// loop keeps them as dead letters in the store with the ack that passes them; never
+    /// retried forever, never dropped silently.
+    pub rejected: Vec<Rejection>,
     /// Why delivery stopped before the end of the batch, if it did.
     pub error: Option<SinkError>,
 }

@@ -43,7 +43,7 @@ pub struct SinkStatus {
     pub delivered: u64,
     /// Records passed without sending (not for this sink) since start.
     pub skipped: u64,
-    /// Records the destination refused for good (counted, passed) since start.
+    /// Records the destination refused for good since start (kept as dead letters, passed).
     pub rejected: u64,
     /// The sink's cursor in the store after the last ack (0: none this run).
     pub cursor: u64,
@@ -72,4 +72,12 @@ impl SinkStatus {
     pub fn disabled(sink: SinkId) -> Self {
         Self::new(sink, SinkState::Disabled)
     }
+}
+
+/// Wall-clock milliseconds since the epoch (0 before 1970: a clock that wrong is reported by
+/// the health model, not here).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -176,9 +176,10 @@ async fn unknown_token_stops_the_sink_and_keeps_the_queue() {
     assert_eq!(end.delivered, 0);
 }
 
-/// A record the service refuses as too large (413) is counted and passed; the rest flows.
+/// A record the service refuses as too large (413) is kept as a dead letter (with the reason)
+/// by the ack that passes it, counted, and the rest flows: nothing wedges, nothing vanishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_record_is_counted_not_wedging() {
+async fn oversized_record_becomes_a_dead_letter_not_a_wedge() {
     let sim = sim(|c| c.body_limit = 4096).await;
     let (store, _dir) = store().await;
     store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
@@ -195,4 +196,14 @@ async fn oversized_record_is_counted_not_wedging() {
     assert_eq!((status.delivered, status.rejected), (10, 1));
     let counts = sim.delivery_counts().logsearch;
     assert_eq!((counts.delivered(), counts.duplicates()), (10, 0));
+
+    let letters = store.dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.sink, SinkId::LogSearch);
+    assert_eq!(letter.record.event_id.as_str(), "big");
+    assert!(letter.reason.contains("413"), "{}", letter.reason);
+    assert!(letter.record.event_json.len() > 5000);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.queue_records, stats.dead_letters), (0, 1));
 }

@@ -517,6 +517,21 @@ fn assess_store(facts: &Facts, derived: &Derived) -> Vec<Problem> {
             Some(format!("{} times", st.reopens)),
         );
     }
+    if st.dead_letters > 0 || st.dead_letters_full {
+        let full = if st.dead_letters_full {
+            "; they are full, so forwarding holds until they are removed"
+        } else {
+            ""
+        };
+        add(
+            ProblemCode::DeadLetters,
+            Some(format!(
+                "{} records ({}){full}",
+                st.dead_letters,
+                plain_bytes(st.dead_letter_bytes)
+            )),
+        );
+    }
     out
 }
 

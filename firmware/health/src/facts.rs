@@ -212,6 +212,16 @@ pub struct StoreFacts {
     /// Bytes written to the database file since start.
     #[serde(default)]
     pub write_bytes: u64,
+    /// Records a destination refused for good, kept as dead letters (download and remove
+    /// them on the Maintenance page).
+    #[serde(default)]
+    pub dead_letters: u64,
+    /// Their stored size in bytes.
+    #[serde(default)]
+    pub dead_letter_bytes: u64,
+    /// Whether the dead letters are at their bound: a sink holds until some are removed.
+    #[serde(default)]
+    pub dead_letters_full: bool,
 }
 
 /// What the clock reports.

@@ -282,6 +282,28 @@ pub fn metrics(facts: &Facts, health: &Health) -> String {
         "Bytes written to the database file.",
     );
     m.sample("boxidr_store_write_bytes_total", &[], st.write_bytes);
+    m.family(
+        "boxidr_store_dead_letters",
+        "gauge",
+        "Records a destination refused for good, kept for download on the Maintenance page.",
+    );
+    m.sample("boxidr_store_dead_letters", &[], st.dead_letters);
+    m.family(
+        "boxidr_store_dead_letter_bytes",
+        "gauge",
+        "Stored size of the dead letters in bytes.",
+    );
+    m.sample("boxidr_store_dead_letter_bytes", &[], st.dead_letter_bytes);
+    m.family(
+        "boxidr_store_dead_letters_full",
+        "gauge",
+        "1 when the dead letters are at their bound and a sink holds until they are removed.",
+    );
+    m.sample(
+        "boxidr_store_dead_letters_full",
+        &[],
+        u64::from(st.dead_letters_full),
+    );
 
     m.family(
         "boxidr_clock_synchronised",

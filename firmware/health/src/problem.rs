@@ -18,6 +18,7 @@
 //! 5. `clock_not_synchronised` (error, on, 4 flashes)
 //! 6. `queue_nearly_full` (warning, slow blink, 5 flashes)
 //! 7. `leds_unavailable` (warning, slow blink, 6 flashes)
+//! 8. `box_data_unreadable`, `dead_letters` (warning, slow blink, 7 flashes)
 
 use boxidr_model::AttentionCode;
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,9 @@ pub enum ProblemCode {
     /// Box sent pages that could not be read every time at the same place: the stream was
     /// re-anchored (its gap read through `admin_logs`), or an `admin_logs` window is stuck.
     BoxDataUnreadable,
+    /// Records a destination refused for good are kept as dead letters (download them on the
+    /// Maintenance page); at their bound a sink holds.
+    DeadLetters,
     /// Refreshing the Box access token fails; retrying.
     BoxRefreshFailing,
     /// Box calls fail; retrying with backoff.
@@ -218,7 +222,7 @@ pub enum ProblemCode {
 
 impl ProblemCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::StorageFault,
         Self::QueueFull,
         Self::SetupNeeded,
@@ -232,6 +236,7 @@ impl ProblemCode {
         Self::QueueNearlyFull,
         Self::LedsUnavailable,
         Self::BoxDataUnreadable,
+        Self::DeadLetters,
         Self::BoxRefreshFailing,
         Self::BoxRetrying,
         Self::SinkRetrying,
@@ -262,6 +267,7 @@ impl ProblemCode {
             Self::QueueNearlyFull => "queue_nearly_full",
             Self::LedsUnavailable => "leds_unavailable",
             Self::BoxDataUnreadable => "box_data_unreadable",
+            Self::DeadLetters => "dead_letters",
             Self::BoxRefreshFailing => "box_refresh_failing",
             Self::BoxRetrying => "box_retrying",
             Self::SinkRetrying => "sink_retrying",
@@ -294,6 +300,7 @@ impl ProblemCode {
             | Self::QueueNearlyFull
             | Self::LedsUnavailable
             | Self::BoxDataUnreadable
+            | Self::DeadLetters
             | Self::BoxRefreshFailing
             | Self::BoxRetrying
             | Self::SinkRetrying
@@ -335,7 +342,8 @@ impl ProblemCode {
             | Self::QueueFull
             | Self::QueueNearlyFull
             | Self::StoreRepaired
-            | Self::StoreReopened => Scope::Store,
+            | Self::StoreReopened
+            | Self::DeadLetters => Scope::Store,
             Self::ClockNotSynchronised | Self::ClockWaiting => Scope::Clock,
             Self::LedsUnavailable => Scope::Board,
         }
@@ -358,7 +366,7 @@ impl ProblemCode {
     pub const fn attention(self) -> Option<AttentionCode> {
         match self {
             Self::StorageFault | Self::StoreReopened => Some(AttentionCode::StorageFault),
-            Self::BoxDataUnreadable => Some(AttentionCode::DataSetAside),
+            Self::BoxDataUnreadable | Self::DeadLetters => Some(AttentionCode::DataSetAside),
             Self::QueueFull | Self::QueueNearlyFull => Some(AttentionCode::QueueNearlyFull),
             Self::SetupNeeded => Some(AttentionCode::SetupNeeded),
             Self::BoxReauthorisationNeeded => Some(AttentionCode::ReauthorisationNeeded),
@@ -397,6 +405,9 @@ impl ProblemCode {
             Self::StoreRepaired => "the store was repaired after an unclean shutdown",
             Self::StoreReopened => "the store was reopened after a storage error",
             Self::BoxDataUnreadable => "Box sent data the box could not read",
+            Self::DeadLetters => {
+                "InsightIDR refused records for good; they are kept as dead letters"
+            }
         }
     }
 
@@ -434,6 +445,9 @@ impl ProblemCode {
             ),
             Self::BoxDataUnreadable => Some(
                 "Read the detail on the status page. The events around it are read again through admin_logs; if it stays, contact support with the diagnostics.",
+            ),
+            Self::DeadLetters => Some(
+                "Download the dead letters on the Maintenance page (JSON lines, with the reason for each), then remove them there.",
             ),
             Self::BoxRefreshFailing
             | Self::BoxRetrying

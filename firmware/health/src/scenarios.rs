@@ -181,6 +181,10 @@ pub fn raising(code: ProblemCode) -> Facts {
         }
         ProblemCode::StoreRepaired => f.store.repaired = true,
         ProblemCode::StoreReopened => f.store.reopens = 1,
+        ProblemCode::DeadLetters => {
+            f.store.dead_letters = 2;
+            f.store.dead_letter_bytes = 3 * 1024 * 1024;
+        }
         ProblemCode::BoxDataUnreadable => {
             f.box_.unreadable_pages = 1;
             f.box_.unreadable = Some(

@@ -25,7 +25,7 @@ fn frame(box_link: LedLook, insightidr: LedLook, attention: LedLook) -> LedFrame
 fn every_problem_has_one_documented_look() {
     use AttentionCode as A;
     use ProblemCode as P;
-    let table: [(P, LedFrame, Option<A>); 26] = [
+    let table: [(P, LedFrame, Option<A>); 27] = [
         (P::StorageFault, frame(On, On, Fast), Some(A::StorageFault)),
         // The poller pauses when the queue is full: BOX slow blink too.
         (
@@ -66,6 +66,8 @@ fn every_problem_has_one_documented_look() {
             frame(Slow, On, Slow),
             Some(A::DataSetAside),
         ),
+        // Records InsightIDR refused for good are kept: a person downloads and removes them.
+        (P::DeadLetters, frame(On, On, Slow), Some(A::DataSetAside)),
         (P::BoxRefreshFailing, frame(Slow, On, Off), None),
         (P::BoxRetrying, frame(Slow, On, Off), None),
         (P::SinkRetrying, frame(On, Slow, Off), None),

@@ -153,7 +153,8 @@ pub enum AttentionCode {
     /// 6 flashes: no GPIO: the LEDs themselves could not be driven (seen on the status page only).
     LedsUnavailable = 6,
     /// 7 flashes: data set aside: Box sent data the box could not read (the stream was
-    /// re-anchored, or an `admin_logs` window is stuck); see the status page.
+    /// re-anchored, or an `admin_logs` window is stuck), or InsightIDR refused records for
+    /// good (kept as dead letters on the Maintenance page); see the status page.
     DataSetAside = 7,
 }
 

@@ -234,6 +234,8 @@ impl App {
             Page::ConfigImport => self.import_config(req, &ctx),
             Page::MetricsToken => self.metrics_token(req, &ctx),
             Page::SupportBundle => self.support_bundle(req),
+            Page::DeadLettersDownload => self.dead_letters_download(req),
+            Page::DeadLettersRemove => self.dead_letters_remove(req, &ctx),
         }
     }
 

@@ -608,12 +608,23 @@ pub(crate) fn preview(rows: &[PreviewRow], saved: bool) -> Markup {
 }
 
 /// The Maintenance page: export, import, support bundle, metrics.
+/// What the Maintenance page says about dead letters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DeadLetterSummary {
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    /// The newest one shown: "remove" covers up to it.
+    pub(crate) newest_seq: Option<u64>,
+    pub(crate) full: bool,
+}
+
 pub(crate) fn maintenance(
     nav: Nav<'_>,
     notice: Option<(&str, String)>,
     import_error: Option<&str>,
     secrets_set: &[&str],
     metrics_token_set: bool,
+    dead: &DeadLetterSummary,
 ) -> Markup {
     let csrf = nav.csrf.to_owned();
     layout(
@@ -642,6 +653,26 @@ pub(crate) fn maintenance(
                         input type="file" id="config_file" name="config_file" accept=".toml,text/plain";
                     }
                     button type="submit" { "Import" }
+                }
+            }
+            section #dead-letters {
+                h2 { "Dead letters" }
+                p { "Records InsightIDR refused for good (for example Log Search answering \"413 too large\") \
+                     are not dropped: they are kept here with the reason, and the status page and " code { "/metrics" }
+                    " count them. Download them (JSON lines: the record, the reason and Box's event), then remove them." }
+                @if dead.records == 0 {
+                    p { "None kept." }
+                } @else {
+                    p { strong { (dead.records) " kept" } " (" (dead.bytes) " bytes)."
+                        @if dead.full { " " strong.bad { "They are full: forwarding holds until some are removed." } } }
+                    p { a.button href="/maintenance/dead-letters.jsonl" download="boxidr-dead-letters.jsonl" { "Download dead letters" } }
+                    @if let Some(newest) = dead.newest_seq {
+                        form method="post" action="/maintenance/dead-letters/remove" {
+                            (csrf_input(&csrf))
+                            input type="hidden" name="through" value=(newest);
+                            button type="submit" { "Remove the " (dead.records) " dead letters shown" }
+                        }
+                    }
                 }
             }
             section {

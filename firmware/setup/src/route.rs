@@ -90,6 +90,10 @@ pages! {
     ConfigImport = "POST" "/maintenance/import",
     MetricsToken = "POST" "/maintenance/metrics-token",
     SupportBundle = "GET" "/maintenance/bundle.tar.gz",
+    /// Dead letters (records InsightIDR refused for good) as JSON lines.
+    DeadLettersDownload = "GET" "/maintenance/dead-letters.jsonl",
+    /// Removes the dead letters up to the newest one the page showed.
+    DeadLettersRemove = "POST" "/maintenance/dead-letters/remove",
 }
 
 impl Page {

@@ -588,6 +588,19 @@ fn queue_section(doc: &Value) -> Markup {
                     }
                 } }
                 tr { th { "Oldest undelivered event" } td { (secs_or(oldest, |s| format!("{} old", duration_words(s)), "none waiting")) } }
+                tr { th { "Dead letters" } td {
+                    @match store("dead_letters") {
+                        Some(0) | None => "none",
+                        Some(n) => {
+                            strong.bad { (n) " refused by InsightIDR, kept" }
+                            @if let Some(b) = store("dead_letter_bytes") { " (" (bytes_words(b)) ")" }
+                            @if at(doc, &["store", "dead_letters_full"]).and_then(Value::as_bool) == Some(true) {
+                                " — full: forwarding holds until they are removed"
+                            }
+                            " — " a href="/maintenance#dead-letters" { "download or remove them" }
+                        }
+                    }
+                } }
             }
         }
     }

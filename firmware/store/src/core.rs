@@ -22,9 +22,10 @@ use crate::backend::{BackendFactory, IoCounters, SharedBackend};
 use crate::error::{Op, StorageResultExt, StoreError};
 use crate::schema::{self, decode_record, encode_record};
 use crate::types::{
-    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, IoStats, PageCommit,
-    PageOutcome, QueuedRecord, ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, SinkStats,
-    Stats, StoreOptions, UserEntry, validate_key,
+    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTER_MAX_RECORDS, DeadLetter, IoStats, PageCommit, PageOutcome, QueuedRecord,
+    ReadLimits, RecordFilter, Rejection, Secret, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
+    UserEntry, validate_key,
 };
 
 /// Most compaction rounds one [`StoreCore::compact`] runs (redb may need several to shrink).
@@ -48,6 +49,8 @@ struct Env {
     /// fsyncs and bytes written, across reopens.
     io: Arc<IoCounters>,
     group: GroupState,
+    /// An ack was refused at the dead-letter bound (until dead letters are removed).
+    dead_letters_full: bool,
 }
 
 /// Group-commit bookkeeping (see [`Env::begin_write`]).
@@ -146,6 +149,7 @@ impl StoreCore {
             reopens: 0,
             io: Arc::new(IoCounters::default()),
             group: GroupState::default(),
+            dead_letters_full: false,
         };
         let db = Arc::new(env.open_database(Op::Open)?);
         Ok(Self {
@@ -337,11 +341,29 @@ impl StoreCore {
     /// it (with no enabled sink, nothing is deleted); a sink cursor never moves backwards (an
     /// older ack is a no-op and writes nothing); acking a sequence never assigned is refused.
     pub fn ack(&mut self, sink: SinkId, up_to_seq: u64) -> Result<AckOutcome, StoreError> {
+        self.ack_rejecting(sink, up_to_seq, &[], 0)
+    }
+
+    /// As [`StoreCore::ack`], and in the same transaction keeps every record of `rejected`
+    /// that the ack passes (its destination refused it for good) as a dead letter, with its
+    /// reason and `now_ms`. A rejection at or below the old cursor was kept by an earlier ack.
+    ///
+    /// Invariant: nothing Box gave us disappears silently. A refused record leaves the queue
+    /// only once it is a dead letter; at the bound ([`crate::DEAD_LETTER_MAX_RECORDS`],
+    /// [`crate::DEAD_LETTER_MAX_BYTES`]) the whole ack is refused with
+    /// [`StoreError::DeadLettersFull`] and nothing is written, so the sink holds.
+    pub fn ack_rejecting(
+        &mut self,
+        sink: SinkId,
+        up_to_seq: u64,
+        rejected: &[Rejection],
+        now_ms: u64,
+    ) -> Result<AckOutcome, StoreError> {
         let op = Op::Ack;
         self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let outcome = {
-                let meta = txn.open_table(schema::META).op(op)?;
+                let mut meta = txn.open_table(schema::META).op(op)?;
                 let newest = next_seq(&meta, op)?.saturating_sub(1);
                 if up_to_seq > newest {
                     return Err(StoreError::AckBeyondNewest {
@@ -359,8 +381,19 @@ impl StoreCore {
                         deleted: 0,
                     }
                 } else {
+                    let passed: Vec<&Rejection> = rejected
+                        .iter()
+                        .filter(|r| r.seq > old && r.seq <= up_to_seq)
+                        .collect();
+                    if !passed.is_empty() {
+                        let kept = keep_dead_letters(&txn, &mut meta, sink, &passed, now_ms, op);
+                        env.dead_letters_full =
+                            matches!(kept, Err(StoreError::DeadLettersFull { .. }));
+                        kept?;
+                    }
                     cursors.insert(sink.as_str(), up_to_seq).op(op)?;
                     drop(cursors);
+                    drop(meta);
                     let deleted = purge_delivered(&txn, op)?;
                     AckOutcome {
                         cursor: up_to_seq,
@@ -375,6 +408,85 @@ impl StoreCore {
                 txn.abort(op)?;
             }
             Ok(outcome)
+        })
+    }
+
+    /// Up to `limit` dead letters after `after` (a queue sequence; `None`: from the oldest),
+    /// oldest first. One read transaction.
+    pub fn dead_letters(
+        &mut self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let op = Op::ReadDeadLetters;
+        self.run(|_, db| {
+            let read = db.begin_read().op(op)?;
+            let Some(table) = open_read(&read, schema::DEAD_LETTERS, op)? else {
+                return Ok(Vec::new());
+            };
+            let start = after.map_or(0, |a| a.saturating_add(1));
+            let mut out = Vec::new();
+            for entry in table.range((start, "")..).op(op)?.take(limit) {
+                let (key, value) = entry.op(op)?;
+                let (seq, sink_key) = key.value();
+                let corrupt = |detail: String| StoreError::Corrupt {
+                    op,
+                    table: "dead_letters",
+                    key: format!("{seq}/{sink_key}"),
+                    detail,
+                };
+                let sink = SinkId::from_key(sink_key)
+                    .ok_or_else(|| corrupt(format!("unknown sink {sink_key:?}")))?;
+                let (reason, at_ms, record) =
+                    schema::decode_dead_letter(seq, value.value()).map_err(corrupt)?;
+                out.push(DeadLetter {
+                    sink,
+                    reason,
+                    at_ms,
+                    record,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Removes the dead letters with a sequence up to `through_seq` (the newest one the
+    /// administrator was shown, so one set aside meanwhile stays) in one durable write
+    /// transaction. Returns how many were removed.
+    pub fn remove_dead_letters(&mut self, through_seq: u64) -> Result<u64, StoreError> {
+        let op = Op::RemoveDeadLetters;
+        self.run(|env, db| {
+            let txn = env.begin_write(db, op)?;
+            let removed = {
+                let mut table = txn.open_table(schema::DEAD_LETTERS).op(op)?;
+                let (mut removed, mut bytes) = (0u64, 0u64);
+                for entry in table
+                    .extract_from_if(..(through_seq.saturating_add(1), ""), |_, _| true)
+                    .op(op)?
+                {
+                    let (_, value) = entry.op(op)?;
+                    removed += 1;
+                    bytes += value.value().len() as u64;
+                }
+                drop(table);
+                if removed > 0 {
+                    let mut meta = txn.open_table(schema::META).op(op)?;
+                    let total = meta
+                        .get(schema::META_DEAD_LETTER_BYTES)
+                        .op(op)?
+                        .map_or(0, |g| g.value());
+                    meta.insert(schema::META_DEAD_LETTER_BYTES, total.saturating_sub(bytes))
+                        .op(op)?;
+                }
+                removed
+            };
+            if removed == 0 {
+                txn.abort(op)?;
+            } else {
+                env.commit(txn, op)?;
+                env.dead_letters_full = false;
+            }
+            Ok(removed)
         })
     }
 
@@ -459,6 +571,18 @@ impl StoreCore {
                 }
                 _ => None,
             };
+            let (dead_letters, newest_dead_letter_seq) =
+                match open_read(&read, schema::DEAD_LETTERS, op)? {
+                    Some(t) => (t.len().op(op)?, t.last().op(op)?.map(|(k, _)| k.value().0)),
+                    None => (0, None),
+                };
+            let dead_letter_bytes = match open_read(&read, schema::META, op)? {
+                Some(meta) => meta
+                    .get(schema::META_DEAD_LETTER_BYTES)
+                    .op(op)?
+                    .map_or(0, |g| g.value()),
+                None => 0,
+            };
             Ok(Stats {
                 queue_records,
                 oldest_seq,
@@ -470,6 +594,10 @@ impl StoreCore {
                 reopens: env.reopens,
                 repaired: env.repaired.load(Ordering::Relaxed),
                 io: IoStats::default(),
+                dead_letters,
+                dead_letter_bytes,
+                newest_dead_letter_seq,
+                dead_letters_full: env.dead_letters_full,
             })
         })
     }
@@ -1189,6 +1317,7 @@ impl Env {
                     txn.open_table(schema::SETTINGS).op(op)?;
                     txn.open_table(schema::SECRETS).op(op)?;
                     txn.open_table(schema::COUNTERS).op(op)?;
+                    txn.open_table(schema::DEAD_LETTERS).op(op)?;
                 }
                 self.commit(txn, op)?;
                 info!(version = schema::SCHEMA_VERSION, "Created a new store.");
@@ -1475,6 +1604,60 @@ fn commit_page_in(
         cursor,
         appended_by_type,
     })
+}
+
+/// Copies the queue records of `passed` into `dead_letters` (inside the ack's transaction),
+/// refusing the whole ack at the bound.
+fn keep_dead_letters(
+    txn: &WriteTransaction,
+    meta: &mut redb::Table<&str, u64>,
+    sink: SinkId,
+    passed: &[&Rejection],
+    now_ms: u64,
+    op: Op,
+) -> Result<(), StoreError> {
+    let queue = txn.open_table(schema::QUEUE).op(op)?;
+    let mut letters = txn.open_table(schema::DEAD_LETTERS).op(op)?;
+    let mut bytes = meta
+        .get(schema::META_DEAD_LETTER_BYTES)
+        .op(op)?
+        .map_or(0, |g| g.value());
+    let mut records = letters.len().op(op)?;
+    for rejection in passed {
+        let Some(record) = queue.get(rejection.seq).op(op)? else {
+            // Only possible for a sink that is not enabled: the enabled ones delivered it.
+            warn!(seq = rejection.seq, %sink, "A refused record is no longer queued; the enabled sinks delivered it.");
+            continue;
+        };
+        let value =
+            schema::encode_dead_letter(&rejection.reason, now_ms, record.value()).map_err(|e| {
+                StoreError::InvalidInput {
+                    op,
+                    detail: format!("dead letter {} cannot be encoded: {e}", rejection.seq),
+                }
+            })?;
+        let size = value.len() as u64;
+        let key = (rejection.seq, sink.as_str());
+        let previous = letters.get(key).op(op)?.map(|g| g.value().len() as u64);
+        if previous.is_none()
+            && (records >= DEAD_LETTER_MAX_RECORDS
+                || bytes.saturating_add(size) > DEAD_LETTER_MAX_BYTES)
+        {
+            return Err(StoreError::DeadLettersFull {
+                sink,
+                records,
+                bytes,
+            });
+        }
+        letters.insert(key, value.as_slice()).op(op)?;
+        bytes = bytes
+            .saturating_add(size)
+            .saturating_sub(previous.unwrap_or(0));
+        records += u64::from(previous.is_none());
+        warn!(seq = rejection.seq, %sink, reason = %rejection.reason, "Kept a refused record as a dead letter.");
+    }
+    meta.insert(schema::META_DEAD_LETTER_BYTES, bytes).op(op)?;
+    Ok(())
 }
 
 /// The enabled sinks as seen by a read transaction.

@@ -28,6 +28,8 @@ pub enum Op {
     DeleteSecret,
     AddCounter,
     GetCounter,
+    ReadDeadLetters,
+    RemoveDeadLetters,
     Compact,
     Flush,
     Close,
@@ -56,6 +58,8 @@ impl Op {
             Self::DeleteSecret => "delete_secret",
             Self::AddCounter => "add_counter",
             Self::GetCounter => "get_counter",
+            Self::ReadDeadLetters => "read_dead_letters",
+            Self::RemoveDeadLetters => "remove_dead_letters",
             Self::Compact => "compact",
             Self::Flush => "flush",
             Self::Close => "close",
@@ -141,6 +145,20 @@ pub enum StoreError {
         newest: u64,
     },
 
+    /// The dead letters are at their bound ([`crate::DEAD_LETTER_MAX_RECORDS`],
+    /// [`crate::DEAD_LETTER_MAX_BYTES`]): the ack that would keep one more is refused and
+    /// nothing was written. The sink holds at that record (nothing is dropped) until an
+    /// administrator downloads and removes dead letters. Retryable.
+    #[error(
+        "the dead letters are full ({records} records, {bytes} bytes): {sink} holds until they \
+         are downloaded and removed on the Maintenance page"
+    )]
+    DeadLettersFull {
+        sink: SinkId,
+        records: u64,
+        bytes: u64,
+    },
+
     /// The request panicked inside the storage thread; the database is reopened before the next one.
     #[error("{op}: the storage thread panicked serving this request")]
     Panicked { op: Op },
@@ -166,7 +184,10 @@ impl StoreError {
     /// Corruption, a too-new schema, bad input, a panic and a closed store are fatal.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::QueueFull { .. } | Self::Io { .. } | Self::RolledBack { .. } => true,
+            Self::QueueFull { .. }
+            | Self::Io { .. }
+            | Self::RolledBack { .. }
+            | Self::DeadLettersFull { .. } => true,
             Self::Storage { source, .. } => is_transient(source),
             Self::SchemaTooNew { .. }
             | Self::BadMeta { .. }

@@ -19,8 +19,9 @@ use crate::backend::BackendFactory;
 use crate::core::StoreCore;
 use crate::error::{Op, StoreError};
 use crate::types::{
-    AckOutcome, CompactReport, CursorKey, CursorState, PageCommit, PageOutcome, QueuedRecord,
-    ReadLimits, RecordFilter, Secret, SinkBatch, SinkId, Stats, StoreOptions, UserEntry,
+    AckOutcome, CompactReport, CursorKey, CursorState, DeadLetter, PageCommit, PageOutcome,
+    QueuedRecord, ReadLimits, RecordFilter, Rejection, Secret, SinkBatch, SinkId, Stats,
+    StoreOptions, UserEntry,
 };
 
 /// Requests that may wait in the channel; more callers wait (asynchronously) for a slot.
@@ -199,6 +200,40 @@ impl Store {
     pub async fn ack(&self, sink: SinkId, up_to_seq: u64) -> Result<AckOutcome, StoreError> {
         self.call(Op::Ack, move |core| core.ack(sink, up_to_seq))
             .await
+    }
+
+    /// See [`StoreCore::ack_rejecting`]: the ack and the dead letters in one transaction.
+    pub async fn ack_rejecting(
+        &self,
+        sink: SinkId,
+        up_to_seq: u64,
+        rejected: Vec<Rejection>,
+        now_ms: u64,
+    ) -> Result<AckOutcome, StoreError> {
+        self.call(Op::Ack, move |core| {
+            core.ack_rejecting(sink, up_to_seq, &rejected, now_ms)
+        })
+        .await
+    }
+
+    /// See [`StoreCore::dead_letters`].
+    pub async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.call(Op::ReadDeadLetters, move |core| {
+            core.dead_letters(after, limit)
+        })
+        .await
+    }
+
+    /// See [`StoreCore::remove_dead_letters`].
+    pub async fn remove_dead_letters(&self, through_seq: u64) -> Result<u64, StoreError> {
+        self.call(Op::RemoveDeadLetters, move |core| {
+            core.remove_dead_letters(through_seq)
+        })
+        .await
     }
 
     /// See [`StoreCore::set_enabled_sinks`].

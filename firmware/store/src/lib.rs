@@ -30,6 +30,9 @@
 //!   versioned header; sinks render at send time.
 //! - **redb never runs on a tokio worker.** [`Store`] forwards requests to its own thread over a
 //!   bounded channel; the database page cache is sized explicitly (4 MiB default).
+//! - **Nothing disappears silently.** A record a destination refuses for good is kept as a
+//!   dead letter (with its reason and time) in the same transaction as the ack that passes it;
+//!   the dead letters are bounded, and at the bound the sink holds instead of dropping.
 //! - **Secrets are redacted.** [`Secret`]'s `Debug` prints `[redacted]`; the file is mode 0600.
 
 mod backend;
@@ -47,10 +50,11 @@ pub use error::{Op, StoreError};
 pub use handle::{REQUEST_QUEUE_DEPTH, Store};
 pub use selftest::self_test;
 pub use types::{
-    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEFAULT_CACHE_BYTES,
-    DEFAULT_COMMIT_INTERVAL, DEFAULT_QUOTA_BYTES, DEFAULT_SEEN_TTL, IoStats, MAX_KEY_LEN,
-    PageCommit, PageOutcome, QueuedRecord, ReadLimits, RecordFilter, Secret, SinkBatch, SinkId,
-    SinkStats, Stats, StoreOptions, SweepWindow, UserEntry,
+    AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTER_MAX_RECORDS, DEFAULT_CACHE_BYTES, DEFAULT_COMMIT_INTERVAL, DEFAULT_QUOTA_BYTES,
+    DEFAULT_SEEN_TTL, DeadLetter, IoStats, MAX_KEY_LEN, PageCommit, PageOutcome, QueuedRecord,
+    ReadLimits, RecordFilter, Rejection, Secret, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
+    SweepWindow, UserEntry,
 };
 
 /// Re-exported so callers can supply a [`BackendFactory`] without naming redb themselves.

@@ -19,6 +19,7 @@
 //! settings        &str key                   &str JSON text                 set_setting
 //! secrets         &str key                   &[u8] secret bytes             put_secrets, delete_secret
 //! counters        &str name                  u64                            add_counter, commit_page
+//! dead_letters    (u64 seq, &str sink id)    &[u8] dead letter (see below)  ack_rejecting; remove
 //! ```
 //!
 //! Invariants:
@@ -27,6 +28,10 @@
 //! - `seen` and `seen_by_time` hold the same ids; expiry range-scans `seen_by_time` below the
 //!   cut-off, never the whole of `seen`.
 //! - Sequences start at 1 and are never reused (`next_seq` survives an empty queue).
+//! - A record a sink's destination refused for good is copied into `dead_letters` in the same
+//!   transaction as the ack that moves that sink's cursor past it: it can leave the queue only
+//!   once it is kept there. `meta` `"dead_letter_bytes"` is the sum of the table's value sizes,
+//!   which the bound ([`crate::DEAD_LETTER_MAX_BYTES`]) is checked against.
 //!
 //! Compatibility: the `meta` table's name and types never change, so any version can read the
 //! schema version of any file. A file with a newer version is refused untouched
@@ -55,6 +60,9 @@ pub const USERS_SYNC: TableDefinition<&str, u64> = TableDefinition::new("users_s
 pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// Records a destination refused for good, keyed by queue sequence and sink (a crash before
+/// the ack re-sends the record; the second refusal overwrites the same row).
+pub const DEAD_LETTERS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("dead_letters");
 
 /// `meta` key of the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
@@ -65,6 +73,9 @@ pub const META_NEXT_SEQ: &str = "next_seq";
 /// `meta` key counting every write transaction ever committed (absent in older files: 0). A
 /// reopen that finds fewer than the process answered knows a group was rolled back.
 pub const META_COMMIT_COUNT: &str = "commit_count";
+
+/// `meta` key of the total size of the `dead_letters` values.
+pub const META_DEAD_LETTER_BYTES: &str = "dead_letter_bytes";
 
 /// Counter of events appended by `commit_page`.
 pub const COUNTER_APPENDED: &str = "store.events_appended";
@@ -138,6 +149,61 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, Stri
         collected_at_ms: header.collected_at_ms,
         event_json,
     })
+}
+
+/// Dead letter, format 1:
+///
+/// ```text
+/// [0]        format byte (1)
+/// [1..5]     header length N, u32 little-endian
+/// [5..5+N]   header: JSON DeadLetterHeader (why, when)
+/// [5+N..]    the queue record exactly as it was in `queue` (its own format byte first)
+/// ```
+#[derive(Debug, Serialize, Deserialize)]
+struct DeadLetterHeader {
+    reason: String,
+    at_ms: u64,
+}
+
+/// Encodes a `dead_letters` value around the record's `queue` bytes.
+pub(crate) fn encode_dead_letter(
+    reason: &str,
+    at_ms: u64,
+    record: &[u8],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let header = serde_json::to_vec(&DeadLetterHeader {
+        reason: reason.to_owned(),
+        at_ms,
+    })?;
+    let len = u32::try_from(header.len()).map_err(serde::ser::Error::custom)?;
+    let mut out = Vec::with_capacity(5 + header.len() + record.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(record);
+    Ok(out)
+}
+
+/// Decodes a `dead_letters` value: reason, time and the record.
+pub(crate) fn decode_dead_letter(
+    seq: u64,
+    bytes: &[u8],
+) -> Result<(String, u64, QueuedRecord), String> {
+    let (&format, rest) = bytes.split_first().ok_or("empty dead letter")?;
+    if format == 0 || format > RECORD_FORMAT {
+        return Err(format!("dead letter format {format} is not supported"));
+    }
+    let (len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or("truncated header length")?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
+    if rest.len() < len {
+        return Err("truncated header".into());
+    }
+    let (header, record) = rest.split_at(len);
+    let header: DeadLetterHeader =
+        serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
+    Ok((header.reason, header.at_ms, decode_record(seq, record)?))
 }
 
 /// Only the `event_type` of a record header, borrowed where the JSON allows it.
@@ -219,6 +285,18 @@ mod tests {
         assert!(keep_record(&bytes, &|t: Option<&str>| t.is_none()).unwrap());
         assert!(keep_record(&[9, 0, 0, 0, 0], &login).is_err());
         assert!(keep_record(&[1, 200, 0, 0, 0, b'{'], &login).is_err());
+    }
+
+    /// A dead letter keeps the queue record byte for byte, with its reason and time.
+    #[test]
+    fn dead_letter_round_trips() {
+        let bytes = encode_record(&record()).unwrap();
+        let letter = encode_dead_letter("HTTP 413", 99, &bytes).unwrap();
+        assert!(letter.ends_with(&bytes));
+        let (reason, at, back) = decode_dead_letter(7, &letter).unwrap();
+        assert_eq!((reason.as_str(), at, back), ("HTTP 413", 99, record()));
+        assert!(decode_dead_letter(7, &letter[..8]).is_err());
+        assert!(decode_dead_letter(7, &[]).is_err());
     }
 
     /// Unknown formats and truncated records are refused with a reason, not a panic.

@@ -19,6 +19,12 @@ pub const DEFAULT_SEEN_TTL: Duration = Duration::from_secs(15 * 24 * 60 * 60);
 /// two-phase commit (about three fsyncs each after a group: the slot, the god byte, and the
 /// file growing) under ten fsyncs a second whatever the event rate (`commit_bench --group`).
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(300);
+/// Most dead letters kept (records a destination refused for good). At the bound the ack
+/// that would add one more is refused: that sink holds, nothing is dropped, and the status
+/// says to download and remove them.
+pub const DEAD_LETTER_MAX_RECORDS: u64 = 10_000;
+/// Most bytes of dead letters kept (their stored size), with the same effect at the bound.
+pub const DEAD_LETTER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest sweep name, settings key, secret key, counter name or user id accepted.
 pub const MAX_KEY_LEN: usize = 128;
 
@@ -258,7 +264,8 @@ impl SinkId {
         }
     }
 
-    pub(crate) fn from_key(key: &str) -> Option<Self> {
+    /// The sink whose table key is `key`.
+    pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|sink| sink.as_str() == key)
     }
 }
@@ -278,6 +285,50 @@ pub struct AckOutcome {
     pub advanced: bool,
     /// Queue records deleted because every enabled sink has now passed them.
     pub deleted: u64,
+}
+
+/// A record a sink's destination refused for good (HTTP 413, a line that cannot be framed):
+/// passed to [`crate::StoreCore::ack_rejecting`], which keeps it as a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The record's queue sequence.
+    pub seq: u64,
+    /// Why, in plain words (no secrets).
+    pub reason: String,
+}
+
+/// A kept dead letter: the record as it was queued, which sink refused it, why and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The sink whose destination refused it.
+    pub sink: SinkId,
+    /// Why.
+    pub reason: String,
+    /// When it was set aside (ms since the epoch).
+    pub at_ms: u64,
+    /// The record, byte for byte as it was queued.
+    pub record: QueuedRecord,
+}
+
+impl DeadLetter {
+    /// One line of the JSON-lines download: the record's fields, the reason, and Box's event
+    /// as JSON (as text if it does not parse, so nothing is lost).
+    pub fn to_json_line(&self) -> String {
+        let event = serde_json::from_str::<serde_json::Value>(&self.record.event_json)
+            .unwrap_or_else(|_| serde_json::Value::String(self.record.event_json.clone()));
+        serde_json::json!({
+            "seq": self.record.seq,
+            "sink": self.sink.as_str(),
+            "reason": self.reason,
+            "dead_lettered_at_ms": self.at_ms,
+            "event_id": self.record.event_id.as_str(),
+            "event_type": self.record.event_type,
+            "stream": self.record.stream,
+            "collected_at_ms": self.record.collected_at_ms,
+            "event": event,
+        })
+        .to_string()
+    }
 }
 
 /// Per-sink view in [`Stats`].
@@ -311,6 +362,15 @@ pub struct Stats {
     pub repaired: bool,
     /// Storage counters since this process opened the store (see [`IoStats`]).
     pub io: IoStats,
+    /// Dead letters kept (see [`DeadLetter`]).
+    pub dead_letters: u64,
+    /// Their stored size in bytes.
+    pub dead_letter_bytes: u64,
+    /// The newest dead letter's sequence (what the Maintenance page's "remove" covers).
+    pub newest_dead_letter_seq: Option<u64>,
+    /// Whether an ack was refused because the dead letters are at their bound (a sink holds),
+    /// since this process started and until dead letters are removed.
+    pub dead_letters_full: bool,
 }
 
 /// What the store has asked of the medium since this process opened it: the figures behind

@@ -13,6 +13,9 @@ use crate::pages;
 use crate::status::bounded;
 use crate::support::{self, EXPORT_SECRET_NAMES, Scrubber};
 
+/// Dead letters read from the store per request while building the download.
+const DEAD_LETTER_PAGE: usize = 200;
+
 /// Largest configuration file accepted by the import.
 pub(crate) const MAX_IMPORT_BYTES: usize = 256 * 1024;
 
@@ -81,6 +84,15 @@ impl App {
             )),
             _ => None,
         });
+        let dead = match self.block_on(self.store.stats()) {
+            Ok(stats) => pages::DeadLetterSummary {
+                records: stats.dead_letters,
+                bytes: stats.dead_letter_bytes,
+                newest_seq: stats.newest_dead_letter_seq,
+                full: stats.dead_letters_full,
+            },
+            Err(e) => return internal(&SetupError::from(e)),
+        };
         let status = if import_error.is_some() { 400 } else { 200 };
         Resp::html(
             status,
@@ -90,8 +102,71 @@ impl App {
                 import_error,
                 &secrets,
                 self.metrics_token_set(),
+                &dead,
             ),
         )
+    }
+
+    /// `GET /maintenance/dead-letters.jsonl`: every dead letter, one JSON object per line
+    /// (record fields, sink, reason, time, and Box's event as it was queued). Bounded by the
+    /// store's own bound on dead letters.
+    pub(super) fn dead_letters_download(&self, req: &Req) -> Resp {
+        let result = self.block_on(async {
+            let mut out = String::new();
+            let mut after = None;
+            loop {
+                let page = self.store.dead_letters(after, DEAD_LETTER_PAGE).await?;
+                for letter in &page {
+                    out.push_str(&letter.to_json_line());
+                    out.push('\n');
+                }
+                match page.last() {
+                    Some(last) if page.len() == DEAD_LETTER_PAGE => after = Some(last.record.seq),
+                    _ => break,
+                }
+            }
+            Ok::<_, boxidr_store::StoreError>(out)
+        });
+        match result {
+            Ok(text) => {
+                tracing::info!(client = %req.client, bytes = text.len(), "Dead letters downloaded.");
+                Resp::text(200, "application/x-ndjson; charset=utf-8", text)
+                    .attachment("boxidr-dead-letters.jsonl")
+            }
+            Err(e) => internal(&SetupError::from(e)),
+        }
+    }
+
+    /// `POST /maintenance/dead-letters/remove` with `through` (the newest sequence the page
+    /// showed): removes the dead letters up to it, so one set aside since stays.
+    pub(super) fn dead_letters_remove(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let form = req.form();
+        let Some(through) = form
+            .get("through")
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        else {
+            return self.maintenance_page(
+                req,
+                ctx,
+                Some((
+                    "error",
+                    "Nothing was removed: the form was incomplete.".to_owned(),
+                )),
+                None,
+            );
+        };
+        match self.block_on(self.store.remove_dead_letters(through)) {
+            Ok(removed) => {
+                tracing::warn!(client = %req.client, removed, through, "Dead letters removed by the administrator.");
+                self.maintenance_page(
+                    req,
+                    ctx,
+                    Some(("ok", format!("Removed {removed} dead letters."))),
+                    None,
+                )
+            }
+            Err(e) => internal(&SetupError::from(e)),
+        }
     }
 
     fn export_text(&self) -> Result<String, SetupError> {
