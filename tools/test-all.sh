@@ -56,7 +56,15 @@ step "Clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Tests (host)"
-cargo test --workspace --locked
+# The scenario tests of tools/proof.sh run in the next step, with their figures; skip them here
+# so they do not run twice.
+# shellcheck disable=SC2046 # one word per argument, by design
+cargo test --workspace --locked -- --exact $(bash tools/proof.sh --skip-args)
+
+# RELIABILITY.md §6: each scenario's test with its figure (loss, duplicates, recovery time,
+# catch-up rate), a table and one JSON line. The long runs are `bash tools/proof.sh`.
+step "Proof of zero loss (tools/proof.sh --quick)"
+bash tools/proof.sh --quick
 
 # The end-to-end benchmark's short run, as a smoke test: it must lose nothing. Its speeds are
 # never checked (a debug build on a shared machine); the full run is a documented command.

@@ -41,6 +41,12 @@ const USERS_EVERY: Duration = Duration::from_secs(6 * 3600);
 const SELF_TEST_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// The counter the watchdog's store ping reads (never written: a read is all it needs).
 const WATCHDOG_PING: &str = "watchdog_ping";
+/// The file is compacted once the queue is empty and the file has grown past this many times
+/// its size after the last compaction (or at start): redb never shrinks a file by itself, so a
+/// drained outage would otherwise keep its peak size (RELIABILITY §6 scenario 13).
+const COMPACT_WHEN_GROWN: u64 = 2;
+/// Files smaller than this are never compacted (nothing worth the writes).
+const COMPACT_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What the pipeline is doing, for the snapshot.
 #[derive(Debug, Clone)]
@@ -257,6 +263,7 @@ pub async fn serve_with(
     });
     let mut pending: Option<BoxConnection> = None;
     let mut clock_wait: Option<Instant> = None;
+    let mut compacted_bytes = store.stats().await.map_or(0, |s| s.file_bytes);
     'supervise: loop {
         supervisor.beat();
         let config = config_rx.borrow_and_update().clone();
@@ -316,6 +323,7 @@ pub async fn serve_with(
                 }
                 _ = tick.tick() => {
                     code_file.check_claimed(&store).await;
+                    compact_after_drain(&store, &mut compacted_bytes).await;
                     if matches!(phase, Phase::WaitingForTime) && clock_synchronised(&config) {
                         info!("Clock synchronised.");
                         break true;
@@ -372,6 +380,33 @@ pub async fn serve_with(
     }
     feeder.abort();
     ExitCode::Ok
+}
+
+/// Compacts the database when the queue has drained and the file has grown to more than
+/// [`COMPACT_WHEN_GROWN`] times its size after the last compaction. `reference` is that size.
+async fn compact_after_drain(store: &Store, reference: &mut u64) {
+    let Ok(stats) = store.stats().await else {
+        return;
+    };
+    let grown = stats.file_bytes > reference.saturating_mul(COMPACT_WHEN_GROWN);
+    if stats.queue_records > 0 || stats.file_bytes < COMPACT_MIN_BYTES || !grown {
+        return;
+    }
+    match store.compact().await {
+        Ok(report) => {
+            info!(
+                before = report.before_bytes,
+                after = report.after_bytes,
+                "The queue drained: compacted the database."
+            );
+            *reference = report.after_bytes;
+        }
+        Err(e) => {
+            warn!(error = %e, "Compacting the drained database failed; trying again later.");
+            // Not again until the file grows further.
+            *reference = stats.file_bytes;
+        }
+    }
 }
 
 fn prepare_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
@@ -992,5 +1027,8 @@ pub async fn store_json(store: &Store) -> Value {
         "fsyncs": stats.io.fsyncs,
         "write_bytes": stats.io.bytes_written,
         "rollbacks": stats.io.rollbacks,
+        "dead_letters": stats.dead_letters,
+        "dead_letter_bytes": stats.dead_letter_bytes,
+        "dead_letters_full": stats.dead_letters_full,
     })
 }

@@ -14,7 +14,14 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 /// Kill-and-restart rounds: 50 natively; fewer under qemu, where every start is ~10x slower.
+/// `BOXIDR_KILL_ROUNDS` overrides it (`tools/proof.sh` runs 500 in its long form).
 fn kill_rounds() -> usize {
+    if let Some(rounds) = std::env::var("BOXIDR_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return rounds;
+    }
     if cfg!(target_arch = "x86_64") { 50 } else { 12 }
 }
 
@@ -257,7 +264,7 @@ async fn kill_9_loses_nothing() {
         (c.uef.duplicates(), c.logsearch.duplicates())
     };
     let mut after_run = vec![(0u64, 0u64)];
-    tokio::task::block_in_place(|| {
+    let lost = tokio::task::block_in_place(|| {
         for round in 0..rounds {
             let mut child = rig.start(round);
             std::thread::sleep(Duration::from_millis(rng.random_range(100..1500)));
@@ -283,6 +290,7 @@ async fn kill_9_loses_nothing() {
             "lost after {rounds} kills: {missing:?}\n{}",
             rig.logs()
         );
+        missing.len()
     });
     after_run.push(dups(&rig));
     // Duplicates sent by run r (r >= 1 follows kill r - 1), per sink.
@@ -314,6 +322,25 @@ async fn kill_9_loses_nothing() {
         counts.logsearch.duplicates(),
     );
     let bound = boxidr_forward::ForwarderOptions::default().max_unacked as u64;
+    println!(
+        "PROOF {}",
+        json!({
+            "test": "kill_9_loses_nothing",
+            "figure": format!(
+                "{rounds} kills, {generated} events, loss {lost} on both sinks; dups/kill collector max {uef_max} mean {:.1}, log_search max {raw_max} mean {:.1} (bound {bound} per sink)",
+                mean(|d| d.0),
+                mean(|d| d.1)
+            ),
+            "kills": rounds,
+            "events": generated,
+            "loss": lost,
+            "dup_per_kill": {
+                "collector": {"max": uef_max, "mean": mean(|d| d.0)},
+                "log_search": {"max": raw_max, "mean": mean(|d| d.1)},
+            },
+            "dup_bound_per_sink": bound,
+        })
+    );
     assert!(
         first_run == (0, 0),
         "duplicates before any kill: {first_run:?}"
