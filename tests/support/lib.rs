@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxidr::service::{Embedding, StatusCache, serve_with};
+use boxidr::service::{Embedding, serve_with};
+use boxidr::status::StatusCache;
 use boxidr_config::Config;
 use serde_json::Value;
 use tokio::sync::oneshot;

@@ -257,7 +257,12 @@ impl<S: Sink> Forwarder<S> {
                         store.ack(sink_id, through).await
                     } else {
                         store
-                            .ack_rejecting(sink_id, through, rejected, crate::status::now_ms())
+                            .ack_rejecting(
+                                sink_id,
+                                through,
+                                rejected,
+                                boxidr_model::clock::now_ms(),
+                            )
                             .await
                     }
                 }));

@@ -73,11 +73,3 @@ impl SinkStatus {
         Self::new(sink, SinkState::Disabled)
     }
 }
-
-/// Wall-clock milliseconds since the epoch (0 before 1970: a clock that wrong is reported by
-/// the health model, not here).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}

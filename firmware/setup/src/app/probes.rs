@@ -775,7 +775,7 @@ impl App {
                     bounded(&host)
                 ),
             ),
-            Ok((_, rejected)) if rejected > 0 => report.fail(
+            Ok((_, rejected)) if !rejected.is_empty() => report.fail(
                 "Test record",
                 "Log Search refused the record as too large (HTTP 413): check the ingestion URL \
                  override, which may point to something that is not Log Search.",
