@@ -805,7 +805,8 @@ impl Vm {
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", self.disk.display()))
             .args(["-netdev", &self.netdev])
-            .args(["-device", "virtio-net-pci,netdev=n"])
+            // No option ROM: the guest boots its kernel directly (and ipxe's ROM files are not needed).
+            .args(["-device", "virtio-net-pci,netdev=n,romfile="])
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
             .stdin(Stdio::null())
