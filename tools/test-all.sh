@@ -5,6 +5,7 @@
 #
 #   bash tools/test-all.sh            everything
 #   BOXIDR_SKIP_CROSS=1 bash tools/test-all.sh   host checks only (quick local loop)
+#   BOXIDR_SKIP_PACKAGE=1 bash tools/test-all.sh  everything but the package check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,10 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v tinyproxy >/dev/null || need_apt+=(tinyproxy)
 # The benchmark counts the product's fsyncs with strace (tools/bench).
 command -v strace >/dev/null || need_apt+=(strace)
+# The package check (image/package-check): lintian and an arm64 root file system.
+command -v lintian >/dev/null || need_apt+=(lintian)
+command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
+command -v arch-test >/dev/null || need_apt+=(arch-test)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "apt: installing ${need_apt[*]}"
     as_root apt-get update -qq
@@ -91,6 +96,17 @@ for manifest in firmware/*/Cargo.toml board/Cargo.toml; do
 done
 # The browser test drives the host's Chromium; it ran in the host step above.
 BOXIDR_SKIP_BROWSER=1 cargo test --locked --target "$TARGET" "${firmware_crates[@]}"
+
+# The arm64 package in an arm64 Debian root file system under qemu-user: install, unit
+# verification, upgrade, remove, purge (image/package-check; it prints the packaged binary's
+# stripped size). The full image build and emulated boot test are separate commands
+# (image/build, image/boot-test): see README "Deploy" for why and their timings.
+if [ "${BOXIDR_SKIP_PACKAGE:-0}" = 1 ]; then
+    step "Skipping the package check (BOXIDR_SKIP_PACKAGE=1)"
+else
+    step "Package (arm64 .deb): build, lintian, install in an arm64 root file system"
+    as_root bash image/package-check
+fi
 
 step "Done"
 binary="target/$TARGET/release/boxidr"
