@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -68,12 +68,15 @@ pub fn listen(
     }))
 }
 
-async fn answer(
-    stream: UnixStream,
+/// Serves one client on `stream`: reads one command line (at most 256 bytes, 5 s), writes one
+/// JSON document on one line, and shuts the stream down. Public over any byte stream so the
+/// protocol can be fuzzed without a socket (`tests/fuzz`, target `control_socket`).
+pub async fn answer<S: AsyncRead + AsyncWrite>(
+    stream: S,
     status: &StatusCache,
     requests: &mpsc::UnboundedSender<Request>,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut line = String::new();
     tokio::time::timeout(
         CLIENT_TIMEOUT,

@@ -25,16 +25,17 @@ pub(crate) fn body_limit(page: Option<Page>) -> usize {
 
 /// A `multipart/form-data` body, parsed: text fields and files by field name (last wins).
 #[derive(Debug, Default)]
-pub(crate) struct Multipart {
-    pub(crate) fields: HashMap<String, String>,
+pub struct Multipart {
+    /// Text field name → value.
+    pub fields: HashMap<String, String>,
     /// Field name → file content. A file input left empty sends a part with an empty file
     /// name and no content; it is not listed.
-    pub(crate) files: HashMap<String, Vec<u8>>,
+    pub files: HashMap<String, Vec<u8>>,
 }
 
 /// Parses a whole in-memory multipart body with multer. The body is one ready chunk, so every
 /// future multer returns completes on its first poll; anything else is refused.
-pub(crate) fn parse_multipart(body: &[u8], boundary: String) -> Result<Multipart, String> {
+pub fn parse_multipart(body: &[u8], boundary: String) -> Result<Multipart, String> {
     use futures_util::FutureExt;
     let limit = u64::try_from(MAX_UPLOAD_BYTES).unwrap_or(u64::MAX);
     let constraints = multer::Constraints::new().size_limit(

@@ -73,6 +73,29 @@ pub use session::{ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, OAUTH_STATE_TTL};
 pub use status::{NoStatus, StatusSource};
 pub use support::{MAX_JOURNAL_BYTES, REDACTED};
 
+/// The setup page's pure parsers, public for the fuzz targets (`tests/fuzz`): a multipart body
+/// and a settings form. Nothing here touches the store, a file or a socket.
+pub mod parse {
+    use std::collections::{BTreeMap, HashMap};
+
+    use boxidr_config::Config;
+
+    pub use crate::http::{Multipart, parse_multipart};
+
+    /// A settings form (`/insightidr`, `/mapping`, `/collection`) applied to `base`, as the page
+    /// applies it before saving: the whole new configuration, or the form's errors by field.
+    pub fn settings_form(
+        path: &str,
+        base: &Config,
+        form: &HashMap<String, String>,
+    ) -> Result<Config, BTreeMap<String, String>> {
+        let page = crate::route::Page::find(crate::http::Method::Post, path)
+            .and_then(crate::route::Page::settings_page)
+            .ok_or_else(|| BTreeMap::from([("path".to_owned(), format!("no form at {path}"))]))?;
+        crate::forms::apply(page, base, form).map(|changes| changes.config)
+    }
+}
+
 /// Issues a new one-time setup code while no admin password is set (`None` afterwards).
 ///
 /// Only the code's hash is stored, so showing a code means issuing a new one: the previous
