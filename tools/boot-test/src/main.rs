@@ -800,7 +800,9 @@ impl Vm {
             .arg(&self.initrd)
             .args([
                 "-append",
-                "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 panic=-1",
+                // TCG on a shared machine is 10-20x slower than a Pi: udev may need minutes
+                // for the devices systemd waits for (90 s by default).
+                "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 panic=-1 systemd.default_device_timeout_sec=900",
             ])
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", self.disk.display()))
