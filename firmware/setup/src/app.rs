@@ -29,17 +29,16 @@ pub(crate) use probes::{DEFAULT_TEST_WAIT, TestReport, Verdict};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use boxidr_boxapi::Grant;
 use boxidr_config::Config;
 use boxidr_store::Store;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::boxlink::{self, BoxConnectedHook, BoxConnection};
+use crate::actions::Actions;
+use crate::boxlink;
 use crate::clock::Clock;
 use crate::credentials::{self, Throttle, ct_eq};
 use crate::error::SetupError;
@@ -62,22 +61,18 @@ pub(crate) const LOGIN_REFUSED: &str =
 
 /// Everything the routes share.
 pub(crate) struct App {
+    /// The store, the configuration and the Box calls (`crate::actions`).
+    pub(crate) actions: Actions,
+    /// The same store, for the handlers not yet moved to `actions`.
     pub(crate) store: Store,
-    pub(crate) rt: tokio::runtime::Handle,
-    pub(crate) config_path: PathBuf,
-    pub(crate) config: watch::Sender<Arc<Config>>,
     pub(crate) status: Arc<dyn StatusSource>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) on_box_connected: Option<BoxConnectedHook>,
-    pub(crate) http: reqwest::Client,
     pub(crate) sessions: Mutex<Sessions>,
     pub(crate) throttle: Mutex<Throttle>,
     /// Whether an admin password exists (first boot is over).
     pub(crate) claimed: AtomicBool,
     pub(crate) identity: RwLock<Identity>,
     pub(crate) tls: SharedTlsConfig,
-    /// Serialises saves of the configuration file and secrets.
-    pub(crate) save_lock: Mutex<()>,
     /// Platform API override for "Test connection" (simulator, proxy).
     pub(crate) platform_api: Option<crate::server::PlatformApi>,
     /// argv of the journal excerpt in the support bundle (empty: none).
@@ -93,7 +88,7 @@ pub(crate) struct App {
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
-            .field("config_path", &self.config_path)
+            .field("actions", &self.actions)
             .finish_non_exhaustive()
     }
 }
@@ -118,7 +113,7 @@ impl App {
     /// Handles one request and adds the security headers.
     pub(crate) fn handle(&self, req: &Req) -> Resp {
         let mut resp = self.route(req);
-        let box_origin = self.config.borrow().box_api.authorize_url.origin();
+        let box_origin = self.actions.config().box_api.authorize_url.origin();
         let origin = box_origin
             .is_tuple()
             .then(|| box_origin.ascii_serialization());
@@ -130,7 +125,7 @@ impl App {
     }
 
     pub(crate) fn current_config(&self) -> Config {
-        self.config.borrow().as_ref().clone()
+        self.actions.config().as_ref().clone()
     }
 
     pub(crate) fn fingerprint(&self) -> String {
@@ -140,8 +135,14 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// The all-or-nothing save of a settings form ([`Actions::save`]), for the Maintenance
+    /// import and the scope upload.
+    pub(crate) fn save(&self, changes: forms::Changes) -> Result<(), SetupError> {
+        self.actions.save(changes)
+    }
+
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        self.actions.block_on(f)
     }
 
     fn route(&self, req: &Req) -> Resp {
@@ -239,32 +240,6 @@ impl App {
         }
     }
 
-    /// The client for the page's own Box calls (grant, `users/me`, permission checks): through
-    /// the configured outbound proxy and Box CA, read at each call so a saved proxy applies at
-    /// once; the plain client when neither is set or they cannot be used (the call then fails
-    /// and says why).
-    async fn box_http(&self, config: &Config) -> reqwest::Client {
-        if config.network.proxy.is_none() && config.box_api.ca_file.is_none() {
-            return self.http.clone();
-        }
-        let proxy = match boxidr_boxapi::http::outbound_proxy(&config.network, &self.store).await {
-            Ok(proxy) => proxy,
-            Err(e) => {
-                tracing::warn!(error = %e, "Outbound proxy not usable for the setup page.");
-                return self.http.clone();
-            }
-        };
-        let ca = config
-            .box_api
-            .ca_file
-            .as_ref()
-            .and_then(|path| std::fs::read(path).ok());
-        let timeout =
-            std::time::Duration::from_secs(config.box_api.request_timeout_secs.clamp(5, 60));
-        boxidr_boxapi::http::client_via(timeout, proxy.as_ref(), ca.as_deref())
-            .unwrap_or_else(|_| self.http.clone())
-    }
-
     /// Every POST: same Origin, a live session, and that session's CSRF token.
     fn check_post(&self, req: &Req, ctx: &Ctx) -> Option<Resp> {
         if !req.same_origin() {
@@ -342,11 +317,7 @@ impl App {
         if !self.attempt_allowed(ip) {
             return self.claim_form(ctx, Some(LOGIN_REFUSED));
         }
-        let result = {
-            // Two claims with the right code at once: exactly one sets the password.
-            let _guard = lock(&self.save_lock);
-            self.block_on(crate::claim_with_code(&self.store, code, password))
-        };
+        let result = self.actions.claim(code, password);
         match result {
             Ok(true) => {
                 lock(&self.throttle).succeeded(ip);
@@ -397,12 +368,7 @@ impl App {
             tracing::warn!(client = %req.client, "Login refused: address throttled.");
             return self.login_form(ctx, Some(LOGIN_REFUSED));
         }
-        let stored = self.block_on(self.store.get_secret(keys::PASSWORD_HASH.to_owned()));
-        let verified = match stored {
-            Ok(Some(hash)) => credentials::verify_password(password, hash.expose()),
-            Ok(None) => Ok(false),
-            Err(e) => Err(e.into()),
-        };
+        let verified = self.actions.password_matches(password);
         match verified {
             Ok(true) => {
                 lock(&self.throttle).succeeded(ip);
@@ -447,27 +413,7 @@ impl App {
         if !self.attempt_allowed(ip) {
             return self.password_page(ctx, Some(LOGIN_REFUSED), false);
         }
-        let _guard = lock(&self.save_lock);
-        let result = self.block_on(async {
-            let Some(stored) = self
-                .store
-                .get_secret(keys::PASSWORD_HASH.to_owned())
-                .await?
-            else {
-                return Ok(false);
-            };
-            if !credentials::verify_password(field("current"), stored.expose())? {
-                return Ok(false);
-            }
-            let hash = credentials::hash_password(field("new"))?;
-            self.store
-                .put_secrets(vec![(
-                    keys::PASSWORD_HASH.to_owned(),
-                    boxidr_store::Secret::new(hash),
-                )])
-                .await?;
-            Ok::<_, SetupError>(true)
-        });
+        let result = self.actions.change_password(field("current"), field("new"));
         match result {
             Ok(true) => {
                 lock(&self.throttle).succeeded(ip);
@@ -546,19 +492,7 @@ impl App {
         let Some(session) = ctx.admin() else {
             return Resp::see_other("/login");
         };
-        let loaded = self.block_on(async {
-            let setting = |k: &str| self.store.get_setting(k.to_owned());
-            Ok::<_, SetupError>((
-                setting(keys::BOX_CLIENT_ID).await?,
-                setting(keys::BOX_REDIRECT_URI).await?,
-                setting(keys::BOX_GRANT).await?,
-                setting(keys::BOX_ACCOUNT).await?,
-                self.store
-                    .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
-                    .await?
-                    .is_some(),
-            ))
-        });
+        let loaded = self.actions.box_settings();
         let (client_id, redirect, grant, account, secret_set) = match loaded {
             Ok(v) => v,
             Err(e) => return internal(&e),
@@ -602,32 +536,12 @@ impl App {
     fn box_app(&self, req: &Req, ctx: &Ctx) -> Resp {
         let form = req.form();
         let secret_set = matches!(
-            self.block_on(self.store.get_secret(keys::BOX_CLIENT_SECRET.to_owned())),
-            Ok(Some(_))
+            self.actions.secret_is_set(keys::BOX_CLIENT_SECRET),
+            Ok(true)
         );
         match forms::box_app(&form, secret_set) {
             Ok(app) => {
-                let _guard = lock(&self.save_lock);
-                let saved = self.block_on(async {
-                    if let Some(secret) = &app.client_secret {
-                        self.store
-                            .put_secrets(vec![(
-                                keys::BOX_CLIENT_SECRET.to_owned(),
-                                boxidr_store::Secret::new(secret.as_bytes().to_vec()),
-                            )])
-                            .await?;
-                    }
-                    self.store
-                        .set_setting(keys::BOX_CLIENT_ID.to_owned(), app.client_id.clone().into())
-                        .await?;
-                    self.store
-                        .set_setting(
-                            keys::BOX_REDIRECT_URI.to_owned(),
-                            app.redirect_uri.clone().into(),
-                        )
-                        .await?;
-                    Ok::<_, SetupError>(())
-                });
+                let saved = self.actions.save_box_app(&app);
                 match saved {
                     Ok(()) => {
                         tracing::info!(client = %req.client, "Box app settings saved.");
@@ -645,15 +559,7 @@ impl App {
 
     fn box_connect(&self, req: &Req, ctx: &Ctx) -> Resp {
         let config = self.current_config();
-        let loaded = self.block_on(async {
-            let creds = boxlink::app_credentials(&self.store).await?;
-            let redirect = self
-                .store
-                .get_setting(keys::BOX_REDIRECT_URI.to_owned())
-                .await?
-                .and_then(|v| v.as_str().map(str::to_owned));
-            Ok::<_, SetupError>((creds, redirect))
-        });
+        let loaded = self.actions.box_app_and_redirect();
         let (creds, redirect) = match loaded {
             Ok(v) => v,
             Err(e) => return internal(&e),
@@ -668,7 +574,7 @@ impl App {
             );
         };
         let redirect_uri = redirect.unwrap_or_else(|| derived_redirect_uri(req));
-        let http = self.block_on(self.box_http(&config));
+        let http = self.actions.box_http_blocking(&config);
         let auth = match boxlink::auth_client(&http, &config, client_id, secret) {
             Ok(a) => a,
             Err(e) => return internal(&e),
@@ -738,29 +644,7 @@ impl App {
         };
         let _ = pending.redirect_uri;
         let config = self.current_config();
-        let outcome = self.block_on(async {
-            let Some((client_id, secret)) = boxlink::app_credentials(&self.store).await? else {
-                return Ok(Err(
-                    "The Box app settings were removed meanwhile. Save them and connect again."
-                        .to_owned(),
-                ));
-            };
-            let http = self.box_http(&config).await;
-            let auth = match boxlink::auth_client(&http, &config, client_id, secret) {
-                Ok(a) => a,
-                Err(e) => return Ok(Err(boxlink::explain(&e))),
-            };
-            let tokens = match auth.exchange_code(code).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Box refused the authorization code.");
-                    return Ok(Err(boxlink::explain(&e)));
-                }
-            };
-            self.install_grant(auth, Grant::AuthorizationCode, tokens, &config)
-                .await
-                .map(Ok)
-        });
+        let outcome = self.actions.connect_with_code(code, &config);
         match outcome {
             Ok(Ok(account)) => {
                 tracing::info!(client = %req.client, "Box connected with the admin's consent.");
@@ -780,55 +664,6 @@ impl App {
             )),
             Err(e) => clear_binder(internal(&e)),
         }
-    }
-
-    /// Persists a new grant (refresh token first), reads the account, tells the collector.
-    async fn install_grant(
-        &self,
-        auth: boxidr_boxapi::AuthClient,
-        grant: Grant,
-        tokens: boxidr_boxapi::TokenSet,
-        config: &Config,
-    ) -> Result<Option<Value>, SetupError> {
-        boxidr_boxapi::TokenManager::save_refresh_token(&self.store, tokens.refresh_token.as_ref())
-            .await?;
-        let grant_json = match &grant {
-            Grant::AuthorizationCode => json!({"type": "authorization_code"}),
-            Grant::ClientCredentials { enterprise_id } => {
-                json!({"type": "client_credentials", "enterprise_id": enterprise_id})
-            }
-        };
-        self.store
-            .set_setting(keys::BOX_GRANT.to_owned(), grant_json)
-            .await?;
-        let http = self.box_http(config).await;
-        let account = match boxlink::users_me(&http, config, &tokens.access_token).await {
-            Ok(mut account) => {
-                let checks = boxlink::check_permissions(&http, config, &tokens.access_token).await;
-                if let Some(map) = account.as_object_mut() {
-                    map.insert("checks".into(), checks);
-                }
-                Some(account)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Connected, but reading /users/me failed.");
-                None
-            }
-        };
-        self.store
-            .set_setting(
-                keys::BOX_ACCOUNT.to_owned(),
-                account.clone().unwrap_or(Value::Null),
-            )
-            .await?;
-        if let Some(hook) = &self.on_box_connected {
-            hook(BoxConnection {
-                auth,
-                grant,
-                tokens,
-            });
-        }
-        Ok(account)
     }
 
     fn box_ccg(&self, req: &Req, ctx: &Ctx) -> Resp {
@@ -855,26 +690,9 @@ impl App {
             );
         }
         let config = self.current_config();
-        let outcome = self.block_on(async {
-            let Some((client_id, secret)) = boxlink::app_credentials(&self.store).await? else {
-                return Ok(Err("Save the client ID and secret first.".to_owned()));
-            };
-            let http = self.box_http(&config).await;
-            let auth = match boxlink::auth_client(&http, &config, client_id, secret) {
-                Ok(a) => a,
-                Err(e) => return Ok(Err(boxlink::explain(&e))),
-            };
-            let tokens = match auth.client_credentials(&enterprise_id).await {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(boxlink::explain(&e))),
-            };
-            let grant = Grant::ClientCredentials {
-                enterprise_id: enterprise_id.clone(),
-            };
-            self.install_grant(auth, grant, tokens, &config)
-                .await
-                .map(Ok)
-        });
+        let outcome = self
+            .actions
+            .connect_with_client_credentials(&enterprise_id, &config);
         match outcome {
             Ok(Ok(_)) => self.box_page(
                 req,
@@ -938,14 +756,7 @@ impl App {
             return Resp::see_other("/login");
         };
         let config = self.current_config();
-        let secrets = self.block_on(async {
-            let set = |key: &str| self.store.get_secret(key.to_owned());
-            Ok::<_, SetupError>(pages::SecretsSet {
-                log_search_token: set(keys::LOG_SEARCH_TOKEN).await?.is_some(),
-                platform_api_key: set(keys::PLATFORM_API_KEY).await?.is_some(),
-                proxy_password: set(keys::PROXY_PASSWORD).await?.is_some(),
-            })
-        });
+        let secrets = self.actions.secrets_set();
         let secrets = match secrets {
             Ok(v) => v,
             Err(e) => return internal(&e),
@@ -1034,7 +845,7 @@ impl App {
                 );
             }
         };
-        match self.save(changes) {
+        match self.actions.save(changes) {
             Ok(()) => {
                 tracing::info!(client = %req.client, page = %page.path(), "Settings saved.");
                 Resp::see_other(&format!("{}?saved=1", page.path()))
@@ -1052,71 +863,6 @@ impl App {
                 )
             }
         }
-    }
-
-    /// A pasted CA file (new name, so the old configuration never sees it), then secrets,
-    /// then the TOML file; if a later step fails the earlier ones are undone, so a save is all
-    /// or nothing. Then the new configuration is published to the collector.
-    pub(crate) fn save(&self, changes: forms::Changes) -> Result<(), SetupError> {
-        let forms::Changes {
-            config,
-            secrets,
-            ca_file,
-        } = changes;
-        let _guard = lock(&self.save_lock);
-        let mut new_ca = None;
-        if let Some((path, pem)) = ca_file {
-            if !path.exists() {
-                crate::config_file::write_bytes_atomically(&path, pem.as_bytes(), 0o644)?;
-                new_ca = Some(path);
-            }
-        }
-        let undo_ca = |new_ca: &Option<PathBuf>| {
-            if let Some(path) = new_ca {
-                let _ = std::fs::remove_file(path);
-            }
-        };
-        let previous = self.block_on(async {
-            let mut previous = Vec::new();
-            for (key, _) in &secrets {
-                previous.push((key.clone(), self.store.get_secret(key.clone()).await?));
-            }
-            if !secrets.is_empty() {
-                let new = secrets
-                    .iter()
-                    .map(|(k, v)| (k.clone(), boxidr_store::Secret::new(v.as_bytes().to_vec())))
-                    .collect();
-                self.store.put_secrets(new).await?;
-            }
-            Ok::<_, SetupError>(previous)
-        });
-        let previous = match previous {
-            Ok(previous) => previous,
-            Err(e) => {
-                undo_ca(&new_ca);
-                return Err(e);
-            }
-        };
-        if let Err(e) = crate::config_file::write_atomically(&self.config_path, &config) {
-            let rollback = self.block_on(async {
-                for (key, old) in previous {
-                    match old {
-                        Some(old) => self.store.put_secrets(vec![(key, old)]).await?,
-                        None => {
-                            self.store.delete_secret(key).await?;
-                        }
-                    }
-                }
-                Ok::<_, SetupError>(())
-            });
-            if let Err(r) = rollback {
-                tracing::error!(error = %r, "Could not restore secrets after a failed save.");
-            }
-            undo_ca(&new_ca);
-            return Err(e);
-        }
-        self.config.send_replace(Arc::new(config));
-        Ok(())
     }
 
     // ---- certificate ----
@@ -1174,7 +920,7 @@ impl App {
     /// Stores an identity and serves it to new connections.
     pub(crate) fn install_identity(&self, identity: Identity) -> Result<(), SetupError> {
         let config = identity.server_config()?;
-        self.block_on(identity.save(&self.store))?;
+        self.actions.save_identity(&identity)?;
         if let Ok(mut tls) = self.tls.write() {
             *tls = config;
         }

@@ -6,6 +6,8 @@
 //! * [`tls`]: the certificate (generated with rcgen or uploaded) and the TLS front; its docs
 //!   explain how TLS is terminated in front of tiny_http and how the client address survives.
 //! * `route`: the route table ([`ROUTES`], the `Page` enum): the one place URL paths are matched.
+//! * `actions`: what the page does to the store, the configuration and Box (the router's
+//!   handlers call it; the runtime is entered there).
 //! * `app`: the router; the first-boot gate, Origin and CSRF checks run before every handler.
 //! * `session`: sessions (idle 15 min, absolute 8 h), CSRF tokens, OAuth `state`.
 //! * `credentials`: the setup code, argon2id passwords, failed-attempt throttling.
@@ -40,6 +42,7 @@
 //!   (the `Strict` session cookie is not sent on the redirect back from Box). The refresh token
 //!   is committed to the store before anything uses the new access token.
 
+mod actions;
 mod app;
 mod boxlink;
 pub mod clock;

@@ -14,6 +14,7 @@ use boxidr_config::Config;
 use boxidr_store::Store;
 use tokio::sync::watch;
 
+use crate::actions::Actions;
 use crate::app::App;
 use crate::boxlink::BoxConnectedHook;
 use crate::clock::{Clock, SystemClock};
@@ -216,20 +217,22 @@ impl SetupServer {
             )
         })?;
         let app = Arc::new(App {
+            actions: Actions::new(
+                store.clone(),
+                runtime.clone(),
+                config_path,
+                config,
+                http,
+                on_box_connected,
+            ),
             store,
-            rt: runtime.clone(),
-            config_path,
-            config,
             status,
             clock,
-            on_box_connected,
-            http,
             sessions: Mutex::new(Sessions::default()),
             throttle: Mutex::new(Throttle::default()),
             claimed: AtomicBool::new(claimed),
             identity: RwLock::new(identity),
             tls: tls_config.clone(),
-            save_lock: Mutex::new(()),
             platform_api,
             journal_command,
             bundle_lock: Mutex::new(()),

@@ -869,7 +869,7 @@ impl App {
                 }
             }
         }
-        let http = self.box_http(config).await;
+        let http = self.actions.box_http(config).await;
         let auth = match boxlink::auth_client(&http, config, client_id, secret) {
             Ok(auth) => auth,
             Err(e) => return Ok(Err(box_advice(&e, "", ""))),
@@ -890,7 +890,7 @@ impl App {
             }
         };
         let tokens: &TokenManager = &tokens;
-        let http = self.box_http(config).await;
+        let http = self.actions.box_http(config).await;
         let max = config.box_api.max_body_bytes;
         let api = &config.box_api.api_base;
 
