@@ -5,7 +5,7 @@
 //! entered here.
 //!
 //! Not moved yet (they still reach the store through `App`): the Maintenance page, the scope
-//! upload, the preview, "Test connection" and the test buttons.
+//! upload, and the network work of "Test connection" and the test buttons.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -132,6 +132,19 @@ impl Actions {
         Ok(self
             .block_on(self.store.get_secret(key.to_owned()))?
             .is_some())
+    }
+
+    /// A stored secret as text, trimmed (`None`: not set or empty).
+    pub(crate) fn secret_text(&self, key: &str) -> Result<Option<String>, SetupError> {
+        Ok(self
+            .block_on(self.store.get_secret(key.to_owned()))?
+            .map(|s| String::from_utf8_lossy(s.expose()).trim().to_owned())
+            .filter(|s| !s.is_empty()))
+    }
+
+    /// The first `n` stored Box users, in id order (the account preview picks from them).
+    pub(crate) fn first_users(&self, n: usize) -> Result<Vec<boxidr_store::UserEntry>, SetupError> {
+        Ok(self.block_on(self.store.users_after(None, n))?)
     }
 
     /// Which of the settings forms' secrets are stored.

@@ -109,8 +109,8 @@ impl App {
             .filter(|k| !k.is_empty());
         let key = match typed_key {
             Some(key) => Some(key),
-            None => match self.block_on(self.store.get_secret(keys::PLATFORM_API_KEY.to_owned())) {
-                Ok(stored) => stored.map(|s| String::from_utf8_lossy(s.expose()).trim().to_owned()),
+            None => match self.actions.secret_text(keys::PLATFORM_API_KEY) {
+                Ok(stored) => stored,
                 Err(e) => return internal(&e),
             },
         };
@@ -190,9 +190,7 @@ impl App {
         mapping: &boxidr_config::Mapping,
     ) -> Result<Vec<PreviewRow>, SetupError> {
         let settings = Settings::from_mapping(mapping, env!("CARGO_PKG_VERSION"));
-        let entries = self
-            .block_on(self.store.users_after(None, PREVIEW_SCAN))
-            .map_err(SetupError::from)?;
+        let entries = self.actions.first_users(PREVIEW_SCAN)?;
         Ok(pick_users(&entries, PREVIEW_USERS)
             .iter()
             .map(|(user, _)| preview_row(user, &settings))
