@@ -98,11 +98,17 @@ pub struct Renderer {
 
 impl Render for Renderer {
     fn render(&self, sink: SinkId, record: &QueuedRecord) -> Option<String> {
-        let rendered = boxidr_normalize::render_record(
+        // Each sink renders only its own output (the Collector never serialises the raw record).
+        let want = match sink {
+            SinkId::Collector => boxidr_normalize::Want::Uef,
+            SinkId::LogSearch => boxidr_normalize::Want::Raw,
+        };
+        let rendered = boxidr_normalize::render_record_for(
             &record.event_json,
             record.collected_at_ms,
             self.directory.as_ref(),
             &self.settings,
+            want,
         );
         if rendered.out_of_scope {
             self.directory

@@ -47,7 +47,7 @@ pub use kind::{
     ingress_result, kind, kind_of_type,
 };
 pub use raw::{MAX_FIELD_CHARS, Malformed, RawLine, TRUNCATION_MARK, render_raw};
-pub use record::{Rendered, render_event, render_record};
+pub use record::{Rendered, Want, render_event, render_record, render_record_for};
 pub use scope::ScopeFilter;
 pub use settings::{RAW_MAX_LINE_BYTES, RAW_MIN_LINE_BYTES, Settings, UEF_MAX_LINE_BYTES};
 pub use time_utc::{

@@ -33,6 +33,20 @@ pub struct Rendered {
     pub out_of_scope: bool,
 }
 
+/// Which outputs of [`render_record_for`] a caller needs. Each sink needs one: the Collector
+/// only the UEF line, Log Search only the raw record (whose `uef_rejected` still comes from the
+/// full UEF check). Leaving one out only saves its work; every other field of [`Rendered`] is
+/// the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The UEF line and the raw record.
+    Both,
+    /// The UEF line only: `raw` is `None` and `raw_truncated` false.
+    Uef,
+    /// The raw record only: `uef` is `None` (it is still checked, for `uef_rejected`).
+    Raw,
+}
+
 /// Renders one queued record for both sinks. Pure and total: it never panics and never
 /// drops an event silently: an event outside `settings.scope` renders to nothing and says so
 /// ([`Rendered::out_of_scope`]); a malformed record is never filtered (it names nobody the
@@ -52,6 +66,18 @@ pub fn render_record<D: UserDirectory + ?Sized>(
     directory: &D,
     settings: &Settings,
 ) -> Rendered {
+    render_record_for(event_json, collected_at_ms, directory, settings, Want::Both)
+}
+
+/// [`render_record`] computing only what `want` asks for (a sink renders its own output, and
+/// the Collector does not pay for serialising the whole event again as a raw record).
+pub fn render_record_for<D: UserDirectory + ?Sized>(
+    event_json: &str,
+    collected_at_ms: u64,
+    directory: &D,
+    settings: &Settings,
+    want: Want,
+) -> Rendered {
     let parsed: Value = match serde_json::from_str(event_json) {
         Ok(value) => value,
         Err(_) => {
@@ -61,6 +87,7 @@ pub fn render_record<D: UserDirectory + ?Sized>(
                 Malformed::NotJson,
                 settings,
                 collected_at_ms,
+                want,
             );
         }
     };
@@ -75,10 +102,11 @@ pub fn render_record<D: UserDirectory + ?Sized>(
                 Malformed::from(&err),
                 settings,
                 collected_at_ms,
+                want,
             );
         }
     };
-    render_event(&event, collected_at_ms, directory, settings)
+    render_event_for(&event, collected_at_ms, directory, settings, want)
 }
 
 /// [`render_record`] for an event already parsed.
@@ -87,6 +115,16 @@ pub fn render_event<D: UserDirectory + ?Sized>(
     collected_at_ms: u64,
     directory: &D,
     settings: &Settings,
+) -> Rendered {
+    render_event_for(event, collected_at_ms, directory, settings, Want::Both)
+}
+
+fn render_event_for<D: UserDirectory + ?Sized>(
+    event: &BoxEvent,
+    collected_at_ms: u64,
+    directory: &D,
+    settings: &Settings,
+    want: Want,
 ) -> Rendered {
     let kind = kind(event);
     let actor = Actor::of(event, directory);
@@ -111,9 +149,10 @@ pub fn render_event<D: UserDirectory + ?Sized>(
             Err(not) if not.reason == Reason::NotIngress => (None, None),
             Err(not) => (None, Some(not.reason)),
         };
-    let send_raw = kind.is_sent(settings.send_unparsed)
-        || uef_rejected.is_some()
-        || crate::canary::is_canary(event);
+    let send_raw = want != Want::Uef
+        && (kind.is_sent(settings.send_unparsed)
+            || uef_rejected.is_some()
+            || crate::canary::is_canary(event));
     let raw = send_raw.then(|| {
         raw::render_with_actor(
             event,
@@ -125,7 +164,7 @@ pub fn render_event<D: UserDirectory + ?Sized>(
     });
     Rendered {
         kind,
-        uef,
+        uef: uef.filter(|_| want != Want::Raw),
         raw_truncated: raw.as_ref().is_some_and(|r| r.truncated),
         raw: raw.map(|r| r.text),
         uef_rejected,
@@ -140,8 +179,10 @@ fn malformed(
     why: Malformed,
     settings: &Settings,
     collected_at_ms: u64,
+    want: Want,
 ) -> Rendered {
-    let line = raw::render_malformed(text, parsed, why, settings, collected_at_ms);
+    let line = (want != Want::Uef)
+        .then(|| raw::render_malformed(text, parsed, why, settings, collected_at_ms));
     let event_type = parsed
         .and_then(Value::as_object)
         .and_then(|o| o.get("event_type"))
@@ -149,10 +190,10 @@ fn malformed(
     Rendered {
         kind: kind_of_type(event_type),
         uef: None,
-        raw: Some(line.text),
+        raw_truncated: line.as_ref().is_some_and(|l| l.truncated),
+        raw: line.map(|l| l.text),
         uef_rejected: None,
         malformed: Some(why),
-        raw_truncated: line.truncated,
         out_of_scope: false,
     }
 }
@@ -187,6 +228,47 @@ mod tests {
         assert!(r.raw.is_some());
         assert_eq!(r.uef_rejected, None);
         assert_eq!(r.malformed, None);
+    }
+
+    /// Each `Want` leaves out only its other output: every other field is what `Both` gives.
+    #[test]
+    fn want_leaves_out_only_the_other_output() {
+        let login = r#"{"event_id":"1","event_type":"LOGIN","created_at":"2024-03-05T08:14:22-08:00",
+            "ip_address":"81.2.69.144","created_by":{"id":"5","login":"a@example.com"}}"#;
+        let anon = r#"{"event_id":"2","event_type":"FAILED_LOGIN","created_by":{"id":"2"}}"#;
+        for text in [
+            login,
+            anon,
+            r#"{"event_id":"3","event_type":"UPLOAD"}"#,
+            "{not json",
+        ] {
+            let s = settings(true);
+            let both = render_record(text, 7, &NoDirectory, &s);
+            let uef = render_record_for(text, 7, &NoDirectory, &s, Want::Uef);
+            let raw = render_record_for(text, 7, &NoDirectory, &s, Want::Raw);
+            assert_eq!(
+                uef,
+                Rendered {
+                    raw: None,
+                    raw_truncated: false,
+                    ..both.clone()
+                },
+                "{text}"
+            );
+            assert_eq!(
+                raw,
+                Rendered {
+                    uef: None,
+                    ..both.clone()
+                },
+                "{text}"
+            );
+        }
+        assert!(
+            render_record(login, 0, &NoDirectory, &settings(true))
+                .uef
+                .is_some()
+        );
     }
 
     /// `send_unparsed = false` keeps file activity off Log Search, but never a rejected
