@@ -13,7 +13,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "BOXIDR_CONFIG", default_value = boxidr_config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
 
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `boxidr_boxapi=debug`
+    /// Log filter: comma-separated `level` and `target=level` (tracing `Targets` syntax), e.g.
+    /// `info` or `warn,boxidr_boxapi=debug`
     /// (default: `info`).
     #[arg(long, global = true, env = "BOXIDR_LOG")]
     pub log: Option<String>,
