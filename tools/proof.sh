@@ -119,7 +119,9 @@ run_one() {
             echo "proof.sh: $file is not in the tree" >"$log"
             rc=-1
         else
-            env $env_assign cargo test --locked -q -p "$package" --test "$target" -- \
+            # --workspace (not -p): the same feature set as `cargo test --workspace`, so the
+            # test binaries that step built are reused instead of rebuilt.
+            env $env_assign cargo test --locked -q --workspace --test "$target" -- \
                 "${filter[@]}" "${extra[@]}" --nocapture --test-threads=1 >"$log" 2>&1 || rc=$?
         fi
         local secs=$(( $(date +%s) - t0 ))

@@ -200,6 +200,16 @@ fn crash_at_every_op_in(target: Target, mode: &str, options: &StoreOptions) {
         tally.pre > 0 && tally.post > 0,
         "{target:?}: both outcomes expected: {tally:?}"
     );
+    println!(
+        "PROOF {}",
+        serde_json::json!({
+            "figure": format!(
+                "{mode} {target:?}: crash at each of {} ops → {} pre, {} post, 0 mixed",
+                reference.ops_in_target, tally.pre, tally.post
+            ),
+            "crash_points": reference.ops_in_target,
+        })
+    );
 }
 
 /// Power loss at every sync of the target: the durable image (with and without the last
@@ -248,6 +258,16 @@ fn power_loss_at_every_sync_in(target: Target, mode: &str, options: &StoreOption
     assert!(
         header_cases > 0,
         "{mode} {target:?}: no header write was ever in flight"
+    );
+    println!(
+        "PROOF {}",
+        serde_json::json!({
+            "figure": format!(
+                "{mode} {target:?}: power loss at each of {} syncs (x2 header cases) → {} pre, {} post, 0 mixed",
+                reference.syncs_in_target + 1, tally.pre, tally.post
+            ),
+            "power_cuts": reference.syncs_in_target + 1,
+        })
     );
 }
 
