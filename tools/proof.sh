@@ -55,7 +55,7 @@ MAP='
 11|box faults|boxidr-store|firmware/store/tests/dead_letters.rs|at_the_bound_the_sink_holds_instead_of_dropping|quick
 12|disk full|boxidr-store|firmware/store/tests/store.rs|quota_backpressure_and_recovery|quick
 12|disk full|boxidr-system-tests|tests/tests/disk_full.rs|real_enospc_backpressure_and_drain|long
-13|disk full|boxidr-system-tests|tests/tests/disk_full.rs|quota_fill_and_drain_file_size|quick
+13|disk full|boxidr-system-tests|tests/tests/disk_full.rs|quota_fill_and_drain_file_size|long
 16|self-test|boxidr-health|firmware/health/tests/health.rs|storage_self_test_and_reopen_need_a_person|quick
 17|clock|boxidr-system-tests|tests/tests/no_rtc.rs|no_rtc_waits_for_the_clock|quick
 17|clock|boxidr-forward|firmware/forward/tests/collector.rs|tls_handshake_failures_are_retried_never_trusted|quick

@@ -178,6 +178,7 @@ async fn real_enospc_backpressure_and_drain() {
 /// Box is paused (not dropped), then everything drains and the file returns to within 2x of
 /// its size before the fill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: minutes of fill and drain; its baseline needs an idle moment a loaded machine may not give (run by `bash tools/proof.sh`)"]
 async fn quota_fill_and_drain_file_size() {
     const TEST: &str = "quota_fill_and_drain_file_size";
     let disk = match Tmpfs::mount(256 * 1024 * 1024) {
@@ -192,10 +193,11 @@ async fn quota_fill_and_drain_file_size() {
     })
     .await
     .unwrap();
+    // The baseline: the file of a running box with nothing queued (Box's stream running, so
+    // the seen ids and users it keeps are in it too).
     let service = rig.start().await.unwrap();
-    // The baseline: the file of a running box with nothing queued.
     let idle = service
-        .wait_status(Duration::from_secs(60), |s| {
+        .wait_status(Duration::from_secs(180), |s| {
             s["store"]["queue_records"].as_u64() == Some(0)
                 && s["box"]["stream"]["pages"].as_u64().unwrap_or(0) > 0
         })
