@@ -1023,7 +1023,7 @@ async fn check_unit_and_files(agent: &Agent) -> anyhow::Result<()> {
 
 async fn check_no_credentials(agent: &Agent) -> anyhow::Result<()> {
     let out = agent
-        .run("awk -F: '{print \"ACCOUNT\", $1, ($2 ~ /^[!*]/ && $2 !~ /\\$/) ? \"locked\" : \"HAS-PASSWORD\"}' /etc/shadow; ss -Hltnu; echo KEYS; grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc /root /usr/local /boot /home /var/lib 2>/dev/null | grep -v '^/var/lib/boxidr/' || true; ls /usr/sbin/sshd /etc/ssh 2>&1 || true", 120)
+        .run("awk -F: '{print \"ACCOUNT\", $1, ($2 ~ /^[!*]/ && $2 !~ /\\$/) ? \"locked\" : \"HAS-PASSWORD\"}' /etc/shadow; ss -Hltnu; echo KEYS; grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc /root /usr/local /boot /home /var/lib 2>/dev/null | grep -v '^/var/lib/boxidr/' || true; test -e /usr/sbin/sshd && echo SSHD-INSTALLED; true", 120)
         .await?;
     print_block("accounts, listening sockets, key material", &out);
     ensure!(!out.contains("HAS-PASSWORD"), "an account has a password");
@@ -1043,10 +1043,7 @@ async fn check_no_credentials(agent: &Agent) -> anyhow::Result<()> {
         !listening.iter().any(|l| l.contains(":22 ")),
         "something listens on port 22"
     );
-    ensure!(
-        out.contains("/usr/sbin/sshd: No such file"),
-        "an sshd is installed"
-    );
+    ensure!(!out.contains("SSHD-INSTALLED"), "an sshd is installed");
     say(format!(
         "ok: every account locked, no private key outside the service's store, no ssh server; listening: {}",
         listening
