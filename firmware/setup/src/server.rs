@@ -456,26 +456,37 @@ fn redirect_worker(server: &tiny_http::Server, https_port: u16) {
             .find(|h| h.field.equiv("host"))
             .map(|h| h.value.as_str().to_owned())
             .unwrap_or_default();
-        let host = host_without_port(&host);
-        let path = request.url();
-        let response = match host {
-            Some(host) if path.starts_with('/') && !path.starts_with("//") => {
-                let port = if https_port == 443 {
-                    String::new()
-                } else {
-                    format!(":{https_port}")
-                };
-                let location = format!("https://{host}{port}{path}");
+        let response = match redirect_location(&host, request.url(), https_port) {
+            Some(location) => {
                 let mut r = tiny_http::Response::empty(301);
                 if let Ok(h) = tiny_http::Header::from_bytes("Location", location.as_bytes()) {
                     r.add_header(h);
                 }
                 r
             }
-            _ => tiny_http::Response::empty(400),
+            None => tiny_http::Response::empty(400),
         };
         let _ = request.respond(response);
     }
+}
+
+/// Where a plain-HTTP request for `path` is sent: the same path on HTTPS, on the host the
+/// client named. `None` (answer 400) for an implausible host, a path that would leave this
+/// host (`//evil`), or a path with a space or control byte: tiny_http passes a bare CR in the
+/// request line through, and it must not reach the `Location` header (found by tests/fuzz
+/// `setup_http`).
+fn redirect_location(host: &str, path: &str, https_port: u16) -> Option<String> {
+    let host = host_without_port(host)?;
+    let plain = path.bytes().all(|b| b.is_ascii_graphic());
+    if !path.starts_with('/') || path.starts_with("//") || !plain {
+        return None;
+    }
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    Some(format!("https://{host}{port}{path}"))
 }
 
 /// The host part of a `Host` header, if it is a plausible name or address.
@@ -506,5 +517,28 @@ mod tests {
         assert_eq!(host_without_port("10.0.0.5"), Some("10.0.0.5"));
         assert_eq!(host_without_port("evil.com/x"), None);
         assert_eq!(host_without_port(""), None);
+    }
+
+    /// Redirects keep the path on this host, and a path with a CR, LF or space (which tiny_http
+    /// lets through in the request line) is refused instead of reaching the `Location` header.
+    #[test]
+    fn redirect_locations() {
+        assert_eq!(
+            redirect_location("box.lan:80", "/status?auto=1", 8443).as_deref(),
+            Some("https://box.lan:8443/status?auto=1")
+        );
+        assert_eq!(
+            redirect_location("box.lan", "/", 443).as_deref(),
+            Some("https://box.lan/")
+        );
+        for path in [
+            "//evil.example/",
+            "/claim-\r-Set-Cookie:x",
+            "/a\nb",
+            "/a b",
+            "x",
+        ] {
+            assert_eq!(redirect_location("box.lan", path, 443), None, "{path:?}");
+        }
     }
 }

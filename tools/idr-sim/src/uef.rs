@@ -375,9 +375,13 @@ pub fn parse_uef_time(s: &str, accept_offsets: bool) -> Result<OffsetDateTime, S
         u16::try_from(millis).unwrap_or(u16::MAX),
     )
     .map_err(|_| bad("time of day out of range"))?;
-    Ok(PrimitiveDateTime::new(date, tod)
+    // `to_offset` panics when the UTC date leaves time's range (`9999-12-31T23:30:00-01:00`,
+    // found by tests/fuzz `uef_validator`); a UTC year outside 0000–9999 has no UEF form.
+    PrimitiveDateTime::new(date, tod)
         .assume_offset(offset)
-        .to_offset(UtcOffset::UTC))
+        .checked_to_offset(UtcOffset::UTC)
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or_else(|| bad("outside years 0000-9999 in UTC"))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
@@ -398,6 +402,22 @@ pub fn format_ms_utc(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (tests/fuzz `created_at`, `uef_validator`): an offset that carries the time
+    /// past year 9999 or before year 0 in UTC is refused, not a panic in the listener.
+    #[test]
+    fn offsets_past_the_year_range_are_refused() {
+        for text in [
+            "9999-12-31T23:30:00-01:00",
+            "9999-12-31T23:30:00.000-01:00",
+            "0000-01-01T00:30:00+01:00",
+        ] {
+            let err = parse_uef_time(text, true).unwrap_err();
+            assert!(err.contains("outside years"), "{text}: {err}");
+        }
+        let edge = parse_uef_time("9999-12-31T22:59:59.999-01:00", true).unwrap();
+        assert_eq!(format_ms_utc(edge), "9999-12-31T23:59:59.999Z");
+    }
 
     const EXAMPLE: &str = r#"{"version":"v1","event_type":"INGRESS_AUTHENTICATION","time":"2024-05-02T21:03:11.000Z","account":"jdoe","account_domain":"CORP","source_ip":"198.51.100.23","authentication_result":"SUCCESS","authentication_target":"Box","custom_data":{"box_event_id":"8f0c3a1e-5b7d-4e0a-9c11-2d7b6f0e4a55","box_event_type":"LOGIN","box_user_id":"262196057","box_login":"jdoe@example.com","forwarder":"boxidr/0.1.0"}}"#;
 
