@@ -81,6 +81,16 @@ case "$bench_last" in
     *) echo "boxidr-bench --quick: events were lost"; exit 1 ;;
 esac
 
+# Every cargo-fuzz target for a few seconds (tests/fuzz; nightly + cargo-fuzz are installed by
+# the script). Its cold build costs about 10 CPU-minutes (README "Fuzzing");
+# BOXIDR_SKIP_FUZZ=1 leaves it out. Longer runs: bash tools/fuzz.sh --seconds 600.
+if [ "${BOXIDR_SKIP_FUZZ:-0}" = 1 ]; then
+    step "Skipping the fuzz smoke run (BOXIDR_SKIP_FUZZ=1)"
+else
+    step "Fuzz smoke run (tools/fuzz.sh)"
+    bash tools/fuzz.sh --seconds "${BOXIDR_FUZZ_SECONDS:-5}"
+fi
+
 if [ "${BOXIDR_SKIP_CROSS:-0}" = 1 ]; then
     step "Skipping the aarch64 build and tests (BOXIDR_SKIP_CROSS=1)"
     exit 0
