@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{ApiError, AuthError};
@@ -48,12 +48,30 @@ struct TokenBody {
 }
 
 /// Which grant produced tokens; the client-credentials grant is simply repeated on expiry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Stored as the `box.grant` setting, tagged by `type`: `{"type":"authorization_code"}` or
+/// `{"type":"client_credentials","enterprise_id":"…"}`; written and read only through
+/// [`Grant::to_setting`] and [`Grant::from_setting`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Grant {
     /// OAuth 2.0 user authentication: an admin authorised the app in a browser.
     AuthorizationCode,
     /// Client credentials for the enterprise's service account.
     ClientCredentials { enterprise_id: String },
+}
+
+impl Grant {
+    /// The stored setting for this grant.
+    pub fn to_setting(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The grant a stored setting names; `None` for `null` (Box not connected) or a value
+    /// this version does not know.
+    pub fn from_setting(value: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(value.clone()).ok()
+    }
 }
 
 impl AuthClient {
@@ -212,5 +230,31 @@ fn oauth_error(status: u16, body: &[u8]) -> AuthError {
                 description
             },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The stored grant has the shape earlier versions wrote, and reads back as itself.
+    #[test]
+    fn grant_setting_round_trips() {
+        let code = json!({"type": "authorization_code"});
+        let cc = json!({"type": "client_credentials", "enterprise_id": "7"});
+        assert_eq!(Grant::AuthorizationCode.to_setting(), code);
+        let grant = Grant::ClientCredentials {
+            enterprise_id: "7".into(),
+        };
+        assert_eq!(grant.to_setting(), cc);
+        assert_eq!(Grant::from_setting(&code), Some(Grant::AuthorizationCode));
+        assert_eq!(Grant::from_setting(&cc), Some(grant));
+        assert_eq!(Grant::from_setting(&serde_json::Value::Null), None);
+        assert_eq!(Grant::from_setting(&json!({"type": "jwt"})), None);
+        assert_eq!(
+            Grant::from_setting(&json!({"type": "client_credentials"})),
+            None
+        );
     }
 }

@@ -448,7 +448,7 @@ async fn build_parts(
         .await
         .map_err(|e| e.to_string())?
         .as_ref()
-        .and_then(grant_from_json)
+        .and_then(Grant::from_setting)
         .ok_or_else(|| {
             NotConnected("Box is not connected: connect to Box on the setup page".into())
         })?;
@@ -507,16 +507,6 @@ async fn build_parts(
         canary: crate::canary::plan(config, store).await,
         supervision: supervision.clone(),
     })
-}
-
-fn grant_from_json(value: &Value) -> Option<Grant> {
-    match value.get("type")?.as_str()? {
-        "authorization_code" => Some(Grant::AuthorizationCode),
-        "client_credentials" => Some(Grant::ClientCredentials {
-            enterprise_id: value.get("enterprise_id")?.as_str()?.to_owned(),
-        }),
-        _ => None,
-    }
 }
 
 async fn sinks(config: &Config, store: &Store) -> Sinks {

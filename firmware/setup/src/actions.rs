@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use boxidr_boxapi::Grant;
 use boxidr_config::Config;
 use boxidr_store::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::boxlink::{self, BoxConnectedHook, BoxConnection};
@@ -385,14 +385,8 @@ impl Actions {
     ) -> Result<Option<Value>, SetupError> {
         boxidr_boxapi::TokenManager::save_refresh_token(&self.store, tokens.refresh_token.as_ref())
             .await?;
-        let grant_json = match &grant {
-            Grant::AuthorizationCode => json!({"type": "authorization_code"}),
-            Grant::ClientCredentials { enterprise_id } => {
-                json!({"type": "client_credentials", "enterprise_id": enterprise_id})
-            }
-        };
         self.store
-            .set_setting(keys::BOX_GRANT.to_owned(), grant_json)
+            .set_setting(keys::BOX_GRANT.to_owned(), grant.to_setting())
             .await?;
         let http = self.box_http(config).await;
         let account = match boxlink::users_me(&http, config, &tokens.access_token).await {

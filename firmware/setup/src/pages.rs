@@ -375,15 +375,12 @@ fn text_of(value: &serde_json::Value, key: &str) -> String {
 }
 
 fn grant_text(grant: Option<&serde_json::Value>) -> String {
-    match grant.and_then(|g| g.get("type")).and_then(|t| t.as_str()) {
-        Some("authorization_code") => "OAuth 2.0 (admin consent)".into(),
-        Some("client_credentials") => format!(
-            "client credentials, enterprise {}",
-            grant
-                .map(|g| text_of(g, "enterprise_id"))
-                .unwrap_or_default()
-        ),
-        _ => "—".into(),
+    match grant.and_then(boxidr_boxapi::Grant::from_setting) {
+        Some(boxidr_boxapi::Grant::AuthorizationCode) => "OAuth 2.0 (admin consent)".into(),
+        Some(boxidr_boxapi::Grant::ClientCredentials { enterprise_id }) => {
+            format!("client credentials, enterprise {}", bounded(&enterprise_id))
+        }
+        None => "—".into(),
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn provision(
         store
             .set_setting(
                 keys::BOX_GRANT.to_owned(),
-                json!({ "type": "authorization_code" }),
+                Grant::AuthorizationCode.to_setting(),
             )
             .await?;
         store

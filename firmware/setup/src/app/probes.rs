@@ -835,7 +835,7 @@ impl App {
             .get_setting(keys::BOX_GRANT.to_owned())
             .await?
             .as_ref()
-            .and_then(grant_from_json);
+            .and_then(Grant::from_setting);
         let Some(grant) = grant else {
             return Ok(Err(
                 "Box is not connected: click \"Connect to Box\" below.".to_owned()
@@ -1052,17 +1052,6 @@ where
     }
 }
 
-/// The stored `box.grant` setting.
-pub(crate) fn grant_from_json(value: &Value) -> Option<Grant> {
-    match value.get("type")?.as_str()? {
-        "authorization_code" => Some(Grant::AuthorizationCode),
-        "client_credentials" => Some(Grant::ClientCredentials {
-            enterprise_id: value.get("enterprise_id")?.as_str()?.to_owned(),
-        }),
-        _ => None,
-    }
-}
-
 /// Connects to the Collector and, with TLS, completes a handshake trusting only the CA given;
 /// then closes politely. The text says what was checked, or what failed and what to do.
 async fn handshake(settings: &CollectorSettings) -> Result<String, String> {
@@ -1206,21 +1195,5 @@ mod tests {
             "",
         );
         assert!(revoked.contains("invalid_grant") && revoked.contains("Reconnect"));
-    }
-
-    /// The stored grant reads back as the grant it was written from.
-    #[test]
-    fn grant_json() {
-        assert_eq!(
-            grant_from_json(&json!({"type": "authorization_code"})),
-            Some(Grant::AuthorizationCode)
-        );
-        assert_eq!(
-            grant_from_json(&json!({"type": "client_credentials", "enterprise_id": "7"})),
-            Some(Grant::ClientCredentials {
-                enterprise_id: "7".into()
-            })
-        );
-        assert_eq!(grant_from_json(&Value::Null), None);
     }
 }
