@@ -183,7 +183,20 @@ async fn service_delivers_and_reports() {
         "undelivered: {missing:?}\n{}",
         rig.logs()
     );
-    let running = tokio::task::block_in_place(|| rig.status());
+    // The status document is a cache the service refreshes every couple of seconds, so the
+    // simulator can hold every event a moment before the status says so: wait for it to catch up
+    // (it must, within a few refreshes) instead of reading it once.
+    let running = tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = rig.status();
+            let delivered = status["sinks"]["log_search"]["delivered"].as_u64();
+            if delivered.is_some_and(|n| n > 0) || Instant::now() > deadline {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
     assert_eq!(running["service"], "running", "{running}");
     assert_eq!(running["state"], "running", "{running}");
     let watchdog = &running["watchdog"];
