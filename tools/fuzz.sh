@@ -8,6 +8,8 @@
 #   bash tools/fuzz.sh --seconds 60       longer
 #   bash tools/fuzz.sh --only created_at,setup_http
 #   bash tools/fuzz.sh --build-only       build and stop (CI's cost of the fuzz build)
+#   bash tools/fuzz.sh --seed 1 --runs 3000   reproducible: the same inputs every time
+#                                         (CI's smoke run, so a red CI replays the same way)
 #
 # A crash stops the script with libFuzzer's report; the input is kept in
 # target/fuzz/artifacts/<target>/ and replays with
@@ -17,14 +19,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=15
+seed=0   # libFuzzer: 0 = a new random seed each run
+runs=-1  # libFuzzer: -1 = no limit but the time
 only=""
 build_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds=${2:?--seconds N}; shift 2 ;;
         --only) only=${2:?--only a,b}; shift 2 ;;
+        --seed) seed=${2:?--seed N}; shift 2 ;;
+        --runs) runs=${2:?--runs N}; shift 2 ;;
         --build-only) build_only=1; shift ;;
-        *) echo "usage: tools/fuzz.sh [--seconds N] [--only t1,t2] [--build-only]" >&2; exit 2 ;;
+        *) echo "usage: tools/fuzz.sh [--seconds N] [--seed N] [--runs N] [--only t1,t2] [--build-only]" >&2; exit 2 ;;
     esac
 done
 
@@ -77,7 +83,7 @@ for t in "${targets[@]}"; do
     log="$work/$t.log"
     t0=$(date +%s)
     if ! cargo "$toolchain" fuzz run "${build_flags[@]}" "$t" "$work/corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$seconds" -seed="$seed" -runs="$runs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/$t/" >"$log" 2>&1; then
         echo "$t: CRASH (log: $log)"
         grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 20 || true

@@ -88,7 +88,9 @@ if [ "${BOXIDR_SKIP_FUZZ:-0}" = 1 ]; then
     step "Skipping the fuzz smoke run (BOXIDR_SKIP_FUZZ=1)"
 else
     step "Fuzz smoke run (tools/fuzz.sh)"
-    bash tools/fuzz.sh --seconds "${BOXIDR_FUZZ_SECONDS:-5}"
+    # A fixed seed and a fixed number of inputs per target: the same inputs on every CI run, so a
+    # red run replays exactly and a green one is not luck (the time limit is only a safety net).
+    bash tools/fuzz.sh --seed 1 --runs "${BOXIDR_FUZZ_RUNS:-3000}" --seconds "${BOXIDR_FUZZ_SECONDS:-60}"
 fi
 
 if [ "${BOXIDR_SKIP_CROSS:-0}" = 1 ]; then
