@@ -186,7 +186,7 @@ impl GroupsClient {
 
 /// Runs `call` with the current access token; on a 401 rejects that token and retries once
 /// with a fresh one (CONTRACT §4.2), like every other Box read.
-pub(crate) async fn with_token<T, F, Fut>(tokens: &TokenManager, call: F) -> Result<T, ApiError>
+pub async fn with_token<T, F, Fut>(tokens: &TokenManager, call: F) -> Result<T, ApiError>
 where
     F: Fn(Secret) -> Fut,
     Fut: std::future::Future<Output = Result<T, ApiError>>,

@@ -35,7 +35,7 @@ pub mod utc;
 pub use auth::{AuthClient, Grant, TokenSet};
 pub use error::{ApiError, AuthError, Recovery};
 pub use events::{EventsClient, EventsPage, EventsRequest};
-pub use groups::GroupsClient;
+pub use groups::{GroupsClient, with_token};
 pub use page::ReaderStatus;
 pub use poller::{PageAction, PollStatus, Poller, PollerConfig};
 pub use secret::Secret;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use boxidr_boxapi::events::{EventsRequest, From as EventsFrom};
 use boxidr_boxapi::{
-    ApiError, AuthError, EventsClient, Grant, GroupsClient, Secret, TokenManager, UsersClient,
+    ApiError, AuthError, EventsClient, Grant, GroupsClient, TokenManager, UsersClient, with_token,
 };
 use boxidr_config::{Config, REGIONS};
 use boxidr_forward::collector::tls_config_for_ca;
@@ -1032,23 +1032,6 @@ impl App {
             }
         }
         Ok(report)
-    }
-}
-
-/// Runs `call` with the current access token; after a 401 the token is dropped and the call
-/// made once more with a fresh one (an access token can expire between two checks).
-async fn with_token<T, F, Fut>(tokens: &TokenManager, call: F) -> Result<T, ApiError>
-where
-    F: Fn(Secret) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ApiError>>,
-{
-    let token = tokens.access_token().await?;
-    match call(token.clone()).await {
-        Err(ApiError::Unauthorized) => {
-            tokens.reject(&token).await;
-            call(tokens.access_token().await?).await
-        }
-        other => other,
     }
 }
 
