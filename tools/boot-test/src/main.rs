@@ -289,17 +289,34 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     say(
         "ok: claimed with the console's setup code over HTTPS (certificate matched the fingerprint), password set",
     );
+    // Box: the app's client ID and secret on the Box page, then "Connect with client
+    // credentials" (the enterprise ID), which answers with the Box page and its verdict.
     let cfg = box_sim.config().clone();
-    page.post(
-        "/box/ccg",
+    let redirect = format!("{}/oauth/callback", page.base);
+    page.post_from(
+        "/box",
+        "/box/app",
         &[
             ("client_id", cfg.client_id.as_str()),
             ("client_secret", cfg.client_secret.as_str()),
-            ("enterprise_id", cfg.enterprise_id.as_str()),
+            ("redirect_uri", redirect.as_str()),
         ],
     )
     .await
-    .context("connecting Box (client credentials)")?;
+    .context("saving the Box app (client ID and secret)")?;
+    let (status, body) = page
+        .submit(
+            "/box",
+            "/box/ccg",
+            &[("enterprise_id", cfg.enterprise_id.as_str())],
+        )
+        .await
+        .context("connecting Box (client credentials)")?;
+    ensure!(
+        status == 200 && body.contains("Box is connected with client credentials."),
+        "connecting Box (client credentials): {status} {}",
+        banners_of(&body)
+    );
     let token = idr
         .config()
         .tokens
@@ -323,20 +340,33 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     .await
     .context("saving the InsightIDR form")?;
     say("ok: Box connected (client credentials) and the InsightIDR settings form saved");
+    // The service removes its code file at its next tick after the claim, then the path unit
+    // starts the root helper that removes the copy: asynchronous, so poll (up to 120 s).
     let saved = agent
-        .run("cat /var/lib/boxidr/boxidr.toml; ls /boot/firmware", 60)
+        .run("start=$(date +%s); for i in $(seq 240); do [ -e /boot/firmware/BOXIDR-SETUP.TXT ] || break; sleep 0.5; done; echo CODE_FILE_GONE_AFTER=$(( $(date +%s) - start )); cat /var/lib/boxidr/boxidr.toml; ls /boot/firmware | sed 's/^/BOOT /'; ls /var/lib/boxidr | sed 's/^/STATE /'", 180)
         .await?;
+    print_block("after the claim and the forms", &saved);
     ensure!(
         saved.contains(IDR_GUEST) && !saved.contains(&token),
         "the saved settings file lacks the Collector host or holds the token:\n{saved}"
     );
     ensure!(
-        !saved.contains("BOXIDR-SETUP.TXT"),
+        !saved.lines().any(|l| l == "BOOT BOXIDR-SETUP.TXT"),
         "BOXIDR-SETUP.TXT is still on the boot partition after the claim"
     );
-    say(
-        "ok: settings written to /var/lib/boxidr/boxidr.toml (no secret in it); BOXIDR-SETUP.TXT removed after the claim",
+    ensure!(
+        !saved.lines().any(|l| l == "STATE setup-code.txt"),
+        "the service kept its setup code file after the claim"
     );
+    let gone_after = saved
+        .lines()
+        .find_map(|l| l.strip_prefix("CODE_FILE_GONE_AFTER="))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    say(format!(
+        "ok: settings written to /var/lib/boxidr/boxidr.toml (no secret in it); BOXIDR-SETUP.TXT removed from the boot partition {gone_after} s after the forms were saved"
+    ));
 
     // Events flow: some reach both sinks.
     let t = Instant::now();
@@ -721,6 +751,12 @@ code_file = "/var/lib/boxidr/setup-code.txt"
 # timesyncd cannot reach any NTP server from the restricted guest network.
 wait_for_sync = false
 
+[insightidr.log_search]
+# The Log Search CA is a file-level setting (not on the form, which keeps it): idr-sim's CA.
+# The test's form sets the region and the base URL (so the reboot check sees the form's values).
+region = "eu"
+ca_file = "/etc/boxidr/insightidr-ca.pem"
+
 [board]
 backend = "cdev"
 chip = "{PL061_LABEL}"
@@ -769,6 +805,17 @@ fn print_block(title: &str, text: &str) {
     }
 }
 
+/// The nice value of a running process (field 19 of /proc/PID/stat).
+fn niceness(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(16)?
+        .parse()
+        .ok()
+}
+
 /// How QEMU is started (the same for every boot of one test).
 #[derive(Debug)]
 struct Vm {
@@ -782,7 +829,13 @@ impl Vm {
     fn boot(&self, console: &Path) -> anyhow::Result<Guest> {
         let _ = std::fs::remove_file(console);
         std::fs::write(console, b"")?;
-        let child = Command::new("qemu-system-aarch64")
+        // QEMU runs at a higher priority than the compiles sharing the machine (`nice -n -10`,
+        // root only; without the right it runs at the normal priority): a starved TCG guest
+        // misses its own timeouts (udev, device units, the watchdog) for reasons no Pi has.
+        // (GNU nice runs the program at the normal priority, with a warning, when it may not.)
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", "-10", "qemu-system-aarch64"]);
+        let child = cmd
             .args([
                 "-M",
                 "virt",
@@ -814,7 +867,21 @@ impl Vm {
             .stdin(Stdio::null())
             .spawn()
             .context("starting qemu-system-aarch64")?;
-        say(format!("qemu started; console in {}", console.display()));
+        // nice execs QEMU in the same process: wait for the exec to read QEMU's own value.
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && !std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|p| p.to_string_lossy().contains("qemu"))
+                .unwrap_or(false)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        say(format!(
+            "qemu started (pid {pid}, nice {}); console in {}",
+            niceness(pid).map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            console.display()
+        ));
         Ok(Guest {
             child,
             console: console.to_owned(),
@@ -1269,25 +1336,49 @@ impl Page {
 
     /// Posts the form at `path` with its CSRF token; expects a redirect (saved).
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<()> {
-        let (status, body) = self.get(path).await?;
-        ensure!(status == 200, "GET {path}: {status}");
-        let csrf = csrf(&body).with_context(|| format!("no CSRF token on {path}"))?;
+        self.post_from(path, path, fields).await
+    }
+
+    /// Posts to `action` a form of the page at `page` (its CSRF token); expects a redirect.
+    async fn post_from(
+        &self,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let (status, body) = self.submit(page, action, fields).await?;
+        ensure!(
+            status == 303,
+            "POST {action}: {status}\n{}",
+            errors_of(&body)
+        );
+        Ok(())
+    }
+
+    /// GETs `page` for its CSRF token and POSTs `fields` to `action`: the status and body.
+    async fn submit(
+        &self,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, String)> {
+        let (status, body) = self.get(page).await?;
+        ensure!(status == 200, "GET {page}: {status}");
+        let csrf = csrf(&body).with_context(|| format!("no CSRF token on {page}"))?;
         let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         form.extend_from_slice(fields);
         let resp = self
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{action}", self.base))
             .header("cookie", self.cookies())
             .header("origin", &self.base)
             .form(&form)
             .send()
             .await
-            .with_context(|| format!("POST {path}"))?;
+            .with_context(|| format!("POST {action}"))?;
         self.absorb(&resp);
         let status = resp.status().as_u16();
-        let body = resp.text().await?;
-        ensure!(status == 303, "POST {path}: {status}\n{}", errors_of(&body));
-        Ok(())
+        Ok((status, resp.text().await?))
     }
 
     async fn claim(&self, code: &str) -> anyhow::Result<()> {
@@ -1330,6 +1421,20 @@ fn csrf(body: &str) -> Option<String> {
         let v = tag.split("value=\"").nth(1)?.split('"').next()?;
         Some(v.to_owned())
     })
+}
+
+/// The text of a page's banners (notices and errors) and field errors, for the failure report.
+fn banners_of(body: &str) -> String {
+    let mut parts: Vec<String> = body
+        .split("class=\"banner")
+        .skip(1)
+        .filter_map(|s| Some(s.split('>').nth(1)?.split('<').next()?.to_owned()))
+        .collect();
+    let fields = errors_of(body);
+    if !fields.is_empty() {
+        parts.push(fields);
+    }
+    parts.join("; ")
 }
 
 /// The error messages of a rejected form, for the failure report.
