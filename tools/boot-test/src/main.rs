@@ -1090,7 +1090,7 @@ async fn check_unit_and_files(agent: &Agent) -> anyhow::Result<()> {
 
 async fn check_no_credentials(agent: &Agent) -> anyhow::Result<()> {
     let out = agent
-        .run("awk -F: '{print \"ACCOUNT\", $1, ($2 ~ /^[!*]/ && $2 !~ /\\$/) ? \"locked\" : \"HAS-PASSWORD\"}' /etc/shadow; ss -Hltnu; echo KEYS; grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc /root /usr/local /boot /home /var/lib 2>/dev/null | grep -v '^/var/lib/boxidr/' || true; test -e /usr/sbin/sshd && echo SSHD-INSTALLED; true", 120)
+        .run("awk -F: '{print \"ACCOUNT\", $1, ($2 ~ /^[!*]/ && $2 !~ /\\$/) ? \"locked\" : \"HAS-PASSWORD\"}' /etc/shadow; ss -Hltnup; echo KEYS; grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc /root /usr/local /boot /home /var/lib 2>/dev/null | grep -v '^/var/lib/boxidr/' || true; test -e /usr/sbin/sshd && echo SSHD-INSTALLED; true", 120)
         .await?;
     print_block("accounts, listening sockets, key material", &out);
     ensure!(!out.contains("HAS-PASSWORD"), "an account has a password");
