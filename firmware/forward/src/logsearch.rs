@@ -19,10 +19,14 @@
 //! (duplicates bounded by the window, never loss).
 //!
 //! Responses: 2xx = delivered; 408, 429, 5xx, timeouts and connection errors = retry later
-//! (`Retry-After` honoured); 413 = this record is too large for the service: reported as
-//! rejected, which the loop keeps as a dead letter with the ack that passes it (retrying
-//! cannot help and it must not wedge the queue); any other 4xx (401, 403,
-//! 404, unknown token) = configuration error: the sink stops and the queue is kept.
+//! (`Retry-After` honoured); 413 (too large) and 400 (bad request) = this record is what the
+//! service refuses: reported as rejected, which the loop keeps as a dead letter with the ack
+//! that passes it (retrying cannot help, it must not wedge the queue, and the records around
+//! it are fine: a 400 answers one request, which carries one record); any other 4xx (401,
+//! 403, 404, unknown token) = configuration error: the sink stops and the queue is kept. If a
+//! service answered 400 to every record (a bad token reported as 400), the dead-letter table
+//! fills to its bound and the sink holds there, with the dead-letter problem on the status:
+//! nothing is lost either way.
 //!
 //! The log token is part of the URL: the URL is never logged, never put in an error and never
 //! shown by `Debug`.
@@ -299,6 +303,16 @@ impl LogSearchSink {
                     reason: "Log Search answered HTTP 413 Payload Too Large".to_owned(),
                 });
             }
+            Some(Outcome::BadRecord) => {
+                tracing::warn!(
+                    seq,
+                    "Log Search refused a record as a bad request; kept as a dead letter."
+                );
+                self.report.rejected.push(Rejection {
+                    seq,
+                    reason: "Log Search answered HTTP 400 Bad Request".to_owned(),
+                });
+            }
             Some(Outcome::Retry {
                 message,
                 retry_after,
@@ -371,6 +385,9 @@ pub enum Outcome {
     Delivered,
     /// 413: this record can never be accepted as is.
     TooLarge,
+    /// 400: the service refuses this request, which carries one record: that record's
+    /// problem, not the settings' (an auth or token failure is 401/403/404).
+    BadRecord,
     /// Try again later.
     Retry {
         /// What happened.
@@ -391,11 +408,12 @@ pub fn classify(status: u16, retry_after: Option<Duration>) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered,
         413 => Outcome::TooLarge,
+        400 => Outcome::BadRecord,
         408 | 429 | 500..=599 => Outcome::Retry {
             message: format!("Log Search answered {text}"),
             retry_after,
         },
-        400..=499 => Outcome::Config {
+        401..=499 => Outcome::Config {
             reason: format!(
                 "Log Search refused the request with {text}: check the log token and region"
             ),
@@ -547,6 +565,7 @@ mod tests {
         assert_eq!(classify(204, None), Outcome::Delivered);
         assert_eq!(classify(200, None), Outcome::Delivered);
         assert_eq!(classify(413, None), Outcome::TooLarge);
+        assert_eq!(classify(400, None), Outcome::BadRecord);
         for status in [408, 429, 500, 502, 503, 504] {
             assert!(
                 matches!(classify(status, None), Outcome::Retry { .. }),
@@ -561,7 +580,7 @@ mod tests {
                 retry_after: after
             }
         );
-        for status in [400, 401, 403, 404, 410] {
+        for status in [401, 403, 404, 410, 422] {
             assert!(
                 matches!(classify(status, None), Outcome::Config { .. }),
                 "{status}"

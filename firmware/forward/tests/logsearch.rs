@@ -1,7 +1,8 @@
 //! The Log Search sink against idr-sim's HTTP ingest: every record delivered over HTTPS with a
 //! custom CA, 5xx/429 storms retried (Retry-After honoured) with duplicates bounded by the
 //! requests in flight, an unknown token stops the sink with the queue kept, and an oversized
-//! record is counted, not wedging the queue.
+//! record (413) or one refused as a bad request (400) is kept as a dead letter, not wedging
+//! the queue.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -204,6 +205,53 @@ async fn oversized_record_becomes_a_dead_letter_not_a_wedge() {
     assert_eq!(letter.record.event_id.as_str(), "big");
     assert!(letter.reason.contains("413"), "{}", letter.reason);
     assert!(letter.record.event_json.len() > 5000);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.queue_records, stats.dead_letters), (0, 1));
+}
+
+/// A 400 answers one request, which carries one record: that record becomes a dead letter
+/// (with the reason) and the sink goes on with the rest. It is not a configuration error: the
+/// sink neither stops nor retries the record in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_request_for_one_record_becomes_a_dead_letter_not_a_stop() {
+    let sim = sim(|_| {}).await;
+    let (store, _dir) = store().await;
+    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    seed(&store, &ids("r-", 12), "DOWNLOAD").await;
+    sim.faults()
+        .set(
+            FaultSpec::new(
+                Surface::Logsearch,
+                FaultKind::Status {
+                    status: 400,
+                    retry_after_secs: None,
+                },
+            )
+            .times(1),
+        )
+        .unwrap();
+
+    let run = spawn(&store, logsearch(&sim), options(4));
+    wait_until("caught up", async || {
+        pending(&store, SinkId::LogSearch).await == 0
+    })
+    .await;
+    let status = run.stop().await;
+    assert!(
+        !matches!(status.state, SinkState::ConfigError { .. }),
+        "{:?}",
+        status.state
+    );
+    assert_eq!((status.delivered, status.rejected), (11, 1));
+    let counts = sim.delivery_counts().logsearch;
+    assert_eq!((counts.delivered(), counts.duplicates()), (11, 0));
+    // One request per record: the refused one was not sent again.
+    assert_eq!(logsearch_requests(&sim).await, 12);
+
+    let letters = store.dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].reason.contains("400"), "{}", letters[0].reason);
+    assert!(!counts.ids().contains(letters[0].record.event_id.as_str()));
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.queue_records, stats.dead_letters), (0, 1));
 }
