@@ -98,8 +98,8 @@ if [ "${BOXIDR_SKIP_CROSS:-0}" = 1 ]; then
     exit 0
 fi
 
-step "Release build for $TARGET"
-cargo build --release --locked --target "$TARGET" -p boxidr
+step "Product build for $TARGET (profile product: what the package ships)"
+cargo build --profile product --locked --target "$TARGET" -p boxidr
 
 step "Firmware unit tests for $TARGET under qemu-user"
 firmware_crates=()
@@ -121,7 +121,7 @@ else
 fi
 
 step "Done"
-binary="target/$TARGET/release/boxidr"
+binary="target/$TARGET/product/boxidr"
 size=$(stat -c %s "$binary")
 printf 'aarch64 boxidr binary (stripped): %s bytes (%s KiB)\n' "$size" "$(( size / 1024 ))"
 printf 'total time: %ss\n' "$(( $(date +%s) - started ))"

@@ -21,9 +21,11 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 # The product binary: hardware backends only. The explicit flags stay even where `hardware`
 # becomes the default, so the package never picks up a default that links the simulators.
 features=(--no-default-features --features hardware)
-echo "==> cargo build --release --target $TARGET -p boxidr ${features[*]}"
+# The `product` profile (Cargo.toml): release with fat LTO, one codegen unit and opt-level "s",
+# for a smaller binary (issue 12: ≤ 8 MiB stripped).
+echo "==> cargo build --profile product --target $TARGET -p boxidr ${features[*]}"
 t=$(date +%s.%N)
-cargo build --release --locked --target "$TARGET" -p boxidr "${features[@]}"
+cargo build --profile product --locked --target "$TARGET" -p boxidr "${features[@]}"
 build_secs=$(elapsed "$t")
 
 echo "==> dependency tree of the packaged binary: no simulators, no axum"
@@ -38,7 +40,7 @@ echo "ok: $(printf '%s\n' "$tree" | awk '{print $1}' | sort -u | wc -l) crates, 
 version=${BOXIDR_DEB_VERSION:-$(cargo metadata --locked --no-deps --format-version 1 \
     | sed -n 's/.*"name":"boxidr","version":"\([^"]*\)".*/\1/p')}
 [ -n "$version" ] || { echo "error: no version for boxidr" >&2; exit 1; }
-binary="target/$TARGET/release/boxidr"
+binary="target/$TARGET/product/boxidr"
 
 # The highest glibc symbol version the binary needs (dpkg-shlibdeps cannot run for a foreign
 # architecture without its libraries installed; the binary needs only libc and libgcc_s).

@@ -589,23 +589,25 @@ async fn users_500k(r: &mut Report, product: &product::Product, args: &Args) -> 
     Ok(())
 }
 
-/// The stripped aarch64 product binary, if one was built (`tools/test-all.sh` builds it; the
-/// release profile strips).
+/// The stripped aarch64 product binary, if one was built: `target/aarch64-unknown-linux-gnu/product/boxidr`
+/// (profile `product`, what `image/deb/build.sh` packages and `tools/test-all.sh` builds).
 fn aarch64(r: &mut Report) {
+    let rel = "target/aarch64-unknown-linux-gnu/product/boxidr";
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/aarch64-unknown-linux-gnu/release/boxidr");
+        .join("../..")
+        .join(rel);
     match std::fs::metadata(&path) {
         Ok(m) => {
             r.set("aarch64_binary_bytes", json!(m.len()));
             r.row(
                 "aarch64 binary (stripped)",
                 format!("{:.2} MiB", m.len() as f64 / 1048576.0),
-                "target/aarch64-unknown-linux-gnu/release/boxidr as last built",
+                format!("{rel} as last built"),
             );
         }
         Err(_) => r.missing(
             "aarch64_binary_bytes",
-            "not built: cargo build --release --target aarch64-unknown-linux-gnu -p boxidr",
+            "not built: cargo build --profile product --target aarch64-unknown-linux-gnu -p boxidr",
         ),
     }
 }
