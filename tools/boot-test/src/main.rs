@@ -1111,8 +1111,30 @@ async fn check_no_credentials(agent: &Agent) -> anyhow::Result<()> {
         "something listens on port 22"
     );
     ensure!(!out.contains("SSHD-INSTALLED"), "an sshd is installed");
+    // Reachable from the network (not loopback): TCP only the setup page (boxidr on 443); UDP
+    // only mDNS (avahi) and the DHCP client (systemd-networkd).
+    for line in &listening {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (proto, local, process) = (
+            f[0],
+            f.get(4).copied().unwrap_or(""),
+            f.get(6).copied().unwrap_or(""),
+        );
+        if local.starts_with("127.") || local.starts_with("[::1]") || local.contains("%lo:") {
+            continue;
+        }
+        let allowed = if proto == "tcp" {
+            local.ends_with(":443") && process.contains("\"boxidr\"")
+        } else {
+            process.contains("\"avahi-daemon\"") || process.contains("\"systemd-network\"")
+        };
+        ensure!(
+            allowed,
+            "an unexpected socket is reachable from the network: {line}"
+        );
+    }
     say(format!(
-        "ok: every account locked, no private key outside the service's store, no ssh server; listening: {}",
+        "ok: every account locked, no private key outside the service's store, no ssh server; reachable from the network: TCP only boxidr on 443, UDP only avahi (mDNS) and networkd (DHCP); listening: {}",
         listening
             .iter()
             .filter(|l| l.starts_with("tcp"))
