@@ -19,6 +19,8 @@
 //! - [`assess`](mod@assess): thresholds and the fold.
 //! - [`leds`]: `Health` → LEDs, and the LED table ([`led_table_markdown`], kept in `LEDS.md`).
 //! - [`metrics`](mod@metrics): Prometheus text exposition.
+//! - [`report`]: the [`StatusReport`] every reader of the status deserialises (built by the
+//!   firmware, with the facts so `/metrics` is computed on request).
 //! - [`scenarios`]: ready-made facts for tests, demos and the LED table.
 
 pub mod assess;
@@ -26,6 +28,7 @@ pub mod facts;
 pub mod leds;
 pub mod metrics;
 pub mod problem;
+pub mod report;
 pub mod scenarios;
 
 pub use assess::{
@@ -40,3 +43,9 @@ pub use facts::{
 pub use leds::{attention_code, led_frame, led_table_markdown, summary_frame};
 pub use metrics::metrics;
 pub use problem::{Component, Level, Problem, ProblemCode, Severity};
+pub use report::{
+    BoxReport, CollectingState, CountersReport, CursorReport, LedsReport, PendingReport,
+    ProgressKind, ProgressReport, ReaderReport, ServiceState, ServiceStatus, SinkReport,
+    SinkStateName, SinksReport, StatusReport, StoppedReport, StoreReport, StoreSection,
+    StreamReport, SweepReport, VerifierReport, WatchdogPart, WatchdogReport, WindowReport,
+};
