@@ -30,7 +30,7 @@ declare -A allowed=(
     [boxidr-board]="boxidr-model"
     [boxidr-boxapi]="boxidr-model boxidr-config boxidr-store"
     [boxidr-forward]="boxidr-model boxidr-config boxidr-store"
-    [boxidr-setup]="boxidr-model boxidr-config boxidr-store boxidr-boxapi boxidr-normalize boxidr-forward"
+    [boxidr-setup]="boxidr-model boxidr-config boxidr-store boxidr-boxapi boxidr-normalize boxidr-forward boxidr-health"
 )
 for crate in "${!allowed[@]}"; do
     uses=$(cargo tree --locked -p "$crate" -e normal --depth 1 --prefix none --target all 2>/dev/null \

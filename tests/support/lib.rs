@@ -189,7 +189,7 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// The latest status snapshot (what `boxidr status --json` prints).
     pub fn status(&self) -> Value {
-        self.status.get()
+        self.status.json()
     }
 
     /// Waits (polling the snapshot) until `pred` holds or `within` passes; the last snapshot.

@@ -22,7 +22,6 @@ use boxidr_health::VerifierState;
 use boxidr_model::BoxEvent;
 use boxidr_setup::keys;
 use boxidr_store::{CursorKey, PageCommit, SinkId, Store};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -69,24 +68,18 @@ pub enum Canary {
     Run(Box<CanaryPlan>),
 }
 
-/// What the verifier reports (the status document's `verifier` object).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CanaryStatus {
-    /// A Platform API key is stored.
-    pub configured: bool,
-    /// The Collector path (the canary's UEF line).
-    pub collector: VerifierState,
-    /// The Log Search path (the canary's raw records).
-    pub log_search: VerifierState,
-    /// The current or last round's marker (search for it in InsightIDR).
-    pub marker: Option<String>,
-    /// Rounds started since the pipeline started.
-    pub rounds: u64,
-    /// The last problem (queueing, Platform API); cleared by the next successful search.
-    pub last_error: Option<String>,
+/// What the verifier reports: the status report's `verifier` section.
+pub use boxidr_health::VerifierReport as CanaryStatus;
+
+/// The verifier state of one sink in [`CanaryStatus`], by the store's sink id.
+pub(crate) trait PerSink {
+    /// Sets one sink's state.
+    fn set(&mut self, sink: SinkId, state: VerifierState);
+    /// The state for one sink.
+    fn state(&self, sink: SinkId) -> VerifierState;
 }
 
-impl CanaryStatus {
+impl PerSink for CanaryStatus {
     fn set(&mut self, sink: SinkId, state: VerifierState) {
         match sink {
             SinkId::Collector => self.collector = state,
@@ -94,8 +87,7 @@ impl CanaryStatus {
         }
     }
 
-    /// The state for one sink.
-    pub fn state(&self, sink: SinkId) -> VerifierState {
+    fn state(&self, sink: SinkId) -> VerifierState {
         match sink {
             SinkId::Collector => self.collector,
             SinkId::LogSearch => self.log_search,

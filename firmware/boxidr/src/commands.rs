@@ -5,6 +5,10 @@
 use std::path::Path;
 
 use boxidr_config::Config;
+use boxidr_health::{
+    ProgressKind, ProgressReport, ServiceState, ServiceStatus, StoppedReport, StoreSection,
+    WatchdogReport,
+};
 use tracing::info;
 
 pub use crate::config_file::LoadError;
@@ -153,10 +157,22 @@ pub async fn status(config_path: &Path, args: crate::cli::StatusArgs) -> ExitCod
     };
     if args.json {
         println!("{doc}");
-    } else {
-        print_summary(&doc);
+        return ExitCode::Ok;
     }
-    ExitCode::Ok
+    if doc.is_null() {
+        println!("service: running (it has not reported its status yet)");
+        return ExitCode::Ok;
+    }
+    match serde_json::from_value::<ServiceStatus>(doc) {
+        Ok(status) => {
+            print_summary(&status);
+            ExitCode::Ok
+        }
+        Err(e) => {
+            eprintln!("boxidr status: the service's answer is not a status report: {e}");
+            ExitCode::Failure
+        }
+    }
 }
 
 /// `boxidr setup-code`: asks the running service (so its page accepts the new code at once),
@@ -327,61 +343,65 @@ fn text(v: &serde_json::Value) -> String {
 /// The store read directly (the service is not running, so the file lock is free).
 async fn stopped_status(data_dir: &Path) -> anyhow::Result<serde_json::Value> {
     let store = open_stopped_store(data_dir).await?;
-    let mut doc = serde_json::json!({
-        "service": "stopped",
-        "version": env!("CARGO_PKG_VERSION"),
-    });
-    doc["store"] = crate::service::store_json(&store).await;
+    let report = StoppedReport {
+        service: ServiceState::Stopped,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        store: crate::report::store_section(&store).await,
+    };
     store.close().await?;
-    Ok(doc)
+    Ok(serde_json::to_value(report)?)
 }
 
-fn print_summary(doc: &serde_json::Value) {
-    println!("service: {}", text(&doc["service"]));
-    if let Some(state) = doc.get("state") {
-        println!("state:   {}", text(state));
-    }
-    if let Some(reason) = doc.get("reason").filter(|r| !r.is_null()) {
-        println!("reason:  {}", text(reason));
-    }
-    if let Some(line) = progress_line(&doc["box"]["sweep"]["progress"]) {
-        println!("history: {line}");
-    }
-    if let Some(watchdog) = doc.get("watchdog") {
-        println!("watchdog: {}", watchdog_line(watchdog));
-    }
-    let store = &doc["store"];
+fn print_summary(status: &ServiceStatus) {
+    let report = match status {
+        ServiceStatus::Running(report) => Some(report),
+        ServiceStatus::Stopped(_) => None,
+    };
     println!(
-        "queue:   {} records, {} of {} bytes ({}% of quota)",
-        store["queue_records"],
-        store["file_bytes"],
-        store["quota_bytes"],
-        store["quota_used_percent"]
+        "service: {}",
+        match status {
+            ServiceStatus::Running(r) => r.service.as_str(),
+            ServiceStatus::Stopped(s) => s.service.as_str(),
+        }
     );
-    if let Some(sinks) = store["sinks"].as_object() {
-        for (name, s) in sinks {
-            println!(
-                "sink {name}: enabled {}, pending {}",
-                s["enabled"], s["pending"]
-            );
+    if let Some(report) = report {
+        println!("state:   {}", report.state.as_str());
+        if let Some(reason) = &report.reason {
+            println!("reason:  {reason}");
         }
+        let progress = report.box_.as_ref().and_then(|b| b.sweep.progress.as_ref());
+        if let Some(line) = progress.map(progress_line) {
+            println!("history: {line}");
+        }
+        println!("watchdog: {}", watchdog_line(&report.watchdog));
     }
-    if let Some(cursors) = store["cursors"].as_object() {
-        for (name, c) in cursors {
-            println!("cursor {name}: {}", text(&c["position"]));
+    let store = match status.store() {
+        StoreSection::Figures(store) => store,
+        StoreSection::Unreadable { error } => {
+            println!("queue:   cannot be read: {error}");
+            return;
         }
+    };
+    println!(
+        "queue:   {} records, {} of {} bytes ({:?}% of quota)",
+        store.queue_records, store.file_bytes, store.quota_bytes, store.quota_used_percent
+    );
+    for (name, s) in &store.sinks {
+        println!("sink {name}: enabled {}, pending {}", s.enabled, s.pending);
+    }
+    for (name, c) in &store.cursors {
+        println!("cursor {name}: {}", c.position.as_deref().unwrap_or("null"));
     }
 }
 
 /// `[#######.............]  35.2 %  12,345 events  ETA 4m 10s` for a backfill or catch-up.
-fn progress_line(progress: &serde_json::Value) -> Option<String> {
-    let percent = progress["percent"].as_f64()?.clamp(0.0, 100.0);
+fn progress_line(progress: &ProgressReport) -> String {
+    let percent = progress.percent.clamp(0.0, 100.0);
     // 0..=20 cells.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let filled = (percent / 5.0).floor() as usize;
     let bar = format!("{}{}", "#".repeat(filled), ".".repeat(20 - filled.min(20)));
-    let events = progress["events"].as_u64().unwrap_or(0);
-    let eta = progress["eta_secs"].as_u64().map_or_else(
+    let eta = progress.eta_secs.map_or_else(
         || "ETA not known yet".to_owned(),
         |s| {
             format!(
@@ -390,38 +410,36 @@ fn progress_line(progress: &serde_json::Value) -> Option<String> {
             )
         },
     );
-    let what = if progress["kind"] == "catch_up" {
-        "catching up"
-    } else {
-        "reading Box history"
+    let what = match progress.kind {
+        ProgressKind::CatchUp => "catching up",
+        ProgressKind::BackfillOrCatchUp => "reading Box history",
     };
-    Some(format!(
-        "{what} [{bar}] {percent:.1} %, {events} events, {eta}"
-    ))
+    format!(
+        "{what} [{bar}] {percent:.1} %, {} events, {eta}",
+        progress.events
+    )
 }
 
 /// One line on the watchdog: which supervised part is late, or that all report.
-fn watchdog_line(watchdog: &serde_json::Value) -> String {
-    let parts = watchdog["parts"].as_array().map_or(&[][..], Vec::as_slice);
-    let systemd = watchdog["systemd_secs"]
-        .as_f64()
+fn watchdog_line(watchdog: &WatchdogReport) -> String {
+    let systemd = watchdog
+        .systemd_secs
         .map_or("no systemd watchdog".to_owned(), |s| {
             format!("systemd expects a feed every {s} s")
         });
-    let late: Vec<String> = parts
+    let late: Vec<String> = watchdog
+        .parts
         .iter()
-        .filter(|p| !p["late_by_secs"].is_null())
+        .filter(|p| p.late_by_secs.is_some())
         .map(|p| {
             format!(
                 "{} (silent {} s, budget {} s)",
-                text(&p["name"]),
-                p["since_report_secs"],
-                p["budget_secs"]
+                p.name, p.since_report_secs, p.budget_secs
             )
         })
         .collect();
     if late.is_empty() {
-        format!("ok, {} parts reporting ({systemd})", parts.len())
+        format!("ok, {} parts reporting ({systemd})", watchdog.parts.len())
     } else {
         format!(
             "LATE: {}; not feeding ({systemd}): systemd restarts the service",
@@ -441,28 +459,33 @@ mod tests {
         assert!(matches!(err, LoadError::Read { .. }), "{err}");
     }
 
-    /// `boxidr status` draws a backfill as a bar with percent, events and ETA; nothing when
-    /// none runs.
+    /// `boxidr status` draws a backfill as a bar with percent, events and ETA.
     #[test]
     fn progress_line_for_status() {
-        let line = progress_line(&serde_json::json!({
-            "kind": "backfill_or_catch_up", "percent": 35.2, "events": 12345, "eta_secs": 250,
-        }))
-        .unwrap();
+        let mut progress = ProgressReport {
+            kind: ProgressKind::BackfillOrCatchUp,
+            percent: 35.2,
+            events: 12345,
+            eta_secs: Some(250),
+            from_ms: 0,
+            until_ms: 0,
+            covered_ms: 0,
+        };
+        let line = progress_line(&progress);
         assert_eq!(
             line,
             "reading Box history [#######.............] 35.2 %, 12345 events, ETA 4m 10s"
         );
-        let line = progress_line(&serde_json::json!({
-            "kind": "catch_up", "percent": 100.0, "events": 0, "eta_secs": null,
-        }))
-        .unwrap();
+        progress.kind = ProgressKind::CatchUp;
+        progress.percent = 100.0;
+        progress.events = 0;
+        progress.eta_secs = None;
+        let line = progress_line(&progress);
         assert!(
             line.starts_with("catching up [####################] 100.0 %"),
             "{line}"
         );
         assert!(line.ends_with("ETA not known yet"));
-        assert_eq!(progress_line(&serde_json::Value::Null), None);
     }
 
     /// An invalid file names the file and the problem.

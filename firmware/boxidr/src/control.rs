@@ -85,7 +85,7 @@ pub async fn answer<S: AsyncRead + AsyncWrite>(
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no command"))??;
     let reply = match line.trim() {
-        "status" => status.get(),
+        "status" => status.json(),
         "setup-code" => ask_supervisor(requests, Request::SetupCode).await,
         "factory-reset" => ask_supervisor(requests, Request::FactoryReset).await,
         other => {

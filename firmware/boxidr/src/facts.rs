@@ -9,6 +9,7 @@ use boxidr_health::{
 use boxidr_model::clock::{self, now_ms};
 use boxidr_store::{CursorKey, SinkId, Stats, Store};
 
+use crate::canary::PerSink;
 use crate::pipeline::Watches;
 
 /// Why Box is not being read, when it is not: the health model needs to know which kind.

@@ -16,4 +16,5 @@ mod code_file;
 mod config_file;
 mod facts;
 mod pipeline;
+pub mod report;
 mod watchdog;

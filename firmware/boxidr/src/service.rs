@@ -14,11 +14,10 @@ use boxidr_boxapi::collect::CollectConfig;
 use boxidr_boxapi::{AuthClient, EventsClient, Grant, Secret, TokenManager, UsersClient, http};
 use boxidr_config::Config;
 use boxidr_forward::{
-    CollectorSettings, ForwarderOptions, LogSearchSettings, LogToken, SinkState, SinkStatus,
-    TrustRoots,
+    CollectorSettings, ForwarderOptions, LogSearchSettings, LogToken, TrustRoots,
 };
 use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, keys};
-use boxidr_store::{CursorKey, Store, StoreOptions};
+use boxidr_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -637,18 +636,30 @@ async fn publish(
     let facts = crate::facts::gather(store, watches, context).await;
     let health = boxidr_health::assess(&facts);
     let frame = boxidr_health::led_frame(&health);
-    let mut doc = snapshot(store, phase, view.started).await;
-    if let Some(board) = board {
+    let leds = board.map(|board| {
         board.handle.show(frame);
         board
             .handle
             .set_summary(boxidr_health::summary_frame(&health));
-        doc["leds"] = json!({ "frame": frame, "render": board.handle.status().render() });
-    }
-    doc["health"] = serde_json::to_value(&health).unwrap_or(Value::Null);
-    doc["watchdog"] = view.watchdog.json();
-    doc["metrics"] = Value::String(boxidr_health::metrics(&facts, &health));
-    cache.set(doc);
+        boxidr_health::LedsReport {
+            frame,
+            render: board.handle.status().render(),
+        }
+    });
+    let stage = match phase {
+        Phase::WaitingForTime => crate::report::Stage::WaitingForTime,
+        Phase::NotConnected(reason) => crate::report::Stage::NotConnected(reason),
+        Phase::Running(w) => crate::report::Stage::Running(w),
+    };
+    let parts = crate::report::Parts {
+        stage,
+        uptime_secs: view.started.elapsed().as_secs(),
+        facts,
+        health,
+        leds,
+        watchdog: view.watchdog.report(),
+    };
+    cache.set(crate::report::build(store, parts).await);
 }
 
 /// The board crate's settings from `[board]`: the backend, and the chip, lines and polarities
@@ -863,162 +874,5 @@ pub fn reset_json(report: &boxidr_setup::ResetReport) -> Value {
             Some(Ok(())) => Value::from(true),
             Some(Err(e)) => Value::from(format!("failed: {e}")),
         },
-    })
-}
-
-/// The status document: what `boxidr status --json` prints and the page shows.
-async fn snapshot(store: &Store, phase: &Phase, started: Instant) -> Value {
-    let (state, reason) = match phase {
-        Phase::WaitingForTime => (
-            "waiting_for_time",
-            Some("waiting for the system clock to synchronise (systemd-timesyncd)".to_owned()),
-        ),
-        Phase::NotConnected(reason) => ("not_collecting", Some(reason.reason().to_owned())),
-        Phase::Running(_) => ("running", None),
-    };
-    let mut doc = json!({
-        "service": "running",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": started.elapsed().as_secs(),
-        "state": state,
-        "reason": reason,
-    });
-    if let Phase::Running(w) = phase {
-        let stream = w.stream.borrow().clone();
-        let sweep = w.sweep.borrow().clone();
-        let (sr, wr) = (&stream.reader, &sweep.reader);
-        doc["box"] = json!({
-            "stream": {
-                "pages": sr.pages, "appended": sr.appended, "duplicates": sr.duplicates,
-                "rejected_entries": sr.rejected_entries,
-                "consecutive_failures": sr.consecutive_failures, "last_error": sr.last_error,
-                "queue_full": sr.queue_full, "halted": sr.halted,
-                "recoveries": stream.recoveries, "last_recovery": stream.last_recovery,
-                "filtered": sr.filtered,
-            },
-            "sweep": {
-                "pages": wr.pages, "appended": wr.appended, "duplicates": wr.duplicates,
-                "windows_finished": sweep.windows_finished, "covered_until": sweep.covered_until,
-                "target_until": sweep.target_until, "consecutive_failures": wr.consecutive_failures,
-                "last_error": wr.last_error, "queue_full": wr.queue_full, "halted": wr.halted,
-                "filtered": wr.filtered,
-                "progress": progress_json(sweep.progress.as_ref(), wr.appended),
-            },
-        });
-        // Queued events per Box event type since start (the store drops the second copy of an
-        // event both readers fetched, so the two add up without double counting).
-        let mut by_type = sr.by_type.clone();
-        boxidr_boxapi::page::count_types(&mut by_type, &wr.by_type);
-        doc["box"]["by_type"] = json!(by_type);
-        doc["sinks"] = json!({
-            "collector": sink_json(&w.collector.borrow()),
-            "log_search": sink_json(&w.log_search.borrow()),
-        });
-        doc["verifier"] = serde_json::to_value(&*w.verifier.borrow()).unwrap_or(Value::Null);
-    }
-    doc["store"] = store_json(store).await;
-    doc
-}
-
-/// A backfill or catch-up under way: percent, events, ETA (`null` when none runs).
-fn progress_json(progress: Option<&boxidr_boxapi::sweep::SweepProgress>, appended: u64) -> Value {
-    let Some(p) = progress else {
-        return Value::Null;
-    };
-    let now_ms = boxidr_model::clock::now_ms();
-    json!({
-        "kind": if p.moving { "catch_up" } else { "backfill_or_catch_up" },
-        "percent": (p.percent() * 10.0).round() / 10.0,
-        "events": p.events(appended),
-        "eta_secs": p.eta_secs(now_ms),
-        "from_ms": p.from_ms, "until_ms": p.until_ms, "covered_ms": p.covered_ms,
-    })
-}
-
-fn sink_json(status: &SinkStatus) -> Value {
-    let (state, detail) = match &status.state {
-        SinkState::Idle => ("idle", None),
-        SinkState::Delivering => ("delivering", None),
-        SinkState::Retrying { error, attempt, .. } => {
-            ("retrying", Some(format!("attempt {attempt}: {error}")))
-        }
-        SinkState::ConfigError { reason } => ("config_error", Some(reason.clone())),
-        SinkState::Disabled => ("disabled", None),
-        SinkState::Stopped => ("stopped", None),
-    };
-    json!({
-        "state": state, "detail": detail, "delivered": status.delivered, "skipped": status.skipped,
-        "rejected": status.rejected, "cursor": status.cursor, "last_error": status.last_error,
-        "last_delivered_at": status.last_delivered_at.map(|t| boxidr_model::clock::unix_ms(t) / 1000),
-    })
-}
-
-/// Queue, quota and cursors as the store holds them (also used with the service stopped).
-pub async fn store_json(store: &Store) -> Value {
-    let stats = match store.stats().await {
-        Ok(stats) => stats,
-        Err(e) => return json!({ "error": e.to_string() }),
-    };
-    let now_ms = boxidr_model::clock::now_ms();
-    let mut cursors = serde_json::Map::new();
-    let keys = [
-        CursorKey::Stream(boxidr_model::StreamType::AdminLogsStreaming),
-        CursorKey::Sweep(boxidr_boxapi::sweep::SWEEP_NAME.to_owned()),
-    ];
-    for key in keys {
-        if let Ok(Some(c)) = store.cursor(key.clone()).await {
-            cursors.insert(
-                key.to_key(),
-                json!({
-                    "position": c.position.as_ref().map(|p| p.as_str().to_owned()),
-                    "updated_at_ms": c.updated_at_ms,
-                    "last_created_at": c.last_created_at,
-                    "window": c.window.as_ref().map(|w| json!({"after": w.after, "before": w.before})),
-                }),
-            );
-        }
-    }
-    let mut sinks = serde_json::Map::new();
-    for s in &stats.pending_per_sink {
-        sinks.insert(
-            s.sink.as_str().to_owned(),
-            json!({"enabled": s.enabled, "cursor": s.cursor, "pending": s.pending}),
-        );
-    }
-    let mut counters = serde_json::Map::new();
-    let names = [
-        ("events_appended", boxidr_store::schema::COUNTER_APPENDED),
-        ("events_duplicate", boxidr_store::schema::COUNTER_DUPLICATES),
-        ("canary_records", crate::canary::COUNTER_CANARY_RECORDS),
-    ];
-    for (label, name) in names {
-        if let Ok(n) = store.counter(name.to_owned()).await {
-            counters.insert(label.to_owned(), json!(n));
-        }
-    }
-    let quota_percent = if stats.quota_bytes == 0 {
-        0.0
-    } else {
-        (stats.file_bytes as f64) * 100.0 / (stats.quota_bytes as f64)
-    };
-    json!({
-        "queue_records": stats.queue_records,
-        "file_bytes": stats.file_bytes,
-        "quota_bytes": stats.quota_bytes,
-        "quota_used_percent": (quota_percent * 10.0).round() / 10.0,
-        "oldest_pending_age_secs": stats.oldest_pending_collected_at_ms.map(|t| now_ms.saturating_sub(t) / 1000),
-        "sinks": sinks,
-        "cursors": cursors,
-        "counters": counters,
-        "reopens": stats.reopens,
-        "repaired": stats.repaired,
-        "commits": stats.io.commits,
-        "durable_commits": stats.io.durable_commits,
-        "fsyncs": stats.io.fsyncs,
-        "write_bytes": stats.io.bytes_written,
-        "rollbacks": stats.io.rollbacks,
-        "dead_letters": stats.dead_letters,
-        "dead_letter_bytes": stats.dead_letter_bytes,
-        "dead_letters_full": stats.dead_letters_full,
     })
 }

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use boxidr_health::{WatchdogPart, WatchdogReport};
 use boxidr_model::{Liveness, Pulse};
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 /// Check interval when systemd has no watchdog for us (the status still shows the parts).
@@ -172,30 +172,32 @@ impl Watchdog {
     }
 
     /// The watchdog for `boxidr status`: systemd's interval, whether it is fed, each part.
-    pub fn json(&self) -> Value {
+    pub fn report(&self) -> WatchdogReport {
         let parts = self.check(Instant::now());
-        let late: Vec<&str> = parts
-            .iter()
-            .filter(|p| p.late_by.is_some())
-            .map(|p| p.name.as_str())
-            .collect();
         let systemd = *self
             .inner
             .systemd
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        json!({
-            "systemd_secs": systemd.map(|d| d.as_secs_f64()),
-            "feeding": self.inner.feeding.load(Ordering::SeqCst),
-            "late": late,
-            "parts": parts.iter().map(|p| json!({
-                "name": p.name,
-                "budget_secs": p.budget.as_secs(),
-                "since_report_secs": p.since_report.as_secs(),
-                "idle": p.idle,
-                "late_by_secs": p.late_by.map(|d| d.as_secs()),
-            })).collect::<Vec<_>>(),
-        })
+        WatchdogReport {
+            systemd_secs: systemd.map(|d| d.as_secs_f64()),
+            feeding: self.inner.feeding.load(Ordering::SeqCst),
+            late: parts
+                .iter()
+                .filter(|p| p.late_by.is_some())
+                .map(|p| p.name.clone())
+                .collect(),
+            parts: parts
+                .iter()
+                .map(|p| WatchdogPart {
+                    name: p.name.clone(),
+                    budget_secs: p.budget.as_secs(),
+                    since_report_secs: p.since_report.as_secs(),
+                    idle: p.idle,
+                    late_by_secs: p.late_by.map(|d| d.as_secs()),
+                })
+                .collect(),
+        }
     }
 
     fn lock_parts(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Part>>> {
@@ -421,10 +423,10 @@ mod tests {
             rig.step(2).await;
         }
         assert_eq!(rig.feeds(), stalled, "no feed while a part is late");
-        let status = rig.watchdog.json();
-        assert_eq!(status["late"], json!(["forwarder:log_search"]));
-        assert_eq!(status["feeding"], json!(false));
-        assert_eq!(status["systemd_secs"], json!(30.0));
+        let status = rig.watchdog.report();
+        assert_eq!(status.late, ["forwarder:log_search"]);
+        assert!(!status.feeding);
+        assert_eq!(status.systemd_secs, Some(30.0));
         forwarder.beat();
         stream.beat();
         rig.step(6).await;

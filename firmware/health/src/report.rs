@@ -7,7 +7,8 @@
 //! `/metrics` is computed on request ([`StatusReport::metrics`]) instead of being kept as text.
 //!
 //! Sections that only exist while Box is being read (`box`, `sinks`, `verifier`) and the LEDs
-//! (absent without a board) are `None` and left out of the JSON. Every string is untrusted
+//! (absent without a board) are `None` and left out of the JSON. A section's missing fields read
+//! as their defaults, so a reader tolerates a report from a slightly older firmware. Every string is untrusted
 //! (errors quote Box and InsightIDR): renderers escape and bound them.
 
 use std::collections::BTreeMap;
@@ -163,6 +164,7 @@ impl CollectingState {
 
 /// What both Box readers (the stream poller and the sweep) count since start.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReaderReport {
     /// Pages committed.
     pub pages: u64,
@@ -186,6 +188,7 @@ pub struct ReaderReport {
 
 /// The streaming poller (`admin_logs_streaming`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StreamReport {
     /// What both readers count.
     #[serde(flatten)]
@@ -198,6 +201,7 @@ pub struct StreamReport {
 
 /// The completeness sweep (`admin_logs` by time window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SweepReport {
     /// What both readers count.
     #[serde(flatten)]
@@ -241,6 +245,7 @@ pub enum ProgressKind {
 
 /// Both Box readers, and what they queued per event type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BoxReport {
     /// The streaming poller.
     pub stream: StreamReport,
@@ -254,6 +259,7 @@ pub struct BoxReport {
 
 /// Both InsightIDR sinks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SinksReport {
     /// The Collector (UEF over TLS).
     pub collector: SinkReport,
@@ -263,6 +269,7 @@ pub struct SinksReport {
 
 /// One sink's forwarder.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SinkReport {
     /// What it is doing.
     pub state: SinkStateName,
@@ -303,6 +310,7 @@ pub enum SinkStateName {
 
 /// What the canary verifier reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VerifierReport {
     /// A Platform API key is stored.
     pub configured: bool,
@@ -322,13 +330,13 @@ pub struct VerifierReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum StoreSection {
-    /// What the store reports.
-    Figures(Box<StoreReport>),
-    /// The store did not answer.
+    /// The store did not answer. (First: untagged, and a [`StoreReport`] reads any object.)
     Unreadable {
         /// Why.
         error: String,
     },
+    /// What the store reports.
+    Figures(Box<StoreReport>),
 }
 
 impl StoreSection {
@@ -344,6 +352,7 @@ impl StoreSection {
 
 /// Queue, quota, cursors and I/O as the store holds them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreReport {
     /// Records in the queue.
     pub queue_records: u64,
@@ -385,6 +394,7 @@ pub struct StoreReport {
 
 /// One sink's place in the queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PendingReport {
     /// Whether the sink is enabled (a disabled one holds nothing back).
     pub enabled: bool,
@@ -396,6 +406,7 @@ pub struct PendingReport {
 
 /// One reader's committed position.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CursorReport {
     /// Box's stream position, verbatim.
     pub position: Option<String>,
@@ -409,6 +420,7 @@ pub struct CursorReport {
 
 /// A sweep's `created_after`/`created_before` window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WindowReport {
     pub after: String,
     pub before: String,
@@ -416,6 +428,7 @@ pub struct WindowReport {
 
 /// The store's lifetime counters (each left out when it cannot be read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CountersReport {
     /// Records queued, canary records included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,11 +447,13 @@ pub struct LedsReport {
     /// The looks of the four LEDs.
     pub frame: LedFrame,
     /// The board's own rendering of what it drives (simulated boards draw it in text).
+    #[serde(default)]
     pub render: String,
 }
 
 /// The watchdog over the supervised parts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WatchdogReport {
     /// systemd's watchdog interval, when systemd asks for one.
     pub systemd_secs: Option<f64>,
@@ -452,6 +467,7 @@ pub struct WatchdogReport {
 
 /// One supervised part.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WatchdogPart {
     pub name: String,
     /// How long it may stay silent.
@@ -592,6 +608,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(unreadable, serde_json::json!({"error": "gone"}));
+        let back: StoreSection = serde_json::from_value(unreadable).unwrap();
+        assert_eq!(
+            back,
+            StoreSection::Unreadable {
+                error: "gone".into()
+            },
+            "an error is not read as empty figures"
+        );
+        let partial: StoreSection =
+            serde_json::from_value(serde_json::json!({"queue_records": 3})).unwrap();
+        assert_eq!(partial.figures().map(|f| f.queue_records), Some(3));
     }
 
     /// `/metrics` comes from the report's own facts and verdict.

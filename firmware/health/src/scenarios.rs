@@ -258,3 +258,26 @@ pub fn examples() -> Vec<(&'static str, Facts)> {
         ),
     ]
 }
+
+/// A running appliance's report from [`all_well`] facts with `patch` laid over its JSON (objects
+/// merged key by key, anything else replaced): tests state only the fields they are about.
+///
+/// # Errors
+/// When the patched document is no longer a [`StatusReport`](crate::StatusReport) (a value of the
+/// wrong type, an unknown state).
+pub fn report(patch: serde_json::Value) -> Result<crate::StatusReport, serde_json::Error> {
+    fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+        match (base, patch) {
+            (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+                for (key, value) in patch {
+                    merge(base.entry(key).or_insert(serde_json::Value::Null), value);
+                }
+            }
+            (base, patch) => *base = patch,
+        }
+    }
+    let base = crate::StatusReport::from_facts(all_well(), crate::CollectingState::Running, None);
+    let mut doc = serde_json::to_value(base)?;
+    merge(&mut doc, patch);
+    serde_json::from_value(doc)
+}

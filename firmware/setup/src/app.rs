@@ -208,7 +208,10 @@ impl App {
             Page::Home => Resp::see_other("/status"),
             Page::Logout => self.logout(&ctx),
             Page::Status => self.status_page(&ctx),
-            Page::StatusJson => Resp::json(200, &self.status.snapshot()),
+            Page::StatusJson => Resp::json(
+                200,
+                &crate::status::report_json(self.status.snapshot().as_ref()),
+            ),
             Page::BoxSettings => self.box_page(req, &ctx, Values::new(), Errors::new(), None),
             Page::BoxApp => self.box_app(req, &ctx),
             Page::BoxConnect => self.box_connect(req, &ctx),
@@ -436,25 +439,24 @@ impl App {
         let Some(session) = ctx.admin() else {
             return Resp::see_other("/login");
         };
-        let mut snapshot = self.status.snapshot();
+        let snapshot = self.status.snapshot();
         // The dashboard names the proxy when a path through it fails.
-        if let (Some(proxy), Some(doc)) = (
-            &self.current_config().network.proxy,
-            snapshot.as_object_mut(),
-        ) {
-            let mut shown = proxy.clone();
-            let _ = shown.set_password(None);
-            let _ = shown.set_username("");
-            doc.insert(
-                "network".into(),
-                serde_json::json!({"proxy": shown.as_str()}),
-            );
-        }
+        let proxy = self
+            .current_config()
+            .network
+            .proxy
+            .clone()
+            .map(|mut shown| {
+                let _ = shown.set_password(None);
+                let _ = shown.set_username("");
+                shown.to_string()
+            });
         Resp::html(
             200,
             pages::status(
                 self.nav(session, Page::Status.path()),
-                &snapshot,
+                snapshot.as_ref(),
+                proxy.as_deref(),
                 std::time::SystemTime::now(),
                 &self.fingerprint(),
             ),

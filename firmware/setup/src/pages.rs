@@ -702,7 +702,8 @@ pub(crate) fn maintenance(
 
 pub(crate) fn status(
     nav: Nav<'_>,
-    snapshot: &serde_json::Value,
+    snapshot: Option<&boxidr_health::StatusReport>,
+    proxy: Option<&str>,
     now: std::time::SystemTime,
     fingerprint: &str,
 ) -> Markup {
@@ -710,7 +711,7 @@ pub(crate) fn status(
         "Status",
         Some(nav),
         true,
-        crate::status::dashboard(snapshot, now, fingerprint),
+        crate::status::dashboard(snapshot, proxy, now, fingerprint),
     )
 }
 

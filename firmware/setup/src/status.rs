@@ -1,30 +1,32 @@
-//! What the status page shows comes from the collector through [`StatusSource`]; this crate
-//! renders it as a dashboard (escaped, bounded) and serves it unchanged as JSON.
+//! What the status page shows comes from the collector through [`StatusSource`]: the typed
+//! [`StatusReport`] `boxidr` builds. This crate renders it as a dashboard (escaped, bounded)
+//! and serves it as JSON (`/status.json`) and Prometheus text (`/metrics`, computed from the
+//! report on request).
 //!
-//! The snapshot is the document `boxidr`'s service publishes: `state`, `reason`,
-//! `uptime_secs`, `version`, `box` (`stream`, `sweep`), `sinks` (`collector`, `log_search`),
-//! `verifier`, `store`, `leds.frame`, `health` (`overall`, `components`, `problems`,
-//! `derived`). Every part may be missing (the service is starting, Box is not connected) and
-//! every string is untrusted: the dashboard reads what it finds, shows "not known" for the
-//! rest, and never fails.
+//! There is no report while the collector starts, and the sections that only exist while Box
+//! is read (`box`, `sinks`, `verifier`) or a board is driven (`leds`) may be missing: the
+//! dashboard shows "not known" for what is not there. Every string is untrusted (errors quote
+//! Box and InsightIDR) and is bounded and escaped.
 //!
 //! Values the browser test reads carry `data-key` (the JSON path, dot-separated) and
 //! `data-value` (the raw value) attributes, so tools need not parse the words.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use boxidr_health::{
+    CollectingState, Component, Level, ProgressKind, ProgressReport, Severity, SinkReport,
+    SinkStateName, StatusReport, StoreReport, VerifierState,
+};
 use boxidr_model::{Led, LedFrame, LedLook};
 use maud::{Markup, html};
-use serde_json::Value;
 
-/// A snapshot of the appliance's health for the status page and `/status.json`.
+/// The appliance's status for the status page, `/status.json` and `/metrics`.
 ///
 /// Implementations must be cheap (called on every refresh) and must never put secrets in the
-/// snapshot. Every string is treated as untrusted and escaped.
+/// report. Every string is treated as untrusted and escaped.
 pub trait StatusSource: Send + Sync {
-    /// The current state as JSON: an object of sections (`box`, `sinks`, `store`, `leds`,
-    /// `health`…); missing sections and unexpected shapes render as "not known".
-    fn snapshot(&self) -> Value;
+    /// The latest report; `None` before the collector's first one.
+    fn snapshot(&self) -> Option<StatusReport>;
 }
 
 /// A source with nothing to say (before the collector is wired, and in tests).
@@ -32,9 +34,16 @@ pub trait StatusSource: Send + Sync {
 pub struct NoStatus;
 
 impl StatusSource for NoStatus {
-    fn snapshot(&self) -> Value {
-        Value::Object(Default::default())
+    fn snapshot(&self) -> Option<StatusReport> {
+        None
     }
+}
+
+/// The report as `/status.json` serves it: `{}` before the first one.
+pub(crate) fn report_json(report: Option<&StatusReport>) -> serde_json::Value {
+    report
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
 }
 
 /// Characters shown of one string.
@@ -65,27 +74,9 @@ pub(crate) fn bounded(text: &str) -> String {
     out
 }
 
-/// The value at a path of object keys.
-fn at<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(doc, |v, key| v.get(key))
-}
-
-/// A non-empty string at `path`, bounded.
-fn text(doc: &Value, path: &[&str]) -> Option<String> {
-    at(doc, path)
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .map(bounded)
-}
-
-/// A non-negative whole number at `path` (floats are rounded down).
-fn number(doc: &Value, path: &[&str]) -> Option<u64> {
-    let v = at(doc, path)?;
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(|f| f as u64)
-    })
+/// A non-empty string, bounded.
+fn text(value: Option<&String>) -> Option<String> {
+    value.filter(|s| !s.trim().is_empty()).map(|s| bounded(s))
 }
 
 /// A duration in words, coarser as it grows ("45s", "12m 5s", "3h 20m", "2days 4h").
@@ -147,12 +138,11 @@ fn level_words(level: &str) -> (&'static str, &'static str) {
 }
 
 /// The collecting state as words.
-fn state_words(state: Option<&str>) -> &'static str {
+fn state_words(state: Option<CollectingState>) -> &'static str {
     match state {
-        Some("running") => "Collecting",
-        Some("waiting_for_time") => "Waiting for the clock",
-        Some("not_collecting") => "Not collecting",
-        Some(_) => "Unknown state",
+        Some(CollectingState::Running) => "Collecting",
+        Some(CollectingState::WaitingForTime) => "Waiting for the clock",
+        Some(CollectingState::NotCollecting) => "Not collecting",
         None => "Starting",
     }
 }
@@ -226,9 +216,11 @@ fn look_of(frame: &LedFrame, led: Led) -> LedLook {
     }
 }
 
-fn leds(doc: &Value) -> Markup {
-    let frame = at(doc, &["leds", "frame"])
-        .and_then(|f| serde_json::from_value::<LedFrame>(f.clone()).ok());
+/// The report, when there is one.
+type Report<'a> = Option<&'a StatusReport>;
+
+fn leds(report: Report<'_>) -> Markup {
+    let frame = report.and_then(|r| r.leds.as_ref()).map(|l| l.frame);
     html! {
         section #leds {
             h2 { "Status lights" }
@@ -254,24 +246,24 @@ fn leds(doc: &Value) -> Markup {
     }
 }
 
-fn headline(doc: &Value) -> Markup {
-    let state = at(doc, &["state"]).and_then(Value::as_str).map(bounded);
-    let running = state.as_deref() == Some("running");
-    let reason = text(doc, &["reason"]).unwrap_or_else(|| {
-        if doc.as_object().is_none_or(|o| o.is_empty()) {
+fn headline(report: Report<'_>) -> Markup {
+    let state = report.map(|r| r.state);
+    let running = state == Some(CollectingState::Running);
+    let reason = text(report.and_then(|r| r.reason.as_ref())).unwrap_or_else(|| {
+        if report.is_none() {
             "the collector has not reported yet (it may be starting)".to_owned()
         } else {
             "no reason given".to_owned()
         }
     });
-    let overall = at(doc, &["health", "overall"]).and_then(Value::as_str);
+    let overall = report.map(|r| r.health.overall.as_str());
     let (class, words) = level_words(overall.unwrap_or(""));
     html! {
         section #summary class=(format!("summary {class}")) {
             p.headline {
-                span data-key="state" data-value=(state.as_deref().unwrap_or("")) { (state_words(state.as_deref())) }
+                span data-key="state" data-value=(state.map_or("", CollectingState::as_str)) { (state_words(state)) }
                 " · "
-                span data-key="health.overall" data-value=(overall.map(bounded).unwrap_or_default()) {
+                span data-key="health.overall" data-value=(overall.unwrap_or_default()) {
                     @if overall.is_some() { (words) } @else { "health not assessed yet" }
                 }
             }
@@ -285,8 +277,8 @@ fn headline(doc: &Value) -> Markup {
     }
 }
 
-fn problems(doc: &Value) -> Markup {
-    let list = at(doc, &["health", "problems"]).and_then(Value::as_array);
+fn problems(report: Report<'_>) -> Markup {
+    let list = report.map(|r| &r.health.problems);
     html! {
         section #problems {
             h2 { "Problems" }
@@ -296,12 +288,11 @@ fn problems(doc: &Value) -> Markup {
                 Some(list) => {
                     ul.problems {
                         @for p in list.iter().take(MAX_PROBLEMS) {
-                            @let severity = text(p, &["severity"]).unwrap_or_else(|| "problem".into());
-                            li class=(format!("sev {}", severity_class(&severity))) {
-                                strong.sev { (severity_word(&severity)) }
-                                @if let Some(c) = text(p, &["component"]) { " · " span.muted { (component_word(&c)) } }
-                                p.message { (text(p, &["message"]).unwrap_or_else(|| "(no description)".into())) }
-                                @if let Some(fix) = text(p, &["fix"]) { p.fix { strong { "What to do: " } (fix) } }
+                            li class=(format!("sev {}", p.severity.as_str())) {
+                                strong.sev { (severity_word(p.severity)) }
+                                " · " span.muted { (component_word(p.component)) }
+                                p.message { (text(Some(&p.message)).unwrap_or_else(|| "(no description)".into())) }
+                                @if let Some(fix) = text(p.fix.as_ref()) { p.fix { strong { "What to do: " } (fix) } }
                             }
                         }
                     }
@@ -314,57 +305,40 @@ fn problems(doc: &Value) -> Markup {
     }
 }
 
-fn severity_class(severity: &str) -> &'static str {
+fn severity_word(severity: Severity) -> &'static str {
     match severity {
-        "info" => "info",
-        "warning" => "warning",
-        "error" => "error",
-        "critical" => "critical",
-        _ => "other",
+        Severity::Info => "Note",
+        Severity::Warning => "Warning",
+        Severity::Error => "Error",
+        Severity::Critical => "Critical",
     }
 }
 
-fn severity_word(severity: &str) -> String {
-    match severity {
-        "info" => "Note".into(),
-        "warning" => "Warning".into(),
-        "error" => "Error".into(),
-        "critical" => "Critical".into(),
-        other => other.to_owned(),
-    }
-}
-
-fn component_word(component: &str) -> String {
+fn component_word(component: Component) -> &'static str {
     match component {
-        "system" => "Appliance".into(),
-        "box" => "Box".into(),
-        "collector" => "Collector".into(),
-        "log_search" => "Log Search".into(),
-        "store" => "Queue".into(),
-        "clock" => "Clock".into(),
-        "board" => "Lights".into(),
-        other => other.to_owned(),
+        Component::System => "Appliance",
+        Component::Box => "Box",
+        Component::Collector => "Collector",
+        Component::LogSearch => "Log Search",
+        Component::Store => "Queue",
+        Component::Clock => "Clock",
+        Component::Board => "Lights",
     }
 }
 
 /// "OK — summary" for one component of the health verdict.
-fn component(doc: &Value, name: &str) -> Markup {
-    let c = at(doc, &["health", "components", name]);
-    let (class, words) = level_words(
-        c.and_then(|c| c.get("level"))
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    );
+fn component(report: Report<'_>, which: Component) -> Markup {
+    let c = report.and_then(|r| r.health.components.get(which));
+    let (class, words) = level_words(c.map_or("", |c| Level::as_str(c.level)));
     html! {
         span class=(class) { (words) }
-        @if let Some(summary) = c.and_then(|c| text(c, &["summary"])) { " — " (summary) }
+        @if let Some(summary) = c.and_then(|c| text(Some(&c.summary))) { " — " (summary) }
     }
 }
 
-/// A number cell, machine-readable through `data-key`.
-fn count(doc: &Value, path: &[&str]) -> Markup {
-    let key = path.join(".");
-    match number(doc, path) {
+/// A number cell, machine-readable through `data-key` (the JSON path).
+fn count(key: &str, value: Option<u64>) -> Markup {
+    match value {
         Some(n) => html! { span data-key=(key) data-value=(n) { (n) } },
         None => html! { span.muted data-key=(key) data-value="" { "not known" } },
     }
@@ -377,41 +351,42 @@ fn secs_or<F: Fn(u64) -> String>(value: Option<u64>, words: F, missing: &str) ->
     }
 }
 
-fn box_section(doc: &Value) -> Markup {
-    let derived = |k: &str| number(doc, &["health", "derived", k]);
-    let flagged = number(doc, &["box", "stream", "rejected_entries"])
-        .map(|n| n + number(doc, &["box", "sweep", "rejected_entries"]).unwrap_or(0));
-    let last_error = text(doc, &["box", "stream", "last_error"])
-        .or_else(|| text(doc, &["box", "sweep", "last_error"]));
-    let filtered = number(doc, &["box", "stream", "filtered"])
-        .map(|n| n + number(doc, &["box", "sweep", "filtered"]).unwrap_or(0));
+fn store_of(report: Report<'_>) -> Option<&StoreReport> {
+    report.and_then(|r| r.store.figures())
+}
+
+fn box_section(report: Report<'_>, proxy: Option<&str>) -> Markup {
+    let derived = report.map(|r| r.health.derived);
+    let b = report.and_then(|r| r.box_.as_ref());
+    let flagged = b.map(|b| b.stream.reader.rejected_entries + b.sweep.reader.rejected_entries);
+    let last_error = b.and_then(|b| {
+        text(b.stream.reader.last_error.as_ref())
+            .or_else(|| text(b.sweep.reader.last_error.as_ref()))
+    });
+    let filtered = b.map(|b| b.stream.reader.filtered + b.sweep.reader.filtered);
+    let counters = store_of(report).map(|s| s.counters);
     // Most frequent first; at most 50 rows (Box has about 200 types).
-    let mut by_type: Vec<(String, u64)> = at(doc, &["box", "by_type"])
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
-                .collect()
-        })
+    let mut by_type: Vec<(&String, u64)> = b
+        .map(|b| b.by_type.iter().map(|(k, v)| (k, *v)).collect())
         .unwrap_or_default();
-    by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     by_type.truncate(50);
     html! {
         section #box-status {
             h2 { "Box" }
             table.kv {
-                tr { th { "Connection" } td { (component(doc, "box")) } }
-                tr { th { "Last successful poll" } td { (secs_or(derived("since_last_poll_secs"), ago, "none yet")) } }
-                tr { th { "Behind Box by" } td { (secs_or(derived("lag_secs"), duration_words, "not known")) }
+                tr { th { "Connection" } td { (component(report, Component::Box)) } }
+                tr { th { "Last successful poll" } td { (secs_or(derived.and_then(|d| d.since_last_poll_secs), ago, "none yet")) } }
+                tr { th { "Behind Box by" } td { (secs_or(derived.and_then(|d| d.lag_secs), duration_words, "not known")) }
                      }
-                @if let Some(rest) = derived("catch_up_remaining_secs") {
+                @if let Some(rest) = derived.and_then(|d| d.catch_up_remaining_secs) {
                     tr { th { "Catching up" } td { (duration_words(rest)) " of Box history still to read" } }
                 }
-                @if let Some(p) = at(doc, &["box", "sweep", "progress"]).filter(|p| p.is_object()) {
+                @if let Some(p) = b.and_then(|b| b.sweep.progress.as_ref()) {
                     (progress_row(p))
                 }
-                tr { th { "Events collected" } td { (count(doc, &["store", "counters", "events_appended"])) } }
-                tr { th { "Duplicates dropped" } td { (count(doc, &["store", "counters", "events_duplicate"])) } }
+                tr { th { "Events collected" } td { (count("store.counters.events_appended", counters.and_then(|c| c.events_appended))) } }
+                tr { th { "Duplicates dropped" } td { (count("store.counters.events_duplicate", counters.and_then(|c| c.events_duplicate))) } }
                 tr { th { "Flagged (kept raw, not parsed)" } td {
                     @match flagged { Some(n) => { (n) }, None => { span.muted { "not known" } } } } }
                 @if let Some(e) = last_error { tr { th { "Last error" } td.bad { (e) } } }
@@ -419,12 +394,12 @@ fn box_section(doc: &Value) -> Markup {
                     tr { th { "Dropped by the event-type filter" } td { (n) } }
                 }
             }
-            @if let Some(problem) = proxy_problem(doc) { (problem) }
+            @if let Some(problem) = proxy_problem(report, proxy) { (problem) }
             @if !by_type.is_empty() {
                 table.kv #by-type {
                     caption { "Events collected since start, by type" }
                     @for (event_type, n) in &by_type {
-                        tr data-key=(event_type) data-value=(n) { th { (bounded(event_type)) } td { (n) } }
+                        tr data-key=(bounded(event_type)) data-value=(n) { th { (bounded(event_type)) } td { (n) } }
                     }
                 }
             }
@@ -435,16 +410,21 @@ fn box_section(doc: &Value) -> Markup {
 /// With an outbound proxy configured and a path through it failing (Box, Log Search, the
 /// verifier), a problem that names the proxy and what to check: the error alone ("cannot reach
 /// Box: connection refused") would send the admin looking at Box.
-fn proxy_problem(doc: &Value) -> Option<Markup> {
-    let proxy = text(doc, &["network", "proxy"])?;
+fn proxy_problem(report: Report<'_>, proxy: Option<&str>) -> Option<Markup> {
+    let proxy = proxy.filter(|p| !p.trim().is_empty())?;
+    let report = report?;
+    let b = report.box_.as_ref();
     let errors: Vec<String> = [
-        &["box", "stream", "last_error"][..],
-        &["box", "sweep", "last_error"],
-        &["sinks", "log_search", "last_error"],
-        &["verifier", "last_error"],
+        b.and_then(|b| b.stream.reader.last_error.as_ref()),
+        b.and_then(|b| b.sweep.reader.last_error.as_ref()),
+        report
+            .sinks
+            .as_ref()
+            .and_then(|s| s.log_search.last_error.as_ref()),
+        report.verifier.as_ref().and_then(|v| v.last_error.as_ref()),
     ]
-    .iter()
-    .filter_map(|path| text(doc, path))
+    .into_iter()
+    .filter_map(text)
     .collect();
     let first = errors.first()?;
     let lower = first.to_ascii_lowercase();
@@ -461,27 +441,29 @@ fn proxy_problem(doc: &Value) -> Option<Markup> {
     };
     Some(html! {
         p.problem.bad #proxy-problem {
-            strong { "Outbound proxy " (bounded(&proxy)) } " " (what) ". Last error: " (bounded(first))
+            strong { "Outbound proxy " (bounded(proxy)) } " " (what) ". Last error: " (bounded(first))
         }
     })
 }
 
 /// A backfill or catch-up as a bar with percent, events and ETA.
-fn progress_row(p: &Value) -> Markup {
-    let percent = p["percent"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0);
-    let events = p["events"].as_u64().unwrap_or(0);
-    let label = if p["kind"] == "catch_up" {
-        "Catching up"
+fn progress_row(p: &ProgressReport) -> Markup {
+    let percent = if p.percent.is_finite() {
+        p.percent.clamp(0.0, 100.0)
     } else {
-        "Reading Box history"
+        0.0
+    };
+    let label = match p.kind {
+        ProgressKind::CatchUp => "Catching up",
+        ProgressKind::BackfillOrCatchUp => "Reading Box history",
     };
     html! {
         tr #history-progress data-key="box.sweep.progress.percent" data-value=(percent) {
             th { (label) }
             td {
                 progress max="100" value=(format!("{percent:.1}")) { (format!("{percent:.1} %")) }
-                " " (format!("{percent:.1} %")) " · " (events) " events · "
-                @match p["eta_secs"].as_u64() {
+                " " (format!("{percent:.1} %")) " · " (p.events) " events · "
+                @match p.eta_secs {
                     Some(secs) => { "about " (duration_words(secs)) " left" },
                     None => { span.muted { "time left not known yet" } },
                 }
@@ -490,42 +472,58 @@ fn progress_row(p: &Value) -> Markup {
     }
 }
 
-fn sink_state_words(state: &str) -> (&'static str, &'static str) {
+fn sink_state_words(state: Option<SinkStateName>) -> (&'static str, &'static str) {
     match state {
-        "idle" => ("ok", "Up to date"),
-        "delivering" => ("ok", "Delivering"),
-        "retrying" => ("warn", "Retrying"),
-        "config_error" => ("bad", "Stopped: check the settings"),
-        "disabled" => ("muted", "Not configured"),
-        "stopped" => ("muted", "Stopped"),
-        _ => ("muted", "Not known"),
+        Some(SinkStateName::Idle) => ("ok", "Up to date"),
+        Some(SinkStateName::Delivering) => ("ok", "Delivering"),
+        Some(SinkStateName::Retrying) => ("warn", "Retrying"),
+        Some(SinkStateName::ConfigError) => ("bad", "Stopped: check the settings"),
+        Some(SinkStateName::Disabled) => ("muted", "Not configured"),
+        Some(SinkStateName::Stopped) => ("muted", "Stopped"),
+        None => ("muted", "Not known"),
     }
 }
 
 /// The canary verification of one sink, in words.
-fn verification(doc: &Value, sink: &str, now: SystemTime) -> Markup {
-    let Some(v) = at(doc, &["verifier", sink]) else {
-        return html! { span.muted data-key=(format!("verifier.{sink}")) data-value="" { "not known" } };
+fn verification(state: Option<VerifierState>, sink: &str, now: SystemTime) -> Markup {
+    let key = format!("verifier.{sink}");
+    let Some(state) = state else {
+        return html! { span.muted data-key=(key) data-value="" { "not known" } };
     };
-    let state = v.get("state").and_then(Value::as_str).unwrap_or("");
-    let when = |k: &str| number(v, &[k]);
+    let name = match state {
+        VerifierState::Confirmed { .. } => "confirmed",
+        VerifierState::Pending { .. } => "pending",
+        VerifierState::NotSeen { .. } => "not_seen",
+        VerifierState::NotConfigured => "not_configured",
+    };
     html! {
-        span data-key=(format!("verifier.{sink}")) data-value=(bounded(state)) {
+        span data-key=(key) data-value=(name) {
             @match state {
-                "confirmed" => { span.ok { "Confirmed" } @if let Some(t) = when("at_ms") { " " (moment(t, now)) } }
-                "pending" => { span.warn { "Pending" } @if let Some(t) = when("since_ms") { ": canary sent " (moment(t, now)) } }
-                "not_seen" => { span.bad { "Not seen" } @if let Some(t) = when("at_ms") { ": gave up " (moment(t, now)) } }
-                "not_configured" => { span.muted { "Not configured (no Platform API key)" } }
-                _ => { span.muted { "not known" } }
+                VerifierState::Confirmed { at_ms } => { span.ok { "Confirmed" } " " (moment(at_ms, now)) }
+                VerifierState::Pending { since_ms } => { span.warn { "Pending" } ": canary sent " (moment(since_ms, now)) }
+                VerifierState::NotSeen { at_ms } => { span.bad { "Not seen" } ": gave up " (moment(at_ms, now)) }
+                VerifierState::NotConfigured => { span.muted { "Not configured (no Platform API key)" } }
             }
         }
     }
 }
 
-fn sinks_section(doc: &Value, now: SystemTime) -> Markup {
-    let sinks = [
-        ("collector", "Collector (logins, UEF)"),
-        ("log_search", "Log Search (raw events)"),
+fn sinks_section(report: Report<'_>, now: SystemTime) -> Markup {
+    let sinks = report.and_then(|r| r.sinks.as_ref());
+    let verifier = report.and_then(|r| r.verifier.as_ref());
+    let rows: [(&str, &str, Option<&SinkReport>, Option<VerifierState>); 2] = [
+        (
+            "collector",
+            "Collector (logins, UEF)",
+            sinks.map(|s| &s.collector),
+            verifier.map(|v| v.collector),
+        ),
+        (
+            "log_search",
+            "Log Search (raw events)",
+            sinks.map(|s| &s.log_search),
+            verifier.map(|v| v.log_search),
+        ),
     ];
     html! {
         section #sinks {
@@ -533,46 +531,51 @@ fn sinks_section(doc: &Value, now: SystemTime) -> Markup {
             table.sinks {
                 thead { tr { th { "Destination" } th { "State" } th { "Delivered" } th { "Last delivery" } th { "Canary check" } } }
                 tbody {
-                    @for (key, label) in sinks {
-                        @let s = at(doc, &["sinks", key]);
-                        @let (class, words) = sink_state_words(s.and_then(|s| s.get("state")).and_then(Value::as_str).unwrap_or(""));
+                    @for (key, label, s, v) in rows {
+                        @let (class, words) = sink_state_words(s.map(|s| s.state));
                         tr {
                             th { (label) }
                             td {
                                 span class=(class) { (words) }
-                                @if let Some(d) = s.and_then(|s| text(s, &["detail"])) { br; span.muted { (d) } }
-                                @if let Some(e) = s.and_then(|s| text(s, &["last_error"])) { br; span.bad { "Last error: " (e) } }
+                                @if let Some(d) = s.and_then(|s| text(s.detail.as_ref())) { br; span.muted { (d) } }
+                                @if let Some(e) = s.and_then(|s| text(s.last_error.as_ref())) { br; span.bad { "Last error: " (e) } }
                             }
-                            td { (count(doc, &["sinks", key, "delivered"])) }
-                            td { @match s.and_then(|s| number(s, &["last_delivered_at"])) {
+                            td { (count(&format!("sinks.{key}.delivered"), s.map(|s| s.delivered))) }
+                            td { @match s.and_then(|s| s.last_delivered_at) {
                                 Some(t) => { (moment(t.saturating_mul(1000), now)) }
                                 None => { span.muted { "none yet" } }
                             } }
-                            td { (verification(doc, key, now)) }
+                            td { (verification(v, key, now)) }
                         }
                     }
                 }
             }
-            @if let Some(e) = text(doc, &["verifier", "last_error"]) { p.bad { "Canary check: " (e) } }
-            @if let Some(m) = text(doc, &["verifier", "marker"]) { p.help { "Latest canary marker (search for it in Log Search): " code { (m) } } }
+            @if let Some(e) = text(verifier.and_then(|v| v.last_error.as_ref())) { p.bad { "Canary check: " (e) } }
+            @if let Some(m) = text(verifier.and_then(|v| v.marker.as_ref())) { p.help { "Latest canary marker (search for it in Log Search): " code { (m) } } }
         }
     }
 }
 
-fn queue_section(doc: &Value) -> Markup {
-    let store = |k: &str| number(doc, &["store", k]);
-    let percent = at(doc, &["store", "quota_used_percent"])
-        .and_then(Value::as_f64)
+fn queue_section(report: Report<'_>) -> Markup {
+    let store = store_of(report);
+    let derived = report.map(|r| r.health.derived);
+    let percent = store
+        .map(|s| s.quota_used_percent)
         .filter(|p| p.is_finite() && *p >= 0.0)
-        .or_else(|| number(doc, &["health", "derived", "queue_use_percent"]).map(|p| p as f64));
-    let oldest = number(doc, &["health", "derived", "oldest_undelivered_secs"])
-        .or_else(|| store("oldest_pending_age_secs"));
+        .or_else(|| derived.and_then(|d| d.queue_use_percent).map(|p| p as f64));
+    let oldest = derived
+        .and_then(|d| d.oldest_undelivered_secs)
+        .or_else(|| store.and_then(|s| s.oldest_pending_age_secs));
+    let error = match report.map(|r| &r.store) {
+        Some(boxidr_health::StoreSection::Unreadable { error }) => text(Some(error)),
+        _ => None,
+    };
     html! {
         section #queue {
             h2 { "Queue" }
-            @if let Some(e) = text(doc, &["store", "error"]) { p.bad { "The queue cannot be read: " (e) } }
+            @if let Some(e) = error { p.bad { "The queue cannot be read: " (e) } }
             table.kv {
-                tr { th { "Events waiting" } td { (count(doc, &["store", "queue_records"])) } }
+                tr { th { "Events waiting" } td { (count("store.queue_records", store.map(|s| s.queue_records))) } }
                 tr { th { "Disk use" } td {
                     @match percent {
                         Some(p) => {
@@ -580,8 +583,8 @@ fn queue_section(doc: &Value) -> Markup {
                                 (format!("{p:.1} %"))
                             }
                             " " (format!("{p:.1} %"))
-                            @if let (Some(used), Some(quota)) = (store("file_bytes"), store("quota_bytes")) {
-                                " — " (bytes_words(used)) " of " (bytes_words(quota))
+                            @if let Some(s) = store {
+                                " — " (bytes_words(s.file_bytes)) " of " (bytes_words(s.quota_bytes))
                             }
                         }
                         None => { span.muted { "not known" } }
@@ -589,12 +592,12 @@ fn queue_section(doc: &Value) -> Markup {
                 } }
                 tr { th { "Oldest undelivered event" } td { (secs_or(oldest, |s| format!("{} old", duration_words(s)), "none waiting")) } }
                 tr { th { "Dead letters" } td {
-                    @match store("dead_letters") {
+                    @match store.map(|s| s.dead_letters) {
                         Some(0) | None => "none",
                         Some(n) => {
                             strong.bad { (n) " refused by InsightIDR, kept" }
-                            @if let Some(b) = store("dead_letter_bytes") { " (" (bytes_words(b)) ")" }
-                            @if at(doc, &["store", "dead_letters_full"]).and_then(Value::as_bool) == Some(true) {
+                            @if let Some(s) = store { " (" (bytes_words(s.dead_letter_bytes)) ")" }
+                            @if store.is_some_and(|s| s.dead_letters_full) {
                                 " — full: forwarding holds until they are removed"
                             }
                             " — " a href="/maintenance#dead-letters" { "download or remove them" }
@@ -606,15 +609,15 @@ fn queue_section(doc: &Value) -> Markup {
     }
 }
 
-fn appliance_section(doc: &Value, now: SystemTime, fingerprint: &str) -> Markup {
+fn appliance_section(report: Report<'_>, now: SystemTime, fingerprint: &str) -> Markup {
     let now_iso = humantime::format_rfc3339_seconds(now).to_string();
     html! {
         section #appliance {
             h2 { "Appliance" }
             table.kv {
-                tr { th { "Clock" } td { (component(doc, "clock")) } }
-                tr { th { "Version" } td { (text(doc, &["version"]).unwrap_or_else(|| "not known".into())) } }
-                tr { th { "Running for" } td { (secs_or(number(doc, &["uptime_secs"]), duration_words, "not known")) } }
+                tr { th { "Clock" } td { (component(report, Component::Clock)) } }
+                tr { th { "Version" } td { (text(report.map(|r| &r.version)).unwrap_or_else(|| "not known".into())) } }
+                tr { th { "Running for" } td { (secs_or(report.map(|r| r.uptime_secs), duration_words, "not known")) } }
                 tr { th { "Page shown at" } td { time datetime=(now_iso) { (now_iso) } } }
                 tr { th { "Certificate (SHA-256)" } td { code.fp { (fingerprint) } } }
             }
@@ -622,17 +625,23 @@ fn appliance_section(doc: &Value, now: SystemTime, fingerprint: &str) -> Markup 
     }
 }
 
-/// The status dashboard (the page body) for `doc`, with times relative to `now`.
-pub(crate) fn dashboard(doc: &Value, now: SystemTime, fingerprint: &str) -> Markup {
+/// The status dashboard (the page body) for `report`, with times relative to `now`; `proxy`
+/// (without its credentials) is named when a path through it fails.
+pub(crate) fn dashboard(
+    report: Report<'_>,
+    proxy: Option<&str>,
+    now: SystemTime,
+    fingerprint: &str,
+) -> Markup {
     html! {
-        (headline(doc))
+        (headline(report))
         div.dash {
-            (leds(doc))
-            (problems(doc))
-            (box_section(doc))
-            (queue_section(doc))
-            (sinks_section(doc, now))
-            (appliance_section(doc, now, fingerprint))
+            (leds(report))
+            (problems(report))
+            (box_section(report, proxy))
+            (queue_section(report))
+            (sinks_section(report, now))
+            (appliance_section(report, now, fingerprint))
         }
         p.help {
             "Refreshes every 10 seconds (automatic refreshes do not keep the session open: after \
@@ -645,7 +654,7 @@ pub(crate) fn dashboard(doc: &Value, now: SystemTime, fingerprint: &str) -> Mark
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const NOW_MS: u64 = 1_800_000_000_000;
 
@@ -653,8 +662,8 @@ mod tests {
         UNIX_EPOCH + Duration::from_millis(NOW_MS)
     }
 
-    /// A running appliance, with the field names `boxidr`'s service publishes
-    /// (`service.rs` `snapshot()`/`publish()`, the health crate's `Health` serde).
+    /// A running appliance, as the JSON of the report `boxidr` publishes (laid over a healthy
+    /// appliance's report by `boxidr_health::scenarios::report`).
     fn running() -> Value {
         json!({
             "service": "running", "version": "0.4.2", "uptime_secs": 93_784,
@@ -686,7 +695,7 @@ mod tests {
                       "counters": {"events_appended": 345, "events_duplicate": 8, "canary_records": 2},
                       "reopens": 0, "repaired": false},
             "leds": {"frame": {"system": "heartbeat", "box": "on", "insightidr": "slow_blink",
-                               "attention": {"code": 3}}},
+                               "attention": {"code": 3}}, "render": ""},
             "health": {
                 "overall": "degraded",
                 "components": {
@@ -697,7 +706,7 @@ mod tests {
                     "clock": {"level": "ok", "summary": "The clock is synchronised.", "fix": null},
                     "board": {"level": "ok", "summary": "LEDs working.", "fix": null},
                 },
-                "problems": [{"code": "collector_unreachable", "component": "collector",
+                "problems": [{"code": "sink_unreachable", "component": "collector",
                               "severity": "warning",
                               "message": "The Collector does not accept connections.",
                               "fix": "Check that the event source listens on port 20000.",
@@ -706,12 +715,20 @@ mod tests {
                             "catch_up_remaining_secs": null, "queue_use_percent": 0,
                             "oldest_undelivered_secs": 300},
             },
-            "metrics": "# HELP boxidr_up 1\nboxidr_up 1\n",
         })
     }
 
+    /// The typed report `doc` describes.
+    fn report(doc: &Value) -> StatusReport {
+        boxidr_health::scenarios::report(doc.clone()).unwrap()
+    }
+
     fn page(doc: &Value) -> String {
-        dashboard(doc, now(), "AB:CD").into_string()
+        dashboard(Some(&report(doc)), None, now(), "AB:CD").into_string()
+    }
+
+    fn page_with_proxy(doc: &Value, proxy: &str) -> String {
+        dashboard(Some(&report(doc)), Some(proxy), now(), "AB:CD").into_string()
     }
 
     /// Every figure of a running snapshot is on the dashboard, in words and relative times,
@@ -770,14 +787,14 @@ mod tests {
     #[test]
     fn proxy_problem_on_the_dashboard() {
         let mut doc = running();
-        doc["network"] = json!({"proxy": "http://proxy.corp:3128/"});
+        let proxy = "http://proxy.corp:3128/";
         assert!(
-            !page(&doc).contains("proxy-problem"),
+            !page_with_proxy(&doc, proxy).contains("proxy-problem"),
             "no error, no problem"
         );
         doc["box"]["stream"]["last_error"] =
             json!("cannot reach Box at https://api.box.com/2.0/events: tcp connect error");
-        let html = page(&doc);
+        let html = page_with_proxy(&doc, proxy);
         assert!(
             html.contains("Outbound proxy http://proxy.corp:3128/"),
             "{html}"
@@ -786,8 +803,7 @@ mod tests {
         doc["box"]["stream"]["last_error"] = json!(
             "the outbound proxy asks for authentication (407): set the proxy user and password"
         );
-        assert!(page(&doc).contains("asks for a user and password"));
-        doc.as_object_mut().unwrap().remove("network");
+        assert!(page_with_proxy(&doc, proxy).contains("asks for a user and password"));
         assert!(!page(&doc).contains("proxy-problem"));
     }
 
@@ -796,7 +812,8 @@ mod tests {
     fn backfill_progress_bar() {
         let mut doc = running();
         doc["box"]["sweep"]["progress"] = json!({"kind": "backfill_or_catch_up",
-            "percent": 42.5, "events": 1234, "eta_secs": 300});
+            "percent": 42.5, "events": 1234, "eta_secs": 300,
+            "from_ms": 0, "until_ms": 1000, "covered_ms": 425});
         let html = page(&doc);
         assert!(
             html.contains("<progress max=\"100\" value=\"42.5\">"),
@@ -857,10 +874,11 @@ mod tests {
         }
     }
 
-    /// Without a snapshot, or while not collecting, the page says so plainly.
+    /// Without a report, or while not collecting, the page says so plainly; sections the
+    /// report does not have are "not known".
     #[test]
     fn missing_sections_say_not_collecting() {
-        let html = page(&json!({}));
+        let html = dashboard(None, None, now(), "AB:CD").into_string();
         assert!(html.contains("id=\"not-collecting\""), "{html}");
         assert!(html.contains("Not collecting: "), "{html}");
         assert!(html.contains("has not reported yet"), "{html}");
@@ -874,13 +892,25 @@ mod tests {
         assert!(html.contains("Box is not connected"), "{html}");
         assert!(html.contains("data-value=\"not_collecting\""), "{html}");
         assert!(html.contains("5s"), "{html}");
-
-        // Shapes that do not match are "not known", never an error.
-        let html = page(
-            &json!({"state": 7, "leds": {"frame": "x"}, "health": {"problems": "x"},
-                                "store": [1, 2], "sinks": {"collector": 3}}),
+        // No readers, sinks or verifier while not collecting.
+        assert!(
+            html.contains("data-key=\"sinks.collector.delivered\" data-value=\"\">not known"),
+            "{html}"
         );
-        assert!(html.contains("not known"), "{html}");
+        assert!(
+            html.contains("data-key=\"verifier.collector\" data-value=\"\""),
+            "{html}"
+        );
+
+        let html = page(&json!({"store": {"error": "the database is locked"}}));
+        assert!(
+            html.contains("The queue cannot be read: the database is locked"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-key=\"store.queue_records\" data-value=\"\""),
+            "{html}"
+        );
     }
 
     /// Markup, controls and bidi overrides from the snapshot are inert; long strings are cut.
@@ -888,12 +918,11 @@ mod tests {
     fn hostile_strings_are_inert() {
         let hostile = "<script>alert(1)</script>\"><svg onload=alert(1)>\u{202E}\r\n";
         let mut doc = running();
-        doc["state"] = json!(hostile);
+        doc["state"] = json!("not_collecting");
         doc["reason"] = json!(hostile);
         doc["version"] = json!(hostile);
         doc["health"]["problems"][0]["message"] = json!(hostile);
         doc["health"]["problems"][0]["fix"] = json!(hostile);
-        doc["health"]["problems"][0]["severity"] = json!(hostile);
         doc["health"]["components"]["box"]["summary"] = json!(hostile);
         doc["sinks"]["collector"]["last_error"] = json!(hostile);
         doc["verifier"]["marker"] = json!("x".repeat(5_000));

@@ -48,11 +48,10 @@ async fn dashboard_with_and_without_snapshot() {
         "verifier": {"configured": false, "collector": {"state": "not_configured"},
                      "log_search": {"state": "not_configured"}},
         "leds": {"frame": {"system": "heartbeat", "box": "on", "insightidr": "fast_blink", "attention": "on"}},
-        "health": {"overall": "failing", "problems": [{"code": "log_search_token_refused",
+        "health": {"overall": "failing", "problems": [{"code": "sink_config_error",
             "component": "log_search", "severity": "error",
             "message": "Log Search refused the token.", "fix": "Enter a valid log token."}],
             "derived": {"since_last_poll_secs": 3, "lag_secs": 20, "oldest_undelivered_secs": 90}},
-        "metrics": "boxidr_up 1\n",
     });
     let page = b.get("/status?auto=1").await;
     let body = &page.body;

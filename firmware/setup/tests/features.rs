@@ -474,7 +474,18 @@ fn untar(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-const METRICS: &str = "# HELP boxidr_queue_records Records waiting.\n# TYPE boxidr_queue_records gauge\nboxidr_queue_records 3\n";
+/// A report whose facts hold 3 queued records: its metrics say so.
+fn metrics_status() -> serde_json::Value {
+    serde_json::json!({"facts": {"store": {"queue_records": 3}}})
+}
+
+/// What `/metrics` must serve for the harness's report: computed from it on request.
+fn expected_metrics(h: &Harness) -> String {
+    use boxidr_setup::StatusSource;
+    let text = h.status.snapshot().unwrap().metrics();
+    assert!(text.contains("\nboxidr_queue_records 3\n"), "{text}");
+    text
+}
 
 /// The Prometheus scrape token: generated on the Maintenance page and shown once, stored only
 /// as its SHA-256, accepted as `Authorization: Bearer` on `/metrics` and nowhere else; a new
@@ -482,7 +493,7 @@ const METRICS: &str = "# HELP boxidr_queue_records Records waiting.\n# TYPE boxi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_scrape_token() {
     let h = Harness::start_with(sim_config()).await;
-    *h.status.0.lock().unwrap() = serde_json::json!({"metrics": METRICS});
+    *h.status.0.lock().unwrap() = metrics_status();
     let mut tool = h.browser();
     let bearer = |t: &str| format!("Bearer {t}");
     let scrape = async |tool: &mut common::Browser, token: &str| {
@@ -538,7 +549,7 @@ async fn metrics_scrape_token() {
     // The token reads the metrics, and nothing else.
     let r = scrape(&mut tool, &token).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, METRICS);
+    assert_eq!(r.body, expected_metrics(&h));
     assert_eq!(
         r.headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
@@ -607,10 +618,7 @@ async fn metrics_export_and_bundle_hold_no_secret() {
         ];
     })
     .await;
-    *h.status.0.lock().unwrap() = serde_json::json!({
-        "box": {"state": "ok", "last_poll": "2025-01-01T00:00:00Z"},
-        "metrics": METRICS,
-    });
+    *h.status.0.lock().unwrap() = metrics_status();
     // Before login: nothing.
     let mut b = h.claimed_browser().await;
     let mut anon = h.browser();
@@ -676,7 +684,7 @@ async fn metrics_export_and_bundle_hold_no_secret() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     assert_eq!(m.headers["cache-control"], "no-store");
-    assert_eq!(m.body, METRICS);
+    assert_eq!(m.body, expected_metrics(&h));
     leaks("/metrics", &m.body);
     leaks("/status.json", &b.get("/status.json").await.body);
 
@@ -741,7 +749,11 @@ async fn metrics_export_and_bundle_hold_no_secret() {
     let raw = String::from_utf8_lossy(&tar_bytes).into_owned();
     leaks("the whole archive", &raw);
     let status_json: serde_json::Value = serde_json::from_str(&files[0].1).unwrap();
-    assert_eq!(status_json["metrics"], METRICS);
+    assert_eq!(status_json["facts"]["store"]["queue_records"], 3);
+    assert!(
+        status_json.get("metrics").is_none(),
+        "computed on request, not stored"
+    );
     assert_eq!(files[1].1, export);
     assert!(files[2].1.starts_with("boxidr "), "{}", files[2].1);
     assert!(

@@ -487,15 +487,18 @@ async fn hostile_strings_are_inert() {
     let h = Harness::start().await;
     let mut b = h.claimed_browser().await;
     let hostile = "<script>alert(1)</script>\"><svg onload=alert(2)>\u{202E}";
+    // Every string field the report has (its enums cannot carry text).
     *h.status.0.lock().unwrap() = serde_json::json!({
         "state": "not_collecting",
         "reason": hostile,
-        "last_error": hostile,
-        hostile: [hostile, {"nested": hostile}],
-        "health": {"overall": hostile, "problems": [
-            {"severity": hostile, "component": hostile, "message": hostile, "fix": hostile}
+        "version": hostile,
+        "health": {"overall": "failing", "problems": [
+            {"code": "sink_unreachable", "severity": "error", "component": "collector",
+             "message": hostile, "fix": hostile}
         ]},
-        "sinks": {"collector": {"state": hostile, "last_error": hostile, "detail": hostile}},
+        "box": {"stream": {"last_error": hostile}, "by_type": {hostile: 1}},
+        "sinks": {"collector": {"state": "retrying", "last_error": hostile, "detail": hostile}},
+        "verifier": {"marker": hostile, "last_error": hostile},
     });
     h.store
         .set_setting(
@@ -515,7 +518,7 @@ async fn hostile_strings_are_inert() {
     let json = b.get("/status.json").await;
     let parsed: serde_json::Value = serde_json::from_str(&json.body).unwrap();
     assert_eq!(
-        parsed["last_error"], hostile,
+        parsed["sinks"]["collector"]["last_error"], hostile,
         "JSON carries the value, JSON-escaped"
     );
     assert!(

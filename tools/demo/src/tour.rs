@@ -16,6 +16,7 @@ use boxidr::exit::ExitCode;
 use boxidr::service::{self, Embedding, Started, shutdown_signal};
 use boxidr::status::StatusCache;
 use boxidr_boxapi::{AuthClient, Grant};
+use boxidr_health::{SinkStateName, StatusReport, VerifierState};
 use boxidr_model::LedFrame;
 use boxidr_normalize::canary::is_canary_id;
 use boxidr_setup::BoxConnection;
@@ -275,7 +276,7 @@ async fn tour(args: DemoArgs) -> anyhow::Result<ExitCode> {
                     }
                     phase.problems_seen.extend(problem_codes(&doc));
                 }
-                if !quiet && doc["store"].is_object() {
+                if !quiet && doc.as_ref().is_some_and(|d| d.store.figures().is_some()) {
                     print_status(&doc, &idr_sim);
                     if frame.is_some() && frame != shown_leds {
                         print_leds(&doc);
@@ -453,24 +454,22 @@ fn print_header(
     println!("Live simulated Box activity (Ctrl-C to stop):");
 }
 
-/// The LED frame of a status snapshot.
-fn leds(doc: &Value) -> Option<LedFrame> {
-    serde_json::from_value(doc["leds"]["frame"].clone()).ok()
+/// The LED frame of a status report.
+fn leds(doc: &Report) -> Option<LedFrame> {
+    doc.as_ref().and_then(|d| d.leds.as_ref()).map(|l| l.frame)
 }
 
-fn problem_codes(doc: &Value) -> Vec<String> {
-    doc["health"]["problems"]
-        .as_array()
-        .map(|problems| {
-            problems
-                .iter()
-                .filter_map(|p| p["code"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The latest status report, `None` before the first.
+type Report = Option<StatusReport>;
+
+fn problem_codes(doc: &Report) -> Vec<String> {
+    doc.iter()
+        .flat_map(|d| &d.health.problems)
+        .map(|p| p.code.as_str().to_owned())
+        .collect()
 }
 
-fn print_leds(doc: &Value) {
+fn print_leds(doc: &Report) {
     let Some(frame) = leds(doc) else { return };
     let look = |look: boxidr_model::LedLook| {
         serde_json::to_value(look)
@@ -491,46 +490,56 @@ fn print_leds(doc: &Value) {
         look(frame.insightidr),
         look(frame.attention)
     );
-    if let Some(problems) = doc["health"]["problems"].as_array() {
-        for p in problems.iter().take(3) {
-            println!(
-                "         why: {}{}",
-                p["message"].as_str().unwrap_or("?"),
-                p["fix"]
-                    .as_str()
-                    .map(|f| format!(" (fix: {f})"))
-                    .unwrap_or_default()
-            );
-        }
+    for p in doc.iter().flat_map(|d| &d.health.problems).take(3) {
+        println!(
+            "         why: {}{}",
+            p.message,
+            p.fix
+                .as_deref()
+                .map(|f| format!(" (fix: {f})"))
+                .unwrap_or_default()
+        );
     }
 }
 
-fn print_status(doc: &Value, idr: &idr_sim::SimHandle) {
-    let sink = |name: &str| {
-        let s = &doc["sinks"][name];
-        match s["state"].as_str() {
-            Some("retrying" | "config_error") => format!(
+fn print_status(doc: &Report, idr: &idr_sim::SimHandle) {
+    let Some(report) = doc else { return };
+    let sink = |s: Option<&boxidr_health::SinkReport>| match s {
+        Some(s)
+            if matches!(
+                s.state,
+                SinkStateName::Retrying | SinkStateName::ConfigError
+            ) =>
+        {
+            format!(
                 "{} ({})",
-                s["state"].as_str().unwrap_or("?"),
-                s["detail"].as_str().unwrap_or("")
-            ),
-            Some(_) => format!("{} sent", s["delivered"]),
-            None => "-".to_owned(),
+                serde_json::to_value(s.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                s.detail.as_deref().unwrap_or("")
+            )
         }
+        Some(s) => format!("{} sent", s.delivered),
+        None => "-".to_owned(),
     };
     let counts = idr.delivery_counts();
-    let state = doc["state"].as_str().unwrap_or("starting");
-    let reason = doc["reason"]
-        .as_str()
+    let state = report.state.as_str();
+    let reason = report
+        .reason
+        .as_deref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
+    let store = report.store.figures();
+    let number = |n: Option<u64>| n.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    let sinks = report.sinks.as_ref();
     println!(
         "  boxidr {state}{reason}: collected {} ({} repeats dropped), queue {} | UEF {} | Log Search {} | seen by InsightIDR: {} logins, {} raw",
         box_events_appended(doc),
-        doc["store"]["counters"]["events_duplicate"],
-        doc["store"]["queue_records"],
-        sink("collector"),
-        sink("log_search"),
+        number(store.and_then(|s| s.counters.events_duplicate)),
+        number(store.map(|s| s.queue_records)),
+        sink(sinks.map(|s| &s.collector)),
+        sink(sinks.map(|s| &s.log_search)),
         counts.uef.ids().len(),
         counts.logsearch.ids().len(),
     );
@@ -542,16 +551,17 @@ async fn drain(box_sim: &box_sim::SimHandle, status: &StatusCache) {
     while Instant::now() < until {
         let doc = status.get();
         let collected = box_events_appended(&doc);
-        let pending: u64 = doc["store"]["sinks"]
-            .as_object()
-            .map(|sinks| {
-                sinks
+        let pending: u64 = doc
+            .as_ref()
+            .and_then(|d| d.store.figures())
+            .map_or(u64::MAX, |store| {
+                store
+                    .sinks
                     .values()
-                    .filter(|s| s["enabled"] == Value::Bool(true))
-                    .map(|s| s["pending"].as_u64().unwrap_or(u64::MAX))
+                    .filter(|s| s.enabled)
+                    .map(|s| s.pending)
                     .sum()
-            })
-            .unwrap_or(u64::MAX);
+            });
         if collected >= box_sim.events_generated() && pending == 0 && canary_settled(&doc) {
             return;
         }
@@ -603,30 +613,43 @@ fn summarise(
 }
 
 /// Box events queued: the store's append counter less the verifier's canary records.
-fn box_events_appended(doc: &Value) -> u64 {
-    let counters = &doc["store"]["counters"];
-    counters["events_appended"]
-        .as_u64()
+fn box_events_appended(doc: &Report) -> u64 {
+    let counters = doc
+        .as_ref()
+        .and_then(|d| d.store.figures())
+        .map(|s| s.counters)
+        .unwrap_or_default();
+    counters
+        .events_appended
         .unwrap_or(0)
-        .saturating_sub(counters["canary_records"].as_u64().unwrap_or(0))
+        .saturating_sub(counters.canary_records.unwrap_or(0))
+}
+
+/// The verifier's state of both paths (`NotConfigured` while it does not run).
+fn canary_states(doc: &Report) -> [VerifierState; 2] {
+    doc.as_ref()
+        .and_then(|d| d.verifier.as_ref())
+        .map_or([VerifierState::NotConfigured; 2], |v| {
+            [v.collector, v.log_search]
+        })
 }
 
 /// Whether no canary is pending (each path confirmed, not seen, or not verified).
-fn canary_settled(doc: &Value) -> bool {
-    ["collector", "log_search"]
+fn canary_settled(doc: &Report) -> bool {
+    canary_states(doc)
         .iter()
-        .all(|sink| doc["verifier"][sink]["state"] != "pending")
+        .all(|s| !matches!(s, VerifierState::Pending { .. }))
 }
 
 /// `confirmed` (both paths seen in InsightIDR), else each path's state.
-fn canary_outcome(doc: &Value) -> String {
-    let state = |sink: &str| {
-        doc["verifier"][sink]["state"]
-            .as_str()
-            .unwrap_or("not_configured")
-            .to_owned()
+fn canary_outcome(doc: &Report) -> String {
+    let name = |state: VerifierState| match state {
+        VerifierState::NotConfigured => "not_configured",
+        VerifierState::Confirmed { .. } => "confirmed",
+        VerifierState::Pending { .. } => "pending",
+        VerifierState::NotSeen { .. } => "not_seen",
     };
-    let (uef, raw) = (state("collector"), state("log_search"));
+    let [uef, raw] = canary_states(doc).map(name);
     if uef == "confirmed" && raw == "confirmed" {
         "confirmed".to_owned()
     } else {

@@ -1,7 +1,6 @@
 //! The Maintenance page: configuration export and import, the support bundle; and `/metrics`.
 
 use boxidr_config::Config;
-use serde_json::Value;
 
 use super::{App, Ctx, internal, lock};
 use crate::credentials::{ct_eq, hex, random_hex};
@@ -319,15 +318,10 @@ impl App {
             .is_ok_and(|s| s.is_some())
     }
 
-    /// `GET /metrics`: the Prometheus text the collector puts in its status snapshot.
+    /// `GET /metrics`: the Prometheus text, computed now from the collector's latest report.
     pub(super) fn metrics(&self) -> Resp {
-        match self
-            .status
-            .snapshot()
-            .get("metrics")
-            .and_then(Value::as_str)
-        {
-            Some(text) => Resp::text(200, METRICS_CONTENT_TYPE, text.to_owned()),
+        match self.status.snapshot() {
+            Some(report) => Resp::text(200, METRICS_CONTENT_TYPE, report.metrics()),
             None => Resp::text(
                 503,
                 "text/plain; charset=utf-8",
@@ -353,7 +347,7 @@ impl App {
         // One bundle at a time: it runs a process and holds a few MiB.
         let _guard = lock(&self.bundle_lock);
         let scrubber = self.scrubber()?;
-        let snapshot = self.status.snapshot();
+        let snapshot = crate::status::report_json(self.status.snapshot().as_ref());
         let status = serde_json::to_string_pretty(&snapshot)
             .map_err(|e| SetupError::Corrupt(format!("status does not serialise: {e}")))?;
         let config = self.export_text()?;

@@ -32,13 +32,19 @@ impl Clock for TestClock {
     }
 }
 
-/// A status source returning whatever the test sets.
+/// A status source returning what the test sets: no report while it holds `null` or `{}`,
+/// else a healthy appliance's report with the set JSON laid over it
+/// ([`boxidr_health::scenarios::report`]).
 #[derive(Debug, Default)]
 pub struct FixedStatus(pub Mutex<Value>);
 
 impl StatusSource for FixedStatus {
-    fn snapshot(&self) -> Value {
-        self.0.lock().unwrap().clone()
+    fn snapshot(&self) -> Option<boxidr_health::StatusReport> {
+        let patch = self.0.lock().unwrap().clone();
+        if patch.is_null() || patch.as_object().is_some_and(serde_json::Map::is_empty) {
+            return None;
+        }
+        Some(boxidr_health::scenarios::report(patch).expect("the test's status is a report"))
     }
 }
 
@@ -137,9 +143,8 @@ impl Harness {
         boxidr_setup::write_atomically(&config_path, &config).unwrap();
         let (tx, config_rx) = watch::channel(Arc::new(config));
         let clock = Arc::new(TestClock::default());
-        let status = Arc::new(FixedStatus(Mutex::new(
-            serde_json::json!({"box": {"state": "ok"}}),
-        )));
+        // No report until a test sets one (the collector has not reported yet).
+        let status = Arc::new(FixedStatus::default());
         let connected = Arc::new(Mutex::new(Vec::new()));
         let seen = connected.clone();
         let hook: BoxConnectedHook = Arc::new(move |c| {
