@@ -1,6 +1,7 @@
 //! The one place that holds, refreshes and stores Box tokens (ARCHITECTURE invariant 5): the
 //! refresh token is written only through [`TokenManager::save_refresh_token`], by the manager
-//! after a rotation and by the setup page after a new grant.
+//! after a rotation and by the setup page after a new grant; the one other change to it is the
+//! factory reset, which deletes it with every other secret (`boxidr_setup::keys::RESET_SECRETS`).
 //!
 //! - **Single flight.** A tokio mutex is held across a refresh: concurrent callers wait and
 //!   then use the new token; Box never sees two refreshes of the same refresh token.
@@ -137,7 +138,8 @@ impl TokenManager {
     }
 
     /// Stores `refresh` as the Box refresh token durably, or forgets the stored one (`None`: a
-    /// grant without one, such as client credentials). The only writer of that secret.
+    /// grant without one, such as client credentials). The only writer of that secret; a factory
+    /// reset deletes it with the other secrets.
     pub async fn save_refresh_token(
         store: &Store,
         refresh: Option<&Secret>,

@@ -32,6 +32,7 @@ use boxidr_forward::{
     ApiKey, CanaryOutcome, CollectorSettings, CollectorSink, CollectorTransport, LogSearchSettings,
     LogSearchSink, LogToken, Rendered, Sink, SinkError, TrustRoots, Verifier, VerifierSettings,
 };
+use boxidr_model::clock::now_ms;
 use boxidr_normalize::{NoDirectory, Settings, render_record};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
@@ -222,13 +223,6 @@ pub(crate) fn test_raw_record(marker: &str, mapping: &boxidr_config::Mapping) ->
     let mut settings = Settings::from_mapping(mapping, env!("CARGO_PKG_VERSION"));
     settings.send_unparsed = true;
     render_record(&event.to_string(), now_ms(), &NoDirectory, &settings).raw
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// What a TLS handshake failure means for the admin.
