@@ -36,7 +36,8 @@ MAP='
 2|store crash|boxidr-store|firmware/store/tests/crash.rs|commit_page_crash_at_every_op_is_atomic|quick
 2|store crash|boxidr-store|firmware/store/tests/crash.rs|ack_crash_at_every_op_is_atomic|quick
 2|store crash|boxidr-store|firmware/store/tests/crash.rs|group_commit_crash_at_every_op_is_a_prefix|quick
-3|power loss|boxidr-system-tests|tests/tests/power_loss.rs|*|quick
+3|power loss|boxidr-system-tests|tests/tests/power_loss.rs|power_loss_on_fuse_loses_nothing|quick
+3|power loss|boxidr-system-tests|tests/tests/power_loss.rs|power_loss_on_fuse_many_cuts|long
 4|store crash|boxidr-store|firmware/store/tests/crash.rs|commit_page_power_loss_at_every_sync_is_atomic|quick
 4|store crash|boxidr-store|firmware/store/tests/crash.rs|ack_power_loss_at_every_sync_is_atomic|quick
 4|store crash|boxidr-store|firmware/store/tests/crash.rs|group_commit_power_loss_at_every_sync_is_a_prefix|quick
