@@ -22,6 +22,7 @@ fn unsynced_data_is_dropped_at_a_power_cut_and_synced_data_survives() {
     let path = mnt.join("f");
     let mut f = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .open(&path)
