@@ -282,7 +282,9 @@ async fn power_cuts(test: &str, cuts: usize) {
         );
         bounds.push(open);
     }
-    let over: Vec<(usize, (u64, u64), (u64, u64))> = per_cut
+    // (cut, repeats, bound), each a (collector, log_search) pair.
+    type Over = (usize, (u64, u64), (u64, u64));
+    let over: Vec<Over> = per_cut
         .iter()
         .zip(&bounds)
         .enumerate()
