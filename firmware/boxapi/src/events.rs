@@ -4,6 +4,7 @@ use boxidr_config::Events;
 use boxidr_model::{BoxEvent, EventError, StreamPosition, StreamType};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use url::Url;
 
 use crate::error::ApiError;
@@ -48,11 +49,12 @@ pub struct EventsPage {
 }
 
 #[derive(Deserialize)]
-struct PageBody {
+struct PageBody<'a> {
     #[serde(default)]
     next_stream_position: Option<Value>,
-    #[serde(default)]
-    entries: Vec<Value>,
+    /// Each entry's text, checked as JSON and not yet parsed ([`BoxEvent::from_json_text`]).
+    #[serde(default, borrow)]
+    entries: Vec<&'a RawValue>,
 }
 
 /// Reads event pages.
@@ -199,9 +201,12 @@ pub fn parse_page(body: &[u8]) -> Result<EventsPage, ApiError> {
     let mut events = Vec::with_capacity(entry_count);
     let mut rejected = Vec::new();
     for entry in page.entries {
-        match BoxEvent::from_value(entry.clone()) {
+        let parsed = BoxEvent::from_json_text(entry.get()).map_err(|e| ApiError::BadBody {
+            detail: format!("events page entry: {}", http::bounded(&e.to_string())),
+        })?;
+        match parsed {
             Ok(event) => events.push(event),
-            Err(reason) => rejected.push((entry, reason)),
+            Err((entry, reason)) => rejected.push((entry, reason)),
         }
     }
     Ok(EventsPage {

@@ -6,6 +6,7 @@
 //! or null, and `event_type` is an open set.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -82,24 +83,106 @@ impl UserMini {
 }
 
 /// One Box event as received, with its id extracted.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Two forms, one meaning. An event read from a page ([`BoxEvent::from_json_text`]) keeps
+/// Box's own text and the few fields the collector reads (id, type, time), and parses the
+/// whole object only when asked: collecting never asks, so the text goes to the queue as it
+/// came, without a map of the object being built, written out again and freed. An event built
+/// from a value ([`BoxEvent::from_value`]: rendering, tests) keeps the object and writes its
+/// text only when asked.
+#[derive(Clone)]
 pub struct BoxEvent {
     id: EventId,
-    raw: Map<String, Value>,
+    form: Form,
+}
+
+#[derive(Clone)]
+enum Form {
+    Text {
+        /// One line of JSON: an object whose `event_id` is `id`.
+        json: Box<str>,
+        event_type: Option<String>,
+        created_at: Option<String>,
+        raw: OnceLock<Map<String, Value>>,
+    },
+    Value {
+        raw: Map<String, Value>,
+        json: OnceLock<Box<str>>,
+    },
+}
+
+/// The fields of an event the collector reads; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    event_id: Option<Value>,
+    #[serde(default)]
+    event_type: Option<Value>,
+    #[serde(default)]
+    created_at: Option<Value>,
 }
 
 impl BoxEvent {
     /// Accepts any JSON object that carries an `event_id` (string or number).
     pub fn from_value(value: Value) -> Result<Self, EventError> {
-        let Value::Object(raw) = value else {
-            return Err(EventError::NotAnObject);
+        Self::try_from_value(value).map_err(|(_, err)| err)
+    }
+
+    /// [`BoxEvent::from_value`] that hands the value back when it is not an event, so a
+    /// caller that keeps rejected entries need not clone every entry first.
+    pub fn try_from_value(value: Value) -> Result<Self, (Value, EventError)> {
+        let raw = match value {
+            Value::Object(raw) => raw,
+            other => return Err((other, EventError::NotAnObject)),
         };
-        let id = raw
-            .get("event_id")
-            .and_then(id_text)
-            .ok_or(EventError::MissingEventId)
-            .and_then(EventId::new)?;
-        Ok(Self { id, raw })
+        let id = match raw.get("event_id").and_then(id_text) {
+            None => Err(EventError::MissingEventId),
+            Some(text) => EventId::new(text),
+        };
+        match id {
+            Ok(id) => Ok(Self {
+                id,
+                form: Form::Value {
+                    raw,
+                    json: OnceLock::new(),
+                },
+            }),
+            Err(err) => Err((Value::Object(raw), err)),
+        }
+    }
+
+    /// One entry of an events page, as its JSON text. `Err`: the text is not JSON.
+    /// `Ok(Err((value, why)))`: JSON, but not an event, handed back parsed.
+    ///
+    /// The same events are accepted, with the same fields, as by [`BoxEvent::from_value`] on
+    /// the parsed text; only the work differs. When the text is one line and its `event_id`,
+    /// `event_type` and `created_at` read as a struct, the text is kept and the rest of the
+    /// object is skipped unparsed. Anything else (a text over several lines, a repeated
+    /// key, a value that is not an object or has no usable id) takes the full parse.
+    pub fn from_json_text(text: &str) -> serde_json::Result<Result<Self, (Value, EventError)>> {
+        let one_line = !text.bytes().any(|b| b == b'\n' || b == b'\r');
+        // serde also reads a struct from an array (its fields by position): objects only.
+        if one_line
+            && text.trim_start().starts_with('{')
+            && let Ok(head) = serde_json::from_str::<Head>(text)
+            && let Some(Ok(id)) = head.event_id.as_ref().and_then(id_text).map(EventId::new)
+        {
+            let string = |v: Option<Value>| match v {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            };
+            return Ok(Ok(Self {
+                id,
+                form: Form::Text {
+                    json: text.into(),
+                    event_type: string(head.event_type),
+                    created_at: string(head.created_at),
+                    raw: OnceLock::new(),
+                },
+            }));
+        }
+        let value: Value = serde_json::from_str(text)?;
+        Ok(Self::try_from_value(value))
     }
 
     pub fn id(&self) -> &EventId {
@@ -108,22 +191,50 @@ impl BoxEvent {
 
     /// The original JSON object, untouched.
     pub fn raw(&self) -> &Map<String, Value> {
-        &self.raw
+        match &self.form {
+            Form::Value { raw, .. } => raw,
+            // The text parsed as an object when the event was made (serde_json skips and
+            // parses by the same grammar and depth limit); an empty map is unreachable.
+            Form::Text { json, raw, .. } => {
+                raw.get_or_init(|| match serde_json::from_str::<Value>(json) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Map::new(),
+                })
+            }
+        }
     }
 
-    /// The event's compact JSON text as Box sent it (modulo whitespace).
+    /// The event's JSON text, one line: Box's own text when it was read from a page, else
+    /// the compact form of the object.
+    pub fn json(&self) -> &str {
+        match &self.form {
+            Form::Text { json, .. } => json,
+            // A map of JSON values always serialises.
+            Form::Value { raw, json } => {
+                json.get_or_init(|| serde_json::to_string(raw).unwrap_or_default().into())
+            }
+        }
+    }
+
+    /// [`BoxEvent::json`], owned.
     pub fn to_json(&self) -> String {
-        Value::Object(self.raw.clone()).to_string()
+        self.json().to_owned()
     }
 
     /// `event_type`, an open set of strings (`LOGIN`, `SHIELD_ALERT`, ... and new ones).
     pub fn event_type(&self) -> Option<&str> {
-        self.str_field("event_type")
+        match &self.form {
+            Form::Text { event_type, .. } => event_type.as_deref(),
+            Form::Value { .. } => self.str_field("event_type"),
+        }
     }
 
     /// `created_at` as Box wrote it, with its offset (`2015-12-02T09:41:31-08:00`).
     pub fn created_at(&self) -> Option<&str> {
-        self.str_field("created_at")
+        match &self.form {
+            Form::Text { created_at, .. } => created_at.as_deref(),
+            Form::Value { .. } => self.str_field("created_at"),
+        }
     }
 
     /// `ip_address`: an IP literal or the text `Unknown IP`; validate before use.
@@ -132,11 +243,26 @@ impl BoxEvent {
     }
 
     pub fn created_by(&self) -> Option<UserMini> {
-        self.raw.get("created_by").and_then(UserMini::from_value)
+        self.raw().get("created_by").and_then(UserMini::from_value)
     }
 
     fn str_field(&self, key: &str) -> Option<&str> {
-        self.raw.get(key).and_then(Value::as_str)
+        self.raw().get(key).and_then(Value::as_str)
+    }
+}
+
+impl PartialEq for BoxEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.raw() == other.raw()
+    }
+}
+
+impl fmt::Debug for BoxEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxEvent")
+            .field("id", &self.id)
+            .field("json", &self.json())
+            .finish()
     }
 }
 
@@ -195,5 +321,49 @@ mod tests {
             BoxEvent::from_value(json!({"event_id": 1.5})),
             Err(EventError::MissingEventId)
         );
+    }
+
+    /// Reading an entry's text accepts exactly what parsing it and `from_value` accept, with
+    /// the same fields, and keeps Box's text only when it is one line.
+    #[test]
+    fn from_json_text_agrees_with_from_value() {
+        let texts = [
+            r#"{"event_id":"a1","event_type":"LOGIN","created_at":"2024-05-02T14:03:11-07:00","ip_address":"198.51.100.23","created_by":{"id":7,"login":"j@example.com"}}"#,
+            r#"{"event_id":42,"event_type":null,"created_at":5}"#,
+            r#"{"event_id":"dup","event_type":"LOGIN","event_type":"UPLOAD"}"#,
+            "{\n  \"event_id\": \"pretty\",\n  \"event_type\": \"LOGIN\"\n}",
+            r#"{"event_type":"LOGIN"}"#,
+            r#"{"event_id":""}"#,
+            r#"{"event_id":1.5}"#,
+            r#"{"event_id":"a\u0000b"}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"{"event_id":"deep","x":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}"#,
+            "{\"event_id\":\"e\u{2028}\",\"s\":\"\u{202e}x\"}",
+        ];
+        for text in texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let slow = BoxEvent::try_from_value(value.clone());
+            let fast = BoxEvent::from_json_text(text).unwrap();
+            match (&fast, &slow) {
+                (Ok(f), Ok(s)) => {
+                    assert_eq!(f, s, "{text}");
+                    assert_eq!(f.event_type(), s.event_type(), "{text}");
+                    assert_eq!(f.created_at(), s.created_at(), "{text}");
+                    assert_eq!(f.ip_address(), s.ip_address(), "{text}");
+                    assert_eq!(f.created_by(), s.created_by(), "{text}");
+                    assert!(!f.json().contains('\n'), "{text}");
+                    let again: Value = serde_json::from_str(f.json()).unwrap();
+                    assert_eq!(again, value, "{text}");
+                }
+                (Err((fv, fe)), Err((sv, se))) => {
+                    assert_eq!((fv, fe), (sv, se), "{text}");
+                }
+                _ => panic!("{text}: {fast:?} vs {slow:?}"),
+            }
+        }
+        let kept = BoxEvent::from_json_text(texts[0]).unwrap().unwrap();
+        assert_eq!(kept.json(), texts[0]);
+        assert!(BoxEvent::from_json_text("{\"event_id\":").is_err());
     }
 }
