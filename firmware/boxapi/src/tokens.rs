@@ -13,8 +13,9 @@
 //!   dead: every later call fails at once with the same error, without calling Box, until an
 //!   admin connects Box again ([`TokenManager::install`]).
 //! - **Proactive.** Access tokens are renewed 60 s before `expires_in` runs out (Box's Java SDK
-//!   uses the same margin); polling every few seconds therefore rotates the refresh token
-//!   hourly, so its 60-day lifetime never lapses while the appliance runs.
+//!   uses the same margin), or after three quarters of their lifetime when that is shorter than
+//!   four minutes; polling every few seconds therefore rotates the refresh token hourly, so its
+//!   60-day lifetime never lapses while the appliance runs, and never once per API call.
 
 use std::time::Duration;
 
@@ -28,11 +29,21 @@ use crate::secret::Secret;
 
 /// Secret key of the stored refresh token.
 pub const REFRESH_TOKEN_KEY: &str = "box.refresh_token";
-/// Renew this long before the access token expires.
+/// Renew this long before the access token expires (at most: see [`renew_margin`]).
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long before its expiry an access token of lifetime `expires_in` is renewed:
+/// [`EXPIRY_MARGIN`], but at most a quarter of the lifetime. A token that lives shorter than
+/// the margin would otherwise count as expiring from the moment it is issued, and every API
+/// call would spend the refresh token: a rotation per call, each one a chance for a crash
+/// between Box's answer and the write to lose the grant.
+pub fn renew_margin(expires_in: Duration) -> Duration {
+    EXPIRY_MARGIN.min(expires_in / 4)
+}
 
 #[derive(Debug)]
 struct State {
+    /// The access token and when to renew it.
     access: Option<(Secret, Instant)>,
     refresh: Option<Secret>,
     /// A refreshed pair whose refresh token is not yet durable.
@@ -95,8 +106,8 @@ impl TokenManager {
             self.commit(&mut state, tokens, issued).await?;
         }
         let now = Instant::now();
-        if let Some((token, expires)) = &state.access {
-            if *expires > now + EXPIRY_MARGIN {
+        if let Some((token, renew_at)) = &state.access {
+            if *renew_at > now {
                 return Ok(token.clone());
             }
         }
@@ -172,7 +183,8 @@ impl TokenManager {
             }
             state.refresh = Some(refresh.clone());
         }
-        state.access = Some((tokens.access_token, issued + tokens.expires_in));
+        let renew_at = issued + tokens.expires_in - renew_margin(tokens.expires_in);
+        state.access = Some((tokens.access_token, renew_at));
         Ok(())
     }
 }

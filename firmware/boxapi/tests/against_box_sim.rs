@@ -7,7 +7,8 @@ use std::time::Duration;
 use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::events::From;
 use boxidr_boxapi::{
-    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Recovery, Secret, http,
+    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, Recovery, Secret,
+    TokenManager, http,
 };
 use boxidr_model::StreamType;
 use serde_json::json;
@@ -89,6 +90,75 @@ async fn code_grant_and_refresh_rotation() {
             .iter()
             .all(|r| r.auth_scheme.as_deref() != Some("Basic"))
     );
+    sim.shutdown().await;
+}
+
+/// Grants consent on the simulated consent page and exchanges the code.
+async fn consent(auth: &AuthClient, redirect: &str) -> boxidr_boxapi::TokenSet {
+    let url = auth.authorization_url(redirect, "s");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("action".into(), "allow".into()));
+    let answer = browser.post(url.as_str()).form(&form).send().await.unwrap();
+    let location = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    auth.exchange_code(&code).await.unwrap()
+}
+
+/// An access token that lives shorter than the 60 s renewal margin is still used for most of
+/// its life: renewed once per lifetime (after three quarters of it), not on every call, which
+/// would spend (rotate) the refresh token per API call.
+#[tokio::test]
+async fn short_lived_access_token_is_renewed_once_per_lifetime() {
+    let config = SimConfig {
+        access_token_ttl: Duration::from_secs(4),
+        ..quiet()
+    };
+    let (sim, auth, _) = start(config.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        boxidr_store::Store::open(boxidr_store::StoreOptions::new(dir.path().join("s.redb")))
+            .await
+            .unwrap();
+    let manager = TokenManager::load(auth.clone(), Grant::AuthorizationCode, store.clone())
+        .await
+        .unwrap();
+    let installed = std::time::Instant::now();
+    manager
+        .install(consent(&auth, &config.redirect_uris[0]).await)
+        .await
+        .unwrap();
+    let refreshes = || {
+        sim.token_outcomes()
+            .iter()
+            .filter(|o| *o == "refreshed")
+            .count()
+    };
+    // The first 2.5 s of a 4 s token (renewal is due at 3 s): one token for every call.
+    let first = manager.access_token().await.unwrap();
+    let mut calls = 1;
+    while installed.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(manager.access_token().await.unwrap(), first);
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refreshes(), 0, "{calls} calls within the token's life");
+    // Past three quarters of its life: renewed once, and the new token serves the next calls.
+    tokio::time::sleep(Duration::from_millis(3100).saturating_sub(installed.elapsed())).await;
+    let second = manager.access_token().await.unwrap();
+    assert_ne!(second, first);
+    for _ in 0..10 {
+        assert_eq!(manager.access_token().await.unwrap(), second);
+    }
+    assert_eq!(refreshes(), 1);
+    store.close().await.unwrap();
     sim.shutdown().await;
 }
 
