@@ -33,6 +33,8 @@ esac
 MAP='
 1|kill -9|boxidr|firmware/boxidr/tests/service.rs|kill_9_loses_nothing|quick
 1|kill -9|boxidr|firmware/boxidr/tests/service.rs|kill_9_loses_nothing|long BOXIDR_KILL_ROUNDS=500
+1|token rotation|boxidr|firmware/boxidr/tests/rotation.rs|kill_9_during_token_rotation|quick
+1|token rotation|boxidr|firmware/boxidr/tests/rotation.rs|kill_9_during_token_rotation|long BOXIDR_ROTATION_ROUNDS=300
 2|store crash|boxidr-store|firmware/store/tests/crash.rs|commit_page_crash_at_every_op_is_atomic|quick
 2|store crash|boxidr-store|firmware/store/tests/crash.rs|ack_crash_at_every_op_is_atomic|quick
 2|store crash|boxidr-store|firmware/store/tests/crash.rs|group_commit_crash_at_every_op_is_a_prefix|quick
@@ -65,6 +67,7 @@ MAP='
 20|security|boxidr-setup|firmware/setup/tests/routes.rs|every_route_is_gated_by_claim_login_csrf_and_origin|quick
 20|security|boxidr-setup|firmware/setup/tests/setup_page.rs|csrf_and_origin_are_enforced|quick
 21|security|boxidr-setup|firmware/setup/tests/setup_page.rs|oauth_state_abuse_is_refused|quick
+22|token rotation|boxidr|firmware/boxidr/tests/rotation.rs|kill_9_during_token_rotation|quick
 23|security|boxidr-setup|firmware/setup/tests/features.rs|metrics_export_and_bundle_hold_no_secret|quick
 24|hostile input|boxidr-setup|firmware/setup/tests/setup_page.rs|hostile_strings_are_inert|quick
 24|hostile input|boxidr-system-tests|tests/tests/hostile.rs|hostile_strings_end_to_end|quick

@@ -352,6 +352,12 @@ impl SimHandle {
         lock(&self.shared().oauth).valid_refresh()
     }
 
+    /// What became of a refresh token (`valid`, `used`, `revoked`, `expired`; `None` if the
+    /// simulator never issued it): whether a client's stored token still holds its grant.
+    pub fn refresh_token_state(&self, token: &str) -> Option<&'static str> {
+        lock(&self.shared().oauth).refresh_state(token)
+    }
+
     /// Every `POST /oauth2/revoke` that passed client authentication.
     pub fn revocations(&self) -> Vec<Revocation> {
         lock(&self.shared().oauth).revocations()

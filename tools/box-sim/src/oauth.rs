@@ -138,6 +138,21 @@ impl OAuthState {
             .count()
     }
 
+    /// What became of a refresh token: `valid` (redeemable now), `used` (spent by a refresh,
+    /// whether or not its answer reached the client), `revoked` or `expired`; `None` if never issued.
+    pub(crate) fn refresh_state(&self, token: &str) -> Option<&'static str> {
+        let t = self.refresh.get(token)?;
+        Some(if t.revoked {
+            "revoked"
+        } else if t.used {
+            "used"
+        } else if Instant::now() >= t.expires {
+            "expired"
+        } else {
+            "valid"
+        })
+    }
+
     /// Every revocation received.
     pub(crate) fn revocations(&self) -> Vec<Revocation> {
         self.revocations.clone()
