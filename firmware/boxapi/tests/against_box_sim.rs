@@ -130,11 +130,12 @@ async fn short_lived_access_token_is_renewed_once_per_lifetime() {
     let manager = TokenManager::load(auth.clone(), Grant::AuthorizationCode, store.clone())
         .await
         .unwrap();
-    let installed = std::time::Instant::now();
     manager
         .install(consent(&auth, &config.redirect_uris[0]).await)
         .await
         .unwrap();
+    // After the install: the token's life is counted from no later than this.
+    let installed = std::time::Instant::now();
     let refreshes = || {
         sim.token_outcomes()
             .iter()
