@@ -106,9 +106,11 @@ pub struct StoreCore {
     /// its write lock before the database is dropped, compacted or reopened.
     readers: Arc<RwLock<Option<Arc<Database>>>>,
     closed: bool,
-    /// Queue length when a full file was last compacted: compacting again only helps once the
-    /// sinks have deleted records since (see [`StoreCore::commit_page`]).
-    compacted_at_records: Option<u64>,
+    /// Whether anything was deleted since the file was last compacted (true after open): only
+    /// then can compacting a full file free room (see [`StoreCore::commit_page`]). A queue
+    /// length compared with the one at the last compaction is not enough: records appended and
+    /// deleted since leave it unchanged (an empty queue twice) though their pages are free.
+    freed_since_compaction: bool,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -157,7 +159,7 @@ impl StoreCore {
             readers: Arc::new(RwLock::new(Some(db.clone()))),
             db: Some(db),
             closed: false,
-            compacted_at_records: None,
+            freed_since_compaction: true,
         })
     }
 
@@ -188,16 +190,20 @@ impl StoreCore {
             // The sinks deleted records since the file last filled up: the free pages inside the
             // file are reusable only after compaction (redb does not shrink the file by itself),
             // so compact once and try again. Without deletions since, compaction cannot help.
-            Err(StoreError::QueueFull { queue_records, .. })
-                if self
-                    .compacted_at_records
-                    .is_none_or(|at| queue_records < at) =>
-            {
-                self.compacted_at_records = Some(queue_records);
+            Err(StoreError::QueueFull { .. }) if self.freed_since_compaction => {
+                self.freed_since_compaction = false;
                 self.compact()?;
                 self.commit_page_once(&page)
             }
             other => other,
+        }
+    }
+
+    /// Records that a committed write deleted `deleted` entries: their pages are free inside
+    /// the file, so a full file is worth compacting again.
+    fn note_freed(&mut self, deleted: u64) {
+        if deleted > 0 {
+            self.freed_since_compaction = true;
         }
     }
 
@@ -360,7 +366,7 @@ impl StoreCore {
         now_ms: u64,
     ) -> Result<AckOutcome, StoreError> {
         let op = Op::Ack;
-        self.run(|env, db| {
+        let result = self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let outcome = {
                 let mut meta = txn.open_table(schema::META).op(op)?;
@@ -408,7 +414,9 @@ impl StoreCore {
                 txn.abort(op)?;
             }
             Ok(outcome)
-        })
+        });
+        self.note_freed(result.as_ref().map_or(0, |o| o.deleted));
+        result
     }
 
     /// Up to `limit` dead letters after `after` (a queue sequence; `None`: from the oldest),
@@ -455,7 +463,7 @@ impl StoreCore {
     /// transaction. Returns how many were removed.
     pub fn remove_dead_letters(&mut self, through_seq: u64) -> Result<u64, StoreError> {
         let op = Op::RemoveDeadLetters;
-        self.run(|env, db| {
+        let result = self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let removed = {
                 let mut table = txn.open_table(schema::DEAD_LETTERS).op(op)?;
@@ -487,7 +495,9 @@ impl StoreCore {
                 env.dead_letters_full = false;
             }
             Ok(removed)
-        })
+        });
+        self.note_freed(*result.as_ref().unwrap_or(&0));
+        result
     }
 
     /// Replaces the set of enabled sinks and deletes records no enabled sink still needs, in one
@@ -497,7 +507,7 @@ impl StoreCore {
     /// what is still queued after its cursor.
     pub fn set_enabled_sinks(&mut self, sinks: &[SinkId]) -> Result<u64, StoreError> {
         let op = Op::SetEnabledSinks;
-        self.run(|env, db| {
+        let result = self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             {
                 let mut enabled = txn.open_table(schema::SINKS_ENABLED).op(op)?;
@@ -509,7 +519,9 @@ impl StoreCore {
             let deleted = purge_delivered(&txn, op)?;
             env.commit(txn, op)?;
             Ok(deleted)
-        })
+        });
+        self.note_freed(*result.as_ref().unwrap_or(&0));
+        result
     }
 
     /// A snapshot of queue, sinks and file size (one read transaction).
@@ -626,7 +638,7 @@ impl StoreCore {
     /// Invariant: only entries older than the TTL go; the TTL outlives Box's duplicate window.
     pub fn expire_seen(&mut self, now_ms: u64) -> Result<u64, StoreError> {
         let op = Op::ExpireSeen;
-        self.run(|env, db| {
+        let result = self.run(|env, db| {
             let ttl_ms = u64::try_from(env.options.seen_ttl.as_millis()).unwrap_or(u64::MAX);
             let cutoff = now_ms.saturating_sub(ttl_ms);
             let txn = env.begin_write(db, op)?;
@@ -654,7 +666,9 @@ impl StoreCore {
                 env.commit(txn, op)?;
             }
             Ok(removed)
-        })
+        });
+        self.note_freed(*result.as_ref().unwrap_or(&0));
+        result
     }
 
     /// Stores a page of users from the users sync in one write transaction (grouped), each
@@ -712,7 +726,7 @@ impl StoreCore {
     /// the stamps on disk. Returns how many were removed; nothing is written if none.
     pub fn prune_users(&mut self, generation: u64) -> Result<u64, StoreError> {
         let op = Op::RetainUsers;
-        self.run(|env, db| {
+        let result = self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let removed = {
                 let mut table = txn.open_table(schema::USERS).op(op)?;
@@ -746,7 +760,9 @@ impl StoreCore {
                 env.commit(txn, op)?;
             }
             Ok(removed)
-        })
+        });
+        self.note_freed(*result.as_ref().unwrap_or(&0));
+        result
     }
 
     /// Keeps only the stored users whose id is in `keep`; removes every other one in ONE durable
@@ -757,7 +773,7 @@ impl StoreCore {
     /// either all of them or none of them removed; nothing is written when nothing is to go.
     pub fn retain_users(&mut self, keep: &HashSet<String>) -> Result<u64, StoreError> {
         let op = Op::RetainUsers;
-        self.run(|env, db| {
+        let result = self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
             let removed = {
                 let mut table = txn.open_table(schema::USERS).op(op)?;
@@ -775,7 +791,9 @@ impl StoreCore {
                 env.commit(txn, op)?;
             }
             Ok(removed)
-        })
+        });
+        self.note_freed(*result.as_ref().unwrap_or(&0));
+        result
     }
 
     /// A user's JSON as stored by [`StoreCore::put_users`].

@@ -677,6 +677,50 @@ fn quota_backpressure_and_recovery() {
     assert_eq!(core.commit_page(page(&["x"], None, 1)).unwrap().appended, 1);
 }
 
+/// A second fill after a drain: the first drain's compaction ran with an empty queue, the file
+/// then refilled (redb grows it in steps, past the quota) and the sinks drained it again. The
+/// queue is empty once more, but it is not shorter than at that compaction, which is what the
+/// store used to ask before compacting again: it answered QueueFull for good with 0 records
+/// queued, and Box's events waited there until a restart (recovery.rs with a 40,000-event
+/// backlog: 12,063 undelivered). Deletions since the last compaction are what make it useful.
+#[test]
+fn quota_refill_after_a_drain_compacts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
+    options.quota_bytes = 2 * 1024 * 1024;
+    let mut core = StoreCore::open(options.clone()).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    // Queue sequences are assigned 1, 2, ... in commit order: `queued` is the newest one.
+    let (mut pages, mut queued) = (0u64, 0u64);
+    for round in 0..3 {
+        loop {
+            let mut p = page(&[], Some(&format!("{}", pages + 1)), pages);
+            p.events = (0..20)
+                .map(|i| big_event(&format!("e{pages}-{i}"), 4000))
+                .collect();
+            match core.commit_page(p) {
+                Ok(outcome) => queued += outcome.appended,
+                Err(e) if e.is_queue_full() => break,
+                Err(e) => panic!("{e:?}"),
+            }
+            pages += 1;
+            assert!(pages < 5000, "quota never reached");
+        }
+        core.ack(SinkId::Collector, queued).unwrap();
+        assert_eq!(core.stats().unwrap().queue_records, 0);
+        let outcome = core
+            .commit_page(page(&[&format!("after-drain-{round}")], Some("1"), 1))
+            .unwrap_or_else(|e| panic!("round {round}: still full with an empty queue: {e:?}"));
+        assert_eq!(outcome.appended, 1);
+        queued += 1;
+        let stats = core.stats().unwrap();
+        assert!(
+            stats.file_bytes < options.quota_bytes,
+            "round {round}: {stats:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // seen expiry
 
