@@ -43,6 +43,10 @@ MAP='
 4|store crash|boxidr-store|firmware/store/tests/crash.rs|commit_page_power_loss_at_every_sync_is_atomic|quick
 4|store crash|boxidr-store|firmware/store/tests/crash.rs|ack_power_loss_at_every_sync_is_atomic|quick
 4|store crash|boxidr-store|firmware/store/tests/crash.rs|group_commit_power_loss_at_every_sync_is_a_prefix|quick
+5|double crash|boxidr|firmware/boxidr/tests/recovery.rs|double_crash_and_recovery_at_quota|quick
+5|double crash|boxidr|firmware/boxidr/tests/recovery.rs|double_crash_and_recovery_at_quota|long BOXIDR_DOUBLE_CRASHES=50
+6|recovery time|boxidr|firmware/boxidr/tests/recovery.rs|double_crash_and_recovery_at_quota|quick
+12|disk full|boxidr-store|firmware/store/tests/store.rs|quota_refill_after_a_drain_compacts_again|quick
 7|store crash|boxidr-store|firmware/store/tests/crash.rs|handle_reopens_after_commit_error|quick
 7|store crash|boxidr-store|firmware/store/tests/crash.rs|transient_error_then_retry_converges_at_every_op|quick
 7|disk full|boxidr-system-tests|tests/tests/disk_full.rs|real_enospc_backpressure_and_drain|long
