@@ -5,15 +5,25 @@
 //!
 //! The Collector's UEF listener never answers: TCP gives no application-level acknowledgement,
 //! and an invalid line is dropped without a word (CONTRACT.md §1.1, §1.4). So this sink calls a
-//! batch delivered when its bytes were written *and flushed* to the TLS connection and the
-//! connection then stayed up for a *confirm window* ([`CollectorSettings::confirm_window`],
-//! 200 ms) without the peer closing or resetting it. That window catches the common failure
-//! where the Collector accepts a batch into its socket buffer and then drops the connection
-//! (restart, crash, listener reset): every batch still inside its window is sent again on a
-//! new connection. It cannot catch a Collector that reads the bytes and loses them later, or a
-//! connection that dies after the window: bytes the peer's kernel accepted but its process
-//! never read are then lost. The verifier's canary (Log Search query) is what turns "written"
-//! into "seen in InsightIDR".
+//! batch delivered when
+//! 1. its bytes were written *and flushed* to the TLS connection,
+//! 2. the Collector host's TCP stack acknowledged every one of them (on Linux the socket's
+//!    send queue, `SIOCOUTQ`, no longer holds any of the batch's bytes), and
+//! 3. the connection then stayed up for a *confirm window* ([`CollectorSettings::confirm_window`],
+//!    200 ms) without the peer closing or resetting it.
+//!
+//! Step 2 is what a Collector host that vanished (powered off, cable pulled, a stalled process
+//! whose receive buffer is full) cannot fake: our kernel would otherwise take megabytes into its
+//! send buffer, and every batch in there would have counted as delivered. A batch the peer has
+//! not acknowledged within [`CollectorSettings::write_timeout`] fails the connection, and every
+//! unconfirmed batch goes again on a new one. Step 3 catches the common failure where the
+//! Collector takes a batch into its socket buffer and then drops the connection (restart,
+//! crash, listener reset).
+//!
+//! What remains unprovable: bytes the Collector's kernel acknowledged but its process never
+//! read (it crashed or was killed with lines in its receive buffer, or reads and loses them
+//! later). At most the peer's receive buffer is lost that way. The verifier's canary (Log
+//! Search query) is what turns "acknowledged" into "seen in InsightIDR".
 //!
 //! # Pipelined
 //!
@@ -30,14 +40,18 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use boxidr_store::{Rejection, SinkId};
 use futures_util::FutureExt;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -87,11 +101,13 @@ pub struct CollectorSettings {
     pub transport: CollectorTransport,
     /// Bound on TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
-    /// Bound on writing and flushing one batch (a stalled Collector fails the batch).
+    /// Bound on writing and flushing one batch, and on the Collector host's TCP acknowledging
+    /// it once flushed (a stalled or vanished Collector fails the connection).
     pub write_timeout: Duration,
     /// TCP keepalive idle time and probe interval.
     pub keepalive: Duration,
-    /// How long the connection must stay up after a flushed batch before it is acknowledged.
+    /// How long the connection must stay up after a flushed batch before it is confirmed (and
+    /// the peer's TCP must have acknowledged its bytes by then, or later).
     pub confirm_window: Duration,
     /// Most lines written or waiting to be, and not yet confirmed.
     pub window_records: usize,
@@ -169,10 +185,138 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 struct Conn {
     reader: ReadHalf<Box<dyn Io>>,
     writer: WriteHalf<Box<dyn Io>>,
+    acks: Acks,
 }
 
-type Connecting =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn Io>, SinkError>> + Send>>;
+/// A new connection: the TLS (or plain) stream and the view of its TCP acknowledgements.
+struct Connected {
+    io: Box<dyn Io>,
+    acks: Acks,
+}
+
+type Connecting = Pin<Box<dyn std::future::Future<Output = Result<Connected, SinkError>> + Send>>;
+
+/// How far the Collector host's TCP has acknowledged the byte stream we wrote: bytes handed to
+/// the socket (counted by [`Counted`]) minus what the kernel still holds for the peer.
+struct Acks {
+    written: Arc<AtomicU64>,
+    /// The same socket, for `SIOCOUTQ` (a duplicate descriptor: the stream owns the other).
+    #[cfg(target_os = "linux")]
+    socket: Option<std::os::fd::OwnedFd>,
+}
+
+impl Acks {
+    fn new(tcp: &TcpStream) -> Self {
+        #[cfg(target_os = "linux")]
+        let socket = {
+            use std::os::fd::AsFd;
+            tcp.as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| tracing::warn!(error = %e, "No descriptor to watch the Collector's TCP acknowledgements; batches are confirmed by the window alone."))
+                .ok()
+        };
+        #[cfg(not(target_os = "linux"))]
+        let _ = tcp;
+        Self {
+            written: Arc::default(),
+            #[cfg(target_os = "linux")]
+            socket,
+        }
+    }
+
+    /// Bytes written to the socket so far (TLS records included): where a flushed batch ends.
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the stream the peer's TCP has acknowledged. Where the kernel cannot tell, every
+    /// written byte counts as acknowledged (the confirm window alone decides, as before).
+    fn acknowledged(&self) -> u64 {
+        let written = self.written();
+        #[cfg(target_os = "linux")]
+        if let Some(socket) = &self.socket {
+            match unacknowledged(socket) {
+                Ok(queued) => return written.saturating_sub(queued),
+                Err(e) => tracing::debug!(error = %e, "SIOCOUTQ failed."),
+            }
+        }
+        written
+    }
+}
+
+/// The bytes in the socket's send queue: not yet sent, or sent and not yet acknowledged by the
+/// peer (`SIOCOUTQ`, tcp(7)).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // one ioctl; neither std, tokio nor socket2 exposes this count
+fn unacknowledged(socket: &std::os::fd::OwnedFd) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: the descriptor is open for the duration of the call (`socket` is borrowed), and
+    // TIOCOUTQ (= SIOCOUTQ) writes exactly one `c_int` through the pointer, which points to a
+    // live, aligned local.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &raw mut queued) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(queued).unwrap_or(0))
+}
+
+/// The TCP stream, counting every byte handed to the kernel.
+struct Counted {
+    tcp: TcpStream,
+    written: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn count(&self, done: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = &done {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        done
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let done = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.count(done)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let done = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.count(done)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
 
 /// A submitted batch, framed, waiting for (the rest of) its write.
 struct Framed {
@@ -182,12 +326,16 @@ struct Framed {
     rejected: Vec<Rejection>,
 }
 
-/// A flushed batch waiting out its confirm window.
+/// A flushed batch waiting out its confirm window and the peer's acknowledgement.
 struct Unconfirmed {
     through: u64,
     sent: u64,
     rejected: Vec<Rejection>,
     confirm_at: Instant,
+    /// Where its bytes end in the connection's byte stream (0 for a batch with none).
+    ends_at: u64,
+    /// When it was flushed: the peer has `write_timeout` from here to acknowledge it.
+    flushed_at: Instant,
 }
 
 /// The Collector sink: one persistent connection, newline-delimited JSON, reconnect on error.
@@ -249,26 +397,32 @@ impl CollectorSink {
     async fn connect(
         settings: &CollectorSettings,
         tls: Option<&(TlsConnector, ServerName<'static>)>,
-    ) -> Result<Box<dyn Io>, SinkError> {
+    ) -> Result<Connected, SinkError> {
         let target = format!("{}:{}", settings.host, settings.port);
         let work = async {
             let tcp = TcpStream::connect((settings.host.as_str(), settings.port))
                 .await
                 .map_err(|e| format!("connecting to the Collector at {target}: {e}"))?;
             tune_socket(&tcp, settings);
-            match tls {
-                None => Ok(Box::new(tcp) as Box<dyn Io>),
+            let acks = Acks::new(&tcp);
+            let tcp = Counted {
+                tcp,
+                written: acks.written.clone(),
+            };
+            let io = match tls {
+                None => Box::new(tcp) as Box<dyn Io>,
                 Some((connector, name)) => connector
                     .connect(name.clone(), tcp)
                     .await
                     .map(|tls| Box::new(tls) as Box<dyn Io>)
-                    .map_err(|e| format!("TLS handshake with the Collector at {target}: {e}")),
-            }
+                    .map_err(|e| format!("TLS handshake with the Collector at {target}: {e}"))?,
+            };
+            Ok::<_, String>(Connected { io, acks })
         };
         match tokio::time::timeout(settings.connect_timeout, work).await {
-            Ok(Ok(io)) => {
+            Ok(Ok(connected)) => {
                 tracing::info!(collector = %target, tls = tls.is_some(), "Connected to the Collector.");
-                Ok(io)
+                Ok(connected)
             }
             Ok(Err(message)) => Err(SinkError::transient(message)),
             Err(_) => Err(SinkError::transient(format!(
@@ -286,11 +440,17 @@ impl CollectorSink {
         }
     }
 
-    /// Batches whose window has passed, as one report (`None`: none yet).
+    /// Batches whose window has passed and whose bytes the peer acknowledged, as one report
+    /// (`None`: none yet).
     fn confirmed(&mut self, now: Instant) -> Option<Delivery> {
         let mut delivery = Delivery::default();
+        // Asked of the kernel once, and only when a window has passed.
+        let mut acknowledged = None;
         while let Some(front) = self.unconfirmed.front()
             && front.confirm_at <= now
+            && front.ends_at
+                <= *acknowledged
+                    .get_or_insert_with(|| self.conn.as_ref().map_or(0, |c| c.acks.acknowledged()))
         {
             delivery.through = Some(front.through);
             delivery.sent += front.sent;
@@ -305,22 +465,32 @@ impl CollectorSink {
     /// is confirmed with the one before it.
     fn flushed(&mut self, now: Instant) {
         if let Some(done) = self.queue.pop_front() {
-            let confirm_at = if done.bytes.is_empty() {
-                self.unconfirmed.back().map_or(now, |u| u.confirm_at)
+            let (confirm_at, ends_at) = if done.bytes.is_empty() {
+                self.unconfirmed
+                    .back()
+                    .map_or((now, 0), |u| (u.confirm_at, u.ends_at))
             } else {
-                now + self.settings.confirm_window
+                (
+                    now + self.settings.confirm_window,
+                    self.conn.as_ref().map_or(0, |c| c.acks.written()),
+                )
             };
             self.unconfirmed.push_back(Unconfirmed {
                 through: done.through,
                 sent: done.sent,
                 rejected: done.rejected,
                 confirm_at,
+                ends_at,
+                flushed_at: now,
             });
         }
         self.written = 0;
         self.write_started = None;
     }
 }
+
+/// How often a batch past its confirm window looks again for the peer's acknowledgement.
+const ACK_POLL: Duration = Duration::from_millis(20);
 
 /// One step of writing the front batch.
 enum Step {
@@ -404,8 +574,21 @@ impl Sink for CollectorSink {
         let target = self.target();
         let mut scratch = [0u8; 512];
         loop {
-            if let Some(delivery) = self.confirmed(Instant::now()) {
+            let now = Instant::now();
+            if let Some(delivery) = self.confirmed(now) {
                 return delivery;
+            }
+            if let Some(front) = self.unconfirmed.front()
+                && now >= front.flushed_at + self.settings.write_timeout
+                && self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.acks.acknowledged() < front.ends_at)
+            {
+                return self.failed(format!(
+                    "the Collector at {target} has not acknowledged a batch within {:?} (stalled or gone); unconfirmed batches are sent again",
+                    self.settings.write_timeout
+                ));
             }
             // Batches with nothing to send need no connection.
             while self.queue.front().is_some_and(|f| f.bytes.is_empty()) {
@@ -430,9 +613,13 @@ impl Sink for CollectorSink {
                     let connected = connecting.await;
                     self.connecting = None;
                     match connected {
-                        Ok(io) => {
+                        Ok(Connected { io, acks }) => {
                             let (reader, writer) = tokio::io::split(io);
-                            self.conn = Some(Conn { reader, writer });
+                            self.conn = Some(Conn {
+                                reader,
+                                writer,
+                                acks,
+                            });
                         }
                         Err(error) => {
                             return Delivery {
@@ -456,9 +643,14 @@ impl Sink for CollectorSink {
             let write_deadline = self
                 .write_started
                 .map(|started| started + self.settings.write_timeout);
-            let confirm_at = self.unconfirmed.front().map(|u| u.confirm_at);
+            // The front's window, or, once it has passed, the next look at the peer's
+            // acknowledgements (none arrive as an event we could wait for).
+            let confirm_at = self
+                .unconfirmed
+                .front()
+                .map(|u| u.confirm_at.max(now + ACK_POLL));
             let front = self.queue.front().map(|f| &f.bytes[self.written..]);
-            let Conn { reader, writer } = conn;
+            let Conn { reader, writer, .. } = conn;
             let step = async {
                 match front {
                     Some(rest) if !rest.is_empty() => writer.write(rest).await.map(Step::Wrote),

@@ -326,3 +326,86 @@ fn tls_needs_a_ca() {
     );
     assert!(CollectorSink::new(settings).is_err());
 }
+
+/// A Collector host that stops taking data: its process reads nothing, its small receive buffer
+/// fills, and its TCP then advertises a zero window. Everything written after that sits in our
+/// kernel's send buffer. Only what the peer's TCP acknowledged may count as delivered, so the
+/// lines confirmed never exceed what the peer's receive buffer can hold (before, every batch
+/// in our send buffer was confirmed after 200 ms). The stall fails the connection within the
+/// write timeout, so the unconfirmed batches go again on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_what_the_peers_tcp_acknowledged_is_confirmed() {
+    // The sink is driven directly, without the forwarder's loop.
+    use boxidr_forward::{Rendered, Sink as _};
+
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // Inherited by the accepted connection; fixes its buffer (no autotuning).
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(1).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(socket.into()).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = tokio::spawn(async move { listener.accept().await.unwrap().0 });
+
+    let mut settings =
+        boxidr_forward::CollectorSettings::new("127.0.0.1", port, CollectorTransport::Unencrypted);
+    settings.write_timeout = Duration::from_secs(2);
+    settings.confirm_window = Duration::from_millis(50);
+    let mut sink = CollectorSink::new(settings).unwrap();
+
+    let line = format!("{{\"pad\":\"{}\"}}", "x".repeat(200));
+    let line_bytes = line.len() as u64 + 1;
+    let (mut confirmed, mut error, mut seq) = (0u64, None, 0u64);
+    let started = tokio::time::Instant::now();
+    // 10 lines every 10 ms (about 200 kB/s), far more than both buffers hold, until the sink
+    // gives up on the connection.
+    while error.is_none() && started.elapsed() < Duration::from_secs(20) {
+        let batch: Vec<Rendered> = (0..10)
+            .map(|_| {
+                seq += 1;
+                Rendered {
+                    seq,
+                    line: Some(line.clone()),
+                }
+            })
+            .collect();
+        sink.submit(batch, seq);
+        let tick = tokio::time::Instant::now() + Duration::from_millis(10);
+        while let Ok(delivery) = tokio::time::timeout_at(tick, sink.progress()).await {
+            confirmed += delivery.sent;
+            if let Some(e) = delivery.error {
+                error = Some((e.to_string(), started.elapsed()));
+                break;
+            }
+        }
+    }
+    let peer = peer.await.unwrap();
+    let held = socket2::SockRef::from(&peer).recv_buffer_size().unwrap() as u64;
+    let (error, after) = error.expect("the stalled Collector was never noticed");
+    println!(
+        "stalled peer (receive buffer {held} B): {confirmed} lines ({} B) confirmed of {seq} written, then after {after:?}: {error}",
+        confirmed * line_bytes
+    );
+    assert!(
+        confirmed * line_bytes <= held,
+        "{confirmed} lines ({} B) confirmed, more than the peer's receive buffer ({held} B) can hold",
+        confirmed * line_bytes
+    );
+    assert!(
+        error.contains("not acknowledged") || error.contains("not accepted"),
+        "{error}"
+    );
+    assert!(
+        after < Duration::from_secs(10),
+        "noticed only after {after:?}"
+    );
+    drop(peer);
+}
