@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::OpenOptions;
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -632,8 +633,10 @@ impl StoreCore {
         })
     }
 
-    /// Removes `seen` ids first seen more than `seen_ttl` before `now_ms`, by a range scan of
-    /// the time index (one durable write transaction). Returns how many were removed.
+    /// Removes dedupe entries first seen more than `seen_ttl` before `now_ms` (one durable
+    /// write transaction): a range scan of `seen_at` below the cut-off, keeping the entries of
+    /// old events seen recently; and, in a file from schema 1, a range scan of its time index.
+    /// Returns how many were removed.
     ///
     /// Invariant: only entries older than the TTL go; the TTL outlives Box's duplicate window.
     pub fn expire_seen(&mut self, now_ms: u64) -> Result<u64, StoreError> {
@@ -644,6 +647,20 @@ impl StoreCore {
             let txn = env.begin_write(db, op)?;
             let mut removed = 0u64;
             {
+                let mut seen_at = txn.open_table(schema::SEEN_AT).op(op)?;
+                let future = now_ms.saturating_add(schema::SEEN_FUTURE_SLACK_MS);
+                for range in [
+                    (Bound::Unbounded, Bound::Excluded((cutoff, ""))),
+                    (Bound::Excluded((future, "")), Bound::Unbounded),
+                ] {
+                    for entry in seen_at
+                        .extract_from_if(range, |_, first_seen| first_seen < cutoff)
+                        .op(op)?
+                    {
+                        entry.op(op)?;
+                        removed += 1;
+                    }
+                }
                 let mut seen = txn.open_table(schema::SEEN).op(op)?;
                 let mut by_time = txn.open_table(schema::SEEN_BY_TIME).op(op)?;
                 for entry in by_time
@@ -1307,8 +1324,9 @@ impl Env {
                         detail: format!("schema version {found} never existed"),
                     });
                 }
-                // found == SCHEMA_VERSION: nothing to migrate yet. A future version adds
-                // `if found < 2 { migrate_1_to_2(&txn) }` here, in one write transaction.
+                if found < 2 {
+                    self.migrate_1_to_2(db, op)?;
+                }
                 Ok(())
             }
             None if table_count > 0 => Err(StoreError::BadMeta {
@@ -1326,8 +1344,7 @@ impl Env {
                     meta.insert(schema::META_NEXT_SEQ, 1).op(op)?;
                     txn.open_table(schema::QUEUE).op(op)?;
                     txn.open_table(schema::CURSORS).op(op)?;
-                    txn.open_table(schema::SEEN).op(op)?;
-                    txn.open_table(schema::SEEN_BY_TIME).op(op)?;
+                    txn.open_table(schema::SEEN_AT).op(op)?;
                     txn.open_table(schema::SINK_CURSORS).op(op)?;
                     txn.open_table(schema::SINKS_ENABLED).op(op)?;
                     txn.open_table(schema::USERS).op(op)?;
@@ -1342,6 +1359,21 @@ impl Env {
                 Ok(())
             }
         }
+    }
+
+    /// Schema 1 → 2, in one durable write transaction: creates `seen_at`. Schema 1's `seen`
+    /// stays and is consulted until expiry has emptied it, so an event seen before the upgrade
+    /// is still a duplicate after it.
+    fn migrate_1_to_2(&mut self, db: &Database, op: Op) -> Result<(), StoreError> {
+        let txn = self.begin_write(db, op)?;
+        {
+            let mut meta = txn.open_table(schema::META).op(op)?;
+            txn.open_table(schema::SEEN_AT).op(op)?;
+            meta.insert(schema::META_SCHEMA_VERSION, 2).op(op)?;
+        }
+        self.commit(txn, op)?;
+        info!(from = 1, to = 2, "Migrated the store's schema.");
+        Ok(())
     }
 
     /// A write transaction with the store's durability.
@@ -1524,8 +1556,10 @@ fn commit_page_in(
 ) -> Result<PageOutcome, StoreError> {
     let mut meta = txn.open_table(schema::META).op(op)?;
     let mut queue = txn.open_table(schema::QUEUE).op(op)?;
-    let mut seen = txn.open_table(schema::SEEN).op(op)?;
-    let mut by_time = txn.open_table(schema::SEEN_BY_TIME).op(op)?;
+    let mut seen_at = txn.open_table(schema::SEEN_AT).op(op)?;
+    // Schema 1's table, consulted while a migrated file still has entries there.
+    let legacy = txn.open_table(schema::SEEN).op(op)?;
+    let legacy = (!legacy.is_empty().op(op)?).then_some(legacy);
     let mut cursors = txn.open_table(schema::CURSORS).op(op)?;
     let mut counters = txn.open_table(schema::COUNTERS).op(op)?;
 
@@ -1538,12 +1572,19 @@ fn commit_page_in(
     let mut appended_by_type = std::collections::BTreeMap::new();
     for event in &page.events {
         let id = event.id().as_str();
-        if !in_page.insert(id) || seen.get(id).op(op)?.is_some() {
+        let key = (schema::created_ms(event.created_at()), id);
+        let known = || -> Result<bool, StoreError> {
+            Ok(seen_at.get(key).op(op)?.is_some()
+                || match &legacy {
+                    Some(legacy) => legacy.get(id).op(op)?.is_some(),
+                    None => false,
+                })
+        };
+        if !in_page.insert(id) || known()? {
             duplicates += 1;
             continue;
         }
-        seen.insert(id, at).op(op)?;
-        by_time.insert((at, id), ()).op(op)?;
+        seen_at.insert(key, at).op(op)?;
         let record = QueuedRecord {
             seq,
             event_id: event.id().clone(),

@@ -4,14 +4,15 @@
 //! table           key                        value                          written by
 //! --------------  -------------------------  -----------------------------  ------------------------
 //! meta            &str                       u64                            open, commit_page
-//!                   "schema_version"           SCHEMA_VERSION (1)
+//!                   "schema_version"           SCHEMA_VERSION (2)
 //!                   "next_seq"                 next queue sequence (>= 1)
 //!                   "commit_count"             write transactions committed (every commit)
 //! queue           u64 seq                    &[u8] record (see below)       commit_page; ack deletes
 //! cursors         &str cursor key            &[u8] JSON CursorState         commit_page
 //!                   "admin_logs" | "admin_logs_streaming" | "sweep:<name>"
-//! seen            &str event_id              u64 first-seen ms              commit_page; expire_seen
-//! seen_by_time    (u64 ms, &str event_id)    ()                             commit_page; expire_seen
+//! seen_at         (u64 created ms, &str id)  u64 first-seen ms              commit_page; expire_seen
+//! seen            &str event_id              u64 first-seen ms              schema 1 only; expire_seen
+//! seen_by_time    (u64 ms, &str event_id)    ()                             schema 1 only; expire_seen
 //! sink_cursors    &str sink id               u64 last delivered seq (0: none) ack
 //! sinks_enabled   &str sink id               ()                             set_enabled_sinks
 //! users           &str Box user id           &str user JSON                 put_users, retain_users
@@ -25,8 +26,20 @@
 //! Invariants:
 //! - `queue` keys are contiguous: appends take `next_seq`, deletes only remove a prefix. So the
 //!   queue is exactly `oldest..=newest` and pending counts are subtractions.
-//! - `seen` and `seen_by_time` hold the same ids; expiry range-scans `seen_by_time` below the
-//!   cut-off, never the whole of `seen`.
+//! - `seen_at` is the dedupe table: an event is a duplicate when its `(created_at, id)` is
+//!   there. Box gives an event the same `created_at` every time it hands it out, and events
+//!   arrive roughly in `created_at` order, so new keys land at the end of the B-tree and a
+//!   commit rewrites a few leaf pages, not one random leaf per event as an id-keyed table does
+//!   (schema 1: about 4 KiB written per event once the table outgrows the page cache). An
+//!   event without a parseable `created_at` is keyed at 0. The key does not depend on our
+//!   clock, which may be wrong before it is synchronised.
+//! - Expiry range-scans `seen_at` below the cut-off and removes the entries first seen before
+//!   it too (a back-filled event, created long ago and seen recently, stays for the TTL). It
+//!   also scans the keys more than a day in the future (empty unless Box sent hostile times),
+//!   with the same first-seen rule, so no entry outlives the TTL for its `created_at`.
+//! - `seen` and `seen_by_time` are schema 1's dedupe table and its time index: a file that
+//!   comes from schema 1 keeps consulting them until expiry has emptied them; nothing new is
+//!   written there.
 //! - Sequences start at 1 and are never reused (`next_seq` survives an empty queue).
 //! - A record a sink's destination refused for good is copied into `dead_letters` in the same
 //!   transaction as the ack that moves that sink's cursor past it: it can leave the queue only
@@ -35,22 +48,29 @@
 //!
 //! Compatibility: the `meta` table's name and types never change, so any version can read the
 //! schema version of any file. A file with a newer version is refused untouched
-//! ([`crate::StoreError::SchemaTooNew`]); an older one is migrated in `open` (none exist yet).
+//! ([`crate::StoreError::SchemaTooNew`]); an older one is migrated in `open` (1 → 2: `seen_at`
+//! is created, the schema 1 tables stay as described above).
 //! Queue records carry their own format byte, so sinks can gain fields without a schema change.
 
 use boxidr_model::{EventId, StreamType};
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::types::QueuedRecord;
 
 /// The schema this firmware writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 pub const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
+/// `(created_at ms, event id)` → first-seen ms: the dedupe table (schema 2).
+pub const SEEN_AT: TableDefinition<(u64, &str), u64> = TableDefinition::new("seen_at");
+/// Schema 1's dedupe table (event id → first-seen ms): read and expired, never written.
 pub const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen");
+/// Schema 1's time index of `seen`.
 pub const SEEN_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("seen_by_time");
 pub const SINK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("sink_cursors");
 pub const SINKS_ENABLED: TableDefinition<&str, ()> = TableDefinition::new("sinks_enabled");
@@ -81,6 +101,19 @@ pub const META_DEAD_LETTER_BYTES: &str = "dead_letter_bytes";
 pub const COUNTER_APPENDED: &str = "store.events_appended";
 /// Counter of duplicate events skipped by `commit_page`.
 pub const COUNTER_DUPLICATES: &str = "store.events_duplicate";
+
+/// How far ahead of the expiry's clock a `seen_at` time may lie before expiry treats it as
+/// hostile: Box's clock and ours may disagree by seconds, never by a day.
+pub(crate) const SEEN_FUTURE_SLACK_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// `created_at` in milliseconds since the Unix epoch, 0 when it is absent, not RFC 3339, or
+/// before 1970 (those events still dedupe: their key is `(0, id)`).
+pub(crate) fn created_ms(created_at: Option<&str>) -> u64 {
+    created_at
+        .and_then(|text| OffsetDateTime::parse(text, &Rfc3339).ok())
+        .and_then(|t| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+        .unwrap_or(0)
+}
 
 /// Queue record format this firmware writes. Readers accept every format up to this one.
 pub const RECORD_FORMAT: u8 = 1;
@@ -285,6 +318,24 @@ mod tests {
         assert!(keep_record(&bytes, &|t: Option<&str>| t.is_none()).unwrap());
         assert!(keep_record(&[9, 0, 0, 0, 0], &login).is_err());
         assert!(keep_record(&[1, 200, 0, 0, 0, b'{'], &login).is_err());
+    }
+
+    /// `created_at` with any offset gives the same instant; what is not a time gives 0.
+    #[test]
+    fn created_ms_is_the_instant() {
+        let utc = created_ms(Some("2015-12-02T17:41:31Z"));
+        assert_eq!(utc, 1_449_078_091_000);
+        assert_eq!(created_ms(Some("2015-12-02T09:41:31-08:00")), utc);
+        assert_eq!(created_ms(Some("2015-12-02T17:41:31.250+00:00")), utc + 250);
+        for bad in [
+            None,
+            Some(""),
+            Some("yesterday"),
+            Some("1969-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(created_ms(bad), 0, "{bad:?}");
+        }
+        assert!(created_ms(Some("9999-12-31T23:30:00-01:00")) > utc);
     }
 
     /// A dead letter keeps the queue record byte for byte, with its reason and time.

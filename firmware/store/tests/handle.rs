@@ -127,13 +127,13 @@ async fn open_errors_are_reported() {
         let txn = db.begin_write().unwrap();
         txn.open_table(boxidr_store::schema::META)
             .unwrap()
-            .insert(boxidr_store::schema::META_SCHEMA_VERSION, 2)
+            .insert(boxidr_store::schema::META_SCHEMA_VERSION, 3)
             .unwrap();
         txn.commit().unwrap();
     }
     let err = Store::open(StoreOptions::new(&path)).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::SchemaTooNew { found: 2, .. }),
+        matches!(err, StoreError::SchemaTooNew { found: 3, .. }),
         "{err:?}"
     );
     let missing = Store::open(StoreOptions::new(dir.path().join("no/such/dir/x.redb"))).await;

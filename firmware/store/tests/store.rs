@@ -6,14 +6,14 @@
 
 mod common;
 
-use boxidr_model::StreamType;
+use boxidr_model::{BoxEvent, StreamType};
 use boxidr_store::schema;
 use boxidr_store::{
     CursorKey, CursorUpdate, PageCommit, Secret, SinkId, StoreCore, StoreError, StoreOptions,
     SweepWindow, UserEntry,
 };
 use common::*;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 fn file_store(dir: &tempfile::TempDir) -> (StoreOptions, StoreCore) {
     let options = StoreOptions::new(dir.path().join("boxidr.redb"));
@@ -32,14 +32,15 @@ fn ids(records: &[boxidr_store::QueuedRecord]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // schema
 
-/// A new file is stamped with schema version 1 and `next_seq` 1.
+/// A new file is stamped with the current schema version and `next_seq` 1.
 #[test]
-fn new_file_gets_schema_version_1() {
+fn new_file_gets_the_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let (options, mut core) = file_store(&dir);
     core.close().unwrap();
     let db = Database::open(&options.path).unwrap();
-    assert_eq!(meta_value(&db, schema::META_SCHEMA_VERSION), Some(1));
+    assert_eq!(meta_value(&db, schema::META_SCHEMA_VERSION), Some(2));
+    assert_eq!(schema::SCHEMA_VERSION, 2);
     assert_eq!(meta_value(&db, schema::META_NEXT_SEQ), Some(1));
 }
 
@@ -66,7 +67,7 @@ fn newer_schema_is_refused_untouched() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: schema::SCHEMA_VERSION
             }
         ),
         "{err:?}"
@@ -724,63 +725,140 @@ fn quota_refill_after_a_drain_compacts_again() {
 // ---------------------------------------------------------------------------------------------
 // seen expiry
 
-/// expire_seen removes only ids older than the TTL, through the time index.
+/// 2024-05-02T21:03:11Z, the `created_at` of the events below, in ms.
+const T: u64 = 1_714_683_791_000;
+
+/// An event created `offset_ms` after [`T`].
+fn created(id: &str, offset_ms: i64) -> BoxEvent {
+    let at = T.checked_add_signed(offset_ms).unwrap();
+    let secs = i64::try_from(at / 1000).unwrap();
+    let time = time::OffsetDateTime::from_unix_timestamp(secs)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    BoxEvent::from_value(serde_json::json!({"event_id": id, "created_at": time})).unwrap()
+}
+
+fn timed_page(events: Vec<BoxEvent>, at: u64) -> PageCommit {
+    PageCommit {
+        events,
+        ..page(&[], None, at)
+    }
+}
+
+/// expire_seen removes the entries created and first seen before the cut-off: not a
+/// back-filled event seen recently, and not (forever) one dated far in the future.
 #[test]
 fn seen_expiry_removes_only_old_ids() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
     options.seen_ttl = std::time::Duration::from_millis(1000);
     let mut core = StoreCore::open(options.clone()).unwrap();
-    core.commit_page(page(&["old1", "old2"], None, 1_000))
+    core.commit_page(timed_page(vec![created("old1", 0), created("old2", 0)], T))
         .unwrap();
-    core.commit_page(page(&["new"], None, 5_000)).unwrap();
-    // cut-off = 5_500 - 1_000 = 4_500: the 1_000 entries go, the 5_000 one stays.
-    assert_eq!(core.expire_seen(5_500).unwrap(), 2);
-    assert_eq!(core.expire_seen(5_500).unwrap(), 0);
+    core.commit_page(timed_page(vec![created("new", 4_000)], T + 4_000))
+        .unwrap();
+    // A back-filled event: created a day ago, first seen now.
+    core.commit_page(timed_page(vec![created("late", -86_400_000)], T + 4_000))
+        .unwrap();
+    // cut-off = T + 4_500 - 1_000: old1 and old2 go; new (created after) and late (seen after) stay.
+    assert_eq!(core.expire_seen(T + 4_500).unwrap(), 2);
+    assert_eq!(core.expire_seen(T + 4_500).unwrap(), 0);
     let outcome = core
-        .commit_page(page(&["old1", "new"], None, 6_000))
+        .commit_page(timed_page(
+            vec![
+                created("old1", 0),
+                created("new", 4_000),
+                created("late", -86_400_000),
+            ],
+            T + 6_000,
+        ))
         .unwrap();
     assert_eq!(
         (outcome.appended, outcome.duplicates),
-        (1, 1),
-        "old1 is new again, new is a dup"
+        (1, 2),
+        "old1 is new again, new and late are dups"
+    );
+    assert_eq!(core.expire_seen(T + 5_500).unwrap(), 2, "late and new");
+
+    // Dated far in the future (hostile): still forgotten a TTL after it was first seen.
+    let far = BoxEvent::from_value(
+        serde_json::json!({"event_id": "far", "created_at": "9999-12-31T23:30:00-01:00"}),
+    )
+    .unwrap();
+    core.commit_page(timed_page(vec![far], T + 10_000)).unwrap();
+    assert_eq!(core.expire_seen(T + 10_000).unwrap(), 1, "old1");
+    assert_eq!(core.expire_seen(T + 11_001).unwrap(), 1, "far");
+    core.close().unwrap();
+}
+
+/// A schema 1 file is migrated to 2 on open: an event its `seen` table knows is still a
+/// duplicate, expiry still empties the old tables, and nothing new is written to them.
+#[test]
+fn schema_1_file_is_migrated_and_still_dedupes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("boxidr.redb");
+    {
+        // What schema 1 firmware left: its meta and its dedupe table with its time index.
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(schema::META).unwrap();
+            meta.insert(schema::META_SCHEMA_VERSION, 1).unwrap();
+            meta.insert(schema::META_NEXT_SEQ, 1).unwrap();
+            txn.open_table(schema::SEEN)
+                .unwrap()
+                .insert("before", T)
+                .unwrap();
+            txn.open_table(schema::SEEN_BY_TIME)
+                .unwrap()
+                .insert((T, "before"), ())
+                .unwrap();
+            txn.open_table(schema::QUEUE).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let mut options = StoreOptions::new(&path);
+    options.seen_ttl = std::time::Duration::from_millis(1000);
+    let mut core = StoreCore::open(options.clone()).unwrap();
+    let outcome = core
+        .commit_page(timed_page(
+            vec![created("before", 0), created("after", 0)],
+            T + 10,
+        ))
+        .unwrap();
+    assert_eq!((outcome.appended, outcome.duplicates), (1, 1));
+    core.close().unwrap();
+    {
+        let db = Database::open(&path).unwrap();
+        assert_eq!(meta_value(&db, schema::META_SCHEMA_VERSION), Some(2));
+        let read = db.begin_read().unwrap();
+        assert_eq!(read.open_table(schema::SEEN).unwrap().len().unwrap(), 1);
+        assert_eq!(read.open_table(schema::SEEN_AT).unwrap().len().unwrap(), 1);
+    }
+    let mut core = StoreCore::open(options).unwrap();
+    assert_eq!(
+        core.expire_seen(T + 5_000).unwrap(),
+        2,
+        "before (schema 1) and after"
+    );
+    let outcome = core
+        .commit_page(timed_page(vec![created("before", 0)], T + 6_000))
+        .unwrap();
+    assert_eq!(
+        outcome.appended, 1,
+        "forgotten after the TTL, as before the upgrade"
     );
     core.close().unwrap();
-
-    // The expiry walks the time index, not `seen`: an entry with no index row is not touched,
-    // and the index rows of expired ids are gone.
-    {
-        let db = Database::open(&options.path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(schema::SEEN)
-            .unwrap()
-            .insert("orphan", 0)
-            .unwrap();
-        txn.commit().unwrap();
-        let read = db.begin_read().unwrap();
-        let by_time = read.open_table(schema::SEEN_BY_TIME).unwrap();
-        let rows: Vec<(u64, String)> = by_time
-            .iter()
-            .unwrap()
-            .map(|e| {
-                let (k, _) = e.unwrap();
-                let (ms, id) = k.value();
-                (ms, id.to_owned())
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [(5_000, "new".to_owned()), (6_000, "old1".to_owned())]
-        );
-    }
-    let mut core = StoreCore::open(options.clone()).unwrap();
-    assert_eq!(core.expire_seen(100_000).unwrap(), 2);
-    core.close().unwrap();
-    let db = Database::open(&options.path).unwrap();
+    let db = Database::open(&path).unwrap();
     let read = db.begin_read().unwrap();
-    let seen = read.open_table(schema::SEEN).unwrap();
-    assert_eq!(seen.len().unwrap(), 1);
-    assert!(seen.get("orphan").unwrap().is_some());
+    assert!(read.open_table(schema::SEEN).unwrap().is_empty().unwrap());
+    assert!(
+        read.open_table(schema::SEEN_BY_TIME)
+            .unwrap()
+            .is_empty()
+            .unwrap()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

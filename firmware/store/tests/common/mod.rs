@@ -271,6 +271,7 @@ pub fn dump_db(db: &Database) -> Dump {
     out.insert("meta", dump_table(&read, schema::META));
     out.insert("queue", dump_table(&read, schema::QUEUE));
     out.insert("cursors", dump_table(&read, schema::CURSORS));
+    out.insert("seen_at", dump_table(&read, schema::SEEN_AT));
     out.insert("seen", dump_table(&read, schema::SEEN));
     out.insert("seen_by_time", dump_table(&read, schema::SEEN_BY_TIME));
     out.insert("sink_cursors", dump_table(&read, schema::SINK_CURSORS));
