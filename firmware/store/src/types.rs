@@ -388,6 +388,8 @@ pub struct IoStats {
     /// Times a storage error rolled back commits that had already been answered (group
     /// commit); page commits and acks were then refused until [`crate::Store::lift_fence`].
     pub rollbacks: u64,
+    /// Compactions of the file (at the quota, or asked for).
+    pub compactions: u64,
 }
 
 /// File size before and after [`crate::StoreCore::compact`].

@@ -722,6 +722,57 @@ fn quota_refill_after_a_drain_compacts_again() {
     }
 }
 
+/// A sink draining a full queue one record at a time does not make every page commit compact
+/// the whole file: it compacts again once a quarter of what was queued has gone, and the
+/// poller gets room then.
+#[test]
+fn draining_a_full_queue_compacts_now_and_then_not_on_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
+    options.quota_bytes = 2 * 1024 * 1024;
+    let mut core = StoreCore::open(options).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    let mut pages = 0u64;
+    let mut next_page = |core: &mut StoreCore| {
+        pages += 1;
+        let mut p = page(&[], Some(&format!("{pages}")), pages);
+        p.events = (0..5)
+            .map(|i| big_event(&format!("e{pages}-{i}"), 4000))
+            .collect();
+        core.commit_page(p)
+    };
+    let mut queued = 0u64;
+    loop {
+        match next_page(&mut core) {
+            Ok(outcome) => queued += outcome.appended,
+            Err(e) if e.is_queue_full() => break,
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(queued < 100_000, "quota never reached");
+    }
+    let compactions_at_full = core.io_stats().compactions;
+    let (mut acked, mut attempts, mut admitted) = (0u64, 0u64, 0u64);
+    while acked < queued / 2 {
+        acked += 1;
+        core.ack(SinkId::Collector, acked).unwrap();
+        attempts += 1;
+        match next_page(&mut core) {
+            Ok(outcome) => admitted += outcome.appended,
+            Err(e) if e.is_queue_full() => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let compactions = core.io_stats().compactions - compactions_at_full;
+    assert!(
+        compactions <= 3,
+        "{compactions} compactions for {attempts} page commits while {acked} of {queued} records drained"
+    );
+    assert!(
+        admitted > 0,
+        "the poller never got room: {compactions} compactions"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // seen expiry
 
