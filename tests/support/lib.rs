@@ -7,6 +7,7 @@
 //! generated; a test prints its figures as one `PROOF {json}` line for `tools/proof.sh`.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use boxidr::service::{Embedding, serve_with};
 use boxidr::status::StatusCache;
 use boxidr_config::Config;
+use fault_proxy::{FaultProxy, Faults, ProxyHandle};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -47,25 +49,76 @@ impl Rig {
     /// change it: data directory, quota, clock) and provisions the store as the setup page
     /// would have.
     pub async fn new(
-        mut box_config: box_sim::SimConfig,
+        box_config: box_sim::SimConfig,
         adjust: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
-        if !box_config
-            .redirect_uris
-            .iter()
-            .any(|u| u == SCRIPTED_REDIRECT)
-        {
-            box_config.redirect_uris.push(SCRIPTED_REDIRECT.to_owned());
-        }
-        let box_sim = box_sim::BoxSim::start(box_config.clone(), "127.0.0.1:0".parse()?).await?;
-        let idr_sim = idr_sim::IdrSim::start(
-            idr_sim::SimConfig {
-                logsearch_tls: true,
-                ..idr_sim::SimConfig::default()
-            },
-            idr_sim::Listen::default(),
-        )
+        let (box_config, box_sim, idr_sim) = start_simulators(box_config).await?;
+        Self::with_simulators(box_config, box_sim, idr_sim, adjust).await
+    }
+
+    /// [`Rig::new`] with every route from the appliance to a simulator through its own
+    /// [`fault_proxy`] (transparent until a test sets a fault): the Collector's TCP/TLS
+    /// endpoint, Log Search's HTTPS endpoint and Box's API. `adjust` runs after the routes are
+    /// in the bootstrap file.
+    pub async fn behind_proxies(
+        box_config: box_sim::SimConfig,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<(Self, Routes)> {
+        let (box_config, box_sim, idr_sim) = start_simulators(box_config).await?;
+        let proxy = async |target: SocketAddr| {
+            FaultProxy::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                target,
+                Faults::default(),
+            )
+            .await
+        };
+        let logsearch: url::Url = idr_sim.logsearch_base().parse()?;
+        let logsearch_target = logsearch
+            .socket_addrs(|| None)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no Log Search address"))?;
+        let routes = Routes {
+            collector: proxy(idr_sim.uef_addr()).await?,
+            log_search: proxy(logsearch_target).await?,
+            box_api: proxy(box_sim.addr()).await?,
+        };
+        let (collector, log_search, box_api) = (
+            routes.collector.addr(),
+            routes.log_search.addr(),
+            routes.box_api.addr(),
+        );
+        let rig = Self::with_simulators(box_config, box_sim, idr_sim, |config| {
+            if let Some(c) = config.insightidr.collector.as_mut() {
+                c.port = collector.port();
+            }
+            if let Some(l) = config.insightidr.log_search.as_mut() {
+                l.base_url = l.base_url.take().map(|mut url| {
+                    let _ = url.set_port(Some(log_search.port()));
+                    url
+                });
+            }
+            for url in [
+                &mut config.box_api.authorize_url,
+                &mut config.box_api.token_base,
+                &mut config.box_api.api_base,
+            ] {
+                let _ = url.set_port(Some(box_api.port()));
+            }
+            adjust(config);
+        })
         .await?;
+        Ok((rig, routes))
+    }
+
+    /// Writes the bootstrap file for simulators already running and provisions the store.
+    async fn with_simulators(
+        box_config: box_sim::SimConfig,
+        box_sim: box_sim::SimHandle,
+        idr_sim: idr_sim::SimHandle,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut config =
             boxidr_demo::provision::appliance_config(dir.path(), 0, &box_sim, &idr_sim)?;
@@ -167,6 +220,41 @@ impl Rig {
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }
+}
+
+/// Starts the Box simulator (with the scripted redirect registered) and the InsightIDR
+/// simulator (Log Search over TLS).
+async fn start_simulators(
+    mut box_config: box_sim::SimConfig,
+) -> anyhow::Result<(box_sim::SimConfig, box_sim::SimHandle, idr_sim::SimHandle)> {
+    if !box_config
+        .redirect_uris
+        .iter()
+        .any(|u| u == SCRIPTED_REDIRECT)
+    {
+        box_config.redirect_uris.push(SCRIPTED_REDIRECT.to_owned());
+    }
+    let box_sim = box_sim::BoxSim::start(box_config.clone(), "127.0.0.1:0".parse()?).await?;
+    let idr_sim = idr_sim::IdrSim::start(
+        idr_sim::SimConfig {
+            logsearch_tls: true,
+            ..idr_sim::SimConfig::default()
+        },
+        idr_sim::Listen::default(),
+    )
+    .await?;
+    Ok((box_config, box_sim, idr_sim))
+}
+
+/// The fault proxies between the appliance and the simulators ([`Rig::behind_proxies`]).
+#[derive(Debug)]
+pub struct Routes {
+    /// To the Collector's UEF endpoint (TLS passes through).
+    pub collector: ProxyHandle,
+    /// To Log Search's HTTPS ingest endpoint.
+    pub log_search: ProxyHandle,
+    /// To Box (OAuth and API).
+    pub box_api: ProxyHandle,
 }
 
 /// The running service.

@@ -547,6 +547,12 @@ impl SimHandle {
             .collect()
     }
 
+    /// HTTP requests received on a surface since start (`/_sim` not counted), those answered
+    /// by an injected status included.
+    pub fn requests(&self, surface: Surface) -> u64 {
+        self.inner.requests[idx(surface)].load(Ordering::SeqCst)
+    }
+
     /// Connections accepted so far on a surface (including faulted ones).
     pub fn connections(&self, surface: Surface) -> u64 {
         self.inner.connections(surface)
