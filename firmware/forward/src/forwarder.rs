@@ -318,7 +318,11 @@ impl<S: Sink> Forwarder<S> {
                                     pos.spans.push_back(Span { through, lines, bytes });
                                     pos.read = through;
                                     self.sink.submit(rendered, through);
-                                    self.publish(|s| s.state = SinkState::Delivering);
+                                    // A retry is not delivery yet: `Retrying` stays until it
+                                    // delivers something (below).
+                                    if failures == 0 {
+                                        self.publish(|s| s.state = SinkState::Delivering);
+                                    }
                                 }
                             }
                         }
@@ -332,6 +336,11 @@ impl<S: Sink> Forwarder<S> {
                     let advanced = self.take_delivery(&mut pos, &delivery);
                     if advanced {
                         failures = 0;
+                        self.publish(|s| {
+                            if matches!(s.state, SinkState::Retrying { .. }) {
+                                s.state = SinkState::Delivering;
+                            }
+                        });
                     }
                     match delivery.error {
                         None => {}

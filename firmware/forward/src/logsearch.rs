@@ -12,11 +12,14 @@
 //! connection). Requests in flight are bounded by count and by body bytes.
 //!
 //! Results are taken in queue order and only the contiguous prefix of delivered records is
-//! acknowledged. When a request fails, the requests already in flight are let finish: those
-//! answered 2xx are remembered and not sent again when the loop re-submits from the failed
-//! record, so a 503 storm causes retries, not duplicates. A reset or timeout of the
-//! connection itself loses the answers of what was in flight: those records are sent again
-//! (duplicates bounded by the window, never loss).
+//! acknowledged. When a request fails, nothing new is posted and the requests already in
+//! flight get 2 s more to answer: those answered 2xx are remembered and not sent again when
+//! the loop re-submits from the failed record, so a 503 storm causes retries, not duplicates.
+//! A reset or timeout of the connection itself, or a request still unanswered 2 s after the
+//! failure, loses the answers of what was in flight: those records are sent again
+//! (duplicates bounded by the window, never loss). An HTTP/2 connection that stops answering
+//! is found by PINGs (every 10 s while requests are open, 10 s to answer), not only by each
+//! request's timeout.
 //!
 //! Responses: 2xx = delivered; 408, 429, 5xx, timeouts and connection errors = retry later
 //! (`Retry-After` honoured); 413 (too large) and 400 (bad request) = this record is what the
@@ -162,6 +165,8 @@ pub fn http_client(
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .tcp_keepalive(Duration::from_secs(30))
+        .http2_keep_alive_interval(HTTP2_KEEPALIVE)
+        .http2_keep_alive_timeout(HTTP2_KEEPALIVE)
         .redirect(reqwest::redirect::Policy::none())
         // Only the configured proxy, never one from the environment.
         .no_proxy();
@@ -182,6 +187,14 @@ pub fn http_client(
 }
 
 type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// How long requests still in flight behind a failed one may take to answer before they are
+/// given up and the failure is reported (those answered 2xx by then are not sent again).
+const GIVE_UP_BEHIND_FAILURE: Duration = Duration::from_secs(2);
+
+/// HTTP/2 PING interval while requests are open, and how long its answer may take: a
+/// connection that stalls fails its requests after about 20 s, not at each one's timeout.
+const HTTP2_KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// One finished item of the in-flight queue, in submission order.
 enum Done {
@@ -212,6 +225,8 @@ pub struct LogSearchSink {
     delivered_ahead: BTreeSet<u64>,
     /// The failure being reported once what was in flight behind it has finished.
     failure: Option<SinkError>,
+    /// When what is still in flight behind `failure` is given up (answers lost: sent again).
+    give_up_at: Option<tokio::time::Instant>,
     /// Progress gathered since the last report.
     report: Delivery,
 }
@@ -253,6 +268,7 @@ impl LogSearchSink {
             in_flight: FuturesOrdered::new(),
             delivered_ahead: BTreeSet::new(),
             failure: None,
+            give_up_at: None,
             report: Delivery::default(),
         })
     }
@@ -321,6 +337,7 @@ impl LogSearchSink {
                     message,
                     retry_after,
                 });
+                self.give_up_at = Some(tokio::time::Instant::now() + GIVE_UP_BEHIND_FAILURE);
                 return false;
             }
             Some(Outcome::Config { reason }) => {
@@ -475,6 +492,11 @@ impl Sink for LogSearchSink {
     }
 
     fn submit(&mut self, batch: Vec<Rendered>, through: u64) {
+        if self.failure.is_some() {
+            // Behind a failure nothing new is posted: the loop re-submits from the failed
+            // record once the failure is reported.
+            return;
+        }
         for record in batch {
             let seq = record.seq;
             let pending: Pending = match record.line {
@@ -513,7 +535,16 @@ impl Sink for LogSearchSink {
         loop {
             // Wait for one, then take whatever else is already finished, without waiting
             // (nothing is held across an await but `self`: cancel-safe).
-            let Some(first) = self.in_flight.next().await else {
+            let next = match self.give_up_at {
+                Some(at) => match tokio::time::timeout_at(at, self.in_flight.next()).await {
+                    Ok(next) => next,
+                    // What is still unanswered after a failure is given up: its answers are
+                    // lost (a stalled connection answers nothing until its request timeout).
+                    Err(_) => return self.finish(),
+                },
+                None => self.in_flight.next().await,
+            };
+            let Some(first) = next else {
                 if self.failure.is_some() || self.report.through.is_some() {
                     return self.finish();
                 }
@@ -541,6 +572,7 @@ impl Sink for LogSearchSink {
     fn reset(&mut self) {
         self.in_flight = FuturesOrdered::new();
         self.failure = None;
+        self.give_up_at = None;
         self.report = Delivery::default();
     }
 
