@@ -51,6 +51,13 @@ MAP='
 7|store crash|boxidr-store|firmware/store/tests/crash.rs|transient_error_then_retry_converges_at_every_op|quick
 7|disk full|boxidr-system-tests|tests/tests/disk_full.rs|real_enospc_backpressure_and_drain|long
 8|network|boxidr-forward|firmware/forward/tests/collector.rs|outage_then_recovery|quick
+8|network|boxidr-system-tests|tests/tests/network.rs|outage_then_recovery_loses_nothing|quick
+8|network|boxidr-system-tests|tests/tests/network.rs|long_outage_backlog_catches_up|quick
+8|network|boxidr-system-tests|tests/tests/network.rs|long_outage_backlog_catches_up|long BOXIDR_OUTAGE_EVENTS=500000
+9|network|boxidr-system-tests|tests/tests/network.rs|resets_mid_batch_lose_nothing|quick
+10|network|boxidr-system-tests|tests/tests/network.rs|stall_and_half_open_are_noticed|quick
+10|network|boxidr-forward|firmware/forward/tests/stall.rs|stalled_log_search_is_noticed_and_stays_retrying|quick
+11|box faults|boxidr-system-tests|tests/tests/network.rs|retry_after_is_honoured_end_to_end|quick
 9|network|boxidr-forward|firmware/forward/tests/collector.rs|reset_resends_every_unconfirmed_batch|quick
 9|network|boxidr-forward|firmware/forward/tests/window.rs|http2_window_and_no_duplicates_in_a_503_storm|quick
 10|network|boxidr-forward|firmware/forward/tests/collector.rs|stalled_collector_is_abandoned|quick

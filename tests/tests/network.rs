@@ -427,7 +427,7 @@ async fn stall_and_half_open_are_noticed() {
     proof(&json!({
         "test": "stall_and_half_open_are_noticed",
         "figure": format!(
-            "Log Search half-open noticed after {}, stalled after {} (status retrying); Collector stalled: {} (its peer's kernel took the lines; {phase_a_collector_lost} lost), half-open 5 s: {} ({} bytes swallowed); {events} events: Log Search loss {}, Collector {} logins lost, all created in the half-open window: {} (README: a peer that takes bytes and drops them is not detectable without an acknowledgement); duplicates Collector {}, Log Search {}",
+            "Log Search half-open noticed after {}, stalled after {} (status retrying); Collector stalled: {} (its peer's kernel took the lines; {phase_a_collector_lost} lost), half-open 5 s: {} ({} bytes swallowed); {events} events: Log Search loss {}, Collector {} logins lost, all handed out by Box during the half-open window: {} (README: a peer that takes bytes and drops them is not detectable without an acknowledgement); duplicates Collector {}, Log Search {}",
             phase_a.log_search_noticed.map_or("never".to_owned(), |s| format!("{s:.1} s")),
             phase_b_noticed.map_or("never".to_owned(), |s| format!("{s:.1} s")),
             phase_a.collector_noticed.map_or("not noticed".to_owned(), |s| format!("noticed after {s:.1} s")),
