@@ -44,6 +44,20 @@ fn sink_state(status: &Value, sink: &str) -> String {
         .to_owned()
 }
 
+/// The highest retry attempt of either sink in a status (`attempt N: …` in its detail).
+fn attempt(status: &Value) -> u64 {
+    ["collector", "log_search"]
+        .iter()
+        .filter_map(|sink| {
+            let detail = status["sinks"][sink]["detail"].as_str()?;
+            let rest = detail.strip_prefix("attempt ")?;
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Both InsightIDR routes.
 fn insightidr(routes: &Routes) -> [&ProxyHandle; 2] {
     [&routes.collector, &routes.log_search]
@@ -70,6 +84,8 @@ fn black_hole(proxy: &ProxyHandle) {
 #[derive(Debug, Default)]
 struct Seen {
     samples: usize,
+    /// The highest retry attempt either sink reported (`attempt N` in its detail).
+    max_attempt: u64,
     collector_retrying: usize,
     log_search_retrying: usize,
     /// Seconds from the phase's start to the first `retrying` of each sink.
@@ -86,6 +102,7 @@ async fn watch(service: &Service, phase: Duration, until_noticed: bool) -> Seen 
         let status = service.status();
         let at = start.elapsed().as_secs_f64();
         seen.samples += 1;
+        seen.max_attempt = seen.max_attempt.max(attempt(&status));
         if sink_state(&status, "collector") == "retrying" {
             seen.collector_retrying += 1;
             seen.collector_noticed.get_or_insert(at);
@@ -129,6 +146,8 @@ async fn outage_then_recovery_loses_nothing() {
     let phase = Duration::from_secs(6);
     insightidr(&routes).into_iter().for_each(refuse);
     let refused = watch(&service, phase, false).await;
+    // Connection attempts while refused (each retry opens a connection per request it posts).
+    let attempts = insightidr(&routes).map(|p| p.stats().refused);
     insightidr(&routes).into_iter().for_each(black_hole);
     let stalled = watch(&service, phase, false).await;
     let queued = service.status()["store"]["queue_records"]
@@ -147,9 +166,12 @@ async fn outage_then_recovery_loses_nothing() {
     proof(&json!({
         "test": "outage_then_recovery_loses_nothing",
         "figure": format!(
-            "InsightIDR refused 6 s then black-holed 6 s, Box at 20 events/s: {events} events, {queued} queued at the end of the outage, loss {}, drained {:.1} s after clearing; status retrying in {}/{} (Collector) and {}/{} (Log Search) samples while refused, {}/{} and {}/{} while black-holed; duplicates Collector {}, Log Search {}",
+            "InsightIDR refused 6 s then black-holed 6 s, Box at 20 events/s: {events} events, {queued} queued at the end of the outage, loss {}, drained {:.1} s after clearing; at most {} retry attempts per sink, connections refused Collector {}, Log Search {}; status retrying in {}/{} (Collector) and {}/{} (Log Search) samples while refused, {}/{} and {}/{} while black-holed; duplicates Collector {}, Log Search {}",
             missing.len(),
             drain,
+            refused.max_attempt.max(stalled.max_attempt),
+            attempts[0],
+            attempts[1],
             refused.collector_retrying,
             refused.samples,
             refused.log_search_retrying,
@@ -164,10 +186,18 @@ async fn outage_then_recovery_loses_nothing() {
         "events": events,
         "loss": missing.len(),
         "drain_secs": round1(drain),
+        "refused_connections": {"collector": attempts[0], "log_search": attempts[1]},
+        "max_retry_attempt": refused.max_attempt.max(stalled.max_attempt),
         "duplicates": {"collector": counts.uef.duplicates(), "log_search": counts.logsearch.duplicates()},
     }));
     assert!(missing.is_empty(), "lost: {missing:?}\n{status:#}");
     assert!(queued > 0, "nothing was held back during the outage");
+    // No tight loop: the backoff (1 s doubling, ±50 %) allows at most 5 attempts in 12 s.
+    let retries = refused.max_attempt.max(stalled.max_attempt);
+    assert!(
+        (1..=8).contains(&retries),
+        "{retries} retry attempts in a 12 s outage"
+    );
     for (phase, seen) in [("refused", &refused), ("black-holed", &stalled)] {
         assert!(
             seen.collector_retrying > 0 && seen.log_search_retrying > 0,
