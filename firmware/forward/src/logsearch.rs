@@ -17,7 +17,9 @@
 //! the loop re-submits from the failed record, so a 503 storm causes retries, not duplicates.
 //! A reset or timeout of the connection itself, or a request still unanswered 2 s after the
 //! failure, loses the answers of what was in flight: those records are sent again
-//! (duplicates bounded by the window, never loss). An HTTP/2 connection that stops answering
+//! (duplicates bounded by the window, never loss). The retry after a transient failure is
+//! one request; the window opens again once it is answered 2xx (a retry into an outage opens
+//! one connection, not one per record). An HTTP/2 connection that stops answering
 //! is found by PINGs (every 10 s while requests are open, 10 s to answer), not only by each
 //! request's timeout.
 //!
@@ -227,6 +229,9 @@ pub struct LogSearchSink {
     failure: Option<SinkError>,
     /// When what is still in flight behind `failure` is given up (answers lost: sent again).
     give_up_at: Option<tokio::time::Instant>,
+    /// Set by a transient failure, cleared by the next 2xx: meanwhile the window is one
+    /// request, so a retry into an outage is one request (one connection), not a window's worth.
+    probing: bool,
     /// Progress gathered since the last report.
     report: Delivery,
 }
@@ -269,6 +274,7 @@ impl LogSearchSink {
             delivered_ahead: BTreeSet::new(),
             failure: None,
             give_up_at: None,
+            probing: false,
             report: Delivery::default(),
         })
     }
@@ -308,7 +314,10 @@ impl LogSearchSink {
         }
         match outcome {
             None => {}
-            Some(Outcome::Delivered) => self.report.sent += 1,
+            Some(Outcome::Delivered) => {
+                self.report.sent += 1;
+                self.probing = false;
+            }
             Some(Outcome::TooLarge) => {
                 tracing::warn!(
                     seq,
@@ -480,7 +489,9 @@ impl Sink for LogSearchSink {
     }
 
     fn window(&self) -> Window {
-        let records = if self.http2 {
+        let records = if self.probing {
+            1
+        } else if self.http2 {
             self.streams.saturating_mul(self.clients.len())
         } else {
             self.concurrency
@@ -583,6 +594,9 @@ impl LogSearchSink {
     fn finish(&mut self) -> Delivery {
         let mut report = std::mem::take(&mut self.report);
         report.error = self.failure.clone();
+        if matches!(report.error, Some(SinkError::Transient { .. })) {
+            self.probing = true;
+        }
         report
     }
 }

@@ -99,3 +99,58 @@ async fn stalled_log_search_is_noticed_and_stays_retrying() {
     );
     assert!(final_status.delivered >= all.len() as u64 - 20);
 }
+
+/// Log Search answers 503 for 1.5 s while 300 records wait. Before: every retry posted a
+/// window's worth of requests again (each opening its own connection when none is up: after
+/// an outage, hundreds of TLS handshakes per retry). Now the retry is one request, and the
+/// window opens once it is answered 2xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_is_one_request_until_it_is_answered() {
+    let sim = sim(|c| c.logsearch_tls = true).await;
+    let (store, _dir) = store().await;
+    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let mut all = ids("before-", 20);
+    seed(&store, &all, "DOWNLOAD").await;
+    let run = spawn(&store, logsearch(&sim), options(50));
+    wait_until("caught up", async || {
+        pending(&store, SinkId::LogSearch).await == 0
+    })
+    .await;
+
+    let before = sim.requests(idr_sim::Surface::Logsearch);
+    sim.faults()
+        .set(
+            idr_sim::FaultSpec::new(
+                idr_sim::Surface::Logsearch,
+                idr_sim::FaultKind::Status {
+                    status: 503,
+                    retry_after_secs: None,
+                },
+            )
+            .for_duration(Duration::from_millis(1500)),
+        )
+        .unwrap();
+    let waiting = ids("during-", 300);
+    seed(&store, &waiting, "DOWNLOAD").await;
+    all.extend(waiting);
+    wait_until("caught up after the 503s", async || {
+        pending(&store, SinkId::LogSearch).await == 0
+    })
+    .await;
+    let status = run.stop().await;
+
+    let counts = sim.delivery_counts().logsearch;
+    assert_eq!(counts.ids(), all.iter().cloned().collect());
+    let requests = sim.requests(idr_sim::Surface::Logsearch) - before;
+    let refused = requests - 300 - counts.duplicates();
+    let SinkState::Stopped = status.state else {
+        panic!("{:?}", status.state)
+    };
+    println!(
+        "503 for 1.5 s with 300 records waiting: {requests} requests, {refused} refused, {} duplicates",
+        counts.duplicates()
+    );
+    // The first attempt posts what was waiting (300) into the 503s; then one request per
+    // retry (backoff 10–100 ms: at most ~60 in 1.5 s).
+    assert!(refused <= 360, "{refused} requests refused");
+}
