@@ -57,6 +57,7 @@ MAP='
 9|network|boxidr-system-tests|tests/tests/network.rs|resets_mid_batch_lose_nothing|quick
 10|network|boxidr-system-tests|tests/tests/network.rs|stall_and_half_open_are_noticed|quick
 10|network|boxidr-forward|firmware/forward/tests/stall.rs|stalled_log_search_is_noticed_and_stays_retrying|quick
+8|network|boxidr-forward|firmware/forward/tests/stall.rs|a_retry_is_one_request_until_it_is_answered|quick
 11|box faults|boxidr-system-tests|tests/tests/network.rs|retry_after_is_honoured_end_to_end|quick
 9|network|boxidr-forward|firmware/forward/tests/collector.rs|reset_resends_every_unconfirmed_batch|quick
 9|network|boxidr-forward|firmware/forward/tests/window.rs|http2_window_and_no_duplicates_in_a_503_storm|quick

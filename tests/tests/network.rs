@@ -88,6 +88,8 @@ struct Seen {
     max_attempt: u64,
     collector_retrying: usize,
     log_search_retrying: usize,
+    /// Each sample's state of the Collector and of Log Search.
+    states: Vec<[String; 2]>,
     /// Seconds from the phase's start to the first `retrying` of each sink.
     collector_noticed: Option<f64>,
     log_search_noticed: Option<f64>,
@@ -103,6 +105,10 @@ async fn watch(service: &Service, phase: Duration, until_noticed: bool) -> Seen 
         let at = start.elapsed().as_secs_f64();
         seen.samples += 1;
         seen.max_attempt = seen.max_attempt.max(attempt(&status));
+        seen.states.push([
+            sink_state(&status, "collector"),
+            sink_state(&status, "log_search"),
+        ]);
         if sink_state(&status, "collector") == "retrying" {
             seen.collector_retrying += 1;
             seen.collector_noticed.get_or_insert(at);
@@ -197,6 +203,23 @@ async fn outage_then_recovery_loses_nothing() {
     assert!(
         (1..=8).contains(&retries),
         "{retries} retry attempts in a 12 s outage"
+    );
+    // Once a sink said `retrying`, it says so until the outage ends: no retry into the outage
+    // counts as delivering.
+    let outage: Vec<&[String; 2]> = refused.states.iter().chain(&stalled.states).collect();
+    let relapses: Vec<usize> = (0..2)
+        .map(|sink| {
+            outage
+                .iter()
+                .skip_while(|s| s[sink] != "retrying")
+                .filter(|s| s[sink] != "retrying")
+                .count()
+        })
+        .collect();
+    assert_eq!(
+        relapses,
+        [0, 0],
+        "samples (Collector, Log Search) not retrying after the first retrying: {outage:?}"
     );
     for (phase, seen) in [("refused", &refused), ("black-holed", &stalled)] {
         assert!(
