@@ -159,6 +159,19 @@ pub fn http_client(
     request_timeout: Duration,
     proxy: Option<&reqwest::Proxy>,
 ) -> Result<reqwest::Client, SetupError> {
+    build_client(roots, connect_timeout, request_timeout, proxy, false)
+}
+
+/// [`http_client`]; with `http2_only`, HTTP/2 is spoken from the start (ALPN offers only
+/// `h2`), so the connection pool knows a connection is shared: concurrent requests wait for
+/// the one connection being set up instead of each opening its own.
+fn build_client(
+    roots: &TrustRoots,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    proxy: Option<&reqwest::Proxy>,
+    http2_only: bool,
+) -> Result<reqwest::Client, SetupError> {
     // reqwest's "rustls-no-provider" needs a process-wide provider; a second install fails
     // harmlessly.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -174,6 +187,9 @@ pub fn http_client(
         .no_proxy();
     if let Some(proxy) = proxy {
         builder = builder.proxy(proxy.clone());
+    }
+    if http2_only {
+        builder = builder.http2_prior_knowledge();
     }
     if let TrustRoots::CustomCa(pem) = roots {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -198,13 +214,24 @@ const GIVE_UP_BEHIND_FAILURE: Duration = Duration::from_secs(2);
 /// connection that stalls fails its requests after about 20 s, not at each one's timeout.
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(10);
 
+/// How a request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Nothing was sent (no line, or delivered earlier).
+    NotSent,
+    Http1,
+    Http2,
+    /// No response: connect, TLS, reset or timeout.
+    Failed,
+}
+
 /// One finished item of the in-flight queue, in submission order.
 enum Done {
-    /// A record: its outcome (`None`: nothing to send) and the HTTP version that answered.
+    /// A record: its outcome (`None`: nothing to send) and how it was answered.
     Record {
         seq: u64,
         outcome: Option<Outcome>,
-        http2: bool,
+        answer: Answer,
     },
     /// The end of a submitted batch: everything up to `through` is covered.
     End { through: u64 },
@@ -214,13 +241,16 @@ enum Done {
 pub struct LogSearchSink {
     /// One client (one connection pool) per HTTP/2 connection; HTTP/1.1 uses the first.
     clients: Vec<reqwest::Client>,
+    /// What the clients are built from (rebuilt when HTTP/2 is found or lost).
+    client_settings: ClientSettings,
     next_client: usize,
     /// Holds the token: never printed.
     url: Url,
     concurrency: usize,
     streams: usize,
     max_bytes: usize,
-    /// Set once a response came over HTTP/2.
+    /// Set once a response came over HTTP/2 (the clients then speak only HTTP/2); cleared
+    /// when a request gets no answer at all, so the next connection negotiates again.
     http2: bool,
     in_flight: FuturesOrdered<Pending>,
     /// Records answered 2xx after an earlier one failed: not sent again when re-submitted.
@@ -248,22 +278,48 @@ impl fmt::Debug for LogSearchSink {
     }
 }
 
+/// The parts of [`LogSearchSettings`] a client is built from.
+#[derive(Debug, Clone)]
+struct ClientSettings {
+    roots: TrustRoots,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    proxy: Option<reqwest::Proxy>,
+    connections: usize,
+}
+
+impl ClientSettings {
+    /// `connections` clients; `http2_only`: see [`build_client`].
+    fn build(&self, http2_only: bool) -> Result<Vec<reqwest::Client>, SetupError> {
+        (0..self.connections.max(1))
+            .map(|_| {
+                build_client(
+                    &self.roots,
+                    self.connect_timeout,
+                    self.request_timeout,
+                    self.proxy.as_ref(),
+                    http2_only,
+                )
+            })
+            .collect()
+    }
+}
+
 impl LogSearchSink {
     /// Builds the clients and the ingest URL; sends nothing yet.
     pub fn new(settings: LogSearchSettings) -> Result<Self, SetupError> {
         let url = ingest_url(&settings.ingest_base, &settings.token)?;
-        let clients = (0..settings.connections.max(1))
-            .map(|_| {
-                http_client(
-                    &settings.roots,
-                    settings.connect_timeout,
-                    settings.request_timeout,
-                    settings.proxy.as_ref(),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let client_settings = ClientSettings {
+            roots: settings.roots,
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
+            proxy: settings.proxy,
+            connections: settings.connections,
+        };
+        let clients = client_settings.build(false)?;
         Ok(Self {
             clients,
+            client_settings,
             next_client: 0,
             url,
             concurrency: settings.concurrency.max(1),
@@ -277,6 +333,31 @@ impl LogSearchSink {
             probing: false,
             report: Delivery::default(),
         })
+    }
+
+    /// The endpoint answered over HTTP/2: from now on every client speaks only HTTP/2. Each
+    /// client's pool then sets up one connection and shares it; with ALPN clients every
+    /// request that found no connection opened its own (a window of 1,024 requests opened
+    /// hundreds of TLS connections, about 7 KiB of buffers each, most of them then idle).
+    fn speak_http2(&mut self) {
+        match self.client_settings.build(true) {
+            Ok(clients) => self.clients = clients,
+            // Unreachable in practice (the same settings built the first clients); the ALPN
+            // clients keep working.
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot build HTTP/2 clients; negotiating per connection.")
+            }
+        }
+        self.http2 = true;
+    }
+
+    /// A request got no answer: the next connections negotiate their protocol again, in case
+    /// the endpoint (or a proxy before it) no longer speaks HTTP/2.
+    fn negotiate_again(&mut self) {
+        if let Ok(clients) = self.client_settings.build(false) {
+            self.clients = clients;
+            self.http2 = false;
+        }
     }
 
     fn client(&mut self) -> reqwest::Client {
@@ -299,9 +380,13 @@ impl LogSearchSink {
             Done::Record {
                 seq,
                 outcome,
-                http2,
+                answer,
             } => {
-                self.http2 |= http2;
+                match answer {
+                    Answer::Http2 if !self.http2 => self.speak_http2(),
+                    Answer::Failed if self.http2 => self.negotiate_again(),
+                    _ => {}
+                }
                 (seq, outcome)
             }
         };
@@ -359,8 +444,8 @@ impl LogSearchSink {
     }
 }
 
-/// Posts one record; the outcome and whether HTTP/2 answered.
-async fn post(client: reqwest::Client, url: Url, body: String) -> (Outcome, bool) {
+/// Posts one record; the outcome and how it was answered.
+async fn post(client: reqwest::Client, url: Url, body: String) -> (Outcome, Answer) {
     let response = client
         .post(url)
         .header(CONTENT_TYPE, "application/json")
@@ -371,17 +456,21 @@ async fn post(client: reqwest::Client, url: Url, body: String) -> (Outcome, bool
     match response {
         Ok(response) => {
             let status = response.status().as_u16();
-            let http2 = response.version() == reqwest::Version::HTTP_2;
+            let answer = if response.version() == reqwest::Version::HTTP_2 {
+                Answer::Http2
+            } else {
+                Answer::Http1
+            };
             let retry_after = retry_after(response.headers());
             // The body is not needed; dropping the response returns the connection.
-            (classify(status, retry_after), http2)
+            (classify(status, retry_after), answer)
         }
         Err(e) => (
             Outcome::Retry {
                 message: format!("posting to Log Search: {}", error_chain(&e.without_url())),
                 retry_after: None,
             },
-            false,
+            Answer::Failed,
         ),
     }
 }
@@ -515,16 +604,16 @@ impl Sink for LogSearchSink {
                     Done::Record {
                         seq,
                         outcome: Some(Outcome::Delivered),
-                        http2: false,
+                        answer: Answer::NotSent,
                     }
                 }),
                 Some(line) => {
                     let (client, url) = (self.client(), self.url.clone());
                     Box::pin(
-                        post(client, url, line).map(move |(outcome, http2)| Done::Record {
+                        post(client, url, line).map(move |(outcome, answer)| Done::Record {
                             seq,
                             outcome: Some(outcome),
-                            http2,
+                            answer,
                         }),
                     )
                 }
@@ -532,7 +621,7 @@ impl Sink for LogSearchSink {
                     Done::Record {
                         seq,
                         outcome: None,
-                        http2: false,
+                        answer: Answer::NotSent,
                     }
                 }),
             };

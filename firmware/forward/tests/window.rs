@@ -151,3 +151,46 @@ async fn http2_window_and_no_duplicates_in_a_503_storm() {
     assert_eq!(status.delivered, 400);
     assert!(status.last_error.unwrap().contains("503"));
 }
+
+/// Once HTTP/2 is negotiated, each client shares one connection among its streams: a backlog
+/// posted through 4 clients × 128 streams opens about one connection per client, not one per
+/// request that found no connection ready (before: hundreds of TLS connections at the switch
+/// to HTTP/2, each holding its buffers while idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_opens_one_connection_per_client() {
+    let sim = sim(|c| c.logsearch_tls = true).await;
+    let (store, _dir) = store().await;
+    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let all = ids("c-", 3000);
+    for chunk in all.chunks(500) {
+        seed(&store, chunk, "DOWNLOAD").await;
+    }
+    let mut settings = LogSearchSettings::new(
+        sim.logsearch_base().parse().unwrap(),
+        LogToken::new(token(&sim)),
+    );
+    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    settings.connections = 4;
+    settings.streams = 128;
+    let before = sim.connections(Surface::Logsearch);
+    let run = spawn(
+        &store,
+        LogSearchSink::new(settings.clone()).unwrap(),
+        options(100),
+    );
+    wait_until("caught up", async || {
+        pending(&store, SinkId::LogSearch).await == 0
+    })
+    .await;
+    run.stop().await;
+    let opened = sim.connections(Surface::Logsearch) - before;
+    let counts = sim.delivery_counts().logsearch;
+    assert_eq!(counts.ids(), all.into_iter().collect());
+    println!("3,000 records through 4 × 128 HTTP/2 streams: {opened} connections");
+    // Negotiation (at most `concurrency` ALPN connections) plus one per HTTP/2 client.
+    let bound = (settings.concurrency + settings.connections) as u64;
+    assert!(
+        opened <= bound,
+        "{opened} connections opened (bound {bound})"
+    );
+}
