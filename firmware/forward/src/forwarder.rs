@@ -44,6 +44,15 @@ pub struct ForwarderOptions {
     pub shutdown_grace: Duration,
 }
 
+/// Backoff between delivery attempts: 1 s doubling to a minute. A retry is one request (Log
+/// Search) or one connection (the Collector), so a minute apart costs InsightIDR nothing, and
+/// delivery resumes at most a minute after an outage ends (the shared 5-minute cap kept a
+/// backlog waiting up to 5 minutes after the destination was back).
+pub const DELIVERY_BACKOFF: BackoffPolicy = BackoffPolicy {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+};
+
 impl Default for ForwarderOptions {
     fn default() -> Self {
         Self {
@@ -53,7 +62,7 @@ impl Default for ForwarderOptions {
             max_unacked: 8192,
             ack_every: Duration::from_millis(100),
             idle_poll: Duration::from_secs(2),
-            backoff: BackoffPolicy::DEFAULT,
+            backoff: DELIVERY_BACKOFF,
             max_retry_after: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -512,5 +521,24 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However long the outage, the next delivery attempt is at most a minute away.
+    #[test]
+    fn delivery_retries_are_at_most_a_minute_apart() {
+        let backoff = ForwarderOptions::default().backoff;
+        assert_eq!(backoff.delay(0, 0.5), Duration::from_secs(1));
+        for attempt in [10, 100, u32::MAX] {
+            assert!(backoff.delay(attempt, 0.999) <= Duration::from_secs(60));
+        }
+        assert!(
+            backoff.delay(20, 0.5) >= Duration::from_secs(30),
+            "still backs off"
+        );
     }
 }
