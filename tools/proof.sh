@@ -71,6 +71,8 @@ MAP='
 12|disk full|boxidr-store|firmware/store/tests/store.rs|quota_backpressure_and_recovery|quick
 12|disk full|boxidr-system-tests|tests/tests/disk_full.rs|real_enospc_backpressure_and_drain|long
 13|disk full|boxidr-system-tests|tests/tests/disk_full.rs|quota_fill_and_drain_file_size|long
+14|soak|boxidr|firmware/boxidr/tests/soak.rs|soak_with_faults_plateaus_and_loses_nothing|quick
+14|soak|boxidr|firmware/boxidr/tests/soak.rs|soak_with_faults_plateaus_and_loses_nothing|long BOXIDR_SOAK_SECS=600
 16|self-test|boxidr-health|firmware/health/tests/health.rs|storage_self_test_and_reopen_need_a_person|quick
 17|clock|boxidr-system-tests|tests/tests/no_rtc.rs|no_rtc_waits_for_the_clock|quick
 17|clock|boxidr-forward|firmware/forward/tests/collector.rs|tls_handshake_failures_are_retried_never_trusted|quick

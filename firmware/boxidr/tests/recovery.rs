@@ -16,14 +16,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use boxidr_store::{Secret, Store, StoreOptions};
-use common::{Destination, boxidr, terminate};
-use idr_sim::{FaultKind, FaultSpec, Surface};
+use boxidr_store::{Store, StoreOptions};
+use common::{Destination, kill, terminate};
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -69,139 +67,8 @@ impl Rig {
             .open(&rig.config)
             .unwrap();
         writeln!(file, "\n[queue]\nquota_bytes = {QUOTA}").unwrap();
-        let store = Store::open(StoreOptions::new(rig.database()))
-            .await
-            .unwrap();
-        store
-            .set_setting("box.client_id".into(), json!(box_config.client_id))
-            .await
-            .unwrap();
-        store
-            .set_setting(
-                "box.grant".into(),
-                json!({"type": "client_credentials", "enterprise_id": box_config.enterprise_id}),
-            )
-            .await
-            .unwrap();
-        store
-            .put_secrets(vec![
-                (
-                    "box.client_secret".into(),
-                    Secret::from(box_config.client_secret.as_str()),
-                ),
-                (
-                    "insightidr.log_search_token".into(),
-                    Secret::from(rig.idr_sim.config().tokens[0].as_str()),
-                ),
-            ])
-            .await
-            .unwrap();
-        store.close().await.unwrap();
+        rig.provision_client_credentials(&box_config).await;
         Self(rig)
-    }
-
-    /// Whether the service answers on its control socket. Until it does, `boxidr status` would
-    /// open the store itself, and a service starting at that moment fails to take redb's lock.
-    fn listening(&self) -> bool {
-        std::os::unix::net::UnixStream::connect(self.data.join("control.sock")).is_ok()
-    }
-
-    /// `boxidr status --json` from the running service; `Null` until it listens.
-    fn status(&self) -> Value {
-        if !self.listening() {
-            return Value::Null;
-        }
-        let out = boxidr()
-            .arg("--config")
-            .arg(&self.config)
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Value::Null;
-        }
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    }
-
-    fn wait_status(&self, within: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Value> {
-        let until = Instant::now() + within;
-        loop {
-            let status = self.status();
-            if pred(&status) {
-                return Ok(status);
-            }
-            if Instant::now() > until {
-                return Err(status);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// Deliveries with a Box event id at both sinks, repeats included.
-    fn deliveries(&self) -> u64 {
-        let t = self.idr_sim.totals();
-        t.uef.deliveries + t.logsearch.deliveries
-    }
-
-    fn duplicates(&self) -> (u64, u64) {
-        let t = self.idr_sim.totals();
-        (t.uef.duplicates, t.logsearch.duplicates)
-    }
-
-    fn uef_rejected(&self) -> BTreeSet<String> {
-        self.idr_sim
-            .logsearch_records()
-            .into_iter()
-            .filter_map(|r| {
-                r.json.as_ref()?.get("uef_rejected")?;
-                r.box_event_id
-            })
-            .collect()
-    }
-
-    /// Box event ids generated that a sink has not received (as in `service.rs`).
-    fn undelivered(&self) -> Vec<String> {
-        let counts = self.idr_sim.delivery_counts();
-        let (raw, uef) = (counts.logsearch.ids(), counts.uef.ids());
-        let rejected = self.uef_rejected();
-        let oauth = boxidr_config::Mapping::default().oauth_as_ingress;
-        let mut missing = Vec::new();
-        for (id, event_type) in self.box_sim.event_types() {
-            if !raw.contains(&id) {
-                missing.push(format!("log_search:{id}"));
-            }
-            if boxidr_normalize::ingress_result(Some(&event_type), oauth).is_some()
-                && !uef.contains(&id)
-                && !rejected.contains(&id)
-            {
-                missing.push(format!("collector:{id}"));
-            }
-        }
-        missing
-    }
-
-    fn wait_delivered(&self, within: Duration) -> Vec<String> {
-        let until = Instant::now() + within;
-        loop {
-            let missing = self.undelivered();
-            if missing.is_empty() || Instant::now() > until {
-                return missing;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn idr(&self, up: bool) {
-        if up {
-            self.idr_sim.faults().clear_all();
-        } else {
-            for surface in [Surface::Logsearch, Surface::Uef] {
-                self.idr_sim
-                    .faults()
-                    .set(FaultSpec::new(surface, FaultKind::Down))
-                    .unwrap();
-            }
-        }
     }
 }
 
@@ -214,11 +81,6 @@ fn at_quota(status: &Value) -> bool {
         ps.iter()
             .any(|p| p["code"] == "queue_full" || p["code"] == "box_paused_queue_full")
     })
-}
-
-fn kill(child: &mut Child) {
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
 }
 
 /// One timed start with InsightIDR up: seconds to the first delivery and to "running".

@@ -3,8 +3,14 @@
 //! service at them, and the service's console log.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use boxidr_store::{Secret, Store, StoreOptions};
+use idr_sim::{FaultKind, FaultSpec, Surface};
+use serde_json::{Value, json};
 
 /// The `boxidr` binary built for this test.
 pub fn boxidr() -> Command {
@@ -157,6 +163,146 @@ backend = "simulated"
             .unwrap()
     }
 
+    /// Provisions the store as the setup page would for the client-credentials grant: the
+    /// Box client id, grant and secret, and the Log Search token.
+    pub async fn provision_client_credentials(&self, box_config: &box_sim::SimConfig) {
+        let store = Store::open(StoreOptions::new(self.database()))
+            .await
+            .unwrap();
+        store
+            .set_setting("box.client_id".into(), json!(box_config.client_id))
+            .await
+            .unwrap();
+        store
+            .set_setting(
+                "box.grant".into(),
+                json!({"type": "client_credentials", "enterprise_id": box_config.enterprise_id}),
+            )
+            .await
+            .unwrap();
+        store
+            .put_secrets(vec![
+                (
+                    "box.client_secret".into(),
+                    Secret::from(box_config.client_secret.as_str()),
+                ),
+                (
+                    "insightidr.log_search_token".into(),
+                    Secret::from(self.idr_sim.config().tokens[0].as_str()),
+                ),
+            ])
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    /// Whether the service answers on its control socket. Until it does, `boxidr status` would
+    /// open the store itself, and a service starting at that moment fails to take redb's lock.
+    pub fn listening(&self) -> bool {
+        std::os::unix::net::UnixStream::connect(self.data.join("control.sock")).is_ok()
+    }
+
+    /// `boxidr status --json` from the running service; `Null` until it listens.
+    pub fn status(&self) -> Value {
+        if !self.listening() {
+            return Value::Null;
+        }
+        let out = boxidr()
+            .arg("--config")
+            .arg(&self.config)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    pub fn wait_status(
+        &self,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, Value> {
+        let until = Instant::now() + within;
+        loop {
+            let status = self.status();
+            if pred(&status) {
+                return Ok(status);
+            }
+            if Instant::now() > until {
+                return Err(status);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Deliveries with a Box event id at both sinks, repeats included.
+    pub fn deliveries(&self) -> u64 {
+        let t = self.idr_sim.totals();
+        t.uef.deliveries + t.logsearch.deliveries
+    }
+
+    pub fn duplicates(&self) -> (u64, u64) {
+        let t = self.idr_sim.totals();
+        (t.uef.duplicates, t.logsearch.duplicates)
+    }
+
+    pub fn uef_rejected(&self) -> BTreeSet<String> {
+        self.idr_sim
+            .logsearch_records()
+            .into_iter()
+            .filter_map(|r| {
+                r.json.as_ref()?.get("uef_rejected")?;
+                r.box_event_id
+            })
+            .collect()
+    }
+
+    /// Box event ids generated that a sink has not received (as in `service.rs`).
+    pub fn undelivered(&self) -> Vec<String> {
+        let counts = self.idr_sim.delivery_counts();
+        let (raw, uef) = (counts.logsearch.ids(), counts.uef.ids());
+        let rejected = self.uef_rejected();
+        let oauth = boxidr_config::Mapping::default().oauth_as_ingress;
+        let mut missing = Vec::new();
+        for (id, event_type) in self.box_sim.event_types() {
+            if !raw.contains(&id) {
+                missing.push(format!("log_search:{id}"));
+            }
+            if boxidr_normalize::ingress_result(Some(&event_type), oauth).is_some()
+                && !uef.contains(&id)
+                && !rejected.contains(&id)
+            {
+                missing.push(format!("collector:{id}"));
+            }
+        }
+        missing
+    }
+
+    pub fn wait_delivered(&self, within: Duration) -> Vec<String> {
+        let until = Instant::now() + within;
+        loop {
+            let missing = self.undelivered();
+            if missing.is_empty() || Instant::now() > until {
+                return missing;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    pub fn idr(&self, up: bool) {
+        if up {
+            self.idr_sim.faults().clear_all();
+        } else {
+            for surface in [Surface::Logsearch, Surface::Uef] {
+                self.idr_sim
+                    .faults()
+                    .set(FaultSpec::new(surface, FaultKind::Down))
+                    .unwrap();
+            }
+        }
+    }
+
     /// The console output of every start so far.
     pub fn logs(&self) -> String {
         logs_in(self.dir.path())
@@ -171,6 +317,12 @@ fn logs_in(dir: &Path) -> String {
         }
     }
     text
+}
+
+/// SIGKILL and wait.
+pub fn kill(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// Sends SIGTERM and waits for the exit.
