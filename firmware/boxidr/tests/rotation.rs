@@ -206,50 +206,6 @@ impl Rig {
         );
     }
 
-    fn uef_rejected(&self) -> BTreeSet<String> {
-        self.idr_sim
-            .logsearch_records()
-            .into_iter()
-            .filter_map(|r| {
-                r.json.as_ref()?.get("uef_rejected")?;
-                r.box_event_id
-            })
-            .collect()
-    }
-
-    /// Box event ids generated that a sink has not received (as in `service.rs`: every event
-    /// to Log Search, every login to the Collector unless sent raw with `uef_rejected`).
-    fn undelivered(&self) -> Vec<String> {
-        let counts = self.idr_sim.delivery_counts();
-        let (raw, uef) = (counts.logsearch.ids(), counts.uef.ids());
-        let rejected = self.uef_rejected();
-        let oauth = boxidr_config::Mapping::default().oauth_as_ingress;
-        let mut missing = Vec::new();
-        for (id, event_type) in self.box_sim.event_types() {
-            if !raw.contains(&id) {
-                missing.push(format!("log_search:{id}"));
-            }
-            if boxidr_normalize::ingress_result(Some(&event_type), oauth).is_some()
-                && !uef.contains(&id)
-                && !rejected.contains(&id)
-            {
-                missing.push(format!("collector:{id}"));
-            }
-        }
-        missing
-    }
-
-    fn wait_delivered(&self, within: Duration) -> Vec<String> {
-        let until = Instant::now() + within;
-        loop {
-            let missing = self.undelivered();
-            if missing.is_empty() || Instant::now() > until {
-                return missing;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     /// Waits until `fault` has been used up (its request arrived), or `within` passes.
     fn wait_fault_used(&self, id: u64, within: Duration) -> bool {
         let until = Instant::now() + within;

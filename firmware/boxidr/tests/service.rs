@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use boxidr_store::{Secret, Store, StoreOptions};
 use common::{Destination, boxidr, terminate};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -45,34 +44,7 @@ impl Rig {
         };
         let rig = common::Rig::new(box_config.clone(), Destination::Preset).await;
         // What the setup page would have stored: the Box app, its grant, the Log Search token.
-        let store = Store::open(StoreOptions::new(rig.database()))
-            .await
-            .unwrap();
-        store
-            .set_setting("box.client_id".into(), json!(box_config.client_id))
-            .await
-            .unwrap();
-        store
-            .set_setting(
-                "box.grant".into(),
-                json!({"type": "client_credentials", "enterprise_id": box_config.enterprise_id}),
-            )
-            .await
-            .unwrap();
-        store
-            .put_secrets(vec![
-                (
-                    "box.client_secret".into(),
-                    Secret::from(box_config.client_secret.as_str()),
-                ),
-                (
-                    "insightidr.log_search_token".into(),
-                    Secret::from(rig.idr_sim.config().tokens[0].as_str()),
-                ),
-            ])
-            .await
-            .unwrap();
-        store.close().await.unwrap();
+        rig.provision_client_credentials(&box_config).await;
         Self(rig)
     }
 
@@ -89,53 +61,6 @@ impl Rig {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Logins Log Search received with a `uef_rejected` reason (no UEF for them by design, e.g.
-    /// a source IP that is not IPv4): sent raw instead, so not owed to the Collector.
-    fn uef_rejected(&self) -> BTreeSet<String> {
-        self.idr_sim
-            .logsearch_records()
-            .into_iter()
-            .filter_map(|r| {
-                r.json.as_ref()?.get("uef_rejected")?;
-                r.box_event_id
-            })
-            .collect()
-    }
-
-    /// Box event ids generated that a sink has not received: Log Search takes every event, the
-    /// Collector (UEF) the logins (`ingress_result`, with the default mapping setting) except
-    /// those sent raw with a `uef_rejected` reason.
-    fn undelivered(&self) -> Vec<String> {
-        let counts = self.idr_sim.delivery_counts();
-        let (raw, uef) = (counts.logsearch.ids(), counts.uef.ids());
-        let rejected = self.uef_rejected();
-        let oauth = boxidr_config::Mapping::default().oauth_as_ingress;
-        let mut missing = Vec::new();
-        for (id, event_type) in self.box_sim.event_types() {
-            if !raw.contains(&id) {
-                missing.push(format!("log_search:{id}"));
-            }
-            if boxidr_normalize::ingress_result(Some(&event_type), oauth).is_some()
-                && !uef.contains(&id)
-                && !rejected.contains(&id)
-            {
-                missing.push(format!("collector:{id}"));
-            }
-        }
-        missing
-    }
-
-    fn wait_delivered(&self, within: Duration) -> Vec<String> {
-        let until = Instant::now() + within;
-        loop {
-            let missing = self.undelivered();
-            if missing.is_empty() || Instant::now() > until {
-                return missing;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
     }
 }
 
