@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use box_sim::{Endpoint, Fault, FaultKind};
 use boxidr_boxapi::{AuthClient, Secret, TokenManager, TokenSet, http};
 use boxidr_store::{Store, StoreOptions};
-use common::{Destination, boxidr, terminate};
+use common::{Destination, terminate};
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -132,29 +132,6 @@ impl Rig {
             .expect("a refresh token is stored");
         store.close().await.unwrap();
         token
-    }
-
-    /// Whether the service answers on its control socket. Until it does, `boxidr status` would
-    /// open the store itself, and a service starting at that moment fails to take redb's lock.
-    fn listening(&self) -> bool {
-        std::os::unix::net::UnixStream::connect(self.data.join("control.sock")).is_ok()
-    }
-
-    /// `boxidr status --json` from the running service; `Null` until it listens.
-    fn status(&self) -> Value {
-        if !self.listening() {
-            return Value::Null;
-        }
-        let out = boxidr()
-            .arg("--config")
-            .arg(&self.config)
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Value::Null;
-        }
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
     /// Token-endpoint requests so far, and how many of them Box refused with `invalid_grant`

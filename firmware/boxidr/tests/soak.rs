@@ -212,7 +212,7 @@ async fn soak_with_faults_plateaus_and_loses_nothing() {
     let generated = rig.box_sim.event_types().len();
     let (dup_uef, dup_raw) = rig.duplicates();
     let kill_max = per_kill.iter().map(|&(u, r)| u.max(r)).max().unwrap_or(0);
-    boxidr_system_proof(&json!({
+    proof(&json!({
         "figure": format!(
             "{rounds} fault rounds in {soaked:.0} s ({faults}), then {KILLS} kills: {generated} events, loss {}, \
              queue back to 0: {drained} (at most {max_queued} queued); RSS max {} → {} KiB, fds {} → {}, \
@@ -258,6 +258,6 @@ async fn soak_with_faults_plateaus_and_loses_nothing() {
 }
 
 /// The `PROOF {json}` line `tools/proof.sh` reads.
-fn boxidr_system_proof(figures: &Value) {
+fn proof(figures: &Value) {
     println!("PROOF {figures}");
 }
