@@ -342,11 +342,18 @@ mod tests {
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
+    /// The names of the parts that are late now.
+    fn late(watchdog: &Watchdog) -> Vec<String> {
+        let parts = watchdog.check(Instant::now());
+        parts
+            .into_iter()
+            .filter(|p| p.late_by.is_some())
+            .map(|p| p.name)
+            .collect()
+    }
+
     fn on_time(watchdog: &Watchdog) -> bool {
-        watchdog
-            .check(Instant::now())
-            .iter()
-            .all(|p| p.late_by.is_none())
+        late(watchdog).is_empty()
     }
 
     /// Counts feeds; `step` advances the paused clock one second at a time so the feeder's
@@ -409,13 +416,7 @@ mod tests {
             stream.waiting(S(2));
             rig.step(2).await;
         }
-        let parts = rig.watchdog.check(Instant::now());
-        let late: Vec<&str> = parts
-            .iter()
-            .filter(|p| p.late_by.is_some())
-            .map(|p| p.name.as_str())
-            .collect();
-        assert_eq!(late, ["forwarder:log_search"]);
+        assert_eq!(late(&rig.watchdog), ["forwarder:log_search"]);
         assert!(!on_time(&rig.watchdog));
         let stalled = rig.feeds();
         for _ in 0..10 {
@@ -446,21 +447,10 @@ mod tests {
         assert!(on_time(&rig.watchdog));
         let _silent = rig.watchdog.part("store", S(10));
         rig.step(11).await;
-        let late: Vec<String> = rig
-            .watchdog
-            .check(Instant::now())
-            .into_iter()
-            .filter(|p| p.late_by.is_some())
-            .map(|p| p.name)
-            .collect();
-        assert_eq!(late, ["store"]);
+        assert_eq!(late(&rig.watchdog), ["store"]);
         rig.step(300).await;
         assert_eq!(
-            rig.watchdog
-                .check(Instant::now())
-                .iter()
-                .filter(|p| p.late_by.is_some())
-                .count(),
+            late(&rig.watchdog).len(),
             2,
             "the backoff's wait ran out too"
         );
@@ -499,14 +489,7 @@ mod tests {
             std::future::pending::<()>,
         ));
         rig.step(STORE_BUDGET.as_secs() + 1).await;
-        let late: Vec<String> = rig
-            .watchdog
-            .check(Instant::now())
-            .into_iter()
-            .filter(|p| p.late_by.is_some())
-            .map(|p| p.name)
-            .collect();
-        assert_eq!(late, ["store (stuck)"]);
+        assert_eq!(late(&rig.watchdog), ["store (stuck)"]);
         answering.abort();
         stuck.abort();
     }

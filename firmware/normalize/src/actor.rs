@@ -152,23 +152,19 @@ mod tests {
     /// Local part by default, the whole login as UPN.
     #[test]
     fn account_names() {
-        assert_eq!(
-            account_name("jdoe@example.com", AccountFormat::LocalPart),
-            "jdoe"
-        );
-        assert_eq!(
-            account_name(" jdoe@example.com ", AccountFormat::Upn),
-            "jdoe@example.com"
-        );
-        assert_eq!(
-            account_name("\"a@b\"@example.com", AccountFormat::LocalPart),
-            "\"a@b\""
-        );
-        assert_eq!(
-            account_name("nodomain", AccountFormat::LocalPart),
-            "nodomain"
-        );
-        assert_eq!(account_name("@example.com", AccountFormat::LocalPart), "");
+        for (login, format, account) in [
+            ("jdoe@example.com", AccountFormat::LocalPart, "jdoe"),
+            (" jdoe@example.com ", AccountFormat::Upn, "jdoe@example.com"),
+            ("\"a@b\"@example.com", AccountFormat::LocalPart, "\"a@b\""),
+            ("nodomain", AccountFormat::LocalPart, "nodomain"),
+            ("@example.com", AccountFormat::LocalPart, ""),
+        ] {
+            assert_eq!(
+                account_name(login, format),
+                account,
+                "{login:?} as {format:?}"
+            );
+        }
     }
 
     /// `created_by` is the actor, even for `ADMIN_LOGIN` whose source is the managed user.

@@ -77,17 +77,10 @@ mod tests {
     use super::*;
     use crate::directory::NoDirectory;
     use crate::record::render_record;
-    use crate::settings::Settings;
 
     const MARKER: &str = "boxidr-canary-00112233445566778899aabbccddeeff";
 
-    fn settings(send_unparsed: bool) -> Settings {
-        Settings {
-            send_unparsed,
-            default_domain: Some("CORP".into()),
-            ..Settings::default()
-        }
-    }
+    use crate::settings::test_settings as settings;
 
     /// The login renders to a valid UEF line and a raw record, both marked as a canary and
     /// carrying the marker; the raw-only event is sent even with "send unparsed logs" off.

@@ -205,13 +205,7 @@ mod tests {
     use super::*;
     use crate::directory::NoDirectory;
 
-    fn settings(send_unparsed: bool) -> Settings {
-        Settings {
-            send_unparsed,
-            default_domain: Some("CORP".into()),
-            ..Settings::default()
-        }
-    }
+    use crate::settings::test_settings as settings;
 
     /// A valid login gives a UEF line and a raw copy.
     #[test]

@@ -112,6 +112,16 @@ impl Settings {
     }
 }
 
+/// The settings the unit tests render with: domain `CORP`, "send unparsed logs" as given.
+#[cfg(test)]
+pub(crate) fn test_settings(send_unparsed: bool) -> Settings {
+    Settings {
+        send_unparsed,
+        default_domain: Some("CORP".into()),
+        ..Settings::default()
+    }
+}
+
 impl Default for Settings {
     /// The settings of a default configuration, for firmware version `0.0.0`.
     fn default() -> Self {

@@ -169,6 +169,20 @@ pub(crate) fn form_errors_banner(errors: &Errors) -> Markup {
     }
 }
 
+/// A new password field named `name` and its confirmation field `confirm`.
+fn new_password_fields(name: &str, label: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input type="password" id=(name) name=(name) autocomplete="new-password";
+        }
+        div.field {
+            label for="confirm" { "Type it again" }
+            input type="password" id="confirm" name="confirm" autocomplete="new-password";
+        }
+    }
+}
+
 /// First boot: the setup code and a new password.
 pub(crate) fn claim(csrf: &str, fingerprint: &str, error: Option<&str>) -> Markup {
     layout(
@@ -188,14 +202,7 @@ pub(crate) fn claim(csrf: &str, fingerprint: &str, error: Option<&str>) -> Marku
                     input type="text" id="code" name="code" autocomplete="off" spellcheck="false"
                         placeholder="XXXX-XXXX-XXXX-XXXX";
                 }
-                div.field {
-                    label for="password" { "New administrator password (at least 12 characters)" }
-                    input type="password" id="password" name="password" autocomplete="new-password";
-                }
-                div.field {
-                    label for="confirm" { "Type it again" }
-                    input type="password" id="confirm" name="confirm" autocomplete="new-password";
-                }
+                (new_password_fields("password", "New administrator password (at least 12 characters)"))
                 button type="submit" { "Set password" }
             }
         },
@@ -774,14 +781,7 @@ pub(crate) fn password(nav: Nav<'_>, error: Option<&str>, saved: bool) -> Markup
                     label for="current" { "Current password" }
                     input type="password" id="current" name="current" autocomplete="current-password";
                 }
-                div.field {
-                    label for="new" { "New password (at least 12 characters)" }
-                    input type="password" id="new" name="new" autocomplete="new-password";
-                }
-                div.field {
-                    label for="confirm" { "Type it again" }
-                    input type="password" id="confirm" name="confirm" autocomplete="new-password";
-                }
+                (new_password_fields("new", "New password (at least 12 characters)"))
                 button type="submit" { "Change password" }
             }
         },

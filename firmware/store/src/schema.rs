@@ -157,6 +157,23 @@ pub(crate) fn encode_record(record: &QueuedRecord) -> Result<Vec<u8>, serde_json
 
 /// Decodes a `queue` value; the error text says what is wrong.
 pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, String> {
+    let (header, event) = split_record(bytes)?;
+    let header: RecordHeader =
+        serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
+    let event_json = String::from_utf8(event.to_vec()).map_err(|e| format!("event: {e}"))?;
+    Ok(QueuedRecord {
+        seq,
+        event_id: header.event_id,
+        event_type: header.event_type,
+        stream: header.stream,
+        collected_at_ms: header.collected_at_ms,
+        event_json,
+    })
+}
+
+/// Checks a `queue` value's format byte and splits the rest into its JSON header and the
+/// event's text.
+fn split_record(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
     let (&format, rest) = bytes.split_first().ok_or("empty record")?;
     if format == 0 || format > RECORD_FORMAT {
         return Err(format!(
@@ -170,18 +187,7 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, Stri
     if rest.len() < len {
         return Err("truncated header".into());
     }
-    let (header, event) = rest.split_at(len);
-    let header: RecordHeader =
-        serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
-    let event_json = String::from_utf8(event.to_vec()).map_err(|e| format!("event: {e}"))?;
-    Ok(QueuedRecord {
-        seq,
-        event_id: header.event_id,
-        event_type: header.event_type,
-        stream: header.stream,
-        collected_at_ms: header.collected_at_ms,
-        event_json,
-    })
+    Ok(rest.split_at(len))
 }
 
 /// Dead letter, format 1:
@@ -252,17 +258,7 @@ pub(crate) fn keep_record(
     bytes: &[u8],
     keep: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
 ) -> Result<bool, String> {
-    let (&format, rest) = bytes.split_first().ok_or("empty record")?;
-    if format == 0 || format > RECORD_FORMAT {
-        return Err(format!(
-            "record format {format} is not supported (this firmware reads 1..={RECORD_FORMAT})"
-        ));
-    }
-    let (len, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or("truncated header length")?;
-    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
-    let header = rest.get(..len).ok_or("truncated header")?;
+    let (header, _) = split_record(bytes)?;
     let header: EventTypeOnly<'_> =
         serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
     Ok(keep(header.event_type.as_deref()))
