@@ -39,6 +39,23 @@ fn plausible_secret(value: &str) -> bool {
     (1..=512).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// A token or key typed into field `name` (untrimmed: a secret is taken as pasted), to be
+/// stored under `key`; an empty field keeps the stored one.
+fn new_secret(
+    form: &HashMap<String, String>,
+    (name, key): (&str, &str),
+    invalid: &str,
+    (secrets, errors): (&mut Vec<(String, String)>, &mut Errors),
+) {
+    match form.get(name).map(String::as_str) {
+        None | Some("") => {}
+        Some(value) if plausible_secret(value) => secrets.push((key.to_owned(), value.to_owned())),
+        Some(_) => {
+            errors.insert(name.into(), invalid.into());
+        }
+    }
+}
+
 pub(crate) fn box_app(form: &HashMap<String, String>, secret_set: bool) -> Result<BoxApp, Errors> {
     let mut errors = Errors::new();
     let client_id = get(form, "client_id");
@@ -408,20 +425,12 @@ pub(crate) fn apply(
             } else {
                 None
             };
-            let token = form
-                .get("log_search_token")
-                .map(String::as_str)
-                .unwrap_or_default();
-            if !token.is_empty() {
-                if plausible_secret(token) {
-                    secrets.push((keys::LOG_SEARCH_TOKEN.to_owned(), token.to_owned()));
-                } else {
-                    errors.insert(
-                        "log_search_token".into(),
-                        "The token is letters, digits and dashes.".into(),
-                    );
-                }
-            }
+            new_secret(
+                form,
+                ("log_search_token", keys::LOG_SEARCH_TOKEN),
+                "The token is letters, digits and dashes.",
+                (&mut secrets, &mut errors),
+            );
             config.insightidr.log_search = if on(form, "log_search_enabled") {
                 let region = get(form, "region");
                 if !REGIONS.contains(&region) {
@@ -453,20 +462,12 @@ pub(crate) fn apply(
             } else {
                 None
             };
-            let key = form
-                .get("platform_api_key")
-                .map(String::as_str)
-                .unwrap_or_default();
-            if !key.is_empty() {
-                if plausible_secret(key) {
-                    secrets.push((keys::PLATFORM_API_KEY.to_owned(), key.to_owned()));
-                } else {
-                    errors.insert(
-                        "platform_api_key".into(),
-                        "The key is letters, digits and dashes.".into(),
-                    );
-                }
-            }
+            new_secret(
+                form,
+                ("platform_api_key", keys::PLATFORM_API_KEY),
+                "The key is letters, digits and dashes.",
+                (&mut secrets, &mut errors),
+            );
         }
         SettingsPage::Mapping => {
             let domain = get(form, "default_domain");

@@ -157,7 +157,7 @@ pub(crate) fn encode_record(record: &QueuedRecord) -> Result<Vec<u8>, serde_json
 
 /// Decodes a `queue` value; the error text says what is wrong.
 pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, String> {
-    let (header, event) = split_record(bytes)?;
+    let (header, event) = split_framed(bytes, "record")?;
     let header: RecordHeader =
         serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
     let event_json = String::from_utf8(event.to_vec()).map_err(|e| format!("event: {e}"))?;
@@ -171,13 +171,13 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<QueuedRecord, Stri
     })
 }
 
-/// Checks a `queue` value's format byte and splits the rest into its JSON header and the
-/// event's text.
-fn split_record(bytes: &[u8]) -> Result<(&[u8], &[u8]), String> {
-    let (&format, rest) = bytes.split_first().ok_or("empty record")?;
+/// Checks the format byte of a `queue` value or a dead letter (`what`) and splits the rest
+/// into its JSON header and what follows it (the event's text, or the queue record).
+fn split_framed<'a>(bytes: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), String> {
+    let (&format, rest) = bytes.split_first().ok_or_else(|| format!("empty {what}"))?;
     if format == 0 || format > RECORD_FORMAT {
         return Err(format!(
-            "record format {format} is not supported (this firmware reads 1..={RECORD_FORMAT})"
+            "{what} format {format} is not supported (this firmware reads 1..={RECORD_FORMAT})"
         ));
     }
     let (len, rest) = rest
@@ -228,18 +228,7 @@ pub(crate) fn decode_dead_letter(
     seq: u64,
     bytes: &[u8],
 ) -> Result<(String, u64, QueuedRecord), String> {
-    let (&format, rest) = bytes.split_first().ok_or("empty dead letter")?;
-    if format == 0 || format > RECORD_FORMAT {
-        return Err(format!("dead letter format {format} is not supported"));
-    }
-    let (len, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or("truncated header length")?;
-    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
-    if rest.len() < len {
-        return Err("truncated header".into());
-    }
-    let (header, record) = rest.split_at(len);
+    let (header, record) = split_framed(bytes, "dead letter")?;
     let header: DeadLetterHeader =
         serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
     Ok((header.reason, header.at_ms, decode_record(seq, record)?))
@@ -258,7 +247,7 @@ pub(crate) fn keep_record(
     bytes: &[u8],
     keep: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
 ) -> Result<bool, String> {
-    let (header, _) = split_record(bytes)?;
+    let (header, _) = split_framed(bytes, "record")?;
     let header: EventTypeOnly<'_> =
         serde_json::from_slice(header).map_err(|e| format!("bad header: {e}"))?;
     Ok(keep(header.event_type.as_deref()))
