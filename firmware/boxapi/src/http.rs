@@ -277,16 +277,9 @@ pub fn redacted_url(url: &reqwest::Url) -> String {
     )
 }
 
-/// The whole cause chain of an error in one line (reqwest's top-level message is vague).
+/// The whole cause chain of an error in one line, bounded like every string from the network.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    bounded(&text)
+    bounded(&boxidr_model::error::error_chain(e))
 }
 
 /// Strings from the network are untrusted: cap them and strip control characters.

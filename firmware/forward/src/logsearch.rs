@@ -42,6 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use boxidr_model::error::error_chain;
 use boxidr_store::{Rejection, SinkId};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
@@ -557,19 +558,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = text.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
-}
-
-/// An error and its sources on one line (reqwest's own text is terse). Call it on errors
-/// already stripped of their URL.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl Sink for LogSearchSink {

@@ -5,6 +5,7 @@
 //! tokio, reqwest, redb, tiny_http or rppal (checked by `tools/test-all.sh`).
 
 pub mod clock;
+pub mod error;
 mod event;
 pub mod led;
 mod position;
