@@ -116,12 +116,7 @@ impl Req {
     /// The `Host` header if it is a plausible host[:port] (no injection into URLs we build).
     pub(crate) fn host(&self) -> Option<&str> {
         let host = self.header("host")?;
-        let plausible = !host.is_empty()
-            && host.len() <= 255
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-        plausible.then_some(host)
+        plausible_host(host).then_some(host)
     }
 
     /// Whether the request comes from this very origin, `https://<Host>`.
@@ -322,6 +317,16 @@ pub(crate) fn security_headers(
         ("Cross-Origin-Opener-Policy".into(), "same-origin".into()),
         ("Cross-Origin-Resource-Policy".into(), "same-origin".into()),
     ]
+}
+
+/// Whether a `Host` header (or its name part) is 1–255 bytes of letters, digits and `.-:[]`:
+/// nothing that could inject into a URL or a redirect built from it.
+pub(crate) fn plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::boxlink::BoxConnectedHook;
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::{SetupCode, Throttle};
 use crate::error::SetupError;
-use crate::http::{Method, Req, Resp, body_limit, split_url};
+use crate::http::{Method, Req, Resp, body_limit, plausible_host, split_url};
 use crate::route::Page;
 use crate::session::Sessions;
 use crate::status::StatusSource;
@@ -497,12 +497,7 @@ fn host_without_port(host: &str) -> Option<&str> {
     } else {
         host.split(':').next()?
     };
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    ok.then_some(name)
+    plausible_host(name).then_some(name)
 }
 
 #[cfg(test)]
