@@ -1,62 +1,20 @@
-//! The canary verifier, wired into the pipeline: with a Platform API key stored, a round runs
-//! shortly after start and then every `insightidr.verifier.every_secs` (6 h by default).
-//!
-//! A round puts two canary records INTO THE QUEUE (`boxidr_normalize::canary`: a synthetic
-//! login and a raw-only event, both carrying a fresh `boxidr-canary-<hex>` marker), so they
-//! travel exactly the path Box events travel: store, render at send time, each sink. It then
-//! searches Log Search for the marker (`Verifier::search`, 202 + `links` polling) every
-//! `search_every_secs` until each enabled sink's record is found or the deadline passes
-//! (10 min by default). A hit that is a UEF line confirms the Collector path; a hit that is a
-//! raw record confirms the Log Search path. Each sink's [`VerifierState`] goes
-//! Pending → Confirmed or NotSeen, and feeds the health facts and the status document.
-//!
-//! Without a key nothing is queued and both states stay `NotConfigured`.
+//! The canary verifier, wired into the pipeline: with a Platform API key stored, the rounds of
+//! `boxidr_forward::verify` (a sans-IO machine and its thin task) run shortly after start and
+//! then every `insightidr.verifier.every_secs` (6 h by default), queueing the canary records
+//! `boxidr_normalize::canary` makes. Without a key nothing is queued and both states stay
+//! `NotConfigured`.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use boxidr_config::Config;
-use boxidr_forward::verify::canary_marker;
-use boxidr_forward::{ApiKey, TrustRoots, Verifier, VerifierSettings};
-use boxidr_health::VerifierState;
+use boxidr_forward::verify::{self, CanaryPlan, CanaryStatus, RoundTimings};
+use boxidr_forward::{ApiKey, Verifier, VerifierSettings};
 use boxidr_model::BoxEvent;
 use boxidr_setup::keys;
-use boxidr_store::{CursorKey, PageCommit, SinkId, Store};
-use serde_json::Value;
+use boxidr_store::{SinkId, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
-
-use boxidr_model::clock::now_ms;
-
-/// The (never stored: canary pages carry no position) cursor name canary pages are committed
-/// under, so their records are recognisable as not coming from a Box read.
-pub const CANARY_CURSOR: &str = "canary";
-
-/// Store counter of canary records queued (they are in `events_appended` too, but are not Box
-/// events: subtract this to count Box events).
-pub const COUNTER_CANARY_RECORDS: &str = "canary_records";
-
-/// Longest one search may spend following its poll links.
-const SEARCH_WITHIN: Duration = Duration::from_secs(60);
-
-/// Margin before the canary's queue time for the query window (clock skew between the
-/// appliance and InsightIDR).
-const SINCE_MARGIN: Duration = Duration::from_secs(60);
-
-/// A running canary schedule.
-#[derive(Debug)]
-pub struct CanaryPlan {
-    pub verifier: Verifier,
-    /// Between rounds.
-    pub every: Duration,
-    /// Before the first round.
-    pub first_after: Duration,
-    /// How long a canary may take to show up.
-    pub deadline: Duration,
-    /// Between searches while a canary is pending.
-    pub search_every: Duration,
-}
+use tracing::warn;
 
 /// Whether and how the verifier runs.
 #[derive(Debug)]
@@ -66,33 +24,6 @@ pub enum Canary {
     /// A key is stored but the verifier cannot be built (bad URL, unreadable CA).
     Broken(String),
     Run(Box<CanaryPlan>),
-}
-
-/// What the verifier reports: the status report's `verifier` section.
-pub use boxidr_health::VerifierReport as CanaryStatus;
-
-/// The verifier state of one sink in [`CanaryStatus`], by the store's sink id.
-pub(crate) trait PerSink {
-    /// Sets one sink's state.
-    fn set(&mut self, sink: SinkId, state: VerifierState);
-    /// The state for one sink.
-    fn state(&self, sink: SinkId) -> VerifierState;
-}
-
-impl PerSink for CanaryStatus {
-    fn set(&mut self, sink: SinkId, state: VerifierState) {
-        match sink {
-            SinkId::Collector => self.collector = state,
-            SinkId::LogSearch => self.log_search = state,
-        }
-    }
-
-    fn state(&self, sink: SinkId) -> VerifierState {
-        match sink {
-            SinkId::Collector => self.collector,
-            SinkId::LogSearch => self.log_search,
-        }
-    }
 }
 
 /// The verifier from the settings file and the stored Platform API key.
@@ -115,31 +46,31 @@ pub async fn plan(config: &Config, store: &Store) -> Canary {
         Ok(proxy) => settings.proxy = proxy,
         Err(e) => return Canary::Broken(e),
     }
-    match trust_roots(config) {
+    match verify::trust_roots(config) {
         Ok(roots) => settings.roots = roots,
         Err(e) => return Canary::Broken(e),
     }
     match Verifier::new(settings) {
         Ok(verifier) => Canary::Run(Box::new(CanaryPlan {
             verifier,
-            every: Duration::from_secs(v.every_secs),
-            first_after: Duration::from_secs(v.first_after_secs),
-            deadline: Duration::from_secs(v.deadline_secs),
-            search_every: Duration::from_secs(v.search_every_secs),
+            timings: RoundTimings {
+                first_after: Duration::from_secs(v.first_after_secs),
+                every: Duration::from_secs(v.every_secs),
+                deadline: Duration::from_secs(v.deadline_secs),
+                search_every: Duration::from_secs(v.search_every_secs),
+            },
+            records,
         })),
         Err(e) => Canary::Broken(format!("Platform API client: {e}")),
     }
 }
 
-/// What the Platform API's certificate is checked against: `insightidr.verifier.ca_file` when
-/// set (a TLS-inspecting proxy, the simulator), else the operating system's roots.
-pub fn trust_roots(config: &Config) -> Result<TrustRoots, String> {
-    match &config.insightidr.verifier.ca_file {
-        Some(path) => boxidr_forward::collector::read_ca_file(path)
-            .map(TrustRoots::CustomCa)
-            .map_err(|e| format!("Platform API CA: {e}")),
-        None => Ok(TrustRoots::Platform),
-    }
+/// One round's canary records, as the queue takes them.
+fn records(marker: &str, at_ms: u64) -> Vec<BoxEvent> {
+    boxidr_normalize::canary::events(marker, at_ms)
+        .into_iter()
+        .filter_map(|v| BoxEvent::from_value(v).ok())
+        .collect()
 }
 
 /// Starts the verifier for the enabled `sinks` on `tasks` (nothing when it is off); the
@@ -151,191 +82,30 @@ pub fn start(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &watch::Receiver<bool>,
 ) -> watch::Receiver<CanaryStatus> {
+    let configured = CanaryStatus {
+        configured: true,
+        ..CanaryStatus::default()
+    };
     match canary {
         Canary::Off => watch::channel(CanaryStatus::default()).1,
         Canary::Broken(reason) => {
             warn!(%reason, "The canary verifier cannot run.");
             watch::channel(CanaryStatus {
-                configured: true,
                 last_error: Some(reason),
-                ..CanaryStatus::default()
+                ..configured
             })
             .1
         }
         Canary::Run(plan) => {
-            let (tx, rx) = watch::channel(CanaryStatus {
-                configured: true,
-                ..CanaryStatus::default()
+            let (tx, rx) = watch::channel(configured);
+            let (sinks, shutdown) = (sinks.to_vec(), shutdown.clone());
+            // Never ends on its own (the supervisor treats an ended task as a failure).
+            tasks.spawn(async move {
+                verify::task::run(*plan, store, &sinks, tx, shutdown).await;
+                Ok(())
             });
-            let sinks = sinks.to_vec();
-            tasks.spawn(run(*plan, store, sinks, tx, shutdown.clone()));
             rx
         }
-    }
-}
-
-/// The schedule: a round after `first_after`, then every `every`, until shutdown. Never ends
-/// on its own (the supervisor treats an ended task as a failure).
-async fn run(
-    plan: CanaryPlan,
-    store: Store,
-    sinks: Vec<SinkId>,
-    status: watch::Sender<CanaryStatus>,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let mut wait = plan.first_after;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-        if !sinks.is_empty() && round(&plan, &store, &sinks, &status, &mut shutdown).await {
-            return Ok(());
-        }
-        wait = plan.every;
-    }
-}
-
-/// One round: queue, then search until every sink is confirmed or the deadline passes.
-/// `true` when shutdown interrupted it.
-async fn round(
-    plan: &CanaryPlan,
-    store: &Store,
-    sinks: &[SinkId],
-    status: &watch::Sender<CanaryStatus>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
-    let marker = canary_marker();
-    let queued_ms = now_ms();
-    let events = boxidr_normalize::canary::events(&marker, queued_ms)
-        .into_iter()
-        .filter_map(|v| BoxEvent::from_value(v).ok())
-        .collect();
-    let page = PageCommit {
-        cursor: CursorKey::Sweep(CANARY_CURSOR.to_owned()),
-        events,
-        next_position: None,
-        last_created_at: None,
-        window: None,
-        collected_at_ms: queued_ms,
-    };
-    match store.commit_page(page).await {
-        Ok(outcome) => {
-            if let Err(e) = store
-                .add_counter(COUNTER_CANARY_RECORDS.to_owned(), outcome.appended)
-                .await
-            {
-                warn!(error = %e, "Cannot count the canary records.");
-            }
-        }
-        Err(e) => {
-            warn!(error = %e, "Cannot queue the canary; next round at the next period.");
-            status.send_modify(|s| s.last_error = Some(format!("cannot queue the canary: {e}")));
-            return false;
-        }
-    }
-    info!(%marker, "Canary queued.");
-    status.send_modify(|s| {
-        s.rounds += 1;
-        s.marker = Some(marker.clone());
-        for sink in sinks {
-            s.set(
-                *sink,
-                VerifierState::Pending {
-                    since_ms: queued_ms,
-                },
-            );
-        }
-    });
-    let since = SystemTime::now() - SINCE_MARGIN;
-    let give_up = tokio::time::Instant::now() + plan.deadline;
-    let mut unseen: BTreeSet<SinkId> = sinks.iter().copied().collect();
-    let mut logs: Option<Vec<String>> = None;
-    while !unseen.is_empty() {
-        let pause = plan
-            .search_every
-            .min(give_up.saturating_duration_since(tokio::time::Instant::now()));
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return true,
-        }
-        let searched = tokio::select! {
-            r = search(&plan.verifier, &mut logs, &marker, since) => r,
-            _ = shutdown.changed() => return true,
-        };
-        match searched {
-            Ok(messages) => {
-                status.send_modify(|s| s.last_error = None);
-                for message in &messages {
-                    let Some(sink) = path_of(message) else {
-                        continue;
-                    };
-                    if unseen.remove(&sink) {
-                        info!(%sink, %marker, "Canary seen in InsightIDR.");
-                        status.send_modify(|s| {
-                            s.set(sink, VerifierState::Confirmed { at_ms: now_ms() })
-                        });
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "Canary search failed; retrying until the deadline.");
-                status.send_modify(|s| s.last_error = Some(e));
-            }
-        }
-        if !unseen.is_empty() && tokio::time::Instant::now() >= give_up {
-            let at_ms = now_ms();
-            for sink in std::mem::take(&mut unseen) {
-                warn!(%sink, %marker, "Canary not seen in InsightIDR before the deadline.");
-                status.send_modify(|s| s.set(sink, VerifierState::NotSeen { at_ms }));
-            }
-        }
-    }
-    false
-}
-
-/// One search over every log the key can query (listed once per round).
-async fn search(
-    verifier: &Verifier,
-    logs: &mut Option<Vec<String>>,
-    marker: &str,
-    since: SystemTime,
-) -> Result<Vec<String>, String> {
-    let ids = match logs {
-        Some(ids) => ids.clone(),
-        None => {
-            let listed: Vec<String> = verifier
-                .logs()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|l| l.id)
-                .collect();
-            if listed.is_empty() {
-                return Err("the Platform API key sees no logs".to_owned());
-            }
-            logs.insert(listed).clone()
-        }
-    };
-    verifier
-        .search(&ids, marker, since, SEARCH_WITHIN)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Which path a found message came by: a canary UEF line is the Collector's, a canary raw
-/// record is Log Search's. Anything else that merely contains the marker confirms nothing.
-pub fn path_of(message: &str) -> Option<SinkId> {
-    let value: Value = serde_json::from_str(message).ok()?;
-    let flag = |v: &Value| v.get("boxidr_canary").and_then(Value::as_bool) == Some(true);
-    if value.get("event_type").and_then(Value::as_str) == Some("INGRESS_AUTHENTICATION")
-        && value.get("custom_data").is_some_and(flag)
-    {
-        Some(SinkId::Collector)
-    } else if value.get("boxidr_kind").is_some() && flag(&value) {
-        Some(SinkId::LogSearch)
-    } else {
-        None
     }
 }
 
@@ -343,8 +113,10 @@ pub fn path_of(message: &str) -> Option<SinkId> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup should panic loudly
 
+    use std::collections::BTreeSet;
     use std::sync::Arc;
 
+    use boxidr_forward::verify::PathVerdict;
     use boxidr_forward::{
         BackoffPolicy, CollectorSettings, CollectorSink, CollectorTransport, Forwarder,
         ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Render,
@@ -451,7 +223,7 @@ mod tests {
             config.insightidr.verifier.deadline_secs = 8;
             match plan(&config, &self.store).await {
                 Canary::Run(mut plan) => {
-                    plan.search_every = Duration::from_millis(200);
+                    plan.timings.search_every = Duration::from_millis(200);
                     Canary::Run(plan)
                 }
                 other => other,
@@ -463,8 +235,8 @@ mod tests {
             let done = |s: &CanaryStatus| {
                 SinkId::ALL.iter().all(|sink| {
                     matches!(
-                        s.state(*sink),
-                        VerifierState::Confirmed { .. } | VerifierState::NotSeen { .. }
+                        s.verdict(*sink),
+                        PathVerdict::Confirmed { .. } | PathVerdict::NotSeen { .. }
                     )
                 })
             };
@@ -502,11 +274,11 @@ mod tests {
         );
         let done = rig.settled(&mut status).await;
         assert!(
-            matches!(done.collector, VerifierState::Confirmed { .. }),
+            matches!(done.collector, PathVerdict::Confirmed { .. }),
             "{done:?}"
         );
         assert!(
-            matches!(done.log_search, VerifierState::Confirmed { .. }),
+            matches!(done.log_search, PathVerdict::Confirmed { .. }),
             "{done:?}"
         );
         assert_eq!(done.rounds, 1);
@@ -524,7 +296,7 @@ mod tests {
         assert_eq!(raw, want, "both raw records, even with send_unparsed off");
         assert_eq!(
             rig.store
-                .counter(COUNTER_CANARY_RECORDS.to_owned())
+                .counter(verify::COUNTER_CANARY_RECORDS.to_owned())
                 .await
                 .unwrap(),
             2
@@ -552,11 +324,11 @@ mod tests {
         );
         let done = rig.settled(&mut status).await;
         assert!(
-            matches!(done.log_search, VerifierState::NotSeen { .. }),
+            matches!(done.log_search, PathVerdict::NotSeen { .. }),
             "{done:?}"
         );
         assert!(
-            matches!(done.collector, VerifierState::Confirmed { .. }),
+            matches!(done.collector, PathVerdict::Confirmed { .. }),
             "{done:?}"
         );
         // The sink did deliver (2xx): only the verifier can tell that nothing arrived.
@@ -583,25 +355,9 @@ mod tests {
         );
         assert_eq!(rig.tasks.len(), tasks_before, "no verifier task");
         assert_eq!(*status.borrow(), CanaryStatus::default());
-        assert_eq!(status.borrow().collector, VerifierState::NotConfigured);
+        assert_eq!(status.borrow().collector, PathVerdict::Unchecked);
         let stats = rig.store.stats().await.unwrap();
         assert_eq!((stats.queue_records, stats.newest_seq), (0, None));
         rig.stop().await;
-    }
-
-    /// Only marked canary messages confirm a path, and each by its own shape.
-    #[test]
-    fn paths_by_shape() {
-        let uef = r#"{"version":"v1","event_type":"INGRESS_AUTHENTICATION","custom_data":{"boxidr_canary":true}}"#;
-        assert_eq!(path_of(uef), Some(SinkId::Collector));
-        let raw = r#"{"boxidr_kind":"other","boxidr_canary":true}"#;
-        assert_eq!(path_of(raw), Some(SinkId::LogSearch));
-        for other in [
-            r#"{"boxidr_kind":"other","note":"boxidr-canary-1"}"#,
-            r#"{"event_type":"INGRESS_AUTHENTICATION","custom_data":{}}"#,
-            "boxidr-canary-1 plain text",
-        ] {
-            assert_eq!(path_of(other), None, "{other}");
-        }
     }
 }

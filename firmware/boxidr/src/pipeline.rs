@@ -143,8 +143,8 @@ pub struct Watches {
     pub sweep: watch::Receiver<SweepStatus>,
     pub collector: watch::Receiver<SinkStatus>,
     pub log_search: watch::Receiver<SinkStatus>,
-    /// The canary verifier (`NotConfigured` without a Platform API key).
-    pub verifier: watch::Receiver<crate::canary::CanaryStatus>,
+    /// The canary verifier (both paths `Unchecked` without a Platform API key).
+    pub verifier: watch::Receiver<boxidr_forward::verify::CanaryStatus>,
 }
 
 /// What to do with one sink.

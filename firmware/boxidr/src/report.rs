@@ -5,17 +5,18 @@
 //! [`store_section`] alone.
 
 use boxidr_boxapi::sweep::SweepProgress;
+use boxidr_forward::verify::CanaryStatus;
 use boxidr_forward::{SinkState, SinkStatus};
 use boxidr_health::{
     BoxReport, CollectingState, CountersReport, CursorReport, Facts, Health, LedsReport,
     PendingReport, ProgressKind, ProgressReport, ReaderReport, ServiceState, SinkReport,
     SinkStateName, SinksReport, StatusReport, StoreReport, StoreSection, StreamReport, SweepReport,
-    WatchdogReport, WindowReport,
+    VerifierReport, WatchdogReport, WindowReport,
 };
 use boxidr_model::clock::{now_ms, unix_ms};
 use boxidr_store::{CursorKey, Store};
 
-use crate::facts::NotCollecting;
+use crate::facts::{NotCollecting, verifier_state};
 use crate::pipeline::Watches;
 
 /// Where the pipeline is, as the report tells it.
@@ -57,7 +58,7 @@ pub(crate) async fn build(store: &Store, parts: Parts<'_>) -> StatusReport {
                 collector: sink_report(&w.collector.borrow()),
                 log_search: sink_report(&w.log_search.borrow()),
             }),
-            Some(w.verifier.borrow().clone()),
+            Some(verifier_report(&w.verifier.borrow())),
         ),
         _ => (None, None, None),
     };
@@ -157,6 +158,18 @@ fn sink_report(status: &SinkStatus) -> SinkReport {
     }
 }
 
+/// The canary verifier's section.
+fn verifier_report(status: &CanaryStatus) -> VerifierReport {
+    VerifierReport {
+        configured: status.configured,
+        collector: verifier_state(status.collector),
+        log_search: verifier_state(status.log_search),
+        marker: status.marker.clone(),
+        rounds: status.rounds,
+        last_error: status.last_error.clone(),
+    }
+}
+
 /// Queue, quota and cursors as the store holds them (also used with the service stopped).
 pub async fn store_section(store: &Store) -> StoreSection {
     let stats = match store.stats().await {
@@ -206,7 +219,7 @@ pub async fn store_section(store: &Store) -> StoreSection {
     let counters = CountersReport {
         events_appended: counter(store, boxidr_store::schema::COUNTER_APPENDED).await,
         events_duplicate: counter(store, boxidr_store::schema::COUNTER_DUPLICATES).await,
-        canary_records: counter(store, crate::canary::COUNTER_CANARY_RECORDS).await,
+        canary_records: counter(store, boxidr_forward::verify::COUNTER_CANARY_RECORDS).await,
     };
     let quota_percent = if stats.quota_bytes == 0 {
         0.0

@@ -173,7 +173,7 @@ pub async fn serve_with(
     // An overridden Platform API (a proxy, or the simulator in the demo) is what the page's
     // "Test connection" must reach too; otherwise the page uses the region the admin picks.
     if let Some(base) = &config.insightidr.verifier.api_base {
-        let roots = crate::canary::trust_roots(&config).unwrap_or_else(|e| {
+        let roots = boxidr_forward::verify::trust_roots(&config).unwrap_or_else(|e| {
             warn!(error = %e, "The page's Test connection uses the OS roots.");
             boxidr_forward::TrustRoots::Platform
         });

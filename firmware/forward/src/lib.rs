@@ -15,7 +15,9 @@
 //! - [`forwarder`]: [`Forwarder`], the per-sink loop: read ahead of the cursor, render, submit
 //!   into the sink's window, ack the delivered prefix every 100 ms, wait, back off.
 //! - [`status`]: [`SinkStatus`], what each loop publishes on a `watch` channel for health.
-//! - [`verify`]: [`Verifier`], Platform API key check and canary search through Log Search.
+//! - [`verify`]: [`Verifier`], Platform API key check and canary search through Log Search;
+//!   the canary rounds as a sans-IO machine ([`verify::round`]) and the thin task that queues
+//!   the canary records and searches for them ([`verify::task`]).
 //!
 //! # Design constraints
 //!

@@ -9,6 +9,10 @@
 //! Queries are asynchronous: the query answers `202` with `links[rel=self]`, polled (at most
 //! once a second by default) until it answers `200` with `events`. The API key is only ever
 //! sent to the configured API origin: a poll link pointing elsewhere is refused.
+//!
+//! The canary rounds themselves: [`round`] is the sans-IO machine (when to queue, when to
+//! search, what each answer means for each sink's path), [`task`] the thin task that performs
+//! it against the store and this client.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -20,6 +24,12 @@ use url::Url;
 
 use crate::error::SetupError;
 use crate::logsearch::{TrustRoots, http_client, retry_after};
+
+pub mod round;
+pub mod task;
+
+pub use round::{CanaryStatus, PathVerdict, RoundTimings, Rounds};
+pub use task::{CANARY_CURSOR, COUNTER_CANARY_RECORDS, CanaryPlan, trust_roots};
 
 /// Largest response body read from the Platform API.
 const MAX_BODY: usize = 4 * 1024 * 1024;
