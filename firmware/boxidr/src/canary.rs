@@ -116,11 +116,11 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
-    use boxidr_forward::verify::PathVerdict;
     use boxidr_forward::{
         BackoffPolicy, CollectorSettings, CollectorSink, CollectorTransport, Forwarder,
         ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Render,
     };
+    use boxidr_health::VerifierState;
     use boxidr_store::{Secret, StoreOptions};
 
     use super::*;
@@ -233,10 +233,10 @@ mod tests {
         /// Waits until neither sink's state is pending (or not yet started).
         async fn settled(&self, status: &mut watch::Receiver<CanaryStatus>) -> CanaryStatus {
             let done = |s: &CanaryStatus| {
-                SinkId::ALL.iter().all(|sink| {
+                [s.collector, s.log_search].iter().all(|v| {
                     matches!(
-                        s.verdict(*sink),
-                        PathVerdict::Confirmed { .. } | PathVerdict::NotSeen { .. }
+                        v,
+                        VerifierState::Confirmed { .. } | VerifierState::NotSeen { .. }
                     )
                 })
             };
@@ -274,11 +274,11 @@ mod tests {
         );
         let done = rig.settled(&mut status).await;
         assert!(
-            matches!(done.collector, PathVerdict::Confirmed { .. }),
+            matches!(done.collector, VerifierState::Confirmed { .. }),
             "{done:?}"
         );
         assert!(
-            matches!(done.log_search, PathVerdict::Confirmed { .. }),
+            matches!(done.log_search, VerifierState::Confirmed { .. }),
             "{done:?}"
         );
         assert_eq!(done.rounds, 1);
@@ -324,11 +324,11 @@ mod tests {
         );
         let done = rig.settled(&mut status).await;
         assert!(
-            matches!(done.log_search, PathVerdict::NotSeen { .. }),
+            matches!(done.log_search, VerifierState::NotSeen { .. }),
             "{done:?}"
         );
         assert!(
-            matches!(done.collector, PathVerdict::Confirmed { .. }),
+            matches!(done.collector, VerifierState::Confirmed { .. }),
             "{done:?}"
         );
         // The sink did deliver (2xx): only the verifier can tell that nothing arrived.
@@ -355,7 +355,7 @@ mod tests {
         );
         assert_eq!(rig.tasks.len(), tasks_before, "no verifier task");
         assert_eq!(*status.borrow(), CanaryStatus::default());
-        assert_eq!(status.borrow().collector, PathVerdict::Unchecked);
+        assert_eq!(status.borrow().collector, VerifierState::NotConfigured);
         let stats = rig.store.stats().await.unwrap();
         assert_eq!((stats.queue_records, stats.newest_seq), (0, None));
         rig.stop().await;

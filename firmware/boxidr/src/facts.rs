@@ -3,10 +3,8 @@
 
 use boxidr_boxapi::utc::{parse_utc, unix_ms};
 use boxidr_forward::SinkStatus;
-use boxidr_forward::verify::PathVerdict;
 use boxidr_health::{
     AuthState, BoardFacts, BoxFacts, ClockFacts, Facts, SinkFacts, SinkState, StoreFacts,
-    VerifierState,
 };
 use boxidr_model::clock::{self, now_ms};
 use boxidr_store::{CursorKey, SinkId, Stats, Store};
@@ -124,13 +122,13 @@ pub async fn gather(store: &Store, watches: Option<&Watches>, context: Context) 
                 &w.collector.borrow(),
                 stats.as_ref().ok(),
                 SinkId::Collector,
-                verifier_state(w.verifier.borrow().verdict(SinkId::Collector)),
+                w.verifier.borrow().collector,
             ),
             sink_facts(
                 &w.log_search.borrow(),
                 stats.as_ref().ok(),
                 SinkId::LogSearch,
-                verifier_state(w.verifier.borrow().verdict(SinkId::LogSearch)),
+                w.verifier.borrow().log_search,
             ),
         ),
         None => (SinkFacts::default(), SinkFacts::default()),
@@ -192,7 +190,7 @@ fn sink_facts(
     status: &SinkStatus,
     stats: Option<&Stats>,
     sink: SinkId,
-    verifier: VerifierState,
+    verifier: boxidr_health::VerifierState,
 ) -> SinkFacts {
     use boxidr_forward::SinkState as S;
     let state = match &status.state {
@@ -225,17 +223,6 @@ fn sink_facts(
             None
         },
         verifier,
-    }
-}
-
-/// The canary verifier's verdict on a sink's path, as health reads it (a path not looked at
-/// is not verified).
-pub(crate) fn verifier_state(verdict: PathVerdict) -> VerifierState {
-    match verdict {
-        PathVerdict::Unchecked => VerifierState::NotConfigured,
-        PathVerdict::Confirmed { at_ms } => VerifierState::Confirmed { at_ms },
-        PathVerdict::Pending { since_ms } => VerifierState::Pending { since_ms },
-        PathVerdict::NotSeen { at_ms } => VerifierState::NotSeen { at_ms },
     }
 }
 

@@ -143,7 +143,7 @@ pub struct Watches {
     pub sweep: watch::Receiver<SweepStatus>,
     pub collector: watch::Receiver<SinkStatus>,
     pub log_search: watch::Receiver<SinkStatus>,
-    /// The canary verifier (both paths `Unchecked` without a Platform API key).
+    /// The canary verifier (`NotConfigured` without a Platform API key).
     pub verifier: watch::Receiver<boxidr_forward::verify::CanaryStatus>,
 }
 

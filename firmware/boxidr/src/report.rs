@@ -5,18 +5,17 @@
 //! [`store_section`] alone.
 
 use boxidr_boxapi::sweep::SweepProgress;
-use boxidr_forward::verify::CanaryStatus;
 use boxidr_forward::{SinkState, SinkStatus};
 use boxidr_health::{
     BoxReport, CollectingState, CountersReport, CursorReport, Facts, Health, LedsReport,
     PendingReport, ProgressKind, ProgressReport, ReaderReport, ServiceState, SinkReport,
     SinkStateName, SinksReport, StatusReport, StoreReport, StoreSection, StreamReport, SweepReport,
-    VerifierReport, WatchdogReport, WindowReport,
+    WatchdogReport, WindowReport,
 };
 use boxidr_model::clock::{now_ms, unix_ms};
 use boxidr_store::{CursorKey, Store};
 
-use crate::facts::{NotCollecting, verifier_state};
+use crate::facts::NotCollecting;
 use crate::pipeline::Watches;
 
 /// Where the pipeline is, as the report tells it.
@@ -58,7 +57,7 @@ pub(crate) async fn build(store: &Store, parts: Parts<'_>) -> StatusReport {
                 collector: sink_report(&w.collector.borrow()),
                 log_search: sink_report(&w.log_search.borrow()),
             }),
-            Some(verifier_report(&w.verifier.borrow())),
+            Some(w.verifier.borrow().clone()),
         ),
         _ => (None, None, None),
     };
@@ -155,18 +154,6 @@ fn sink_report(status: &SinkStatus) -> SinkReport {
         cursor: status.cursor,
         last_error: status.last_error.clone(),
         last_delivered_at: status.last_delivered_at.map(|t| unix_ms(t) / 1000),
-    }
-}
-
-/// The canary verifier's section.
-fn verifier_report(status: &CanaryStatus) -> VerifierReport {
-    VerifierReport {
-        configured: status.configured,
-        collector: verifier_state(status.collector),
-        log_search: verifier_state(status.log_search),
-        marker: status.marker.clone(),
-        rounds: status.rounds,
-        last_error: status.last_error.clone(),
     }
 }
 

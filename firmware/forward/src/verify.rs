@@ -28,7 +28,7 @@ use crate::logsearch::{TrustRoots, http_client, retry_after};
 pub mod round;
 pub mod task;
 
-pub use round::{CanaryStatus, PathVerdict, RoundTimings, Rounds};
+pub use round::{CanaryStatus, RoundTimings, Rounds};
 pub use task::{CANARY_CURSOR, COUNTER_CANARY_RECORDS, CanaryPlan, trust_roots};
 
 /// Largest response body read from the Platform API.

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{AuthState, BoxFacts, Facts, SinkFacts, SinkState, VerifierState};
+use crate::VerifierState;
+use crate::facts::{AuthState, BoxFacts, Facts, SinkFacts, SinkState};
 use crate::problem::{Component, Level, Problem, ProblemCode, Severity};
 
 /// Box is failing after this many consecutive failed calls (with the poller's backoff of 1 s

@@ -7,6 +7,7 @@
 //! that (uptime, time spent waiting for the clock) are monotonic seconds. No field ever carries a
 //! secret: error texts come from the components' own redacted messages.
 
+use boxidr_model::VerifierState;
 use serde::{Deserialize, Serialize};
 
 /// Everything the health model knows at one moment.
@@ -131,31 +132,6 @@ pub enum SinkState {
     Disabled,
     /// The forwarding task has ended (shutdown).
     Stopped,
-}
-
-/// Whether InsightIDR has been seen to actually hold what a sink sent (canary search through
-/// the Platform API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
-pub enum VerifierState {
-    /// No Platform API key: delivery is not checked beyond the transport.
-    #[default]
-    NotConfigured,
-    /// The last canary was found.
-    Confirmed {
-        /// When it was found (ms since the epoch).
-        at_ms: u64,
-    },
-    /// A canary was sent and is being looked for.
-    Pending {
-        /// When it was sent (ms since the epoch).
-        since_ms: u64,
-    },
-    /// The last canary was not found before its deadline.
-    NotSeen {
-        /// When the search gave up (ms since the epoch).
-        at_ms: u64,
-    },
 }
 
 /// What one sink (Collector or Log Search) reports.

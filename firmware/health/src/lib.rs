@@ -36,9 +36,11 @@ pub use assess::{
     Derived, Health, MAX_DETAIL_CHARS, Overall, QUEUE_FULL_PERCENT, QUEUE_NEARLY_FULL_PERCENT,
     SINK_FAILING_AFTER_MS, SINK_FAILING_ATTEMPTS, VERIFY_PENDING_GRACE_MS, assess,
 };
+/// The verifier's vocabulary lives in `boxidr_model` (the canary rounds in `boxidr_forward`
+/// produce it); health judges it and the status report shows it.
+pub use boxidr_model::{VerifierReport, VerifierState};
 pub use facts::{
     AuthState, BoardFacts, BoxFacts, ClockFacts, Facts, SinkFacts, SinkState, StoreFacts,
-    VerifierState,
 };
 pub use leds::{attention_code, led_frame, led_table_markdown, summary_frame};
 pub use metrics::metrics;
@@ -47,5 +49,5 @@ pub use report::{
     BoxReport, CollectingState, CountersReport, CursorReport, LedsReport, PendingReport,
     ProgressKind, ProgressReport, ReaderReport, ServiceState, ServiceStatus, SinkReport,
     SinkStateName, SinksReport, StatusReport, StoppedReport, StoreReport, StoreSection,
-    StreamReport, SweepReport, VerifierReport, WatchdogPart, WatchdogReport, WindowReport,
+    StreamReport, SweepReport, WatchdogPart, WatchdogReport, WindowReport,
 };

@@ -6,8 +6,9 @@
 
 use std::fmt::Write as _;
 
+use crate::VerifierState;
 use crate::assess::{Health, Overall};
-use crate::facts::{AuthState, Facts, SinkFacts, SinkState, VerifierState};
+use crate::facts::{AuthState, Facts, SinkFacts, SinkState};
 use crate::problem::{Component, Level};
 
 /// The content type to serve the output of [`metrics`] with.

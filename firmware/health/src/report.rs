@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use boxidr_model::LedFrame;
 use serde::{Deserialize, Serialize};
 
-use crate::{Facts, Health, VerifierState};
+use crate::{Facts, Health, VerifierReport};
 
 /// The status of a running service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,24 +308,6 @@ pub enum SinkStateName {
     Stopped,
 }
 
-/// What the canary verifier reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct VerifierReport {
-    /// A Platform API key is stored.
-    pub configured: bool,
-    /// The Collector path (the canary's UEF line).
-    pub collector: VerifierState,
-    /// The Log Search path (the canary's raw records).
-    pub log_search: VerifierState,
-    /// The current or last round's marker (search for it in InsightIDR).
-    pub marker: Option<String>,
-    /// Rounds started since the pipeline started.
-    pub rounds: u64,
-    /// The last problem (queueing, Platform API); cleared by the next successful search.
-    pub last_error: Option<String>,
-}
-
 /// The store's figures, or why they cannot be read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -485,7 +467,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::scenarios;
+    use crate::{VerifierState, scenarios};
     use boxidr_model::LedLook;
 
     fn full() -> StatusReport {

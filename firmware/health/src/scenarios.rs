@@ -1,9 +1,9 @@
 //! Ready-made [`Facts`] for the LED table, tests and demos: a healthy box, and a box showing any
 //! one [`ProblemCode`].
 
+use crate::VerifierState;
 use crate::facts::{
     AuthState, BoardFacts, BoxFacts, ClockFacts, Facts, SinkFacts, SinkState, StoreFacts,
-    VerifierState,
 };
 use crate::problem::ProblemCode;
 

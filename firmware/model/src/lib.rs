@@ -11,12 +11,14 @@ pub mod led;
 mod position;
 pub mod pulse;
 pub mod retry;
+pub mod verifier;
 
 pub use event::{BoxEvent, EventError, EventId, UserMini};
 pub use led::{AttentionCode, Led, LedFrame, LedLook};
 pub use position::{PositionError, StreamPosition};
 pub use pulse::{Liveness, Pulse};
 pub use retry::BackoffPolicy;
+pub use verifier::{VerifierReport, VerifierState};
 
 use serde::{Deserialize, Serialize};
 

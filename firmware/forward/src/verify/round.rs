@@ -10,12 +10,13 @@
 //!
 //! A round: the first after `first_after`, then one every `every` counted from the end of the
 //! previous one (a round ends when every enabled sink's path is confirmed or at the deadline).
-//! Each enabled sink's [`PathVerdict`] goes Pending → Confirmed or NotSeen; a sink that is off
+//! Each enabled sink's [`VerifierState`] goes Pending → Confirmed or NotSeen; a sink that is off
 //! is never looked for; with no sink on, no canary is queued at all.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use boxidr_model::VerifierState;
 use boxidr_store::SinkId;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -46,60 +47,16 @@ pub struct RoundTimings {
     pub search_every: Duration,
 }
 
-/// What the canary has shown about one sink's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PathVerdict {
-    /// Not looked at: no key, the sink is off, or no round has started yet.
-    #[default]
-    Unchecked,
-    /// The last canary was found.
-    Confirmed {
-        /// When it was found (ms since the epoch).
-        at_ms: u64,
-    },
-    /// A canary was queued and is being looked for.
-    Pending {
-        /// When it was queued (ms since the epoch).
-        since_ms: u64,
-    },
-    /// The last canary was not found before its deadline.
-    NotSeen {
-        /// When the search gave up (ms since the epoch).
-        at_ms: u64,
-    },
-}
+/// What the verifier publishes: the status report's `verifier` section, one
+/// [`VerifierState`] per sink's path (`NotConfigured` for a path not looked at: no key, the
+/// sink is off, or no round has started yet).
+pub use boxidr_model::VerifierReport as CanaryStatus;
 
-/// What the verifier publishes (the status report's `verifier` section is made from it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CanaryStatus {
-    /// A Platform API key is stored.
-    pub configured: bool,
-    /// The Collector path (the canary's UEF line).
-    pub collector: PathVerdict,
-    /// The Log Search path (the canary's raw records).
-    pub log_search: PathVerdict,
-    /// The current or last round's marker (search for it in InsightIDR).
-    pub marker: Option<String>,
-    /// Rounds started since the pipeline started.
-    pub rounds: u64,
-    /// The last problem (queueing, Platform API); cleared by the next successful search.
-    pub last_error: Option<String>,
-}
-
-impl CanaryStatus {
-    /// One sink's verdict.
-    pub fn verdict(&self, sink: SinkId) -> PathVerdict {
-        match sink {
-            SinkId::Collector => self.collector,
-            SinkId::LogSearch => self.log_search,
-        }
-    }
-
-    fn set(&mut self, sink: SinkId, verdict: PathVerdict) {
-        match sink {
-            SinkId::Collector => self.collector = verdict,
-            SinkId::LogSearch => self.log_search = verdict,
-        }
+/// One sink's path in `status`.
+fn set(status: &mut CanaryStatus, sink: SinkId, state: VerifierState) {
+    match sink {
+        SinkId::Collector => status.collector = state,
+        SinkId::LogSearch => status.log_search = state,
     }
 }
 
@@ -213,8 +170,11 @@ impl Rounds {
         self.status.rounds += 1;
         self.status.marker = Some(marker.clone());
         for sink in &self.sinks {
-            self.status
-                .set(*sink, PathVerdict::Pending { since_ms: at_ms });
+            set(
+                &mut self.status,
+                *sink,
+                VerifierState::Pending { since_ms: at_ms },
+            );
         }
         let give_up = now.at + self.timings.deadline;
         self.phase = Phase::Searching {
@@ -246,8 +206,11 @@ impl Rounds {
                 for sink in messages.iter().filter_map(|m| path_of(m)) {
                     if unseen.remove(&sink) {
                         info!(%sink, %marker, "Canary seen in InsightIDR.");
-                        self.status
-                            .set(sink, PathVerdict::Confirmed { at_ms: now.wall_ms });
+                        set(
+                            &mut self.status,
+                            sink,
+                            VerifierState::Confirmed { at_ms: now.wall_ms },
+                        );
                     }
                 }
             }
@@ -259,8 +222,11 @@ impl Rounds {
         if !unseen.is_empty() && now.at >= *give_up {
             for sink in std::mem::take(unseen) {
                 warn!(%sink, %marker, "Canary not seen in InsightIDR before the deadline.");
-                self.status
-                    .set(sink, PathVerdict::NotSeen { at_ms: now.wall_ms });
+                set(
+                    &mut self.status,
+                    sink,
+                    VerifierState::NotSeen { at_ms: now.wall_ms },
+                );
             }
         }
         if unseen.is_empty() {
@@ -414,7 +380,7 @@ mod tests {
         let s = rounds.status();
         assert_eq!(s.rounds, 1);
         assert_eq!(s.marker.as_deref(), Some("boxidr-canary-1"));
-        let pending = PathVerdict::Pending {
+        let pending = VerifierState::Pending {
             since_ms: now.wall_ms,
         };
         assert_eq!((s.collector, s.log_search), (pending, pending));
@@ -440,7 +406,7 @@ mod tests {
         let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
         queued(&mut rounds, &mut clock, "boxidr-canary-1");
         searched(&mut rounds, &mut clock, messages(&[RAW, UEF]));
-        let confirmed = PathVerdict::Confirmed {
+        let confirmed = VerifierState::Confirmed {
             at_ms: clock.now.wall_ms,
         };
         let s = rounds.status().clone();
@@ -454,7 +420,7 @@ mod tests {
         let s = rounds.status();
         assert_eq!(s.rounds, 2);
         assert_eq!(s.marker.as_deref(), Some("boxidr-canary-2"));
-        assert_eq!(s.collector, PathVerdict::Pending { since_ms: second });
+        assert_eq!(s.collector, VerifierState::Pending { since_ms: second });
     }
 
     /// The paths are confirmed one by one, each at the moment its canary shows up; an empty
@@ -469,7 +435,7 @@ mod tests {
         let collector_at = clock.now.wall_ms;
         assert_eq!(
             rounds.status().log_search,
-            PathVerdict::Pending {
+            VerifierState::Pending {
                 since_ms: queued_at
             }
         );
@@ -477,14 +443,14 @@ mod tests {
         let s = rounds.status();
         assert_eq!(
             s.collector,
-            PathVerdict::Confirmed {
+            VerifierState::Confirmed {
                 at_ms: collector_at
             },
             "a second hit does not restamp"
         );
         assert_eq!(
             s.log_search,
-            PathVerdict::Confirmed {
+            VerifierState::Confirmed {
                 at_ms: clock.now.wall_ms
             }
         );
@@ -501,7 +467,7 @@ mod tests {
         queued(&mut rounds, &mut clock, "m");
         let queued_elapsed = clock.elapsed();
         let mut searches = Vec::new();
-        while matches!(rounds.status().log_search, PathVerdict::Pending { .. }) {
+        while matches!(rounds.status().log_search, VerifierState::Pending { .. }) {
             searched(&mut rounds, &mut clock, messages(&[UEF]));
             searches.push(clock.elapsed() - queued_elapsed);
         }
@@ -509,12 +475,12 @@ mod tests {
         assert_eq!(searches, [secs(3), secs(6), secs(9), secs(10)]);
         let s = rounds.status();
         assert!(
-            matches!(s.collector, PathVerdict::Confirmed { .. }),
+            matches!(s.collector, VerifierState::Confirmed { .. }),
             "{s:?}"
         );
         assert_eq!(
             s.log_search,
-            PathVerdict::NotSeen {
+            VerifierState::NotSeen {
                 at_ms: clock.now.wall_ms
             }
         );
@@ -542,7 +508,7 @@ mod tests {
         );
         assert!(matches!(
             rounds.status().collector,
-            PathVerdict::Pending { .. }
+            VerifierState::Pending { .. }
         ));
         searched(&mut rounds, &mut clock, messages(&[]));
         assert_eq!(rounds.status().last_error, None, "cleared by a good search");
@@ -554,7 +520,7 @@ mod tests {
             );
         }
         let s = rounds.status();
-        let not_seen = PathVerdict::NotSeen {
+        let not_seen = VerifierState::NotSeen {
             at_ms: clock.now.wall_ms,
         };
         assert_eq!((s.collector, s.log_search), (not_seen, not_seen));
@@ -599,23 +565,23 @@ mod tests {
         );
     }
 
-    /// A sink that is off is never looked for: its path stays Unchecked, a hit for it is
+    /// A sink that is off is never looked for: its path stays NotConfigured, a hit for it is
     /// ignored, and the round ends when the enabled one is confirmed.
     #[test]
     fn a_sink_that_is_off() {
         let mut clock = Clock::new();
         let mut rounds = Rounds::new(TIMINGS, &[SinkId::Collector], clock.now);
         queued(&mut rounds, &mut clock, "m");
-        assert_eq!(rounds.status().log_search, PathVerdict::Unchecked);
+        assert_eq!(rounds.status().log_search, VerifierState::NotConfigured);
         searched(&mut rounds, &mut clock, messages(&[RAW]));
-        assert_eq!(rounds.status().log_search, PathVerdict::Unchecked);
+        assert_eq!(rounds.status().log_search, VerifierState::NotConfigured);
         searched(&mut rounds, &mut clock, messages(&[UEF, RAW]));
         let s = rounds.status();
         assert!(
-            matches!(s.collector, PathVerdict::Confirmed { .. }),
+            matches!(s.collector, VerifierState::Confirmed { .. }),
             "{s:?}"
         );
-        assert_eq!(s.log_search, PathVerdict::Unchecked);
+        assert_eq!(s.log_search, VerifierState::NotConfigured);
         assert_eq!(
             rounds.step(clock.now),
             Action::WaitUntil(clock.after(TIMINGS.every))
@@ -674,7 +640,7 @@ mod tests {
             searched(&mut rounds, &mut clock, messages(&[]));
             assert_eq!(clock.elapsed() - queued_elapsed, search_at);
             assert!(
-                matches!(rounds.status().collector, PathVerdict::NotSeen { .. }),
+                matches!(rounds.status().collector, VerifierState::NotSeen { .. }),
                 "{:?}",
                 rounds.status()
             );
@@ -693,13 +659,13 @@ mod tests {
         searched(&mut rounds, &mut clock, messages(&[]));
         assert!(matches!(
             rounds.status().collector,
-            PathVerdict::Pending { .. }
+            VerifierState::Pending { .. }
         ));
         clock.now.wall_ms = 1_000;
         searched(&mut rounds, &mut clock, messages(&[UEF]));
         assert_eq!(
             rounds.status().collector,
-            PathVerdict::Confirmed {
+            VerifierState::Confirmed {
                 at_ms: clock.now.wall_ms
             }
         );
