@@ -322,6 +322,21 @@ mod tests {
         }
     }
 
+    /// A clock and the rounds for both sinks on [`TIMINGS`].
+    fn both() -> (Clock, Rounds) {
+        let clock = Clock::new();
+        let rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        (clock, rounds)
+    }
+
+    /// The round is over: the next one is due `every` later.
+    fn over(rounds: &mut Rounds, clock: &Clock) {
+        assert_eq!(
+            rounds.step(clock.now),
+            Action::WaitUntil(clock.after(TIMINGS.every))
+        );
+    }
+
     fn messages(of: &[&str]) -> Result<Vec<String>, String> {
         Ok(of.iter().map(|m| (*m).to_owned()).collect())
     }
@@ -354,8 +369,7 @@ mod tests {
     /// shown; the first search is `search_every` later over a window from a minute before.
     #[test]
     fn first_round_after_first_after() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         assert_eq!(
             *rounds.status(),
             CanaryStatus {
@@ -402,8 +416,7 @@ mod tests {
     /// and the next one is due `every` later, with a fresh Pending and a second count.
     #[test]
     fn both_confirmed_then_next_round_every() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         queued(&mut rounds, &mut clock, "boxidr-canary-1");
         searched(&mut rounds, &mut clock, messages(&[RAW, UEF]));
         let confirmed = VerifierState::Confirmed {
@@ -412,10 +425,7 @@ mod tests {
         let s = rounds.status().clone();
         assert_eq!((s.collector, s.log_search), (confirmed, confirmed));
         assert_eq!(s.last_error, None);
-        assert_eq!(
-            rounds.step(clock.now),
-            Action::WaitUntil(clock.after(TIMINGS.every))
-        );
+        over(&mut rounds, &clock);
         let second = queued(&mut rounds, &mut clock, "boxidr-canary-2");
         let s = rounds.status();
         assert_eq!(s.rounds, 2);
@@ -427,8 +437,7 @@ mod tests {
     /// answer and a repeated hit change nothing.
     #[test]
     fn paths_confirmed_separately() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         let queued_at = queued(&mut rounds, &mut clock, "m");
         searched(&mut rounds, &mut clock, messages(&[]));
         searched(&mut rounds, &mut clock, messages(&[UEF]));
@@ -462,8 +471,7 @@ mod tests {
     /// `search_every` and the last one is pulled in to the deadline itself.
     #[test]
     fn not_seen_at_the_deadline() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         queued(&mut rounds, &mut clock, "m");
         let queued_elapsed = clock.elapsed();
         let mut searches = Vec::new();
@@ -484,18 +492,14 @@ mod tests {
                 at_ms: clock.now.wall_ms
             }
         );
-        assert_eq!(
-            rounds.step(clock.now),
-            Action::WaitUntil(clock.after(TIMINGS.every))
-        );
+        over(&mut rounds, &clock);
     }
 
     /// A failed search is shown as the last error and tried again every `search_every`; a
     /// later successful search clears it. Failing to the deadline leaves every path NotSeen.
     #[test]
     fn failed_searches_retry_until_the_deadline() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         queued(&mut rounds, &mut clock, "m");
         searched(
             &mut rounds,
@@ -528,18 +532,14 @@ mod tests {
             s.last_error.as_deref(),
             Some("the Platform API key sees no logs")
         );
-        assert_eq!(
-            rounds.step(clock.now),
-            Action::WaitUntil(clock.after(TIMINGS.every))
-        );
+        over(&mut rounds, &clock);
     }
 
     /// When the canary cannot be queued the round does not count, the paths keep their last
     /// verdicts, the error is shown, and the next round is due `every` later.
     #[test]
     fn queue_failure_skips_the_round() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         queued(&mut rounds, &mut clock, "m");
         searched(&mut rounds, &mut clock, messages(&[UEF, RAW]));
         let before = rounds.status().clone();
@@ -559,10 +559,7 @@ mod tests {
             (s.collector, s.log_search),
             (before.collector, before.log_search)
         );
-        assert_eq!(
-            rounds.step(now),
-            Action::WaitUntil(clock.after(TIMINGS.every))
-        );
+        over(&mut rounds, &clock);
     }
 
     /// A sink that is off is never looked for: its path stays NotConfigured, a hit for it is
@@ -582,10 +579,7 @@ mod tests {
             "{s:?}"
         );
         assert_eq!(s.log_search, VerifierState::NotConfigured);
-        assert_eq!(
-            rounds.step(clock.now),
-            Action::WaitUntil(clock.after(TIMINGS.every))
-        );
+        over(&mut rounds, &clock);
     }
 
     /// With no sink on, nothing is ever queued: the schedule only waits, round after round.
@@ -608,8 +602,7 @@ mod tests {
     /// answers nobody asked for are ignored.
     #[test]
     fn repeats_until_answered() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         rounds.on_searched(messages(&[UEF]), clock.now);
         rounds.on_queued("stray".to_owned(), Ok(()), clock.now);
         assert_eq!(rounds.status().rounds, 0);
@@ -652,8 +645,7 @@ mod tests {
     /// show the new wall time.
     #[test]
     fn deadline_ignores_wall_clock_steps() {
-        let mut clock = Clock::new();
-        let mut rounds = Rounds::new(TIMINGS, &SinkId::ALL, clock.now);
+        let (mut clock, mut rounds) = both();
         queued(&mut rounds, &mut clock, "m");
         clock.now.wall_ms += 3 * 365 * 24 * 3_600_000;
         searched(&mut rounds, &mut clock, messages(&[]));
