@@ -67,6 +67,26 @@ fn verdict(page: &Page, name: &str) -> Option<String> {
     Some(page.body[start..start + end].to_owned())
 }
 
+/// Asserts the verdict of check `name` on `page`, showing the whole result if it differs.
+#[track_caller]
+fn assert_verdict(page: &Page, name: &str, expected: &str) {
+    assert_eq!(
+        verdict(page, name).as_deref(),
+        Some(expected),
+        "{name}: {}",
+        result(page)
+    );
+}
+
+/// Makes InsightIDR's `surface` answer every request with HTTP `status`.
+fn answer_with(idr: &idr_sim::SimHandle, surface: Surface, status: u16) {
+    let fault = FaultKind::Status {
+        status,
+        retry_after_secs: None,
+    };
+    idr.faults().set(FaultSpec::new(surface, fault)).unwrap();
+}
+
 /// The whole result (`#test-result`), for assertion messages.
 fn result(page: &Page) -> &str {
     page.body
@@ -142,24 +162,9 @@ async fn collector_test_event() {
 
     let r = b.post("/insightidr/test-collector", &form).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        verdict(&r, "TLS handshake").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
-    assert_eq!(
-        verdict(&r, "Test event").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
-    assert_eq!(
-        verdict(&r, "Seen in Log Search").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "TLS handshake", "ok");
+    assert_verdict(&r, "Test event", "ok");
+    assert_verdict(&r, "Seen in Log Search", "ok");
     assert!(r.body.contains("Test passed."), "{}", result(&r));
     let accepted = idr.uef_accepted();
     assert_eq!(accepted.len(), 1, "one line at the Collector");
@@ -187,18 +192,8 @@ async fn collector_test_event() {
     let mut no_key = form.clone();
     no_key.retain(|(k, _)| *k != "platform_api_key");
     let r = b.post("/insightidr/test-collector", &no_key).await;
-    assert_eq!(
-        verdict(&r, "Test event").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
-    assert_eq!(
-        verdict(&r, "Seen in Log Search").as_deref(),
-        Some("muted"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test event", "ok");
+    assert_verdict(&r, "Seen in Log Search", "muted");
     assert!(
         r.body.contains("No Platform API key is set"),
         "{}",
@@ -216,13 +211,8 @@ async fn collector_test_event() {
     }
     let sent = idr.uef_accepted().len();
     let r = b.post("/insightidr/test-collector", &wrong).await;
-    assert_eq!(
-        verdict(&r, "TLS handshake").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
-    assert_eq!(verdict(&r, "Test event").as_deref(), Some("muted"));
+    assert_verdict(&r, "TLS handshake", "bad");
+    assert_verdict(&r, "Test event", "muted");
     assert!(
         r.body.contains("not signed by the CA given here"),
         "{}",
@@ -236,12 +226,7 @@ async fn collector_test_event() {
         .set(FaultSpec::new(Surface::Uef, FaultKind::Down))
         .unwrap();
     let r = b.post("/insightidr/test-collector", &form).await;
-    assert_eq!(
-        verdict(&r, "TLS handshake").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "TLS handshake", "bad");
     assert!(
         r.body.contains("Cannot connect to 127.0.0.1:"),
         "{}",
@@ -304,12 +289,7 @@ async fn log_search_test_record() {
 
     let r = b.post("/insightidr/test-log-search", &form).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        verdict(&r, "Test record").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test record", "ok");
     assert!(
         r.body.contains("accepted one test record"),
         "{}",
@@ -338,43 +318,17 @@ async fn log_search_test_record() {
     );
 
     // 4xx: the token or region is wrong.
-    idr.faults()
-        .set(FaultSpec::new(
-            Surface::Logsearch,
-            FaultKind::Status {
-                status: 403,
-                retry_after_secs: None,
-            },
-        ))
-        .unwrap();
+    answer_with(&idr, Surface::Logsearch, 403);
     let r = b.post("/insightidr/test-log-search", &form).await;
-    assert_eq!(
-        verdict(&r, "Test record").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test record", "bad");
     assert!(r.body.contains("HTTP 403"), "{}", result(&r));
     assert!(r.body.contains("Copy the token again"), "{}", result(&r));
     assert!(!r.body.contains(&token));
 
     // 5xx: the service is failing; real events stay queued.
-    idr.faults()
-        .set(FaultSpec::new(
-            Surface::Logsearch,
-            FaultKind::Status {
-                status: 503,
-                retry_after_secs: None,
-            },
-        ))
-        .unwrap();
+    answer_with(&idr, Surface::Logsearch, 503);
     let r = b.post("/insightidr/test-log-search", &form).await;
-    assert_eq!(
-        verdict(&r, "Test record").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test record", "bad");
     assert!(r.body.contains("HTTP 503"), "{}", result(&r));
     assert!(r.body.contains("real events stay queued"), "{}", result(&r));
     idr.faults().clear(Surface::Logsearch);
@@ -410,12 +364,7 @@ async fn log_search_test_record() {
             ],
         )
         .await;
-    assert_eq!(
-        verdict(&r, "Test record").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test record", "ok");
     assert_eq!(idr.logsearch_records().len(), 2);
 
     // Log Search off on the form.
@@ -445,12 +394,7 @@ async fn box_test_button() {
         "no Test before a grant"
     );
     let r = b.post("/box/test", &[("csrf", &page.csrf())]).await;
-    assert_eq!(
-        verdict(&r, "Authorisation").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Authorisation", "bad");
     assert!(r.body.contains("Box app is not saved"), "{}", result(&r));
 
     let callback = consent(&start_connect(&h, &mut b).await, true).await;
@@ -461,19 +405,9 @@ async fn box_test_button() {
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     for check in ["Token", "Admin role", "Enterprise events", "User list"] {
-        assert_eq!(
-            verdict(&r, check).as_deref(),
-            Some("ok"),
-            "{check}: {}",
-            result(&r)
-        );
+        assert_verdict(&r, check, "ok");
     }
-    assert_eq!(
-        verdict(&r, "Groups").as_deref(),
-        Some("muted"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Groups", "muted");
     assert!(
         r.body.contains("Readable on admin_logs_streaming"),
         "{}",
@@ -486,12 +420,7 @@ async fn box_test_button() {
     assert!(!r.body.contains(&h.sim.config().client_secret));
     // Again: the rotated refresh token was stored before use, so a second test works too.
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
-    assert_eq!(
-        verdict(&r, "Token").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Token", "ok");
     no_stray_state(&h).await;
 
     // Groups in the scope: readable with manage_groups (the simulator's default app).
@@ -499,24 +428,14 @@ async fn box_test_button() {
     h.sim.add_group("Finance", &members[..1]);
     scope_groups(&mut b, &csrf).await;
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
-    assert_eq!(
-        verdict(&r, "Groups").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Groups", "ok");
 
     // Revoked at Box: the token check fails and says to reconnect; nothing else is tried.
     h.sim.revoke_all_tokens();
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
-    assert_eq!(
-        verdict(&r, "Token").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Token", "bad");
     assert!(r.body.contains("Reconnect to Box"), "{}", result(&r));
-    assert_eq!(verdict(&r, "Enterprise events").as_deref(), Some("muted"));
+    assert_verdict(&r, "Enterprise events", "muted");
     assert!(r.body.contains("Test failed"));
 
     // A regular user connected: the role, events and users fail, each saying why.
@@ -525,19 +444,9 @@ async fn box_test_button() {
     assert_eq!(b.get(&callback).await.status, 200);
     let csrf = b.get("/box").await.csrf();
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
-    assert_eq!(
-        verdict(&r, "Token").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Token", "ok");
     for check in ["Admin role", "Enterprise events", "User list", "Groups"] {
-        assert_eq!(
-            verdict(&r, check).as_deref(),
-            Some("bad"),
-            "{check}: {}",
-            result(&r)
-        );
+        assert_verdict(&r, check, "bad");
     }
     assert!(
         r.body.contains("allowed to run new reports"),
@@ -560,12 +469,7 @@ async fn box_test_button() {
     let csrf = b.get("/box").await.csrf();
     scope_groups(&mut b, &csrf).await;
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
-    assert_eq!(
-        verdict(&r, "Enterprise events").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Enterprise events", "bad");
     assert!(
         r.body.contains("Not readable on admin_logs_streaming"),
         "{}",
@@ -577,23 +481,13 @@ async fn box_test_button() {
         "{}",
         result(&r)
     );
-    assert_eq!(
-        verdict(&r, "Groups").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Groups", "bad");
     assert!(
         r.body.contains("scope &quot;Manage groups&quot;"),
         "{}",
         result(&r)
     );
-    assert_eq!(
-        verdict(&r, "User list").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "User list", "ok");
     no_stray_state(&h).await;
     h.stop().await;
 }
@@ -627,12 +521,7 @@ async fn box_test_with_client_credentials() {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = b.post("/box/test", &[("csrf", &page.csrf())]).await;
     for check in ["Token", "Admin role", "Enterprise events", "User list"] {
-        assert_eq!(
-            verdict(&r, check).as_deref(),
-            Some("ok"),
-            "{check}: {}",
-            result(&r)
-        );
+        assert_verdict(&r, check, "ok");
     }
     assert!(h.secret(keys::BOX_REFRESH_TOKEN).await.is_none());
     no_stray_state(&h).await;
@@ -749,12 +638,7 @@ async fn test_buttons_use_the_outbound_proxy() {
     assert_eq!(b.get(&callback).await.status, 200);
     let csrf = b.get("/box").await.csrf();
     let r = b.post("/box/test", &[("csrf", &csrf)]).await;
-    assert_eq!(
-        verdict(&r, "Enterprise events").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Enterprise events", "ok");
     let log = proxy.log();
     assert!(log.contains("/2.0/users/me"), "{log}");
     assert!(log.contains("/2.0/events"), "{log}");
@@ -766,12 +650,7 @@ async fn test_buttons_use_the_outbound_proxy() {
     let ingest = idr.logsearch_base();
     let form = insightidr_form(&csrf, &idr, &ingest, &port, &ca, &key);
     let r = b.post("/insightidr/test-log-search", &form).await;
-    assert_eq!(
-        verdict(&r, "Test record").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test record", "ok");
     assert!(
         r.body.contains("through the outbound proxy"),
         "{}",
@@ -784,18 +663,8 @@ async fn test_buttons_use_the_outbound_proxy() {
         "{log}"
     );
     let r = b.post("/insightidr/test-collector", &form).await;
-    assert_eq!(
-        verdict(&r, "Test event").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
-    assert_eq!(
-        verdict(&r, "Seen in Log Search").as_deref(),
-        Some("ok"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test event", "ok");
+    assert_verdict(&r, "Seen in Log Search", "ok");
     let log = proxy.log();
     assert!(
         log.contains("/log_search/"),
@@ -809,12 +678,7 @@ async fn test_buttons_use_the_outbound_proxy() {
     // The proxy down: the Log Search test fails and names the way through the proxy.
     drop(proxy);
     let r = b.post("/insightidr/test-log-search", &form).await;
-    assert_eq!(
-        verdict(&r, "Test record").as_deref(),
-        Some("bad"),
-        "{}",
-        result(&r)
-    );
+    assert_verdict(&r, "Test record", "bad");
     assert!(
         r.body.contains("through the outbound proxy"),
         "{}",
