@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
+use boxidr_model::Secret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{ApiError, AuthError};
 use crate::http::{self, BoxErrorBody};
-use crate::secret::Secret;
 
 /// Largest token-endpoint response read.
 const TOKEN_BODY_LIMIT: u64 = 64 * 1024;

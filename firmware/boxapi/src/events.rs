@@ -1,7 +1,7 @@
 //! `GET /2.0/events` on the enterprise streams (`shared/box/CONTRACT.md` §2): one call = one page.
 
 use boxidr_config::Events;
-use boxidr_model::{BoxEvent, EventError, StreamPosition, StreamType};
+use boxidr_model::{BoxEvent, EventError, Secret, StreamPosition, StreamType};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -9,7 +9,6 @@ use url::Url;
 
 use crate::error::ApiError;
 use crate::http;
-use crate::secret::Secret;
 
 /// Where to read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,13 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use boxidr_model::Secret;
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::error::ApiError;
 use crate::http;
-use crate::secret::Secret;
 use crate::tokens::TokenManager;
 
 /// Box's maximum page size for groups and memberships.

@@ -67,8 +67,7 @@ pub async fn outbound_proxy(
         Some(_) => store
             .get_secret(PROXY_PASSWORD_KEY.to_owned())
             .await
-            .map_err(|e| format!("cannot read the proxy password: {e}"))?
-            .map(|s| crate::Secret::new(String::from_utf8_lossy(s.expose()).into_owned())),
+            .map_err(|e| format!("cannot read the proxy password: {e}"))?,
         None => None,
     };
     proxy(
@@ -87,7 +86,7 @@ pub async fn outbound_proxy(
 pub fn proxy(
     url: &reqwest::Url,
     user: Option<&str>,
-    password: Option<&crate::Secret>,
+    password: Option<&boxidr_model::Secret>,
     no_proxy: &[String],
 ) -> Result<reqwest::Proxy, ApiError> {
     let mut proxy = reqwest::Proxy::all(url.clone()).map_err(|e| ApiError::Network {
@@ -140,7 +139,7 @@ pub fn endpoint(api_base: &reqwest::Url, segment: &str) -> reqwest::Url {
 pub async fn get_bounded(
     client: &reqwest::Client,
     url: reqwest::Url,
-    token: &crate::Secret,
+    token: &boxidr_model::Secret,
     max_body: u64,
 ) -> Result<Vec<u8>, ApiError> {
     let response = client

@@ -3,7 +3,7 @@
 //!
 //! Every call is bounded (timeouts, body caps) and every failure is classified
 //! ([`ApiError::recovery`]) so the poller knows whether to wait, refresh once, or stop and ask
-//! an operator. Secrets are [`Secret`]s: never in `Debug`, logs or error text.
+//! an operator. Secrets are [`boxidr_model::Secret`]s: never in `Debug`, logs or error text.
 //!
 //! # Layout
 //!
@@ -26,7 +26,6 @@ pub mod groups;
 pub mod http;
 pub mod page;
 pub mod poller;
-pub mod secret;
 pub mod sweep;
 pub mod tokens;
 pub mod users;
@@ -38,7 +37,6 @@ pub use events::{EventsClient, EventsPage, EventsRequest};
 pub use groups::{GroupsClient, with_token};
 pub use page::ReaderStatus;
 pub use poller::{PageAction, PollStatus, Poller, PollerConfig};
-pub use secret::Secret;
 pub use sweep::{Sweep, SweepConfig, SweepOrder, SweepRequest, SweepStatus};
 pub use tokens::TokenManager;
 pub use users::UsersClient;

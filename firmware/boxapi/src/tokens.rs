@@ -19,13 +19,13 @@
 
 use std::time::Duration;
 
+use boxidr_model::Secret;
 use boxidr_store::Store;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::auth::{AuthClient, Grant, TokenSet};
 use crate::error::{ApiError, AuthError};
-use crate::secret::Secret;
 
 /// Secret key of the stored refresh token.
 pub const REFRESH_TOKEN_KEY: &str = "box.refresh_token";
@@ -67,9 +67,7 @@ impl TokenManager {
             Grant::AuthorizationCode => store
                 .get_secret(REFRESH_TOKEN_KEY.to_owned())
                 .await
-                .map_err(store_error)?
-                .and_then(|s| String::from_utf8(s.expose().to_vec()).ok())
-                .map(Secret::new),
+                .map_err(store_error)?,
             Grant::ClientCredentials { .. } => None,
         };
         Ok(Self {
@@ -157,9 +155,8 @@ impl TokenManager {
     ) -> Result<(), boxidr_store::StoreError> {
         match refresh {
             Some(refresh) => {
-                let secret = boxidr_store::Secret::new(refresh.expose().as_bytes().to_vec());
                 store
-                    .put_secrets(vec![(REFRESH_TOKEN_KEY.to_owned(), secret)])
+                    .put_secrets(vec![(REFRESH_TOKEN_KEY.to_owned(), refresh.clone())])
                     .await
             }
             None => store

@@ -19,6 +19,7 @@
 //! admin: an empty listing is a Box fault, not a reason to forget everyone).
 
 use boxidr_config::Scope;
+use boxidr_model::Secret;
 use boxidr_store::{Store, UserEntry};
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,7 +28,6 @@ use url::Url;
 use crate::error::ApiError;
 use crate::groups::{self, GroupsClient, ScopeGroups, with_token};
 use crate::http;
-use crate::secret::Secret;
 use crate::tokens::TokenManager;
 
 /// Box's maximum page size for users.

@@ -7,10 +7,10 @@ use std::time::Duration;
 use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::events::From;
 use boxidr_boxapi::{
-    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, Recovery, Secret,
-    TokenManager, http,
+    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, Recovery, TokenManager,
+    http,
 };
-use boxidr_model::StreamType;
+use boxidr_model::{Secret, StreamType};
 use serde_json::json;
 use url::Url;
 

@@ -8,10 +8,9 @@ use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::events::From;
 use boxidr_boxapi::poller::StreamTask;
 use boxidr_boxapi::{
-    AuthClient, EventsClient, Grant, PollStatus, Poller, PollerConfig, Secret, TokenManager, http,
-    poller,
+    AuthClient, EventsClient, Grant, PollStatus, Poller, PollerConfig, TokenManager, http, poller,
 };
-use boxidr_model::StreamType;
+use boxidr_model::{Secret, StreamType};
 use boxidr_store::{CursorKey, SinkId, Store, StoreOptions};
 use serde_json::json;
 use tokio::sync::watch;

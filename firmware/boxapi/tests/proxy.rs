@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::events::From;
-use boxidr_boxapi::{ApiError, AuthClient, EventsClient, EventsRequest, Recovery, Secret, http};
-use boxidr_model::StreamType;
+use boxidr_boxapi::{ApiError, AuthClient, EventsClient, EventsRequest, Recovery, http};
+use boxidr_model::{Secret, StreamType};
 use url::Url;
 
 /// A tinyproxy child on 127.0.0.1, killed on drop.

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use box_sim::{BoxSim, Endpoint, ErrorBody, Fault, FaultKind, SimConfig, SimHandle};
 use boxidr_boxapi::users::{self, SCOPE_GROUPS_KEY, SyncReport};
-use boxidr_boxapi::{ApiError, AuthClient, Grant, Secret, TokenManager, UsersClient, http};
+use boxidr_boxapi::{ApiError, AuthClient, Grant, TokenManager, UsersClient, http};
 use boxidr_config::Scope;
+use boxidr_model::Secret;
 use boxidr_store::{Store, StoreOptions};
 use serde_json::Value;
 use url::Url;

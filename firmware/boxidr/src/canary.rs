@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use boxidr_config::Config;
 use boxidr_forward::verify::{self, CanaryPlan, CanaryStatus, RoundTimings};
-use boxidr_forward::{ApiKey, Verifier, VerifierSettings};
-use boxidr_model::BoxEvent;
+use boxidr_forward::{Verifier, VerifierSettings};
+use boxidr_model::{BoxEvent, Secret};
 use boxidr_setup::keys;
 use boxidr_store::{SinkId, Store};
 use tokio::sync::watch;
@@ -29,7 +29,7 @@ pub enum Canary {
 /// The verifier from the settings file and the stored Platform API key.
 pub async fn plan(config: &Config, store: &Store) -> Canary {
     let key = match store.get_secret(keys::PLATFORM_API_KEY.to_owned()).await {
-        Ok(Some(key)) => String::from_utf8_lossy(key.expose()).trim().to_owned(),
+        Ok(Some(key)) => key.expose().trim().to_owned(),
         Ok(None) => return Canary::Off,
         Err(e) => return Canary::Broken(format!("cannot read the Platform API key: {e}")),
     };
@@ -41,7 +41,7 @@ pub async fn plan(config: &Config, store: &Store) -> Canary {
         Ok(base) => base,
         Err(e) => return Canary::Broken(e.to_string()),
     };
-    let mut settings = VerifierSettings::new(base, ApiKey::new(key));
+    let mut settings = VerifierSettings::new(base, Secret::new(key));
     match boxidr_boxapi::http::outbound_proxy(&config.network, store).await {
         Ok(proxy) => settings.proxy = proxy,
         Err(e) => return Canary::Broken(e),
@@ -118,10 +118,10 @@ mod tests {
 
     use boxidr_forward::{
         BackoffPolicy, CollectorSettings, CollectorSink, CollectorTransport, Forwarder,
-        ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Render,
+        ForwarderOptions, LogSearchSettings, LogSearchSink, Render,
     };
     use boxidr_health::VerifierState;
-    use boxidr_store::{Secret, StoreOptions};
+    use boxidr_store::StoreOptions;
 
     use super::*;
     use crate::pipeline::{Directory, Renderer};
@@ -178,7 +178,7 @@ mod tests {
         let token = token.map_or_else(|| sim.config().tokens[0].clone(), str::to_owned);
         let log_search = LogSearchSink::new(LogSearchSettings::new(
             sim.logsearch_base().parse().unwrap(),
-            LogToken::new(token),
+            Secret::new(token),
         ))
         .unwrap();
         let (f, _) = Forwarder::new(store.clone(), collector, render.clone(), options.clone());

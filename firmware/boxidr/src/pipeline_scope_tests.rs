@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxidr_boxapi::{AuthClient, Grant, Secret, TokenManager, UsersClient, http};
+use boxidr_boxapi::{AuthClient, Grant, TokenManager, UsersClient, http};
 use boxidr_config::Scope;
 use boxidr_forward::Render;
-use boxidr_model::{EventId, StreamType};
+use boxidr_model::{EventId, Secret, StreamType};
 use boxidr_store::{QueuedRecord, SinkId, Store, StoreOptions};
 use serde_json::Value;
 use url::Url;

@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boxidr_boxapi::collect::CollectConfig;
-use boxidr_boxapi::{AuthClient, EventsClient, Grant, Secret, TokenManager, UsersClient, http};
+use boxidr_boxapi::{AuthClient, EventsClient, Grant, TokenManager, UsersClient, http};
 use boxidr_config::Config;
-use boxidr_forward::{
-    CollectorSettings, ForwarderOptions, LogSearchSettings, LogToken, TrustRoots,
-};
+use boxidr_forward::{CollectorSettings, ForwarderOptions, LogSearchSettings, TrustRoots};
 use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, keys};
 use boxidr_store::{Store, StoreOptions};
 use serde_json::{Value, json};
@@ -466,7 +464,7 @@ async fn build_parts(
         config.box_api.authorize_url.clone(),
         &config.box_api.token_base,
         client_id,
-        Secret::new(String::from_utf8_lossy(client_secret.expose()).into_owned()),
+        client_secret,
     )
     .map_err(|e| e.to_string())?;
     let tokens = TokenManager::load(auth, grant, store.clone())
@@ -520,29 +518,26 @@ async fn sinks(config: &Config, store: &Store) -> Sinks {
     let log_search = match &config.insightidr.log_search {
         None => SinkPlan::Off,
         Some(l) => match store.get_secret(keys::LOG_SEARCH_TOKEN.to_owned()).await {
-            Ok(Some(token)) => {
-                let token = LogToken::new(String::from_utf8_lossy(token.expose()).into_owned());
-                match LogSearchSettings::from_config(l, token) {
-                    Ok(mut settings) => match &l.ca_file {
-                        _ if proxy.is_err() => {
-                            SinkPlan::Broken(proxy.clone().err().unwrap_or_default())
-                        }
-                        None => {
+            Ok(Some(token)) => match LogSearchSettings::from_config(l, token) {
+                Ok(mut settings) => match &l.ca_file {
+                    _ if proxy.is_err() => {
+                        SinkPlan::Broken(proxy.clone().err().unwrap_or_default())
+                    }
+                    None => {
+                        settings.proxy = proxy.clone().ok().flatten();
+                        SinkPlan::Run(settings)
+                    }
+                    Some(path) => match boxidr_forward::collector::read_ca_file(path) {
+                        Ok(pem) => {
+                            settings.roots = TrustRoots::CustomCa(pem);
                             settings.proxy = proxy.clone().ok().flatten();
                             SinkPlan::Run(settings)
                         }
-                        Some(path) => match boxidr_forward::collector::read_ca_file(path) {
-                            Ok(pem) => {
-                                settings.roots = TrustRoots::CustomCa(pem);
-                                settings.proxy = proxy.clone().ok().flatten();
-                                SinkPlan::Run(settings)
-                            }
-                            Err(e) => SinkPlan::Broken(format!("Log Search CA: {e}")),
-                        },
+                        Err(e) => SinkPlan::Broken(format!("Log Search CA: {e}")),
                     },
-                    Err(e) => SinkPlan::Broken(format!("Log Search settings: {e}")),
-                }
-            }
+                },
+                Err(e) => SinkPlan::Broken(format!("Log Search settings: {e}")),
+            },
             Ok(None) => SinkPlan::Broken("the Log Search token is not set".to_owned()),
             Err(e) => SinkPlan::Broken(format!("cannot read the Log Search token: {e}")),
         },

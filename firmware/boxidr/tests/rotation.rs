@@ -21,7 +21,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use box_sim::{Endpoint, Fault, FaultKind};
-use boxidr_boxapi::{AuthClient, Secret, TokenManager, TokenSet, http};
+use boxidr_boxapi::{AuthClient, TokenManager, TokenSet, http};
+use boxidr_model::Secret;
 use boxidr_store::{Store, StoreOptions};
 use common::{Destination, terminate};
 use rand::Rng;
@@ -91,11 +92,11 @@ impl Rig {
             .put_secrets(vec![
                 (
                     "box.client_secret".into(),
-                    boxidr_store::Secret::from(box_config.client_secret.as_str()),
+                    Secret::from(box_config.client_secret.as_str()),
                 ),
                 (
                     "insightidr.log_search_token".into(),
-                    boxidr_store::Secret::from(rig.idr_sim.config().tokens[0].as_str()),
+                    Secret::from(rig.idr_sim.config().tokens[0].as_str()),
                 ),
             ])
             .await
@@ -128,7 +129,7 @@ impl Rig {
             .get_secret(boxidr_boxapi::tokens::REFRESH_TOKEN_KEY.to_owned())
             .await
             .unwrap()
-            .map(|s| String::from_utf8(s.expose().to_vec()).unwrap())
+            .map(|s| s.expose().to_owned())
             .expect("a refresh token is stored");
         store.close().await.unwrap();
         token

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use boxidr_forward::{
     CollectorSettings, CollectorSink, CollectorTransport, Forwarder, ForwarderOptions,
-    LogSearchSettings, LogSearchSink, LogToken, Render, Sink, TrustRoots,
+    LogSearchSettings, LogSearchSink, Render, Sink, TrustRoots,
 };
-use boxidr_model::{BoxEvent, StreamType};
+use boxidr_model::{BoxEvent, Secret, StreamType};
 use boxidr_store::{
     CursorKey, PageCommit, QueuedRecord, RecordFilter, SinkId, Store, StoreOptions,
 };
@@ -232,7 +232,7 @@ fn measure(net: &Runtime, app: &Runtime, sink: SinkId, rtt_ms: u64, events: usiz
                 format!("https://127.0.0.1:{}", proxy.addr().port())
                     .parse()
                     .unwrap(),
-                LogToken::new(sim.config().tokens[0].clone()),
+                Secret::new(sim.config().tokens[0].clone()),
             );
             settings.roots = TrustRoots::CustomCa(ca);
             let secs = app.block_on(run_sink(&store, LogSearchSink::new(settings).unwrap()));

@@ -38,7 +38,7 @@
 //!   stop that sink with a reason; its queue is kept.
 //! - **Bad input never wedges a sink** (invariant 6). A record the destination refuses for good
 //!   (HTTP 413) or that would break framing is counted as rejected and passed, loudly.
-//! - **Secrets stay secret** (invariant 7). The log token lives in [`LogToken`] (redacted
+//! - **Secrets stay secret** (invariant 7). The log token is a [`boxidr_model::Secret`] (redacted
 //!   `Debug`) and in a URL that is never logged, printed or put into an error.
 
 pub mod collector;
@@ -55,8 +55,8 @@ pub use boxidr_model::BackoffPolicy;
 pub use collector::{CollectorSettings, CollectorSink, CollectorTransport};
 pub use error::SetupError;
 pub use forwarder::{Forwarder, ForwarderOptions};
-pub use logsearch::{LogSearchSettings, LogSearchSink, LogToken, TrustRoots};
+pub use logsearch::{LogSearchSettings, LogSearchSink, TrustRoots};
 pub use render::{Render, Rendered};
 pub use sink::{Delivery, Sink, SinkError, Window};
 pub use status::{SinkState, SinkStatus};
-pub use verify::{ApiKey, CanaryOutcome, Verifier, VerifierSettings, VerifyError};
+pub use verify::{CanaryOutcome, Verifier, VerifierSettings, VerifyError};

@@ -42,6 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use boxidr_model::Secret;
 use boxidr_model::error::error_chain;
 use boxidr_store::{Rejection, SinkId};
 use futures_util::stream::FuturesOrdered;
@@ -55,28 +56,6 @@ use crate::sink::{Delivery, Sink, SinkError, Window};
 
 /// Sent on every request.
 pub const USER_AGENT: &str = concat!("boxidr/", env!("CARGO_PKG_VERSION"));
-
-/// A Log Search log token. `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LogToken(String);
-
-impl LogToken {
-    /// Wraps a token (a UUID).
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token text; the name makes every use visible in review.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for LogToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LogToken([redacted])")
-    }
-}
 
 /// Which certificate authorities the HTTPS client trusts.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,7 +81,7 @@ pub struct LogSearchSettings {
     /// `https://<region>.webhook.logs.insight.rapid7.com` or an override.
     pub ingest_base: Url,
     /// The log token (last path segment).
-    pub token: LogToken,
+    pub token: Secret,
     /// Trust anchors for HTTPS.
     pub roots: TrustRoots,
     /// Bound on TCP connect plus TLS handshake.
@@ -125,7 +104,7 @@ pub struct LogSearchSettings {
 
 impl LogSearchSettings {
     /// Production defaults around a base URL and token.
-    pub fn new(ingest_base: Url, token: LogToken) -> Self {
+    pub fn new(ingest_base: Url, token: Secret) -> Self {
         Self {
             ingest_base,
             token,
@@ -143,7 +122,7 @@ impl LogSearchSettings {
     /// From the `[insightidr.log_search]` settings and the token from the secrets table.
     pub fn from_config(
         config: &boxidr_config::LogSearch,
-        token: LogToken,
+        token: Secret,
     ) -> Result<Self, SetupError> {
         let base = config
             .ingest_base()
@@ -477,7 +456,7 @@ async fn post(client: reqwest::Client, url: Url, body: String) -> (Outcome, Answ
 }
 
 /// `<base>/v1/noformat/<token>`, keeping any path prefix of the base.
-fn ingest_url(base: &Url, token: &LogToken) -> Result<Url, SetupError> {
+fn ingest_url(base: &Url, token: &Secret) -> Result<Url, SetupError> {
     if !matches!(base.scheme(), "https" | "http") {
         return Err(SetupError::Url(format!(
             "Log Search base must be https, not {}",
@@ -715,7 +694,7 @@ mod tests {
     /// The ingest URL appends the documented path, keeping a base path prefix.
     #[test]
     fn ingest_url_shape() {
-        let token = LogToken::new("2bfbea1e-10c3-4419-bdad-7e6435882e1f");
+        let token = Secret::new("2bfbea1e-10c3-4419-bdad-7e6435882e1f");
         let base = Url::parse("https://us.webhook.logs.insight.rapid7.com").unwrap();
         assert_eq!(
             ingest_url(&base, &token).unwrap().as_str(),
@@ -733,7 +712,7 @@ mod tests {
     #[test]
     fn token_is_redacted() {
         let secret = "2bfbea1e-10c3-4419-bdad-7e6435882e1f";
-        let token = LogToken::new(secret);
+        let token = Secret::new(secret);
         assert!(!format!("{token:?}").contains(secret));
         let base = Url::parse("http://127.0.0.1:9").unwrap();
         let settings = LogSearchSettings::new(base, token);

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use boxidr_model::Secret;
 use boxidr_model::clock::unix_ms;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
@@ -34,28 +35,6 @@ pub use task::{CANARY_CURSOR, COUNTER_CANARY_RECORDS, CanaryPlan, trust_roots};
 /// Largest response body read from the Platform API.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// A Platform API key. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key text; the name makes every use visible in review.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey([redacted])")
-    }
-}
-
 /// A unique marker for one canary round: `boxidr-canary-<32 hex digits>`.
 pub fn canary_marker() -> String {
     let bytes: [u8; 16] = rand::random();
@@ -69,7 +48,7 @@ pub struct VerifierSettings {
     /// `https://<region>.api.insight.rapid7.com` or an override.
     pub api_base: Url,
     /// The Platform API key (`X-Api-Key`).
-    pub api_key: ApiKey,
+    pub api_key: Secret,
     /// Trust anchors for HTTPS.
     pub roots: TrustRoots,
     /// Bound on one request.
@@ -82,7 +61,7 @@ pub struct VerifierSettings {
 
 impl VerifierSettings {
     /// Production defaults for a region code (`us`, `eu`, …).
-    pub fn for_region(region: &str, api_key: ApiKey) -> Result<Self, SetupError> {
+    pub fn for_region(region: &str, api_key: Secret) -> Result<Self, SetupError> {
         if !boxidr_config::valid_region(region) {
             return Err(SetupError::Url(format!("{region:?} is not a region code")));
         }
@@ -92,7 +71,7 @@ impl VerifierSettings {
     }
 
     /// Production defaults around a base URL.
-    pub fn new(api_base: Url, api_key: ApiKey) -> Self {
+    pub fn new(api_base: Url, api_key: Secret) -> Self {
         Self {
             api_base,
             api_key,
@@ -360,12 +339,12 @@ mod tests {
         let a = canary_marker();
         assert!(a.starts_with("boxidr-canary-") && a.len() == 14 + 32);
         assert_ne!(a, canary_marker());
-        let key = ApiKey::new("s3cret-key");
+        let key = Secret::new("s3cret-key");
         let settings = VerifierSettings::new(Url::parse("http://127.0.0.1:9").unwrap(), key);
         assert!(!format!("{settings:?}").contains("s3cret"));
-        assert!(VerifierSettings::for_region("u s", ApiKey::new("k")).is_err());
+        assert!(VerifierSettings::for_region("u s", Secret::new("k")).is_err());
         assert_eq!(
-            VerifierSettings::for_region("eu", ApiKey::new("k"))
+            VerifierSettings::for_region("eu", Secret::new("k"))
                 .unwrap()
                 .api_base
                 .as_str(),
@@ -397,7 +376,7 @@ mod tests {
         assert_eq!(posted.status().as_u16(), 204);
         let mut settings = VerifierSettings::new(
             Url::parse(&sim.api_base()).unwrap(),
-            ApiKey::new(&sim.config().api_key),
+            Secret::new(&sim.config().api_key),
         );
         settings.poll_interval = Duration::from_millis(20);
         let verifier = Verifier::new(settings).unwrap();
@@ -426,7 +405,7 @@ mod tests {
     fn foreign_links_are_refused() {
         let verifier = Verifier::new(VerifierSettings::new(
             Url::parse("http://127.0.0.1:9").unwrap(),
-            ApiKey::new("k"),
+            Secret::new("k"),
         ))
         .unwrap();
         assert!(

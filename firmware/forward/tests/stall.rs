@@ -8,7 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use boxidr_forward::{LogSearchSettings, LogSearchSink, LogToken, SinkState, TrustRoots};
+use boxidr_forward::{LogSearchSettings, LogSearchSink, SinkState, TrustRoots};
+use boxidr_model::Secret;
 use boxidr_store::SinkId;
 use common::*;
 use fault_proxy::{FaultProxy, Faults};
@@ -31,7 +32,7 @@ async fn stalled_log_search_is_noticed_and_stays_retrying() {
         .unwrap();
     let mut via_proxy = base.clone();
     via_proxy.set_port(Some(proxy.addr().port())).unwrap();
-    let mut settings = LogSearchSettings::new(via_proxy, LogToken::new(token(&sim)));
+    let mut settings = LogSearchSettings::new(via_proxy, Secret::new(token(&sim)));
     settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
     settings.request_timeout = Duration::from_secs(2);
     let sink = LogSearchSink::new(settings).unwrap();

@@ -9,13 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use boxidr_forward::verify::canary_marker;
 use boxidr_forward::{
-    ApiKey, CanaryOutcome, Rendered, Sink, TrustRoots, Verifier, VerifierSettings, VerifyError,
+    CanaryOutcome, Rendered, Sink, TrustRoots, Verifier, VerifierSettings, VerifyError,
 };
+use boxidr_model::Secret;
 use common::*;
 use idr_sim::SimHandle;
 
 fn verifier(sim: &SimHandle, key: &str) -> Verifier {
-    let mut settings = VerifierSettings::new(sim.api_base().parse().unwrap(), ApiKey::new(key));
+    let mut settings = VerifierSettings::new(sim.api_base().parse().unwrap(), Secret::new(key));
     settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
     settings.poll_interval = Duration::from_millis(50);
     Verifier::new(settings).unwrap()

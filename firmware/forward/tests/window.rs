@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use boxidr_forward::{
-    Delivery, ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Rendered, Sink,
-    TrustRoots, Window,
+    Delivery, ForwarderOptions, LogSearchSettings, LogSearchSink, Rendered, Sink, TrustRoots,
+    Window,
 };
+use boxidr_model::Secret;
 use boxidr_store::SinkId;
 use common::*;
 use idr_sim::{FaultKind, FaultSpec, Surface};
@@ -106,7 +107,7 @@ async fn http2_window_and_no_duplicates_in_a_503_storm() {
     seed(&store, &all, "DOWNLOAD").await;
     let mut settings = LogSearchSettings::new(
         sim.logsearch_base().parse().unwrap(),
-        LogToken::new(token(&sim)),
+        Secret::new(token(&sim)),
     );
     settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
     settings.connections = 2;
@@ -167,7 +168,7 @@ async fn http2_opens_one_connection_per_client() {
     }
     let mut settings = LogSearchSettings::new(
         sim.logsearch_base().parse().unwrap(),
-        LogToken::new(token(&sim)),
+        Secret::new(token(&sim)),
     );
     settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
     settings.connections = 4;

@@ -11,6 +11,7 @@ pub mod led;
 mod position;
 pub mod pulse;
 pub mod retry;
+mod secret;
 pub mod verifier;
 
 pub use event::{BoxEvent, EventError, EventId, UserMini};
@@ -18,6 +19,7 @@ pub use led::{AttentionCode, Led, LedFrame, LedLook};
 pub use position::{PositionError, StreamPosition};
 pub use pulse::{Liveness, Pulse};
 pub use retry::BackoffPolicy;
+pub use secret::Secret;
 pub use verifier::{VerifierReport, VerifierState};
 
 use serde::{Deserialize, Serialize};

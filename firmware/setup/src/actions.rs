@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use boxidr_boxapi::Grant;
 use boxidr_config::Config;
+use boxidr_model::Secret;
 use boxidr_store::Store;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -118,10 +119,7 @@ impl Actions {
             }
             let hash = credentials::hash_password(new)?;
             self.store
-                .put_secrets(vec![(
-                    keys::PASSWORD_HASH.to_owned(),
-                    boxidr_store::Secret::new(hash),
-                )])
+                .put_secrets(vec![(keys::PASSWORD_HASH.to_owned(), Secret::new(hash))])
                 .await?;
             Ok::<_, SetupError>(true)
         })
@@ -138,7 +136,7 @@ impl Actions {
     pub(crate) fn secret_text(&self, key: &str) -> Result<Option<String>, SetupError> {
         Ok(self
             .block_on(self.store.get_secret(key.to_owned()))?
-            .map(|s| String::from_utf8_lossy(s.expose()).trim().to_owned())
+            .map(|s| s.expose().trim().to_owned())
             .filter(|s| !s.is_empty()))
     }
 
@@ -181,7 +179,7 @@ impl Actions {
                 self.store
                     .put_secrets(vec![(
                         keys::BOX_CLIENT_SECRET.to_owned(),
-                        boxidr_store::Secret::new(secret.as_bytes().to_vec()),
+                        Secret::from(secret.as_str()),
                     )])
                     .await?;
             }
@@ -202,7 +200,7 @@ impl Actions {
     #[allow(clippy::type_complexity)]
     pub(crate) fn box_app_and_redirect(
         &self,
-    ) -> Result<(Option<(String, boxidr_boxapi::Secret)>, Option<String>), SetupError> {
+    ) -> Result<(Option<(String, Secret)>, Option<String>), SetupError> {
         self.block_on(async {
             let creds = boxlink::app_credentials(&self.store).await?;
             let redirect = self
@@ -314,7 +312,7 @@ impl Actions {
             if !secrets.is_empty() {
                 let new = secrets
                     .iter()
-                    .map(|(k, v)| (k.clone(), boxidr_store::Secret::new(v.as_bytes().to_vec())))
+                    .map(|(k, v)| (k.clone(), Secret::from(v.as_str())))
                     .collect();
                 self.store.put_secrets(new).await?;
             }

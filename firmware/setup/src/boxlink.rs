@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use boxidr_boxapi::events::From as EventsFrom;
 use boxidr_boxapi::{
-    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, Secret, TokenSet,
-    UsersClient,
+    ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, TokenSet, UsersClient,
 };
 use boxidr_config::Config;
-use boxidr_model::StreamType;
+use boxidr_model::{Secret, StreamType};
 use boxidr_store::Store;
 use serde_json::{Value, json};
 
@@ -48,9 +47,8 @@ pub(crate) async fn app_credentials(store: &Store) -> Result<Option<(String, Sec
     let secret = store
         .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
         .await?
-        .and_then(|s| String::from_utf8(s.expose().to_vec()).ok())
         .filter(|s| !s.is_empty());
-    Ok(id.zip(secret.map(Secret::new)))
+    Ok(id.zip(secret))
 }
 
 /// The app's OAuth client for the configured Box endpoints.

@@ -194,7 +194,7 @@ fn argon(m: u32, t: u32, p: u32) -> Result<Argon2<'static>, SetupError> {
 }
 
 /// Hashes a new password with a fresh salt; returns the JSON to store.
-pub(crate) fn hash_password(password: &str) -> Result<Vec<u8>, SetupError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, SetupError> {
     let mut salt = [0u8; 16];
     rand::rng().fill(&mut salt);
     let mut out = [0u8; 32];
@@ -209,16 +209,16 @@ pub(crate) fn hash_password(password: &str) -> Result<Vec<u8>, SetupError> {
         salt: hex(&salt),
         hash: hex(&out),
     };
-    serde_json::to_vec(&stored).map_err(|e| SetupError::Hash(e.to_string()))
+    serde_json::to_string(&stored).map_err(|e| SetupError::Hash(e.to_string()))
 }
 
 /// Whether `password` matches the stored JSON hash.
-pub(crate) fn verify_password(password: &str, stored: &[u8]) -> Result<bool, SetupError> {
+pub(crate) fn verify_password(password: &str, stored: &str) -> Result<bool, SetupError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
     let parsed: PasswordHash =
-        serde_json::from_slice(stored).map_err(|e| SetupError::Corrupt(e.to_string()))?;
+        serde_json::from_str(stored).map_err(|e| SetupError::Corrupt(e.to_string()))?;
     if parsed.alg != "argon2id" {
         return Err(SetupError::Corrupt(format!(
             "hash algorithm {}",
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn password_hash_roundtrip() {
         let stored = hash_password("correct horse battery").unwrap();
-        let text = String::from_utf8(stored.clone()).unwrap();
+        let text = stored.clone();
         assert!(text.contains("argon2id"), "{text}");
         assert!(!text.contains("correct horse"));
         assert!(verify_password("correct horse battery", &stored).unwrap());

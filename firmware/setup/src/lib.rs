@@ -61,6 +61,7 @@ mod support;
 pub mod tls;
 
 use boxidr_config::Config;
+use boxidr_model::Secret;
 use boxidr_store::Store;
 
 pub use boxlink::{BoxConnectedHook, BoxConnection};
@@ -116,7 +117,7 @@ pub async fn setup_code(store: &Store) -> Result<Option<SetupCode>, SetupError> 
     store
         .put_secrets(vec![(
             keys::SETUP_CODE_HASH.to_owned(),
-            boxidr_store::Secret::new(code.digest().into_bytes()),
+            Secret::new(code.digest()),
         )])
         .await?;
     Ok(Some(code))
@@ -144,16 +145,13 @@ pub(crate) async fn claim_with_code(
     let Some(stored) = store.get_secret(keys::SETUP_CODE_HASH.to_owned()).await? else {
         return Ok(false);
     };
-    let stored = String::from_utf8_lossy(stored.expose()).into_owned();
+    let stored = stored.expose().to_owned();
     if !credentials::code_matches(code, &stored) {
         return Ok(false);
     }
     let hash = credentials::hash_password(password)?;
     store
-        .put_secrets(vec![(
-            keys::PASSWORD_HASH.to_owned(),
-            boxidr_store::Secret::new(hash),
-        )])
+        .put_secrets(vec![(keys::PASSWORD_HASH.to_owned(), Secret::new(hash))])
         .await?;
     store
         .delete_secret(keys::SETUP_CODE_HASH.to_owned())
@@ -216,7 +214,6 @@ async fn revoke_box(
     let Some(token) = store.get_secret(keys::BOX_REFRESH_TOKEN.to_owned()).await? else {
         return Ok(None);
     };
-    let token = boxidr_boxapi::Secret::new(String::from_utf8_lossy(token.expose()).into_owned());
     let outcome = async {
         let http = boxidr_boxapi::http::client(std::time::Duration::from_secs(20))?;
         boxlink::auth_client(&http, config, client_id, secret)?

@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use boxidr_model::Secret;
 use boxidr_store::Store;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -133,11 +134,11 @@ impl Identity {
             .put_secrets(vec![
                 (
                     keys::TLS_CERT.to_owned(),
-                    boxidr_store::Secret::new(self.cert_pem.as_bytes().to_vec()),
+                    Secret::from(self.cert_pem.as_str()),
                 ),
                 (
                     keys::TLS_KEY.to_owned(),
-                    boxidr_store::Secret::new(self.key_pem.as_bytes().to_vec()),
+                    Secret::from(self.key_pem.as_str()),
                 ),
             ])
             .await?;
@@ -159,11 +160,7 @@ impl Identity {
             .await?
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        let cert = String::from_utf8(cert.expose().to_vec())
-            .map_err(|_| SetupError::Corrupt("stored certificate is not text".into()))?;
-        let key = String::from_utf8(key.expose().to_vec())
-            .map_err(|_| SetupError::Corrupt("stored key is not text".into()))?;
-        Self::from_pem(&cert, &key, uploaded).map(Some)
+        Self::from_pem(cert.expose(), key.expose(), uploaded).map(Some)
     }
 }
 

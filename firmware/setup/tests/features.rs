@@ -10,6 +10,7 @@ use std::io::Read;
 
 use box_sim::SimConfig;
 use boxidr_config::{Config, Scope};
+use boxidr_model::Secret;
 use boxidr_setup::{PlatformApi, keys};
 use boxidr_store::UserEntry;
 use common::{Harness, PASSWORD, consent, start_connect};
@@ -442,7 +443,7 @@ async fn test_connection() {
     h.store
         .put_secrets(vec![(
             keys::PLATFORM_API_KEY.to_owned(),
-            boxidr_store::Secret::new(good_key.as_bytes().to_vec()),
+            Secret::from(good_key.as_str()),
         )])
         .await
         .unwrap();

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use box_sim::SimConfig;
 use boxidr_config::{Config, LogSearch};
+use boxidr_model::Secret;
 use boxidr_setup::{PlatformApi, keys};
 use common::{Browser, Harness, Page, consent, start_connect};
 use idr_sim::{FaultKind, FaultSpec, Surface};
@@ -349,7 +350,7 @@ async fn log_search_test_record() {
     h.store
         .put_secrets(vec![(
             keys::LOG_SEARCH_TOKEN.to_owned(),
-            boxidr_store::Secret::new(token.as_bytes().to_vec()),
+            Secret::from(token.as_str()),
         )])
         .await
         .unwrap();

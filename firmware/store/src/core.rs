@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use boxidr_model::Secret;
 use redb::{
     Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, StorageBackend, TableDefinition, TableError, WriteTransaction,
@@ -25,7 +26,7 @@ use crate::schema::{self, decode_record, encode_record};
 use crate::types::{
     AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEAD_LETTER_MAX_BYTES,
     DEAD_LETTER_MAX_RECORDS, DeadLetter, IoStats, PageCommit, PageOutcome, QueuedRecord,
-    ReadLimits, RecordFilter, Rejection, Secret, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
+    ReadLimits, RecordFilter, Rejection, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
     UserEntry, validate_key,
 };
 
@@ -892,7 +893,8 @@ impl StoreCore {
         })
     }
 
-    /// A secret, if set.
+    /// A secret, if set. Secrets are text: stored bytes that are not UTF-8 are
+    /// [`StoreError::Corrupt`].
     pub fn get_secret(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
         let op = Op::GetSecret;
         self.run(|_, db| {
@@ -900,10 +902,18 @@ impl StoreCore {
             let Some(table) = open_read(&read, schema::SECRETS, op)? else {
                 return Ok(None);
             };
-            Ok(table
-                .get(key)
-                .op(op)?
-                .map(|g| Secret::new(g.value().to_vec())))
+            let Some(guard) = table.get(key).op(op)? else {
+                return Ok(None);
+            };
+            // Every writer stores text; anything else is corruption, like undecodable JSON.
+            let text =
+                String::from_utf8(guard.value().to_vec()).map_err(|_| StoreError::Corrupt {
+                    op,
+                    table: "secrets",
+                    key: key.to_owned(),
+                    detail: "not UTF-8 text".to_owned(),
+                })?;
+            Ok(Some(Secret::new(text)))
         })
     }
 
@@ -923,7 +933,9 @@ impl StoreCore {
             {
                 let mut table = txn.open_table(schema::SECRETS).op(op)?;
                 for (key, secret) in secrets {
-                    table.insert(key.as_ref(), secret.expose()).op(op)?;
+                    table
+                        .insert(key.as_ref(), secret.expose().as_bytes())
+                        .op(op)?;
                 }
             }
             env.commit(txn, op)

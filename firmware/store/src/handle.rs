@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread;
 
+use boxidr_model::Secret;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tracing::{debug, error};
 
@@ -20,8 +21,8 @@ use crate::core::StoreCore;
 use crate::error::{Op, StoreError};
 use crate::types::{
     AckOutcome, CompactReport, CursorKey, CursorState, DeadLetter, PageCommit, PageOutcome,
-    QueuedRecord, ReadLimits, RecordFilter, Rejection, Secret, SinkBatch, SinkId, Stats,
-    StoreOptions, UserEntry,
+    QueuedRecord, ReadLimits, RecordFilter, Rejection, SinkBatch, SinkId, Stats, StoreOptions,
+    UserEntry,
 };
 
 /// Requests that may wait in the channel; more callers wait (asynchronously) for a slot.

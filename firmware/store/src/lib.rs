@@ -33,7 +33,8 @@
 //! - **Nothing disappears silently.** A record a destination refuses for good is kept as a
 //!   dead letter (with its reason and time) in the same transaction as the ack that passes it;
 //!   the dead letters are bounded, and at the bound the sink holds instead of dropping.
-//! - **Secrets are redacted.** [`Secret`]'s `Debug` prints `[redacted]`; the file is mode 0600.
+//! - **Secrets are redacted.** Secrets are [`boxidr_model::Secret`]s (`Debug` prints
+//!   `[redacted]`); the file is mode 0600.
 
 mod backend;
 mod core;
@@ -53,7 +54,7 @@ pub use types::{
     AckOutcome, CompactReport, CursorKey, CursorState, CursorUpdate, DEAD_LETTER_MAX_BYTES,
     DEAD_LETTER_MAX_RECORDS, DEFAULT_CACHE_BYTES, DEFAULT_COMMIT_INTERVAL, DEFAULT_QUOTA_BYTES,
     DEFAULT_SEEN_TTL, DeadLetter, IoStats, MAX_KEY_LEN, PageCommit, PageOutcome, QueuedRecord,
-    ReadLimits, RecordFilter, Rejection, Secret, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
+    ReadLimits, RecordFilter, Rejection, SinkBatch, SinkId, SinkStats, Stats, StoreOptions,
     SweepWindow, UserEntry,
 };
 

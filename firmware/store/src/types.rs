@@ -408,45 +408,9 @@ pub struct UserEntry {
     pub json: String,
 }
 
-/// Secret bytes (tokens, client secret, API keys). `Debug` never prints them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
-    }
-
-    /// The secret bytes; the name makes every use visible in review.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(text: &str) -> Self {
-        Self(text.as_bytes().to_vec())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Debug output of a secret never contains its bytes.
-    #[test]
-    fn secret_debug_is_redacted() {
-        let secret = Secret::from("hunter2");
-        assert_eq!(format!("{secret:?}"), "[redacted]");
-        assert_eq!(format!("{:?}", Some(secret.clone())), "Some([redacted])");
-        assert_eq!(secret.expose(), b"hunter2");
-    }
 
     /// Cursor keys spell the stream names and prefix sweeps; bad sweep names are refused.
     #[test]

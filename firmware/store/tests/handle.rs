@@ -167,7 +167,7 @@ async fn handle_small_tables() {
         Some(serde_json::json!([1]))
     );
     store
-        .put_secrets(vec![("t".into(), boxidr_store::Secret::from("s"))])
+        .put_secrets(vec![("t".into(), boxidr_model::Secret::from("s"))])
         .await
         .unwrap();
     assert_eq!(
@@ -177,7 +177,7 @@ async fn handle_small_tables() {
             .unwrap()
             .unwrap()
             .expose(),
-        b"s"
+        "s"
     );
     assert!(store.delete_secret("t".into()).await.unwrap());
     let p = PageCommit {

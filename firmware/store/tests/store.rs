@@ -6,11 +6,11 @@
 
 mod common;
 
-use boxidr_model::{BoxEvent, StreamType};
+use boxidr_model::{BoxEvent, Secret, StreamType};
 use boxidr_store::schema;
 use boxidr_store::{
-    CursorKey, CursorUpdate, PageCommit, Secret, SinkId, StoreCore, StoreError, StoreOptions,
-    SweepWindow, UserEntry,
+    CursorKey, CursorUpdate, PageCommit, SinkId, StoreCore, StoreError, StoreOptions, SweepWindow,
+    UserEntry,
 };
 use common::*;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
@@ -948,7 +948,7 @@ fn small_tables_round_trip() {
     ])
     .unwrap();
     let secret = core.get_secret("box.refresh").unwrap().unwrap();
-    assert_eq!(secret.expose(), b"r2");
+    assert_eq!(secret.expose(), "r2");
     assert_eq!(format!("{secret:?}"), "[redacted]");
     assert!(core.delete_secret("box.refresh").unwrap());
     assert!(!core.delete_secret("box.refresh").unwrap());

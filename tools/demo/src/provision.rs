@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use boxidr_boxapi::{AuthClient, Grant, Secret, TokenManager, http};
+use boxidr_boxapi::{AuthClient, Grant, TokenManager, http};
 use boxidr_config::Config;
+use boxidr_model::Secret;
 use boxidr_setup::keys;
 use boxidr_store::{Store, StoreOptions};
 use serde_json::json;
@@ -99,15 +100,15 @@ pub async fn provision(
             .put_secrets(vec![
                 (
                     keys::BOX_CLIENT_SECRET.to_owned(),
-                    boxidr_store::Secret::from(box_config.client_secret.as_str()),
+                    Secret::from(box_config.client_secret.as_str()),
                 ),
                 (
                     keys::LOG_SEARCH_TOKEN.to_owned(),
-                    boxidr_store::Secret::from(token.as_str()),
+                    Secret::from(token.as_str()),
                 ),
                 (
                     keys::PLATFORM_API_KEY.to_owned(),
-                    boxidr_store::Secret::from(idr_sim.config().api_key.as_str()),
+                    Secret::from(idr_sim.config().api_key.as_str()),
                 ),
             ])
             .await?;

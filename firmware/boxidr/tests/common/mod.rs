@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use boxidr_store::{Secret, Store, StoreOptions};
+use boxidr_model::Secret;
+use boxidr_store::{Store, StoreOptions};
 use idr_sim::{FaultKind, FaultSpec, Surface};
 use serde_json::{Value, json};
 

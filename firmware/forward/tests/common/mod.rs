@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use boxidr_forward::{
     BackoffPolicy, CollectorSettings, CollectorSink, CollectorTransport, Forwarder,
-    ForwarderOptions, LogSearchSettings, LogSearchSink, LogToken, Render, Sink, SinkStatus,
-    TrustRoots,
+    ForwarderOptions, LogSearchSettings, LogSearchSink, Render, Sink, SinkStatus, TrustRoots,
 };
-use boxidr_model::{BoxEvent, StreamType};
+use boxidr_model::{BoxEvent, Secret, StreamType};
 use boxidr_store::{CursorKey, PageCommit, QueuedRecord, SinkId, Store, StoreOptions};
 use idr_sim::{IdrSim, Listen, SimConfig, SimHandle};
 use serde_json::json;
@@ -140,7 +139,7 @@ pub fn token(sim: &SimHandle) -> String {
 /// A Log Search sink posting to the simulator with `token` (trusting its CA if it serves TLS).
 pub fn logsearch_with(sim: &SimHandle, token: &str) -> LogSearchSink {
     let mut settings =
-        LogSearchSettings::new(sim.logsearch_base().parse().unwrap(), LogToken::new(token));
+        LogSearchSettings::new(sim.logsearch_base().parse().unwrap(), Secret::new(token));
     settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
     settings.request_timeout = Duration::from_secs(5);
     LogSearchSink::new(settings).unwrap()

@@ -1,6 +1,7 @@
 //! The Maintenance page: configuration export and import, the support bundle; and `/metrics`.
 
 use boxidr_config::Config;
+use boxidr_model::Secret;
 
 use super::{App, Ctx, internal, lock};
 use crate::credentials::{ct_eq, hex, random_hex};
@@ -49,7 +50,7 @@ impl App {
             let mut scrubber = Scrubber::default();
             for key in keys::RESET_SECRETS {
                 if let Some(secret) = self.store.get_secret((*key).to_owned()).await? {
-                    scrubber.add(secret.expose());
+                    scrubber.add(secret.expose().as_bytes());
                 }
             }
             Ok(scrubber)
@@ -247,9 +248,7 @@ impl App {
             Err(e) => return internal(&SetupError::from(e)),
         };
         match stored {
-            Some(hash) if ct_eq(&token_hash(token), &String::from_utf8_lossy(hash.expose())) => {
-                self.metrics()
-            }
+            Some(hash) if ct_eq(&token_hash(token), hash.expose()) => self.metrics(),
             Some(_) => {
                 tracing::warn!(client = %req.client, "Refused a metrics scrape with a wrong token.");
                 refuse("wrong scrape token")
@@ -273,7 +272,7 @@ impl App {
             let token = format!("{METRICS_TOKEN_PREFIX}{}", random_hex(32));
             self.block_on(self.store.put_secrets(vec![(
                 keys::METRICS_TOKEN_HASH.to_owned(),
-                boxidr_store::Secret::new(token_hash(&token)),
+                Secret::new(token_hash(&token)),
             )]))
             .map(|()| Some(token))
         };

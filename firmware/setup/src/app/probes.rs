@@ -29,9 +29,10 @@ use boxidr_boxapi::{
 use boxidr_config::{Config, REGIONS};
 use boxidr_forward::collector::tls_config_for_ca;
 use boxidr_forward::{
-    ApiKey, CanaryOutcome, CollectorSettings, CollectorSink, CollectorTransport, LogSearchSettings,
-    LogSearchSink, LogToken, Rendered, Sink, SinkError, TrustRoots, Verifier, VerifierSettings,
+    CanaryOutcome, CollectorSettings, CollectorSink, CollectorTransport, LogSearchSettings,
+    LogSearchSink, Rendered, Sink, SinkError, TrustRoots, Verifier, VerifierSettings,
 };
+use boxidr_model::Secret;
 use boxidr_model::clock::now_ms;
 use boxidr_normalize::{NoDirectory, Settings, render_record};
 use rustls::pki_types::ServerName;
@@ -321,7 +322,7 @@ impl App {
         key: String,
         timeout: Duration,
     ) -> Result<(Verifier, String), String> {
-        let key = ApiKey::new(key);
+        let key = Secret::new(key);
         let settings = match &self.platform_api {
             Some(api) => {
                 let mut s = VerifierSettings::new(api.base.clone(), key);
@@ -372,7 +373,7 @@ impl App {
         }
         Ok(self
             .block_on(self.store.get_secret(key.to_owned()))?
-            .map(|s| String::from_utf8_lossy(s.expose()).trim().to_owned())
+            .map(|s| s.expose().trim().to_owned())
             .filter(|s| !s.is_empty()))
     }
 
@@ -671,7 +672,7 @@ impl App {
             );
             return Ok(report);
         };
-        let mut settings = match LogSearchSettings::from_config(log_search, LogToken::new(token)) {
+        let mut settings = match LogSearchSettings::from_config(log_search, Secret::new(token)) {
             Ok(s) => s,
             Err(e) => {
                 report.fail(

@@ -169,7 +169,7 @@ impl Harness {
             .await
             .unwrap()
             .unwrap();
-        let cert_pem = String::from_utf8(cert.expose().to_vec()).unwrap();
+        let cert_pem = cert.expose().to_owned();
         Self {
             dir,
             store,
@@ -203,7 +203,7 @@ impl Harness {
             .await
             .unwrap()
             .unwrap();
-        self.cert_pem = String::from_utf8(cert.expose().to_vec()).unwrap();
+        self.cert_pem = cert.expose().to_owned();
     }
 
     /// First boot with the startup code; returns the logged-in browser.
@@ -244,7 +244,7 @@ impl Harness {
             .get_secret(key.to_owned())
             .await
             .unwrap()
-            .map(|s| String::from_utf8(s.expose().to_vec()).unwrap())
+            .map(|s| s.expose().to_owned())
     }
 
     pub async fn stop(mut self) {
