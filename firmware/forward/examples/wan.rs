@@ -18,6 +18,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: a failure should be loud
 
+/// The tests' store helpers (`commit`, `pending`).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +30,8 @@ use boxidr_forward::{
     CollectorSettings, CollectorSink, CollectorTransport, Forwarder, ForwarderOptions,
     LogSearchSettings, LogSearchSink, Render, Sink, TrustRoots,
 };
-use boxidr_model::{BoxEvent, Secret, StreamType};
-use boxidr_store::{
-    CursorKey, PageCommit, QueuedRecord, RecordFilter, SinkId, Store, StoreOptions,
-};
+use boxidr_model::{BoxEvent, Secret};
+use boxidr_store::{QueuedRecord, RecordFilter, SinkId, Store, StoreOptions};
 use fault_proxy::{Faults, ProxyHandle as FaultProxy};
 use idr_sim::{IdrSim, Listen, SimConfig, SimHandle};
 use serde_json::json;
@@ -130,28 +132,9 @@ async fn seed(store: &Store, events: usize) -> usize {
             })
             .collect();
         n += page.len();
-        store
-            .commit_page(PageCommit {
-                cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
-                events: page,
-                next_position: None,
-                last_created_at: None,
-                window: None,
-                collected_at_ms: 1_714_683_791_000,
-            })
-            .await
-            .unwrap();
+        common::commit(store, page).await;
     }
     logins
-}
-
-async fn pending(store: &Store, sink: SinkId) -> u64 {
-    let stats = store.stats().await.unwrap();
-    stats
-        .pending_per_sink
-        .iter()
-        .find(|s| s.sink == sink)
-        .map_or(0, |s| s.pending)
 }
 
 struct Figure {
@@ -176,7 +159,7 @@ async fn run_sink<S: Sink + 'static>(store: &Store, sink: S) -> f64 {
     let (stop, stop_rx) = watch::channel(false);
     let start = Instant::now();
     let task = tokio::spawn(forwarder.run(stop_rx));
-    while pending(store, id).await > 0 {
+    while common::pending(store, id).await > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = start.elapsed().as_secs_f64();

@@ -15,11 +15,7 @@ use idr_sim::{FaultKind, FaultSpec, Surface};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_sink_down_the_other_keeps_delivering() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store
-        .set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
-        .await
-        .unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector, SinkId::LogSearch]).await;
     sim.faults()
         .set(FaultSpec::new(Surface::Uef, FaultKind::Down))
         .unwrap();
@@ -29,15 +25,8 @@ async fn one_sink_down_the_other_keeps_delivering() {
 
     let uef = spawn(&store, collector(&sim), options(25));
     let raw = spawn(&store, logsearch(&sim), options(25));
-    wait_until("Log Search caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
-    let mut uef_status = uef.status.clone();
-    uef_status
-        .wait_for(|s| matches!(s.state, SinkState::Retrying { attempt, .. } if attempt >= 2))
-        .await
-        .unwrap();
+    caught_up(&store, SinkId::LogSearch).await;
+    uef.retrying(2).await;
     assert_eq!(sim.delivery_counts().logsearch.delivered(), 60);
     assert_eq!(pending(&store, SinkId::Collector).await, 60);
     assert_eq!(
@@ -47,10 +36,7 @@ async fn one_sink_down_the_other_keeps_delivering() {
     );
 
     sim.faults().clear(Surface::Uef);
-    wait_until("Collector caught up", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::Collector).await;
     assert_eq!(queued(&store).await, 0);
     let uef_end = uef.stop().await;
     let raw_end = raw.stop().await;
@@ -71,11 +57,7 @@ async fn one_sink_down_the_other_keeps_delivering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_error_on_one_sink_does_not_stop_the_other() {
     let sim = sim(|c| c.unknown_token = idr_sim::UnknownTokenBehaviour::Reject(403)).await;
-    let (store, _dir) = store().await;
-    store
-        .set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
-        .await
-        .unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector, SinkId::LogSearch]).await;
     seed(&store, &ids("c-", 30), "LOGIN").await;
 
     let raw = spawn(
@@ -84,10 +66,7 @@ async fn config_error_on_one_sink_does_not_stop_the_other() {
         options(10),
     );
     let uef = spawn(&store, collector(&sim), options(10));
-    wait_until("Collector caught up", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::Collector).await;
     let raw_end = raw.stop().await;
     uef.stop().await;
     assert!(matches!(raw_end.state, SinkState::ConfigError { .. }));

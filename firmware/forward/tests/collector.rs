@@ -18,18 +18,12 @@ use idr_sim::{FaultKind, FaultSpec, Surface, TestCa, TlsFailMode};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_every_login_once() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     let logins = ids("login-", 120);
     seed(&store, &logins, "LOGIN").await;
     seed(&store, &ids("dl-", 30), "DOWNLOAD").await;
 
-    let run = spawn(&store, collector(&sim), options(50));
-    wait_until("collector caught up", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, collector(&sim), options(50)).await;
 
     let counts = sim.delivery_counts().uef;
     assert_eq!(counts.delivered(), 120);
@@ -51,33 +45,22 @@ async fn delivers_every_login_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_then_recovery() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     let first = ids("a-", 20);
     seed(&store, &first, "LOGIN").await;
     let run = spawn(&store, collector(&sim), options(50));
-    wait_until("first batch delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::Collector).await;
 
     sim.faults()
         .set(FaultSpec::new(Surface::Uef, FaultKind::Down))
         .unwrap();
     let second = ids("b-", 20);
     seed(&store, &second, "LOGIN").await;
-    let mut status = run.status.clone();
-    status
-        .wait_for(|s| matches!(s.state, SinkState::Retrying { attempt, .. } if attempt >= 3))
-        .await
-        .unwrap();
+    run.retrying(3).await;
     assert_eq!(pending(&store, SinkId::Collector).await, 20);
 
     sim.faults().clear(Surface::Uef);
-    wait_until("second batch delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::Collector).await;
     let status = run.stop().await;
     let counts = sim.delivery_counts().uef;
     assert_eq!(counts.delivered(), 40);
@@ -92,8 +75,7 @@ async fn outage_then_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_mid_batch_resends_the_batch() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("r-", 200), "LOGIN").await;
     // A batch of 100 lines (~28 KB) spans two TLS records (16 KiB max): the handshake (< 2 KB)
     // and the first record get through, the reset lands inside the second. The listener
@@ -110,12 +92,7 @@ async fn reset_mid_batch_resends_the_batch() {
         )
         .unwrap();
 
-    let run = spawn(&store, collector(&sim), options(100));
-    wait_until("all delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, collector(&sim), options(100)).await;
 
     let counts = sim.delivery_counts().uef;
     let on_first_connection = sim.uef_accepted().iter().filter(|r| r.conn == 1).count();
@@ -139,8 +116,7 @@ async fn reset_mid_batch_resends_the_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_resends_every_unconfirmed_batch() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("u-", 400), "LOGIN").await;
     // Batches of 50 lines (~14 KB): the reset lands after about four of them were written.
     sim.faults()
@@ -156,12 +132,7 @@ async fn reset_resends_every_unconfirmed_batch() {
         .unwrap();
     let mut settings = collector_settings(&sim);
     settings.confirm_window = Duration::from_secs(3);
-    let run = spawn(&store, CollectorSink::new(settings).unwrap(), options(50));
-    wait_until("all delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, CollectorSink::new(settings).unwrap(), options(50)).await;
     let counts = sim.delivery_counts().uef;
     let on_first_connection = sim.uef_accepted().iter().filter(|r| r.conn == 1).count();
     assert!(
@@ -179,8 +150,7 @@ async fn reset_resends_every_unconfirmed_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_handshake_failures_are_retried_never_trusted() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("t-", 10), "LOGIN").await;
     sim.faults()
         .set(
@@ -194,12 +164,7 @@ async fn tls_handshake_failures_are_retried_never_trusted() {
         )
         .unwrap();
 
-    let run = spawn(&store, collector(&sim), options(50));
-    wait_until("all delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, collector(&sim), options(50)).await;
     assert_eq!(sim.untrusted_handshakes(), 0);
     assert_eq!(sim.connections(Surface::Uef), 4);
     let counts = sim.delivery_counts().uef;
@@ -211,8 +176,7 @@ async fn tls_handshake_failures_are_retried_never_trusted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_ca_delivers_nothing() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("w-", 5), "LOGIN").await;
     let mut settings = collector_settings(&sim);
     settings.transport = CollectorTransport::Tls {
@@ -220,12 +184,7 @@ async fn wrong_ca_delivers_nothing() {
         server_name: None,
     };
     let run = spawn(&store, CollectorSink::new(settings).unwrap(), options(50));
-    let mut status = run.status.clone();
-    let seen = status
-        .wait_for(|s| matches!(s.state, SinkState::Retrying { attempt, .. } if attempt >= 3))
-        .await
-        .unwrap()
-        .clone();
+    let seen = run.retrying(3).await;
     let SinkState::Retrying { error, .. } = seen.state else {
         unreachable!()
     };
@@ -240,20 +199,14 @@ async fn wrong_ca_delivers_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_collector_is_abandoned() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("s-", 10), "LOGIN").await;
     sim.faults()
         .set(FaultSpec::new(Surface::Uef, FaultKind::Stall).times(1))
         .unwrap();
     let mut settings = collector_settings(&sim);
     settings.connect_timeout = Duration::from_millis(300);
-    let run = spawn(&store, CollectorSink::new(settings).unwrap(), options(50));
-    wait_until("all delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, CollectorSink::new(settings).unwrap(), options(50)).await;
     let counts = sim.delivery_counts().uef;
     assert_eq!((counts.delivered(), counts.duplicates()), (10, 0));
     assert!(status.last_error.unwrap().contains("no TLS session"));
@@ -265,18 +218,12 @@ async fn stalled_collector_is_abandoned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_closed_peer_is_noticed() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("h-", 30), "LOGIN").await;
     sim.faults()
         .set(FaultSpec::new(Surface::Uef, FaultKind::HalfClose).times(1))
         .unwrap();
-    let run = spawn(&store, collector(&sim), options(30));
-    wait_until("all delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    run.stop().await;
+    deliver_all(&store, collector(&sim), options(30)).await;
     let counts = sim.delivery_counts().uef;
     assert_eq!(counts.delivered(), 30);
     assert!(counts.duplicates() <= 30, "{}", counts.duplicates());
@@ -288,17 +235,11 @@ async fn half_closed_peer_is_noticed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unencrypted_when_chosen() {
     let sim = sim(|c| c.uef_tls = false).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::Collector]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::Collector]).await;
     seed(&store, &ids("p-", 7), "LOGIN").await;
     let mut settings = collector_settings(&sim);
     settings.transport = CollectorTransport::Unencrypted;
-    let run = spawn(&store, CollectorSink::new(settings).unwrap(), options(50));
-    wait_until("all delivered", async || {
-        pending(&store, SinkId::Collector).await == 0
-    })
-    .await;
-    run.stop().await;
+    deliver_all(&store, CollectorSink::new(settings).unwrap(), options(50)).await;
     let counts = sim.delivery_counts().uef;
     assert_eq!((counts.delivered(), counts.duplicates()), (7, 0));
 }

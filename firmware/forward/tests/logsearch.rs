@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use boxidr_forward::SinkState;
 use boxidr_store::SinkId;
 use common::*;
-use idr_sim::{FaultKind, FaultSpec, SimHandle, Surface, UnknownTokenBehaviour};
+use idr_sim::{SimHandle, UnknownTokenBehaviour};
 
 /// Requests the Log Search surface has received, from the simulator's control surface.
 async fn logsearch_requests(sim: &SimHandle) -> u64 {
@@ -30,17 +30,11 @@ async fn logsearch_requests(sim: &SimHandle) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_every_record_once_over_https() {
     let sim = sim(|c| c.logsearch_tls = true).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     let all = ids("x-", 150);
     seed(&store, &all, "DOWNLOAD").await;
 
-    let run = spawn(&store, logsearch(&sim), options(40));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, logsearch(&sim), options(40)).await;
 
     let counts = sim.delivery_counts().logsearch;
     assert_eq!(counts.ids(), all.into_iter().collect());
@@ -58,29 +52,14 @@ async fn delivers_every_record_once_over_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_error_storm_is_retried() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     seed(&store, &ids("s-", 60), "DOWNLOAD").await;
     let failures = 12;
     sim.faults()
-        .set(
-            FaultSpec::new(
-                Surface::Logsearch,
-                FaultKind::Status {
-                    status: 503,
-                    retry_after_secs: None,
-                },
-            )
-            .times(failures),
-        )
+        .set(logsearch_status(503, None).times(failures))
         .unwrap();
 
-    let run = spawn(&store, logsearch(&sim), options(20));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, logsearch(&sim), options(20)).await;
 
     let counts = sim.delivery_counts().logsearch;
     assert_eq!(counts.delivered(), 60);
@@ -102,20 +81,10 @@ async fn server_error_storm_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     seed(&store, &ids("r-", 10), "DOWNLOAD").await;
     sim.faults()
-        .set(
-            FaultSpec::new(
-                Surface::Logsearch,
-                FaultKind::Status {
-                    status: 429,
-                    retry_after_secs: Some(1),
-                },
-            )
-            .times(1),
-        )
+        .set(logsearch_status(429, Some(1)).times(1))
         .unwrap();
 
     let run = spawn(&store, logsearch(&sim), options(50));
@@ -133,10 +102,7 @@ async fn retry_after_is_honoured() {
     assert!(ahead >= Duration::from_millis(800), "{ahead:?}");
     assert!(retrying.last_error.unwrap().contains("429"));
 
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
     run.stop().await;
     assert_eq!(sim.delivery_counts().logsearch.delivered(), 10);
 }
@@ -146,8 +112,7 @@ async fn retry_after_is_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_token_stops_the_sink_and_keeps_the_queue() {
     let sim = sim(|c| c.unknown_token = UnknownTokenBehaviour::Reject(404)).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     seed(&store, &ids("u-", 20), "DOWNLOAD").await;
     let wrong = idr_sim::random_uuid();
 
@@ -182,18 +147,12 @@ async fn unknown_token_stops_the_sink_and_keeps_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_record_becomes_a_dead_letter_not_a_wedge() {
     let sim = sim(|c| c.body_limit = 4096).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     seed(&store, &ids("a-", 5), "DOWNLOAD").await;
     seed_padded(&store, &["big".to_owned()], "DOWNLOAD", 5000).await;
     seed(&store, &ids("b-", 5), "DOWNLOAD").await;
 
-    let run = spawn(&store, logsearch(&sim), options(50));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, logsearch(&sim), options(50)).await;
     assert_eq!((status.delivered, status.rejected), (10, 1));
     let counts = sim.delivery_counts().logsearch;
     assert_eq!((counts.delivered(), counts.duplicates()), (10, 0));
@@ -215,28 +174,13 @@ async fn oversized_record_becomes_a_dead_letter_not_a_wedge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_request_for_one_record_becomes_a_dead_letter_not_a_stop() {
     let sim = sim(|_| {}).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     seed(&store, &ids("r-", 12), "DOWNLOAD").await;
     sim.faults()
-        .set(
-            FaultSpec::new(
-                Surface::Logsearch,
-                FaultKind::Status {
-                    status: 400,
-                    retry_after_secs: None,
-                },
-            )
-            .times(1),
-        )
+        .set(logsearch_status(400, None).times(1))
         .unwrap();
 
-    let run = spawn(&store, logsearch(&sim), options(4));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, logsearch(&sim), options(4)).await;
     assert!(
         !matches!(status.state, SinkState::ConfigError { .. }),
         "{:?}",

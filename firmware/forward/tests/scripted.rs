@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use boxidr_forward::{Delivery, Forwarder, Rendered, Sink, SinkError, SinkState, Window};
+use boxidr_forward::{Delivery, Rendered, Sink, SinkError, SinkState, Window};
 use boxidr_store::{SinkId, Store};
 use common::*;
 use tokio::sync::watch;
@@ -49,15 +49,13 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(script: Vec<Step>, shutdown: watch::Receiver<bool>) -> (Self, Arc<Mutex<Log>>) {
-        let log = Arc::new(Mutex::new(Log::default()));
-        let sink = Self {
+    fn new(script: Vec<Step>, log: Arc<Mutex<Log>>, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
             script: script.into(),
-            log: log.clone(),
+            log,
             outstanding: VecDeque::new(),
             shutdown,
-        };
-        (sink, log)
+        }
     }
 
     /// Delivers the next `n` outstanding records: through the batch's `through` when the
@@ -136,23 +134,22 @@ impl Sink for Scripted {
 
 /// A store holding `n` Box events for Log Search.
 async fn queue_of(n: usize) -> (Store, tempfile::TempDir) {
-    let (store, dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, dir) = store_for(&[SinkId::LogSearch]).await;
     seed(&store, &ids("s-", n), "DOWNLOAD").await;
     (store, dir)
 }
 
 /// Runs a forwarder over `store` with a sink following `script`.
 fn start(store: &Store, script: Vec<Step>, shutdown_grace: Duration) -> (Running, Arc<Mutex<Log>>) {
-    let (stop, stop_rx) = watch::channel(false);
-    let (sink, log) = Scripted::new(script, stop_rx.clone());
     let options = boxidr_forward::ForwarderOptions {
         shutdown_grace,
         ..options(4)
     };
-    let (forwarder, status) = Forwarder::new(store.clone(), sink, Arc::new(TestRender), options);
-    let task = tokio::spawn(forwarder.run(stop_rx));
-    (Running { status, stop, task }, log)
+    let log = Arc::<Mutex<Log>>::default();
+    let run = spawn_with(store, options, |shutdown| {
+        Scripted::new(script, log.clone(), shutdown)
+    });
+    (run, log)
 }
 
 /// A transient failure after part of a batch: the delivered prefix is acknowledged and never
@@ -165,10 +162,7 @@ async fn only_the_delivered_prefix_is_acknowledged() {
         error: Some(SinkError::transient("connection reset")),
     }];
     let (run, log) = start(&store, script, Duration::from_secs(2));
-    wait_until("every record delivered and acknowledged", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
     let status = run.stop().await;
     let log = log.lock().unwrap();
     let first = log.submitted[0];

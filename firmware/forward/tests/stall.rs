@@ -8,8 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use boxidr_forward::{LogSearchSettings, LogSearchSink, SinkState, TrustRoots};
-use boxidr_model::Secret;
+use boxidr_forward::{LogSearchSink, SinkState};
 use boxidr_store::SinkId;
 use common::*;
 use fault_proxy::{FaultProxy, Faults};
@@ -32,20 +31,15 @@ async fn stalled_log_search_is_noticed_and_stays_retrying() {
         .unwrap();
     let mut via_proxy = base.clone();
     via_proxy.set_port(Some(proxy.addr().port())).unwrap();
-    let mut settings = LogSearchSettings::new(via_proxy, Secret::new(token(&sim)));
-    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    let mut settings = logsearch_settings(&sim, via_proxy);
     settings.request_timeout = Duration::from_secs(2);
     let sink = LogSearchSink::new(settings).unwrap();
 
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     let mut all = ids("before-", 20);
     seed(&store, &all, "DOWNLOAD").await;
     let run = spawn(&store, sink, options(50));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
 
     proxy.update(|f| f.stall = true);
     let stalled = Instant::now();
@@ -80,10 +74,7 @@ async fn stalled_log_search_is_noticed_and_stays_retrying() {
     }
 
     proxy.clear();
-    wait_until("caught up after the stall", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
     let final_status = run.stop().await;
     let counts = sim.delivery_counts().logsearch;
     assert_eq!(counts.ids(), all.iter().cloned().collect());
@@ -108,36 +99,20 @@ async fn stalled_log_search_is_noticed_and_stays_retrying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_is_one_request_until_it_is_answered() {
     let sim = sim(|c| c.logsearch_tls = true).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     let mut all = ids("before-", 20);
     seed(&store, &all, "DOWNLOAD").await;
     let run = spawn(&store, logsearch(&sim), options(50));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
 
     let before = sim.requests(idr_sim::Surface::Logsearch);
     sim.faults()
-        .set(
-            idr_sim::FaultSpec::new(
-                idr_sim::Surface::Logsearch,
-                idr_sim::FaultKind::Status {
-                    status: 503,
-                    retry_after_secs: None,
-                },
-            )
-            .for_duration(Duration::from_millis(1500)),
-        )
+        .set(logsearch_status(503, None).for_duration(Duration::from_millis(1500)))
         .unwrap();
     let waiting = ids("during-", 300);
     seed(&store, &waiting, "DOWNLOAD").await;
     all.extend(waiting);
-    wait_until("caught up after the 503s", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
     let status = run.stop().await;
 
     let counts = sim.delivery_counts().logsearch;

@@ -9,14 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use boxidr_forward::{
-    Delivery, ForwarderOptions, LogSearchSettings, LogSearchSink, Rendered, Sink, TrustRoots,
-    Window,
-};
-use boxidr_model::Secret;
+use boxidr_forward::{Delivery, ForwarderOptions, LogSearchSink, Rendered, Sink, Window};
 use boxidr_store::SinkId;
 use common::*;
-use idr_sim::{FaultKind, FaultSpec, Surface};
+use idr_sim::Surface;
 
 /// A sink that accepts everything and delivers nothing: how far does the loop read ahead?
 struct Holding {
@@ -43,8 +39,7 @@ impl Sink for Holding {
 }
 
 async fn read_ahead(window: Window, max_unacked: usize) -> usize {
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     for page in 0..6 {
         seed(&store, &ids(&format!("p{page}-"), 500), "DOWNLOAD").await;
     }
@@ -101,15 +96,10 @@ async fn reads_stop_at_max_unacked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_window_and_no_duplicates_in_a_503_storm() {
     let sim = sim(|c| c.logsearch_tls = true).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     let all = ids("h-", 400);
     seed(&store, &all, "DOWNLOAD").await;
-    let mut settings = LogSearchSettings::new(
-        sim.logsearch_base().parse().unwrap(),
-        Secret::new(token(&sim)),
-    );
-    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    let mut settings = logsearch_settings(&sim, sim.logsearch_base().parse().unwrap());
     settings.connections = 2;
     settings.streams = 64;
     let mut probe = LogSearchSink::new(settings.clone()).unwrap();
@@ -128,24 +118,10 @@ async fn http2_window_and_no_duplicates_in_a_503_storm() {
 
     let failures = 10;
     sim.faults()
-        .set(
-            FaultSpec::new(
-                Surface::Logsearch,
-                FaultKind::Status {
-                    status: 503,
-                    retry_after_secs: None,
-                },
-            )
-            .times(failures),
-        )
+        .set(logsearch_status(503, None).times(failures))
         .unwrap();
 
-    let run = spawn(&store, LogSearchSink::new(settings).unwrap(), options(100));
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
-    let status = run.stop().await;
+    let status = deliver_all(&store, LogSearchSink::new(settings).unwrap(), options(100)).await;
     let counts = sim.delivery_counts().logsearch;
     assert_eq!(counts.ids(), all.into_iter().collect());
     assert_eq!(counts.duplicates(), 0);
@@ -160,17 +136,12 @@ async fn http2_window_and_no_duplicates_in_a_503_storm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_opens_one_connection_per_client() {
     let sim = sim(|c| c.logsearch_tls = true).await;
-    let (store, _dir) = store().await;
-    store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
+    let (store, _dir) = store_for(&[SinkId::LogSearch]).await;
     let all = ids("c-", 3000);
     for chunk in all.chunks(500) {
         seed(&store, chunk, "DOWNLOAD").await;
     }
-    let mut settings = LogSearchSettings::new(
-        sim.logsearch_base().parse().unwrap(),
-        Secret::new(token(&sim)),
-    );
-    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    let mut settings = logsearch_settings(&sim, sim.logsearch_base().parse().unwrap());
     settings.connections = 4;
     settings.streams = 128;
     let before = sim.connections(Surface::Logsearch);
@@ -179,10 +150,7 @@ async fn http2_opens_one_connection_per_client() {
         LogSearchSink::new(settings.clone()).unwrap(),
         options(100),
     );
-    wait_until("caught up", async || {
-        pending(&store, SinkId::LogSearch).await == 0
-    })
-    .await;
+    caught_up(&store, SinkId::LogSearch).await;
     run.stop().await;
     let opened = sim.connections(Surface::Logsearch) - before;
     let counts = sim.delivery_counts().logsearch;

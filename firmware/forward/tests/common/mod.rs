@@ -1,5 +1,6 @@
 //! Shared helpers for the forwarding tests: a temp-dir store seeded with Box events, a simple
-//! renderer, idr-sim with fast settings, and a spawned forwarder per sink.
+//! renderer, idr-sim with fast settings and its faults, and a spawned forwarder per sink (run
+//! until its queue is empty, or until it retries). The `wan` example shares the store helpers.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failure
 
@@ -8,11 +9,12 @@ use std::time::Duration;
 
 use boxidr_forward::{
     BackoffPolicy, CollectorSettings, CollectorSink, CollectorTransport, Forwarder,
-    ForwarderOptions, LogSearchSettings, LogSearchSink, Render, Sink, SinkStatus, TrustRoots,
+    ForwarderOptions, LogSearchSettings, LogSearchSink, Render, Sink, SinkState, SinkStatus,
+    TrustRoots,
 };
 use boxidr_model::{BoxEvent, Secret, StreamType};
 use boxidr_store::{CursorKey, PageCommit, QueuedRecord, SinkId, Store, StoreOptions};
-use idr_sim::{IdrSim, Listen, SimConfig, SimHandle};
+use idr_sim::{FaultKind, FaultSpec, IdrSim, Listen, SimConfig, SimHandle, Surface};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -53,6 +55,13 @@ pub async fn store() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+/// A temp-dir store (kept alive by the returned dir) delivering to `sinks`.
+pub async fn store_for(sinks: &[SinkId]) -> (Store, tempfile::TempDir) {
+    let (store, dir) = store().await;
+    store.set_enabled_sinks(sinks).await.unwrap();
+    (store, dir)
+}
+
 /// Box event ids `e0001…` for `n` events.
 pub fn ids(prefix: &str, n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("{prefix}{i:04}")).collect()
@@ -77,6 +86,11 @@ pub async fn seed_padded(store: &Store, ids: &[String], event_type: &str, pad: u
             .unwrap()
         })
         .collect();
+    commit(store, events).await;
+}
+
+/// Appends `events` as one page of the admin-logs stream.
+pub async fn commit(store: &Store, events: Vec<BoxEvent>) {
     store
         .commit_page(PageCommit {
             cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
@@ -95,6 +109,18 @@ pub async fn sim(f: impl FnOnce(&mut SimConfig)) -> SimHandle {
     let mut config = SimConfig::default();
     f(&mut config);
     IdrSim::start(config, Listen::default()).await.unwrap()
+}
+
+/// Log Search answering every request with `status` (and `Retry-After`, when given); the
+/// caller says for how long (`times`, `for_duration`).
+pub fn logsearch_status(status: u16, retry_after_secs: Option<u64>) -> FaultSpec {
+    FaultSpec::new(
+        Surface::Logsearch,
+        FaultKind::Status {
+            status,
+            retry_after_secs,
+        },
+    )
 }
 
 /// Fast loop settings for tests.
@@ -136,11 +162,17 @@ pub fn token(sim: &SimHandle) -> String {
     sim.config().tokens[0].clone()
 }
 
+/// Log Search settings posting to `base` with the simulator's first token, trusting its CA.
+pub fn logsearch_settings(sim: &SimHandle, base: url::Url) -> LogSearchSettings {
+    let mut settings = LogSearchSettings::new(base, Secret::new(token(sim)));
+    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    settings
+}
+
 /// A Log Search sink posting to the simulator with `token` (trusting its CA if it serves TLS).
 pub fn logsearch_with(sim: &SimHandle, token: &str) -> LogSearchSink {
-    let mut settings =
-        LogSearchSettings::new(sim.logsearch_base().parse().unwrap(), Secret::new(token));
-    settings.roots = TrustRoots::CustomCa(sim.ca_pem().into_bytes());
+    let mut settings = logsearch_settings(sim, sim.logsearch_base().parse().unwrap());
+    settings.token = Secret::new(token);
     settings.request_timeout = Duration::from_secs(5);
     LogSearchSink::new(settings).unwrap()
 }
@@ -166,13 +198,48 @@ impl Running {
             .unwrap();
         self.status.borrow().clone()
     }
+
+    /// Waits until the status says `Retrying` after at least `attempts` failed attempts; that
+    /// status.
+    pub async fn retrying(&self, attempts: u32) -> SinkStatus {
+        self.status
+            .clone()
+            .wait_for(
+                |s| matches!(s.state, SinkState::Retrying { attempt, .. } if attempt >= attempts),
+            )
+            .await
+            .unwrap()
+            .clone()
+    }
 }
 
 pub fn spawn<S: Sink + 'static>(store: &Store, sink: S, options: ForwarderOptions) -> Running {
-    let (forwarder, status) = Forwarder::new(store.clone(), sink, Arc::new(TestRender), options);
+    spawn_with(store, options, |_| sink)
+}
+
+/// As [`spawn`], with a sink made from the forwarder's shutdown switch.
+pub fn spawn_with<S: Sink + 'static>(
+    store: &Store,
+    options: ForwarderOptions,
+    sink: impl FnOnce(watch::Receiver<bool>) -> S,
+) -> Running {
     let (stop, stop_rx) = watch::channel(false);
+    let sink = sink(stop_rx.clone());
+    let (forwarder, status) = Forwarder::new(store.clone(), sink, Arc::new(TestRender), options);
     let task = tokio::spawn(forwarder.run(stop_rx));
     Running { status, stop, task }
+}
+
+/// Runs a forwarder with `sink` until nothing is pending for it, then stops it: its last status.
+pub async fn deliver_all<S: Sink + 'static>(
+    store: &Store,
+    sink: S,
+    options: ForwarderOptions,
+) -> SinkStatus {
+    let id = sink.id();
+    let run = spawn(store, sink, options);
+    caught_up(store, id).await;
+    run.stop().await
 }
 
 /// Polls `pred` every 10 ms for up to 20 s; panics with `what` on timeout.
@@ -185,6 +252,14 @@ pub async fn wait_until(what: &str, mut pred: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until nothing is pending for `sink`.
+pub async fn caught_up(store: &Store, sink: SinkId) {
+    wait_until(&format!("{sink:?} caught up"), async || {
+        pending(store, sink).await == 0
+    })
+    .await;
 }
 
 /// Records still queued for `sink`.
