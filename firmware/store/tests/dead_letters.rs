@@ -29,10 +29,11 @@ fn queued_ids(core: &mut StoreCore, sink: SinkId) -> Vec<String> {
 #[test]
 fn refused_record_is_kept_by_the_ack_that_passes_it() {
     let disk = MemDisk::new();
-    let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("1"), 10))
-        .unwrap();
+    let mut core = open_mem_queue(
+        &disk,
+        &[SinkId::LogSearch],
+        page(&["a", "b", "c"], Some("1"), 10),
+    );
     let original = core.read_batch(SinkId::LogSearch, 10, usize::MAX).unwrap()[1].clone();
 
     let ack = core
@@ -70,10 +71,11 @@ fn refused_record_is_kept_by_the_ack_that_passes_it() {
 fn dead_letters_are_durable_and_not_doubled() {
     let disk = MemDisk::new();
     {
-        let mut core = open_mem(&disk);
-        core.set_enabled_sinks(&[SinkId::LogSearch]).unwrap();
-        core.commit_page(page(&["a", "b", "c", "d"], Some("1"), 10))
-            .unwrap();
+        let mut core = open_mem_queue(
+            &disk,
+            &[SinkId::LogSearch],
+            page(&["a", "b", "c", "d"], Some("1"), 10),
+        );
         core.ack_rejecting(SinkId::LogSearch, 2, &[rejection(1)], 5)
             .unwrap();
         // Seq 1 again (at or below the cursor) and seq 4 (beyond this ack): neither is kept.
@@ -93,10 +95,11 @@ fn dead_letters_are_durable_and_not_doubled() {
 #[test]
 fn removal_stops_at_the_sequence_shown() {
     let disk = MemDisk::new();
-    let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::LogSearch]).unwrap();
-    core.commit_page(page(&["a", "b", "c", "d"], Some("1"), 10))
-        .unwrap();
+    let mut core = open_mem_queue(
+        &disk,
+        &[SinkId::LogSearch],
+        page(&["a", "b", "c", "d"], Some("1"), 10),
+    );
     core.ack_rejecting(SinkId::LogSearch, 4, &[rejection(1), rejection(3)], 7)
         .unwrap();
     let before = core.stats().unwrap().dead_letter_bytes;

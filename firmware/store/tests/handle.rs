@@ -230,14 +230,6 @@ async fn grouped_commits_become_durable_on_the_timer() {
 }
 
 fn page_commit(id: &str, next: &str) -> PageCommit {
-    PageCommit {
-        cursor: CursorKey::Stream(boxidr_model::StreamType::AdminLogsStreaming),
-        events: vec![
-            boxidr_model::BoxEvent::from_value(serde_json::json!({"event_id": id})).unwrap(),
-        ],
-        next_position: Some(boxidr_model::StreamPosition::new(next).unwrap()),
-        last_created_at: None,
-        window: None,
-        collected_at_ms: 1,
-    }
+    let event = boxidr_model::BoxEvent::from_value(serde_json::json!({"event_id": id})).unwrap();
+    events_page(vec![event], Some(next), 1)
 }

@@ -29,6 +29,26 @@ fn ids(records: &[boxidr_store::QueuedRecord]) -> Vec<String> {
     records.iter().map(|r| r.event_id.to_string()).collect()
 }
 
+/// The stored position of the streaming cursor.
+fn stream_position(core: &mut StoreCore) -> String {
+    let cursor = core.cursor(&streaming()).unwrap().unwrap();
+    cursor.position.unwrap().as_str().to_owned()
+}
+
+/// A user whose JSON is only its id.
+fn user(id: &str) -> UserEntry {
+    UserEntry {
+        id: id.to_owned(),
+        json: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+/// The ids of the stored users, in order (the first ten).
+fn user_ids(core: &mut StoreCore) -> Vec<String> {
+    let users = core.users_after(None, 10).unwrap();
+    users.into_iter().map(|u| u.id).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // schema
 
@@ -112,15 +132,7 @@ fn reopen_preserves_data() {
     drop(core);
 
     let mut core = StoreCore::open(options).unwrap();
-    assert_eq!(
-        core.cursor(&streaming())
-            .unwrap()
-            .unwrap()
-            .position
-            .unwrap()
-            .as_str(),
-        "100"
-    );
+    assert_eq!(stream_position(&mut core), "100");
     assert_eq!(ids(&all(&mut core, SinkId::Collector)), ["c"]);
     assert_eq!(ids(&all(&mut core, SinkId::LogSearch)), ["a", "b", "c"]);
     // Seen survives: "a" is a duplicate; the sequence continues at 4.
@@ -214,15 +226,7 @@ fn duplicates_within_and_across_pages_are_skipped() {
     assert_eq!(core.counter(schema::COUNTER_APPENDED).unwrap(), 3);
     assert_eq!(core.counter(schema::COUNTER_DUPLICATES).unwrap(), 5);
     // The cursor still advances on an all-duplicate page.
-    assert_eq!(
-        core.cursor(&streaming())
-            .unwrap()
-            .unwrap()
-            .position
-            .unwrap()
-            .as_str(),
-        "3"
-    );
+    assert_eq!(stream_position(&mut core), "3");
 }
 
 /// Box's legacy reset position "0" never overwrites a good cursor; None keeps the old one.
@@ -326,15 +330,7 @@ fn cursors_are_per_stream_and_sweep() {
     sweep.last_created_at = Some("2024-01-01T00:00:00Z".into());
     core.commit_page(sweep).unwrap();
     core.commit_page(page(&["l1"], Some("100"), 2)).unwrap();
-    assert_eq!(
-        core.cursor(&streaming())
-            .unwrap()
-            .unwrap()
-            .position
-            .unwrap()
-            .as_str(),
-        "100"
-    );
+    assert_eq!(stream_position(&mut core), "100");
     let sweep_cursor = core
         .cursor(&CursorKey::Sweep("catchup-2024".into()))
         .unwrap()
@@ -374,12 +370,11 @@ fn cursors_are_per_stream_and_sweep() {
 /// Two sinks read independently; a record is deleted only when both enabled sinks acked it.
 #[test]
 fn record_deleted_only_after_both_enabled_sinks_acked() {
-    let disk = MemDisk::new();
-    let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
-        .unwrap();
-    core.commit_page(page(&["a", "b", "c", "d"], Some("1"), 1))
-        .unwrap();
+    let mut core = open_mem_queue(
+        &MemDisk::new(),
+        &[SinkId::Collector, SinkId::LogSearch],
+        page(&["a", "b", "c", "d"], Some("1"), 1),
+    );
 
     let ack = core.ack(SinkId::Collector, 3).unwrap();
     assert_eq!((ack.cursor, ack.advanced, ack.deleted), (3, true, 0));
@@ -412,12 +407,11 @@ fn record_deleted_only_after_both_enabled_sinks_acked() {
 /// A disabled sink holds nothing back; disabling a lagging sink releases its records.
 #[test]
 fn disabled_sink_does_not_hold_records() {
-    let disk = MemDisk::new();
-    let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
-        .unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("1"), 1))
-        .unwrap();
+    let mut core = open_mem_queue(
+        &MemDisk::new(),
+        &[SinkId::Collector, SinkId::LogSearch],
+        page(&["a", "b", "c"], Some("1"), 1),
+    );
     core.ack(SinkId::Collector, 2).unwrap();
     assert_eq!(core.stats().unwrap().queue_records, 3);
     assert_eq!(core.set_enabled_sinks(&[SinkId::Collector]).unwrap(), 2);
@@ -441,12 +435,11 @@ fn no_enabled_sink_deletes_nothing() {
 /// An ack never moves a sink cursor backwards, and an ack beyond the newest seq is refused.
 #[test]
 fn ack_never_moves_backwards() {
-    let disk = MemDisk::new();
-    let mut core = open_mem(&disk);
-    core.set_enabled_sinks(&[SinkId::Collector, SinkId::LogSearch])
-        .unwrap();
-    core.commit_page(page(&["a", "b", "c"], Some("1"), 1))
-        .unwrap();
+    let mut core = open_mem_queue(
+        &MemDisk::new(),
+        &[SinkId::Collector, SinkId::LogSearch],
+        page(&["a", "b", "c"], Some("1"), 1),
+    );
     core.ack(SinkId::Collector, 3).unwrap();
     let stale = core.ack(SinkId::Collector, 1).unwrap();
     assert_eq!((stale.cursor, stale.advanced, stale.deleted), (3, false, 0));
@@ -479,15 +472,7 @@ fn read_batch_respects_limits() {
         .map(|i| big_event(&format!("e{i}"), 100))
         .collect::<Vec<_>>();
     let size = events[0].to_json().len();
-    core.commit_page(PageCommit {
-        cursor: streaming(),
-        events,
-        next_position: Some(pos("1")),
-        last_created_at: None,
-        window: None,
-        collected_at_ms: 1,
-    })
-    .unwrap();
+    core.commit_page(events_page(events, Some("1"), 1)).unwrap();
     assert_eq!(
         core.read_batch(SinkId::Collector, 2, usize::MAX)
             .unwrap()
@@ -531,15 +516,7 @@ fn read_after_filters_on_the_header() {
     let mut events: Vec<_> = ["a", "b", "c"].iter().map(|id| event(id)).collect();
     events.extend((0..5).map(|i| big_event(&format!("u{i}"), 10)));
     events.extend(["d", "e"].iter().map(|id| event(id)));
-    core.commit_page(PageCommit {
-        cursor: streaming(),
-        events,
-        next_position: Some(pos("1")),
-        last_created_at: None,
-        window: None,
-        collected_at_ms: 1,
-    })
-    .unwrap();
+    core.commit_page(events_page(events, Some("1"), 1)).unwrap();
     let logins: boxidr_store::RecordFilter =
         std::sync::Arc::new(|t: Option<&str>| t == Some("LOGIN"));
     let limits = |max_records, max_scan| boxidr_store::ReadLimits {
@@ -606,27 +583,46 @@ fn stats_oldest_pending() {
 // ---------------------------------------------------------------------------------------------
 // quota
 
+/// A store file with a 2 MiB quota, delivering to the Collector.
+fn quota_store(dir: &tempfile::TempDir) -> (StoreOptions, StoreCore) {
+    let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
+    options.quota_bytes = 2 * 1024 * 1024;
+    let mut core = StoreCore::open(options.clone()).unwrap();
+    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    (options, core)
+}
+
+/// Page number `n` of the quota tests: `events` events of 4 kB each.
+fn big_page(n: u64, events: usize) -> PageCommit {
+    let mut p = page(&[], Some(&format!("{}", n + 1)), n);
+    p.events = (0..events)
+        .map(|i| big_event(&format!("e{n}-{i}"), 4000))
+        .collect();
+    p
+}
+
+/// Commits big pages, numbered on from `pages` (which counts the committed ones), until the
+/// store refuses one: the records appended, and the refusal.
+fn fill(core: &mut StoreCore, pages: &mut u64, events: usize) -> (u64, StoreError) {
+    let mut appended = 0;
+    loop {
+        match core.commit_page(big_page(*pages, events)) {
+            Ok(outcome) => appended += outcome.appended,
+            Err(e) => return (appended, e),
+        }
+        *pages += 1;
+        assert!(*pages < 5000, "quota never reached");
+    }
+}
+
 /// At the quota commit_page returns QueueFull and changes nothing; after the sinks drain it
 /// compacts the file by itself and commits succeed again (so does a raised quota).
 #[test]
 fn quota_backpressure_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("boxidr.redb");
-    let mut options = StoreOptions::new(&path);
-    options.quota_bytes = 2 * 1024 * 1024;
-    let mut core = StoreCore::open(options.clone()).unwrap();
-    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    let (options, mut core) = quota_store(&dir);
     let mut n = 0;
-    let full = loop {
-        let ids: Vec<String> = (0..20).map(|i| format!("e{n}-{i}")).collect();
-        let mut p = page(&[], Some(&format!("{}", n + 1)), n);
-        p.events = ids.iter().map(|id| big_event(id, 4000)).collect();
-        match core.commit_page(p) {
-            Ok(_) => n += 1,
-            Err(e) => break e,
-        }
-        assert!(n < 1000, "quota never reached");
-    };
+    let (_, full) = fill(&mut core, &mut n, 20);
     let StoreError::QueueFull {
         file_bytes,
         quota_bytes,
@@ -687,26 +683,13 @@ fn quota_backpressure_and_recovery() {
 #[test]
 fn quota_refill_after_a_drain_compacts_again() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
-    options.quota_bytes = 2 * 1024 * 1024;
-    let mut core = StoreCore::open(options.clone()).unwrap();
-    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    let (options, mut core) = quota_store(&dir);
     // Queue sequences are assigned 1, 2, ... in commit order: `queued` is the newest one.
     let (mut pages, mut queued) = (0u64, 0u64);
     for round in 0..3 {
-        loop {
-            let mut p = page(&[], Some(&format!("{}", pages + 1)), pages);
-            p.events = (0..20)
-                .map(|i| big_event(&format!("e{pages}-{i}"), 4000))
-                .collect();
-            match core.commit_page(p) {
-                Ok(outcome) => queued += outcome.appended,
-                Err(e) if e.is_queue_full() => break,
-                Err(e) => panic!("{e:?}"),
-            }
-            pages += 1;
-            assert!(pages < 5000, "quota never reached");
-        }
+        let (appended, full) = fill(&mut core, &mut pages, 20);
+        assert!(full.is_queue_full(), "{full:?}");
+        queued += appended;
         core.ack(SinkId::Collector, queued).unwrap();
         assert_eq!(core.stats().unwrap().queue_records, 0);
         let outcome = core
@@ -728,39 +711,22 @@ fn quota_refill_after_a_drain_compacts_again() {
 #[test]
 fn draining_a_full_queue_compacts_now_and_then_not_on_every_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = StoreOptions::new(dir.path().join("boxidr.redb"));
-    options.quota_bytes = 2 * 1024 * 1024;
-    let mut core = StoreCore::open(options).unwrap();
-    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    let (_, mut core) = quota_store(&dir);
     let mut pages = 0u64;
-    let mut next_page = |core: &mut StoreCore| {
-        pages += 1;
-        let mut p = page(&[], Some(&format!("{pages}")), pages);
-        p.events = (0..5)
-            .map(|i| big_event(&format!("e{pages}-{i}"), 4000))
-            .collect();
-        core.commit_page(p)
-    };
-    let mut queued = 0u64;
-    loop {
-        match next_page(&mut core) {
-            Ok(outcome) => queued += outcome.appended,
-            Err(e) if e.is_queue_full() => break,
-            Err(e) => panic!("{e:?}"),
-        }
-        assert!(queued < 100_000, "quota never reached");
-    }
+    let (queued, full) = fill(&mut core, &mut pages, 5);
+    assert!(full.is_queue_full(), "{full:?}");
     let compactions_at_full = core.io_stats().compactions;
     let (mut acked, mut attempts, mut admitted) = (0u64, 0u64, 0u64);
     while acked < queued / 2 {
         acked += 1;
         core.ack(SinkId::Collector, acked).unwrap();
         attempts += 1;
-        match next_page(&mut core) {
+        match core.commit_page(big_page(pages, 5)) {
             Ok(outcome) => admitted += outcome.appended,
             Err(e) if e.is_queue_full() => {}
             Err(e) => panic!("{e:?}"),
         }
+        pages += 1;
     }
     let compactions = core.io_stats().compactions - compactions_at_full;
     assert!(
@@ -790,11 +756,9 @@ fn created(id: &str, offset_ms: i64) -> BoxEvent {
     BoxEvent::from_value(serde_json::json!({"event_id": id, "created_at": time})).unwrap()
 }
 
+/// A page of `events` first seen at `at`, without a position.
 fn timed_page(events: Vec<BoxEvent>, at: u64) -> PageCommit {
-    PageCommit {
-        events,
-        ..page(&[], None, at)
-    }
+    events_page(events, None, at)
 }
 
 /// expire_seen removes the entries created and first seen before the cut-off: not a
@@ -974,23 +938,12 @@ fn value_null() -> serde_json::Value {
 fn retain_users_removes_only_unlisted() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    let users: Vec<UserEntry> = ["1", "2", "3", "4"]
-        .iter()
-        .map(|id| UserEntry {
-            id: (*id).to_owned(),
-            json: format!("{{\"id\":\"{id}\"}}"),
-        })
-        .collect();
+    let users = ["1", "2", "3", "4"].map(user);
     core.put_users(&users).unwrap();
     let keep: std::collections::HashSet<String> =
         ["2", "4", "99"].iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(core.retain_users(&keep).unwrap(), 2);
-    let left: Vec<String> = core
-        .users_after(None, 10)
-        .unwrap()
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
+    let left = user_ids(&mut core);
     assert_eq!(left, ["2", "4"]);
     assert_eq!(core.get_user("1").unwrap(), None);
     let ops = disk.ops();
@@ -1005,13 +958,7 @@ fn retain_users_removes_only_unlisted() {
 fn users_are_listed_in_pages() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    let users: Vec<UserEntry> = ["3", "1", "2"]
-        .iter()
-        .map(|id| UserEntry {
-            id: (*id).to_owned(),
-            json: format!("{{\"id\":\"{id}\"}}"),
-        })
-        .collect();
+    let users = ["3", "1", "2"].map(user);
     core.put_users(&users).unwrap();
     let first = core.users_after(None, 2).unwrap();
     assert_eq!(
@@ -1030,21 +977,12 @@ fn users_are_listed_in_pages() {
 fn prune_users_removes_users_the_sync_did_not_list() {
     let disk = MemDisk::new();
     let mut core = open_mem(&disk);
-    let user = |id: &str| UserEntry {
-        id: id.to_owned(),
-        json: format!("{{\"id\":\"{id}\"}}"),
-    };
     core.put_users(&[user("1"), user("2"), user("3")]).unwrap();
     let generation = core.begin_users_sync().unwrap();
     core.put_users(&[user("2")]).unwrap();
     core.put_users(&[user("3"), user("4")]).unwrap();
     assert_eq!(core.prune_users(generation).unwrap(), 1);
-    let left: Vec<String> = core
-        .users_after(None, 10)
-        .unwrap()
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
+    let left = user_ids(&mut core);
     assert_eq!(left, ["2", "3", "4"]);
     let ops = disk.ops();
     assert_eq!(core.prune_users(generation).unwrap(), 0);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use boxidr_model::{BoxEvent, StreamPosition, StreamType};
 use boxidr_store::schema;
 use boxidr_store::{
-    BackendFactory, CursorKey, PageCommit, StorageBackend, StoreCore, StoreOptions,
+    BackendFactory, CursorKey, PageCommit, SinkId, StorageBackend, StoreCore, StoreOptions,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::json;
@@ -39,9 +39,14 @@ pub fn pos(text: &str) -> StreamPosition {
 
 /// A page on the streaming cursor.
 pub fn page(ids: &[&str], next: Option<&str>, at: u64) -> PageCommit {
+    events_page(ids.iter().map(|id| event(id)).collect(), next, at)
+}
+
+/// A page of `events` on the streaming cursor.
+pub fn events_page(events: Vec<BoxEvent>, next: Option<&str>, at: u64) -> PageCommit {
     PageCommit {
         cursor: CursorKey::Stream(StreamType::AdminLogsStreaming),
-        events: ids.iter().map(|id| event(id)).collect(),
+        events,
         next_position: next.map(pos),
         last_created_at: None,
         window: None,
@@ -231,6 +236,14 @@ pub fn mem_options() -> StoreOptions {
 /// Opens a store core on `disk`.
 pub fn open_mem(disk: &MemDisk) -> StoreCore {
     StoreCore::open_with_backend(mem_options(), disk.factory()).expect("open in-memory store")
+}
+
+/// Opens a store core on `disk` delivering to `sinks`, with `first` committed.
+pub fn open_mem_queue(disk: &MemDisk, sinks: &[SinkId], first: PageCommit) -> StoreCore {
+    let mut core = open_mem(disk);
+    core.set_enabled_sinks(sinks).unwrap();
+    core.commit_page(first).unwrap();
+    core
 }
 
 /// Every durable table of a store, keys and values rendered with Debug, by table name.
