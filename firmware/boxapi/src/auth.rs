@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 use boxidr_model::Secret;
+use boxidr_store::settings;
+use boxidr_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -49,9 +51,10 @@ struct TokenBody {
 
 /// Which grant produced tokens; the client-credentials grant is simply repeated on expiry.
 ///
-/// Stored as the `box.grant` setting, tagged by `type`: `{"type":"authorization_code"}` or
-/// `{"type":"client_credentials","enterprise_id":"…"}`; written and read only through
-/// [`Grant::to_setting`] and [`Grant::from_setting`].
+/// Stored as the `box.grant` setting ([`settings::BOX_GRANT`]), tagged by `type`:
+/// `{"type":"authorization_code"}` or `{"type":"client_credentials","enterprise_id":"…"}`;
+/// written and read only through [`Grant::save`] and [`Grant::load`] (whose JSON is
+/// [`Grant::to_setting`] and [`Grant::from_setting`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Grant {
@@ -71,6 +74,19 @@ impl Grant {
     /// this version does not know.
     pub fn from_setting(value: &serde_json::Value) -> Option<Self> {
         serde_json::from_value(value.clone()).ok()
+    }
+
+    /// The stored grant; `None` when Box is not connected (or the value is not a known grant).
+    pub async fn load(store: &Store) -> Result<Option<Self>, StoreError> {
+        let value = store.setting(settings::BOX_GRANT).await?;
+        Ok(value.as_ref().and_then(Self::from_setting))
+    }
+
+    /// Stores this grant as the one the collector uses.
+    pub async fn save(&self, store: &Store) -> Result<(), StoreError> {
+        store
+            .put_setting(settings::BOX_GRANT, &self.to_setting())
+            .await
     }
 }
 

@@ -52,9 +52,6 @@ pub fn client_via(
     builder.build().map_err(|e| setup_error(e.to_string()))
 }
 
-/// The store secret holding the outbound proxy's password (never in the TOML file).
-pub const PROXY_PASSWORD_KEY: &str = "network.proxy_password";
-
 /// The `[network]` proxy with its stored password, or `None` when none is configured.
 pub async fn outbound_proxy(
     network: &boxidr_config::Network,
@@ -65,7 +62,7 @@ pub async fn outbound_proxy(
     };
     let password = match &network.proxy_user {
         Some(_) => store
-            .get_secret(PROXY_PASSWORD_KEY.to_owned())
+            .get_secret(boxidr_store::settings::PROXY_PASSWORD)
             .await
             .map_err(|e| format!("cannot read the proxy password: {e}"))?,
         None => None,

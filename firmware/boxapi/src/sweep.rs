@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use boxidr_model::{StreamPosition, StreamType, clock};
-use boxidr_store::{CursorKey, CursorState, PageCommit, Store, SweepWindow};
+use boxidr_store::{CursorKey, CursorState, PageCommit, Store, SweepWindow, settings};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, Recovery};
@@ -354,10 +354,6 @@ impl Sweep {
     }
 }
 
-/// Store setting holding a bounded sweep's target (`{"from": .., "until": ..}`, UTC), so a
-/// backfill or catch-up survives restarts. Its `from` moves forward as windows finish.
-pub const TARGET_SETTING: &str = "sweep.target";
-
 /// What the sweep task reports (health reads it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SweepStatus {
@@ -519,7 +515,7 @@ pub struct SweepTask<'a> {
 /// Runs the sweep until shutdown. A bounded sweep picks up a persisted target at start.
 pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
     let key = CursorKey::Sweep(SWEEP_NAME.to_owned());
-    if let Ok(Some(target)) = task.store.get_setting(TARGET_SETTING.to_owned()).await {
+    if let Ok(Some(target)) = task.store.setting(settings::SWEEP_TARGET).await {
         if let Some(request) = parse_target(&target) {
             sweep.request(request.from, request.until);
         }
@@ -565,10 +561,7 @@ pub async fn run(mut sweep: Sweep, mut task: SweepTask<'_>) {
             SweepStep::Idle => {
                 if sweep.until().is_none() {
                     // A bounded target reached: forget it (a failure only means a re-check later).
-                    let _ = task
-                        .store
-                        .set_setting(TARGET_SETTING.to_owned(), serde_json::Value::Null)
-                        .await;
+                    let _ = task.store.clear_setting(settings::SWEEP_TARGET).await;
                 }
                 None
             }
@@ -612,7 +605,7 @@ fn marker(key: &CursorKey, window: SweepWindow) -> PageCommit {
 async fn persist_target(sweep: &Sweep, store: &Store) -> Result<(), boxidr_store::StoreError> {
     if let (Some(until), Some(from)) = (sweep.until(), sweep.covered_until()) {
         let target = target_json(SweepRequest { from, until });
-        store.set_setting(TARGET_SETTING.to_owned(), target).await?;
+        store.put_setting(settings::SWEEP_TARGET, &target).await?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The one place that holds, refreshes and stores Box tokens (ARCHITECTURE invariant 5): the
 //! refresh token is written only through [`TokenManager::save_refresh_token`], by the manager
 //! after a rotation and by the setup page after a new grant; the one other change to it is the
-//! factory reset, which deletes it with every other secret (`boxidr_setup::keys::RESET_SECRETS`).
+//! factory reset, which deletes it with every other secret (`boxidr_store::settings::RESET_SECRETS`).
 //!
 //! - **Single flight.** A tokio mutex is held across a refresh: concurrent callers wait and
 //!   then use the new token; Box never sees two refreshes of the same refresh token.
@@ -20,15 +20,13 @@
 use std::time::Duration;
 
 use boxidr_model::Secret;
-use boxidr_store::Store;
+use boxidr_store::{Store, settings};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::auth::{AuthClient, Grant, TokenSet};
 use crate::error::{ApiError, AuthError};
 
-/// Secret key of the stored refresh token.
-pub const REFRESH_TOKEN_KEY: &str = "box.refresh_token";
 /// Renew this long before the access token expires (at most: see [`renew_margin`]).
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -65,7 +63,7 @@ impl TokenManager {
     pub async fn load(auth: AuthClient, grant: Grant, store: Store) -> Result<Self, ApiError> {
         let refresh = match grant {
             Grant::AuthorizationCode => store
-                .get_secret(REFRESH_TOKEN_KEY.to_owned())
+                .get_secret(settings::BOX_REFRESH_TOKEN)
                 .await
                 .map_err(store_error)?,
             Grant::ClientCredentials { .. } => None,
@@ -156,11 +154,11 @@ impl TokenManager {
         match refresh {
             Some(refresh) => {
                 store
-                    .put_secrets(vec![(REFRESH_TOKEN_KEY.to_owned(), refresh.clone())])
+                    .put_secrets(vec![(settings::BOX_REFRESH_TOKEN, refresh.clone())])
                     .await
             }
             None => store
-                .delete_secret(REFRESH_TOKEN_KEY.to_owned())
+                .delete_secret(settings::BOX_REFRESH_TOKEN)
                 .await
                 .map(|_| ()),
         }

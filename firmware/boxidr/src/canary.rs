@@ -10,7 +10,7 @@ use boxidr_config::Config;
 use boxidr_forward::verify::{self, CanaryPlan, CanaryStatus, RoundTimings};
 use boxidr_forward::{Verifier, VerifierSettings};
 use boxidr_model::{BoxEvent, Secret};
-use boxidr_setup::keys;
+use boxidr_store::settings;
 use boxidr_store::{SinkId, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -28,7 +28,7 @@ pub enum Canary {
 
 /// The verifier from the settings file and the stored Platform API key.
 pub async fn plan(config: &Config, store: &Store) -> Canary {
-    let key = match store.get_secret(keys::PLATFORM_API_KEY.to_owned()).await {
+    let key = match store.get_secret(settings::PLATFORM_API_KEY).await {
         Ok(Some(key)) => key.expose().trim().to_owned(),
         Ok(None) => return Canary::Off,
         Err(e) => return Canary::Broken(format!("cannot read the Platform API key: {e}")),
@@ -210,7 +210,7 @@ mod tests {
             if with_key {
                 self.store
                     .put_secrets(vec![(
-                        keys::PLATFORM_API_KEY.to_owned(),
+                        settings::PLATFORM_API_KEY,
                         Secret::from(self.sim.config().api_key.as_str()),
                     )])
                     .await

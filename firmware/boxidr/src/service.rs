@@ -14,7 +14,8 @@ use boxidr_boxapi::collect::CollectConfig;
 use boxidr_boxapi::{AuthClient, EventsClient, Grant, TokenManager, UsersClient, http};
 use boxidr_config::Config;
 use boxidr_forward::{CollectorSettings, ForwarderOptions, LogSearchSettings, TrustRoots};
-use boxidr_setup::{BoxConnection, SetupOptions, SetupServer, keys};
+use boxidr_setup::{BoxConnection, SetupOptions, SetupServer};
+use boxidr_store::settings;
 use boxidr_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -426,26 +427,22 @@ async fn build_parts(
 ) -> Result<Parts, NotCollecting> {
     use NotCollecting::{Authorisation, NotConnected};
     let client_id = store
-        .get_setting(keys::BOX_CLIENT_ID.to_owned())
+        .setting(settings::BOX_CLIENT_ID)
         .await
         .map_err(|e| e.to_string())?
-        .and_then(|v| v.as_str().map(str::to_owned))
         .ok_or_else(|| {
             NotConnected("Box is not connected: set the Box app on the setup page".into())
         })?;
     let client_secret = store
-        .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
+        .get_secret(settings::BOX_CLIENT_SECRET)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             NotConnected("Box is not connected: the Box app's client secret is not set".into())
         })?;
-    let grant = store
-        .get_setting(keys::BOX_GRANT.to_owned())
+    let grant = Grant::load(store)
         .await
         .map_err(|e| e.to_string())?
-        .as_ref()
-        .and_then(Grant::from_setting)
         .ok_or_else(|| {
             NotConnected("Box is not connected: connect to Box on the setup page".into())
         })?;
@@ -517,7 +514,7 @@ async fn sinks(config: &Config, store: &Store) -> Sinks {
     };
     let log_search = match &config.insightidr.log_search {
         None => SinkPlan::Off,
-        Some(l) => match store.get_secret(keys::LOG_SEARCH_TOKEN.to_owned()).await {
+        Some(l) => match store.get_secret(settings::LOG_SEARCH_TOKEN).await {
             Ok(Some(token)) => match LogSearchSettings::from_config(l, token) {
                 Ok(mut settings) => match &l.ca_file {
                     _ if proxy.is_err() => {
@@ -605,10 +602,7 @@ async fn publish(
 ) {
     let context = crate::facts::Context {
         uptime_secs: view.started.elapsed().as_secs(),
-        setup_complete: matches!(
-            store.get_secret(keys::PASSWORD_HASH.to_owned()).await,
-            Ok(Some(_))
-        ),
+        setup_complete: matches!(store.get_secret(settings::PASSWORD_HASH).await, Ok(Some(_))),
         not_collecting: match phase {
             Phase::NotConnected(reason) => Some(reason.clone()),
             _ => None,
@@ -842,7 +836,7 @@ impl CodeFileState {
         if !self.holds_code {
             return;
         }
-        if let Ok(Some(_)) = store.get_secret(keys::PASSWORD_HASH.to_owned()).await {
+        if let Ok(Some(_)) = store.get_secret(settings::PASSWORD_HASH).await {
             info!("The appliance is claimed; removing the setup code file.");
             self.claimed();
         }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use box_sim::{Endpoint, Fault, FaultKind};
 use boxidr_boxapi::{AuthClient, TokenManager, TokenSet, http};
 use boxidr_model::Secret;
+use boxidr_store::settings;
 use boxidr_store::{Store, StoreOptions};
 use common::{Destination, terminate};
 use rand::Rng;
@@ -78,24 +79,21 @@ impl Rig {
             .await
             .unwrap();
         store
-            .set_setting("box.client_id".into(), json!(box_config.client_id))
+            .put_setting(settings::BOX_CLIENT_ID, &box_config.client_id)
             .await
             .unwrap();
-        store
-            .set_setting(
-                "box.grant".into(),
-                boxidr_boxapi::Grant::AuthorizationCode.to_setting(),
-            )
+        boxidr_boxapi::Grant::AuthorizationCode
+            .save(&store)
             .await
             .unwrap();
         store
             .put_secrets(vec![
                 (
-                    "box.client_secret".into(),
+                    settings::BOX_CLIENT_SECRET,
                     Secret::from(box_config.client_secret.as_str()),
                 ),
                 (
-                    "insightidr.log_search_token".into(),
+                    settings::LOG_SEARCH_TOKEN,
                     Secret::from(rig.idr_sim.config().tokens[0].as_str()),
                 ),
             ])
@@ -126,7 +124,7 @@ impl Rig {
             .await
             .unwrap();
         let token = store
-            .get_secret(boxidr_boxapi::tokens::REFRESH_TOKEN_KEY.to_owned())
+            .get_secret(settings::BOX_REFRESH_TOKEN)
             .await
             .unwrap()
             .map(|s| s.expose().to_owned())

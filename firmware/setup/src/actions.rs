@@ -14,6 +14,7 @@ use boxidr_boxapi::Grant;
 use boxidr_config::Config;
 use boxidr_model::Secret;
 use boxidr_store::Store;
+use boxidr_store::settings::{self, SecretKey};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -21,7 +22,6 @@ use crate::boxlink::{self, BoxConnectedHook, BoxConnection};
 use crate::credentials;
 use crate::error::SetupError;
 use crate::forms;
-use crate::keys;
 use crate::pages::SecretsSet;
 use crate::tls::Identity;
 
@@ -31,8 +31,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// What the stored Box settings are (the Box page shows them).
 pub(crate) type BoxSettings = (
-    Option<Value>,
-    Option<Value>,
+    Option<String>,
+    Option<String>,
     Option<Value>,
     Option<Value>,
     bool,
@@ -97,7 +97,7 @@ impl Actions {
 
     /// Whether `password` is the admin's.
     pub(crate) fn password_matches(&self, password: &str) -> Result<bool, SetupError> {
-        match self.block_on(self.store.get_secret(keys::PASSWORD_HASH.to_owned()))? {
+        match self.block_on(self.store.get_secret(settings::PASSWORD_HASH))? {
             Some(hash) => credentials::verify_password(password, hash.expose()),
             None => Ok(false),
         }
@@ -107,11 +107,7 @@ impl Actions {
     pub(crate) fn change_password(&self, current: &str, new: &str) -> Result<bool, SetupError> {
         let _guard = lock(&self.save_lock);
         self.block_on(async {
-            let Some(stored) = self
-                .store
-                .get_secret(keys::PASSWORD_HASH.to_owned())
-                .await?
-            else {
+            let Some(stored) = self.store.get_secret(settings::PASSWORD_HASH).await? else {
                 return Ok(false);
             };
             if !credentials::verify_password(current, stored.expose())? {
@@ -119,23 +115,21 @@ impl Actions {
             }
             let hash = credentials::hash_password(new)?;
             self.store
-                .put_secrets(vec![(keys::PASSWORD_HASH.to_owned(), Secret::new(hash))])
+                .put_secrets(vec![(settings::PASSWORD_HASH, Secret::new(hash))])
                 .await?;
             Ok::<_, SetupError>(true)
         })
     }
 
     /// Whether a secret is stored.
-    pub(crate) fn secret_is_set(&self, key: &str) -> Result<bool, SetupError> {
-        Ok(self
-            .block_on(self.store.get_secret(key.to_owned()))?
-            .is_some())
+    pub(crate) fn secret_is_set(&self, key: SecretKey) -> Result<bool, SetupError> {
+        Ok(self.block_on(self.store.get_secret(key))?.is_some())
     }
 
     /// A stored secret as text, trimmed (`None`: not set or empty).
-    pub(crate) fn secret_text(&self, key: &str) -> Result<Option<String>, SetupError> {
+    pub(crate) fn secret_text(&self, key: SecretKey) -> Result<Option<String>, SetupError> {
         Ok(self
-            .block_on(self.store.get_secret(key.to_owned()))?
+            .block_on(self.store.get_secret(key))?
             .map(|s| s.expose().trim().to_owned())
             .filter(|s| !s.is_empty()))
     }
@@ -148,23 +142,22 @@ impl Actions {
     /// Which of the settings forms' secrets are stored.
     pub(crate) fn secrets_set(&self) -> Result<SecretsSet, SetupError> {
         Ok(SecretsSet {
-            log_search_token: self.secret_is_set(keys::LOG_SEARCH_TOKEN)?,
-            platform_api_key: self.secret_is_set(keys::PLATFORM_API_KEY)?,
-            proxy_password: self.secret_is_set(keys::PROXY_PASSWORD)?,
+            log_search_token: self.secret_is_set(settings::LOG_SEARCH_TOKEN)?,
+            platform_api_key: self.secret_is_set(settings::PLATFORM_API_KEY)?,
+            proxy_password: self.secret_is_set(settings::PROXY_PASSWORD)?,
         })
     }
 
     /// Client ID, redirect URI, grant, account (settings) and whether the client secret is set.
     pub(crate) fn box_settings(&self) -> Result<BoxSettings, SetupError> {
         self.block_on(async {
-            let setting = |k: &str| self.store.get_setting(k.to_owned());
             Ok::<_, SetupError>((
-                setting(keys::BOX_CLIENT_ID).await?,
-                setting(keys::BOX_REDIRECT_URI).await?,
-                setting(keys::BOX_GRANT).await?,
-                setting(keys::BOX_ACCOUNT).await?,
+                self.store.setting(settings::BOX_CLIENT_ID).await?,
+                self.store.setting(settings::BOX_REDIRECT_URI).await?,
+                self.store.setting(settings::BOX_GRANT).await?,
+                self.store.setting(settings::BOX_ACCOUNT).await?,
                 self.store
-                    .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
+                    .get_secret(settings::BOX_CLIENT_SECRET)
                     .await?
                     .is_some(),
             ))
@@ -178,19 +171,16 @@ impl Actions {
             if let Some(secret) = &app.client_secret {
                 self.store
                     .put_secrets(vec![(
-                        keys::BOX_CLIENT_SECRET.to_owned(),
+                        settings::BOX_CLIENT_SECRET,
                         Secret::from(secret.as_str()),
                     )])
                     .await?;
             }
             self.store
-                .set_setting(keys::BOX_CLIENT_ID.to_owned(), app.client_id.clone().into())
+                .put_setting(settings::BOX_CLIENT_ID, &app.client_id)
                 .await?;
             self.store
-                .set_setting(
-                    keys::BOX_REDIRECT_URI.to_owned(),
-                    app.redirect_uri.clone().into(),
-                )
+                .put_setting(settings::BOX_REDIRECT_URI, &app.redirect_uri)
                 .await?;
             Ok::<_, SetupError>(())
         })
@@ -203,11 +193,7 @@ impl Actions {
     ) -> Result<(Option<(String, Secret)>, Option<String>), SetupError> {
         self.block_on(async {
             let creds = boxlink::app_credentials(&self.store).await?;
-            let redirect = self
-                .store
-                .get_setting(keys::BOX_REDIRECT_URI.to_owned())
-                .await?
-                .and_then(|v| v.as_str().map(str::to_owned));
+            let redirect = self.store.setting(settings::BOX_REDIRECT_URI).await?;
             Ok::<_, SetupError>((creds, redirect))
         })
     }
@@ -307,12 +293,12 @@ impl Actions {
         let previous = self.block_on(async {
             let mut previous = Vec::new();
             for (key, _) in &secrets {
-                previous.push((key.clone(), self.store.get_secret(key.clone()).await?));
+                previous.push((*key, self.store.get_secret(*key).await?));
             }
             if !secrets.is_empty() {
                 let new = secrets
                     .iter()
-                    .map(|(k, v)| (k.clone(), Secret::from(v.as_str())))
+                    .map(|(k, v)| (*k, Secret::from(v.as_str())))
                     .collect();
                 self.store.put_secrets(new).await?;
             }
@@ -383,9 +369,7 @@ impl Actions {
     ) -> Result<Option<Value>, SetupError> {
         boxidr_boxapi::TokenManager::save_refresh_token(&self.store, tokens.refresh_token.as_ref())
             .await?;
-        self.store
-            .set_setting(keys::BOX_GRANT.to_owned(), grant.to_setting())
-            .await?;
+        grant.save(&self.store).await?;
         let http = self.box_http(config).await;
         let account = match boxlink::users_me(&http, config, &tokens.access_token).await {
             Ok(mut account) => {
@@ -401,9 +385,9 @@ impl Actions {
             }
         };
         self.store
-            .set_setting(
-                keys::BOX_ACCOUNT.to_owned(),
-                account.clone().unwrap_or(Value::Null),
+            .put_setting(
+                settings::BOX_ACCOUNT,
+                &account.clone().unwrap_or(Value::Null),
             )
             .await?;
         if let Some(hook) = &self.on_box_connected {

@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use boxidr_config::Config;
 use boxidr_store::Store;
-use serde_json::{Value, json};
+use boxidr_store::settings;
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::actions::Actions;
@@ -44,7 +45,6 @@ use crate::credentials::{self, Throttle, ct_eq};
 use crate::error::SetupError;
 use crate::forms;
 use crate::http::{Method, Req, Resp, security_headers};
-use crate::keys;
 use crate::pages::{self, BoxView, Errors, Nav, Values};
 use crate::route::{Page, SettingsPage};
 use crate::session::{OAUTH_COOKIE, SESSION_COOKIE, Session, Sessions, StateProblem};
@@ -499,13 +499,12 @@ impl App {
             Ok(v) => v,
             Err(e) => return internal(&e),
         };
-        let text = |v: &Option<Value>| v.as_ref().and_then(|v| v.as_str()).map(str::to_owned);
         values
             .entry("client_id".into())
-            .or_insert_with(|| text(&client_id).unwrap_or_default());
+            .or_insert_with(|| client_id.unwrap_or_default());
         values
             .entry("redirect_uri".into())
-            .or_insert_with(|| text(&redirect).unwrap_or_else(|| derived_redirect_uri(req)));
+            .or_insert_with(|| redirect.unwrap_or_else(|| derived_redirect_uri(req)));
         if let Some(eid) = grant
             .as_ref()
             .and_then(|g| g.get("enterprise_id"))
@@ -538,7 +537,7 @@ impl App {
     fn box_app(&self, req: &Req, ctx: &Ctx) -> Resp {
         let form = req.form();
         let secret_set = matches!(
-            self.actions.secret_is_set(keys::BOX_CLIENT_SECRET),
+            self.actions.secret_is_set(settings::BOX_CLIENT_SECRET),
             Ok(true)
         );
         match forms::box_app(&form, secret_set) {

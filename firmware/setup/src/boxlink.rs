@@ -11,10 +11,10 @@ use boxidr_boxapi::{
 use boxidr_config::Config;
 use boxidr_model::{Secret, StreamType};
 use boxidr_store::Store;
+use boxidr_store::settings;
 use serde_json::{Value, json};
 
 use crate::error::SetupError;
-use crate::keys;
 
 /// Largest `/users/me` body read.
 const USERS_ME_LIMIT: u64 = 64 * 1024;
@@ -22,7 +22,7 @@ const USERS_ME_LIMIT: u64 = 64 * 1024;
 /// A grant the page just obtained, handed to the collector.
 ///
 /// By the time the hook sees it, a refresh token (code grant) is already committed to the
-/// store under [`keys::BOX_REFRESH_TOKEN`] and the grant under [`keys::BOX_GRANT`]; the hook
+/// store under [`settings::BOX_REFRESH_TOKEN`] and the grant under [`settings::BOX_GRANT`]; the hook
 /// typically calls `TokenManager::install` or rebuilds the token manager for the new grant.
 #[derive(Debug)]
 pub struct BoxConnection {
@@ -40,12 +40,11 @@ pub type BoxConnectedHook = Arc<dyn Fn(BoxConnection) + Send + Sync>;
 /// The stored client ID and secret, if both are set.
 pub(crate) async fn app_credentials(store: &Store) -> Result<Option<(String, Secret)>, SetupError> {
     let id = store
-        .get_setting(keys::BOX_CLIENT_ID.to_owned())
+        .setting(settings::BOX_CLIENT_ID)
         .await?
-        .and_then(|v| v.as_str().map(str::to_owned))
         .filter(|s| !s.is_empty());
     let secret = store
-        .get_secret(keys::BOX_CLIENT_SECRET.to_owned())
+        .get_secret(settings::BOX_CLIENT_SECRET)
         .await?
         .filter(|s| !s.is_empty());
     Ok(id.zip(secret))

@@ -11,9 +11,9 @@ use boxidr_config::{
     valid_domain,
 };
 use boxidr_model::StreamType;
+use boxidr_store::settings::{self, SecretKey};
 use url::Url;
 
-use crate::keys;
 use crate::pages::{Errors, Values};
 use crate::route::SettingsPage;
 
@@ -43,13 +43,13 @@ fn plausible_secret(value: &str) -> bool {
 /// stored under `key`; an empty field keeps the stored one.
 fn new_secret(
     form: &HashMap<String, String>,
-    (name, key): (&str, &str),
+    (name, key): (&str, SecretKey),
     invalid: &str,
-    (secrets, errors): (&mut Vec<(String, String)>, &mut Errors),
+    (secrets, errors): (&mut Vec<(SecretKey, String)>, &mut Errors),
 ) {
     match form.get(name).map(String::as_str) {
         None | Some("") => {}
-        Some(value) if plausible_secret(value) => secrets.push((key.to_owned(), value.to_owned())),
+        Some(value) if plausible_secret(value) => secrets.push((key, value.to_owned())),
         Some(_) => {
             errors.insert(name.into(), invalid.into());
         }
@@ -324,7 +324,7 @@ pub(crate) struct Changes {
     /// The whole new configuration (already validated).
     pub(crate) config: Config,
     /// Secrets typed on the form (empty secret fields keep the stored values).
-    pub(crate) secrets: Vec<(String, String)>,
+    pub(crate) secrets: Vec<(SecretKey, String)>,
     /// A pasted Collector CA to write before the configuration that names it.
     pub(crate) ca_file: Option<(PathBuf, String)>,
 }
@@ -427,7 +427,7 @@ pub(crate) fn apply(
             };
             new_secret(
                 form,
-                ("log_search_token", keys::LOG_SEARCH_TOKEN),
+                ("log_search_token", settings::LOG_SEARCH_TOKEN),
                 "The token is letters, digits and dashes.",
                 (&mut secrets, &mut errors),
             );
@@ -464,7 +464,7 @@ pub(crate) fn apply(
             };
             new_secret(
                 form,
-                ("platform_api_key", keys::PLATFORM_API_KEY),
+                ("platform_api_key", settings::PLATFORM_API_KEY),
                 "The key is letters, digits and dashes.",
                 (&mut secrets, &mut errors),
             );
@@ -545,7 +545,7 @@ pub(crate) fn apply(
             let password = get(form, "proxy_password");
             if !password.is_empty() {
                 if password.len() <= 256 && !password.chars().any(char::is_control) {
-                    secrets.push((keys::PROXY_PASSWORD.to_owned(), password.to_owned()));
+                    secrets.push((settings::PROXY_PASSWORD, password.to_owned()));
                 } else {
                     errors.insert(
                         "proxy_password".into(),
@@ -729,7 +729,7 @@ mod tests {
         assert_eq!(n.no_proxy, ["corp.example", "10.0.0.0/8"]);
         assert_eq!(
             changes.secrets,
-            vec![(keys::PROXY_PASSWORD.to_owned(), "pw-SECRET-1".to_owned())]
+            vec![(settings::PROXY_PASSWORD, "pw-SECRET-1".to_owned())]
         );
         assert!(
             !toml::to_string(&changes.config)

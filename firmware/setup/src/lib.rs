@@ -17,7 +17,8 @@
 //! * `boxlink`: the Box app client, `/users/me`, Box errors in plain words.
 //! * `pages` (maud templates, auto-escaped, no inline script; the Box page loads the external
 //!   `/static/copy.js`; the settings forms' fields in `pages::settings_fields`) and [`status`] ([`StatusSource`] and the status dashboard).
-//! * [`keys`]: the store keys this page writes, which the collector reads.
+//! * The store entries this page writes (and the collector reads) are named in
+//!   [`boxidr_store::settings`].
 //!
 //! # Security model
 //! * **No default credential.** First start issues a random 80-bit setup code (only its hash is
@@ -51,7 +52,6 @@ mod credentials;
 mod error;
 mod forms;
 mod http;
-pub mod keys;
 mod pages;
 mod route;
 pub mod server;
@@ -62,7 +62,7 @@ pub mod tls;
 
 use boxidr_config::Config;
 use boxidr_model::Secret;
-use boxidr_store::Store;
+use boxidr_store::{Store, settings};
 
 pub use boxlink::{BoxConnectedHook, BoxConnection};
 pub use clock::{Clock, SystemClock};
@@ -106,17 +106,13 @@ pub mod parse {
 /// code stops working. `boxidr setup-code` calls this and prints the result together with
 /// [`certificate_fingerprint`].
 pub async fn setup_code(store: &Store) -> Result<Option<SetupCode>, SetupError> {
-    if store
-        .get_secret(keys::PASSWORD_HASH.to_owned())
-        .await?
-        .is_some()
-    {
+    if store.get_secret(settings::PASSWORD_HASH).await?.is_some() {
         return Ok(None);
     }
     let code = SetupCode::generate();
     store
         .put_secrets(vec![(
-            keys::SETUP_CODE_HASH.to_owned(),
+            settings::SETUP_CODE_HASH,
             Secret::new(code.digest()),
         )])
         .await?;
@@ -135,14 +131,10 @@ pub(crate) async fn claim_with_code(
     code: &str,
     password: &str,
 ) -> Result<bool, SetupError> {
-    if store
-        .get_secret(keys::PASSWORD_HASH.to_owned())
-        .await?
-        .is_some()
-    {
+    if store.get_secret(settings::PASSWORD_HASH).await?.is_some() {
         return Ok(false);
     }
-    let Some(stored) = store.get_secret(keys::SETUP_CODE_HASH.to_owned()).await? else {
+    let Some(stored) = store.get_secret(settings::SETUP_CODE_HASH).await? else {
         return Ok(false);
     };
     let stored = stored.expose().to_owned();
@@ -151,11 +143,9 @@ pub(crate) async fn claim_with_code(
     }
     let hash = credentials::hash_password(password)?;
     store
-        .put_secrets(vec![(keys::PASSWORD_HASH.to_owned(), Secret::new(hash))])
+        .put_secrets(vec![(settings::PASSWORD_HASH, Secret::new(hash))])
         .await?;
-    store
-        .delete_secret(keys::SETUP_CODE_HASH.to_owned())
-        .await?;
+    store.delete_secret(settings::SETUP_CODE_HASH).await?;
     Ok(true)
 }
 
@@ -180,13 +170,11 @@ pub struct ResetReport {
 /// server is running so they end too.
 pub async fn factory_reset(store: &Store, config: &Config) -> Result<ResetReport, SetupError> {
     let box_revocation = revoke_box(store, config).await?;
-    for key in keys::RESET_SECRETS {
-        store.delete_secret((*key).to_owned()).await?;
+    for key in settings::RESET_SECRETS {
+        store.delete_secret(*key).await?;
     }
-    for key in keys::RESET_SETTINGS {
-        store
-            .set_setting((*key).to_owned(), serde_json::Value::Null)
-            .await?;
+    for key in settings::RESET_SETTINGS {
+        store.clear_setting(*key).await?;
     }
     let identity = tls::Identity::generate(tls::default_names())?;
     identity.save(store).await?;
@@ -211,7 +199,7 @@ async fn revoke_box(
     let Some((client_id, secret)) = boxlink::app_credentials(store).await? else {
         return Ok(None);
     };
-    let Some(token) = store.get_secret(keys::BOX_REFRESH_TOKEN.to_owned()).await? else {
+    let Some(token) = store.get_secret(settings::BOX_REFRESH_TOKEN).await? else {
         return Ok(None);
     };
     let outcome = async {

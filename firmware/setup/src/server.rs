@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use boxidr_config::Config;
 use boxidr_store::Store;
+use boxidr_store::settings;
 use tokio::sync::watch;
 
+use crate::ResetReport;
 use crate::actions::Actions;
 use crate::app::App;
 use crate::boxlink::BoxConnectedHook;
@@ -25,7 +27,6 @@ use crate::route::Page;
 use crate::session::Sessions;
 use crate::status::StatusSource;
 use crate::tls::{self, PeerMap};
-use crate::{ResetReport, keys};
 
 /// Default number of tiny_http worker threads (a slow Box call or password hash occupies one).
 pub const DEFAULT_WORKERS: usize = 4;
@@ -176,14 +177,9 @@ impl SetupServer {
         } = options;
         let workers = workers.max(1);
         let identity = tls::load_or_create(&store).await?;
-        let claimed = store
-            .get_secret(keys::PASSWORD_HASH.to_owned())
-            .await?
-            .is_some();
+        let claimed = store.get_secret(settings::PASSWORD_HASH).await?.is_some();
         let startup_code = if claimed {
-            store
-                .delete_secret(keys::SETUP_CODE_HASH.to_owned())
-                .await?;
+            store.delete_secret(settings::SETUP_CODE_HASH).await?;
             None
         } else {
             crate::setup_code(&store).await?

@@ -13,9 +13,9 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use boxidr_config::Config;
+use boxidr_store::settings::{self, SecretKey};
 
 use crate::error::SetupError;
-use crate::keys;
 
 /// Newest part of the journal kept in a bundle.
 pub const MAX_JOURNAL_BYTES: usize = 4 * 1024 * 1024;
@@ -27,15 +27,15 @@ pub const REDACTED: &str = "[redacted]";
 const MIN_SCRUB_LEN: usize = 8;
 
 /// The secrets an export names when they are set: (store key, what the admin calls it).
-pub(crate) const EXPORT_SECRET_NAMES: &[(&str, &str)] = &[
-    (keys::BOX_CLIENT_SECRET, "Box client secret"),
+pub(crate) const EXPORT_SECRET_NAMES: &[(SecretKey, &str)] = &[
+    (settings::BOX_CLIENT_SECRET, "Box client secret"),
     (
-        keys::BOX_REFRESH_TOKEN,
+        settings::BOX_REFRESH_TOKEN,
         "Box refresh token (the Box connection)",
     ),
-    (keys::LOG_SEARCH_TOKEN, "Log Search token"),
-    (keys::PLATFORM_API_KEY, "Platform API key"),
-    (keys::PROXY_PASSWORD, "outbound proxy password"),
+    (settings::LOG_SEARCH_TOKEN, "Log Search token"),
+    (settings::PLATFORM_API_KEY, "Platform API key"),
+    (settings::PROXY_PASSWORD, "outbound proxy password"),
 ];
 
 /// The exported configuration file: a comment header, then the TOML of `config`.

@@ -26,7 +26,7 @@
 //!
 //! # Certificate
 //! On first start a P-256 key and a self-signed certificate are generated with rcgen and stored
-//! as secrets ([`crate::keys::TLS_CERT`], [`crate::keys::TLS_KEY`]). Its SHA-256 fingerprint is
+//! as secrets ([`settings::TLS_CERT`], [`settings::TLS_KEY`]). Its SHA-256 fingerprint is
 //! what the console, `boxidr setup-code` and the page show so the admin can check the browser
 //! warning. No HSTS header is sent: with a self-signed certificate it would make the browser's
 //! warning impossible to pass.
@@ -38,13 +38,13 @@ use std::time::Duration;
 
 use boxidr_model::Secret;
 use boxidr_store::Store;
+use boxidr_store::settings;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::error::SetupError;
-use crate::keys;
 
 /// TLS handshakes that take longer are dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,33 +132,26 @@ impl Identity {
     pub(crate) async fn save(&self, store: &Store) -> Result<(), SetupError> {
         store
             .put_secrets(vec![
-                (
-                    keys::TLS_CERT.to_owned(),
-                    Secret::from(self.cert_pem.as_str()),
-                ),
-                (
-                    keys::TLS_KEY.to_owned(),
-                    Secret::from(self.key_pem.as_str()),
-                ),
+                (settings::TLS_CERT, Secret::from(self.cert_pem.as_str())),
+                (settings::TLS_KEY, Secret::from(self.key_pem.as_str())),
             ])
             .await?;
         store
-            .set_setting(keys::TLS_UPLOADED.to_owned(), self.uploaded.into())
+            .put_setting(settings::TLS_UPLOADED, &self.uploaded)
             .await?;
         Ok(())
     }
 
     /// The stored identity, if any and usable.
     pub(crate) async fn load(store: &Store) -> Result<Option<Self>, SetupError> {
-        let cert = store.get_secret(keys::TLS_CERT.to_owned()).await?;
-        let key = store.get_secret(keys::TLS_KEY.to_owned()).await?;
+        let cert = store.get_secret(settings::TLS_CERT).await?;
+        let key = store.get_secret(settings::TLS_KEY).await?;
         let (Some(cert), Some(key)) = (cert, key) else {
             return Ok(None);
         };
         let uploaded = store
-            .get_setting(keys::TLS_UPLOADED.to_owned())
+            .setting(settings::TLS_UPLOADED)
             .await?
-            .and_then(|v| v.as_bool())
             .unwrap_or(false);
         Self::from_pem(cert.expose(), key.expose(), uploaded).map(Some)
     }

@@ -6,8 +6,8 @@
 
 mod common;
 
-use boxidr_setup::keys;
 use boxidr_store::UserEntry;
+use boxidr_store::settings;
 use common::Harness;
 
 fn csp(page: &common::Page) -> String {
@@ -136,9 +136,9 @@ async fn redirect_uri_copy_button_and_reconnect() {
     assert!(page.body.contains(">Connect to Box<"), "{}", page.body);
     assert!(!page.body.contains("Reconnect to Box"));
     h.store
-        .set_setting(
-            keys::BOX_ACCOUNT.to_owned(),
-            serde_json::json!({"name": "Admin", "login": "admin@example.com", "role": "admin", "enterprise": "Example"}),
+        .put_setting(
+            settings::BOX_ACCOUNT,
+            &serde_json::json!({"name": "Admin", "login": "admin@example.com", "role": "admin", "enterprise": "Example"}),
         )
         .await
         .unwrap();
@@ -326,8 +326,8 @@ async fn pasted_pem_with_crlf_is_stored_with_lf() {
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
-    for key in [keys::TLS_CERT, keys::TLS_KEY] {
-        let stored = h.secret(key).await.expect(key);
+    for key in [settings::TLS_CERT, settings::TLS_KEY] {
+        let stored = h.secret(key).await.unwrap_or_else(|| panic!("{key}"));
         assert!(!stored.contains('\r'), "{key}");
         assert!(stored.contains("-----BEGIN"), "{key}");
     }

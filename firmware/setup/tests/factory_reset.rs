@@ -5,7 +5,7 @@
 
 mod common;
 
-use boxidr_setup::keys;
+use boxidr_store::settings;
 use common::{Harness, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +15,7 @@ async fn old_session_stops_after_factory_reset() {
     let page = b.get("/password").await;
     assert_eq!(page.status, 200);
     let csrf = page.csrf();
-    let hash_before = h.secret(keys::PASSWORD_HASH).await;
+    let hash_before = h.secret(settings::PASSWORD_HASH).await;
     assert!(hash_before.is_some());
 
     h.server().factory_reset().await.unwrap();
@@ -61,7 +61,7 @@ async fn old_session_stops_after_factory_reset() {
         r.location()
     );
     assert!(
-        h.secret(keys::PASSWORD_HASH).await.is_none(),
+        h.secret(settings::PASSWORD_HASH).await.is_none(),
         "the old session set a password after the reset"
     );
     h.stop().await;

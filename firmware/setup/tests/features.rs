@@ -11,8 +11,9 @@ use std::io::Read;
 use box_sim::SimConfig;
 use boxidr_config::{Config, Scope};
 use boxidr_model::Secret;
-use boxidr_setup::{PlatformApi, keys};
+use boxidr_setup::PlatformApi;
 use boxidr_store::UserEntry;
+use boxidr_store::settings;
 use common::{Harness, PASSWORD, consent, start_connect};
 
 fn sim_config() -> SimConfig {
@@ -428,7 +429,7 @@ async fn test_connection() {
         "typed values kept"
     );
     assert!(
-        h.secret(keys::PLATFORM_API_KEY).await.is_none(),
+        h.secret(settings::PLATFORM_API_KEY).await.is_none(),
         "not saved"
     );
 
@@ -442,7 +443,7 @@ async fn test_connection() {
     // The stored key is used when none is typed.
     h.store
         .put_secrets(vec![(
-            keys::PLATFORM_API_KEY.to_owned(),
+            settings::PLATFORM_API_KEY,
             Secret::from(good_key.as_str()),
         )])
         .await
@@ -536,7 +537,7 @@ async fn metrics_scrape_token() {
             .bytes()
             .all(|c| c.is_ascii_hexdigit())
     );
-    let stored = h.secret(keys::METRICS_TOKEN_HASH).await.unwrap();
+    let stored = h.secret(settings::METRICS_TOKEN_HASH).await.unwrap();
     assert_ne!(stored, token, "only the hash is stored");
     assert_eq!(stored.len(), 64);
     let page = b.get("/maintenance").await;
@@ -603,7 +604,7 @@ async fn metrics_scrape_token() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("revoked"));
     assert_eq!(scrape(&mut tool, &second).await.status, 401);
-    assert!(h.secret(keys::METRICS_TOKEN_HASH).await.is_none());
+    assert!(h.secret(settings::METRICS_TOKEN_HASH).await.is_none());
 }
 
 /// With every secret set (Box client secret and refresh token, Log Search token, Platform API
@@ -653,8 +654,8 @@ async fn metrics_export_and_bundle_hold_no_secret() {
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let refresh = h.secret(keys::BOX_REFRESH_TOKEN).await.unwrap();
-    let tls_key = h.secret(keys::TLS_KEY).await.unwrap();
+    let refresh = h.secret(settings::BOX_REFRESH_TOKEN).await.unwrap();
+    let tls_key = h.secret(settings::TLS_KEY).await.unwrap();
     let tls_key_body = tls_key.lines().nth(1).unwrap().to_owned();
     let secrets = [
         h.sim.config().client_secret.clone(),

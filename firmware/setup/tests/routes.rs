@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use boxidr_setup::ROUTES;
+use boxidr_store::settings::SecretKey;
 use common::{Browser, Harness, PASSWORD};
 
 /// Routes that need no session, in any state.
@@ -48,7 +49,7 @@ async fn snapshot(h: &Harness) -> String {
         "setup.tls.cert",
         "setup.tls.key",
     ] {
-        let value = h.secret(key).await;
+        let value = h.secret(SecretKey::new(key)).await;
         out.push_str(&format!("secret {key} = {value:?}\n"));
     }
     let config = std::fs::read_to_string(&h.config_path).unwrap_or_default();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use boxidr_setup::keys;
+use boxidr_store::settings;
 use common::{Browser, Harness, PASSWORD, consent, query_param, start_connect, with_state};
 
 /// Before a password exists every route leads to /claim; the startup code works exactly once;
@@ -79,7 +79,7 @@ async fn first_boot_code_works_once() {
         .await;
     assert_ne!(short.status, 303);
     assert!(short.body.contains("at least 12"));
-    assert!(h.secret(keys::PASSWORD_HASH).await.is_none());
+    assert!(h.secret(settings::PASSWORD_HASH).await.is_none());
 
     let ok = b
         .post(
@@ -98,10 +98,10 @@ async fn first_boot_code_works_once() {
         admin, anonymous,
         "the session id is replaced when the admin signs in"
     );
-    let hash = h.secret(keys::PASSWORD_HASH).await.unwrap();
+    let hash = h.secret(settings::PASSWORD_HASH).await.unwrap();
     assert!(hash.contains("argon2id") && !hash.contains(PASSWORD));
     assert!(
-        h.secret(keys::SETUP_CODE_HASH).await.is_none(),
+        h.secret(settings::SETUP_CODE_HASH).await.is_none(),
         "the code is dead"
     );
     assert_eq!(b.get("/status").await.status, 200);
@@ -390,7 +390,7 @@ async fn settings_validate_and_save_atomically() {
         file_before
     );
     assert!(
-        h.secret(keys::LOG_SEARCH_TOKEN).await.is_none(),
+        h.secret(settings::LOG_SEARCH_TOKEN).await.is_none(),
         "no secret half-saved"
     );
 
@@ -419,7 +419,7 @@ async fn settings_validate_and_save_atomically() {
     let published = h.config_rx.borrow().clone();
     assert_eq!(published.insightidr.collector.as_ref().unwrap().port, 6514);
     assert_eq!(
-        h.secret(keys::LOG_SEARCH_TOKEN).await.as_deref(),
+        h.secret(settings::LOG_SEARCH_TOKEN).await.as_deref(),
         Some("tok-SECRET-1111")
     );
     let page = b.get("/insightidr").await;
@@ -455,7 +455,7 @@ async fn settings_validate_and_save_atomically() {
         .await;
     assert_eq!(r.status, 303);
     assert_eq!(
-        h.secret(keys::LOG_SEARCH_TOKEN).await.as_deref(),
+        h.secret(settings::LOG_SEARCH_TOKEN).await.as_deref(),
         Some("tok-SECRET-1111")
     );
     assert!(h.config_rx.borrow().insightidr.collector.is_none());
@@ -501,9 +501,9 @@ async fn hostile_strings_are_inert() {
         "verifier": {"marker": hostile, "last_error": hostile},
     });
     h.store
-        .set_setting(
-            keys::BOX_ACCOUNT.to_owned(),
-            serde_json::json!({"name": hostile, "login": hostile, "role": "admin", "enterprise": hostile}),
+        .put_setting(
+            settings::BOX_ACCOUNT,
+            &serde_json::json!({"name": hostile, "login": hostile, "role": "admin", "enterprise": hostile}),
         )
         .await
         .unwrap();
@@ -626,7 +626,7 @@ async fn box_connect_through_consent_page() {
         "account from /users/me is shown"
     );
     let refresh = h
-        .secret(keys::BOX_REFRESH_TOKEN)
+        .secret(settings::BOX_REFRESH_TOKEN)
         .await
         .expect("refresh token stored");
     assert_eq!(h.sim.valid_refresh_tokens(), 1);
@@ -634,12 +634,7 @@ async fn box_connect_through_consent_page() {
         h.connected.lock().unwrap().as_slice(),
         ["AuthorizationCode"]
     );
-    let grant = h
-        .store
-        .get_setting(keys::BOX_GRANT.to_owned())
-        .await
-        .unwrap()
-        .unwrap();
+    let grant = h.store.setting(settings::BOX_GRANT).await.unwrap().unwrap();
     assert_eq!(grant["type"], "authorization_code");
     let page = b.get("/box").await;
     assert!(page.body.contains(&login));
@@ -691,7 +686,7 @@ async fn oauth_state_abuse_is_refused() {
             r.body
         );
         assert!(
-            h.secret(keys::BOX_REFRESH_TOKEN).await.is_none(),
+            h.secret(settings::BOX_REFRESH_TOKEN).await.is_none(),
             "{url}: token stored"
         );
         assert!(h.connected.lock().unwrap().is_empty());
@@ -753,7 +748,7 @@ async fn oauth_state_abuse_is_refused() {
     );
     b.jar.insert("__Host-boxidr-oauth".into(), binder);
     h.store
-        .delete_secret(keys::BOX_REFRESH_TOKEN.to_owned())
+        .delete_secret(settings::BOX_REFRESH_TOKEN)
         .await
         .unwrap();
     h.connected.lock().unwrap().clear();
@@ -783,9 +778,12 @@ async fn factory_reset_returns_to_first_boot() {
     assert_eq!(h.sim.valid_refresh_tokens(), 0);
     assert_ne!(report.fingerprint, old_fp);
     assert_eq!(h.server().fingerprint(), report.fingerprint);
-    for key in keys::RESET_SECRETS {
-        if *key != keys::TLS_CERT && *key != keys::TLS_KEY && *key != keys::SETUP_CODE_HASH {
-            assert!(h.secret(key).await.is_none(), "{key} survived the reset");
+    for key in settings::RESET_SECRETS {
+        if *key != settings::TLS_CERT
+            && *key != settings::TLS_KEY
+            && *key != settings::SETUP_CODE_HASH
+        {
+            assert!(h.secret(*key).await.is_none(), "{key} survived the reset");
         }
     }
     h.reload_cert().await;
@@ -841,10 +839,10 @@ async fn unclaimed_posts_and_bypass_are_refused() {
             .await;
         assert_eq!(r.status, 403, "{path}");
     }
-    assert!(h.secret(keys::PASSWORD_HASH).await.is_none());
+    assert!(h.secret(settings::PASSWORD_HASH).await.is_none());
     let stored = h
         .store
-        .get_setting(keys::BOX_CLIENT_ID.to_owned())
+        .get_setting(settings::BOX_CLIENT_ID.name().to_owned())
         .await
         .unwrap();
     assert!(stored.is_none());
@@ -907,7 +905,7 @@ async fn client_credentials_grant() {
         r.body
             .contains(&format!("client credentials, enterprise {eid}"))
     );
-    assert!(h.secret(keys::BOX_REFRESH_TOKEN).await.is_none());
+    assert!(h.secret(settings::BOX_REFRESH_TOKEN).await.is_none());
     assert_eq!(h.connected.lock().unwrap().len(), 1);
     h.stop().await;
 }

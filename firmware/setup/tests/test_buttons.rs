@@ -12,7 +12,8 @@ use std::time::Duration;
 use box_sim::SimConfig;
 use boxidr_config::{Config, LogSearch};
 use boxidr_model::Secret;
-use boxidr_setup::{PlatformApi, keys};
+use boxidr_setup::PlatformApi;
+use boxidr_store::settings;
 use common::{Browser, Harness, Page, consent, start_connect};
 use idr_sim::{FaultKind, FaultSpec, Surface};
 
@@ -185,8 +186,8 @@ async fn collector_test_event() {
         before,
         "nothing saved"
     );
-    assert!(h.secret(keys::PLATFORM_API_KEY).await.is_none());
-    assert!(h.secret(keys::LOG_SEARCH_TOKEN).await.is_none());
+    assert!(h.secret(settings::PLATFORM_API_KEY).await.is_none());
+    assert!(h.secret(settings::LOG_SEARCH_TOKEN).await.is_none());
     no_stray_state(&h).await;
 
     // Without a Platform API key the line is sent and the page says what to search for.
@@ -314,7 +315,7 @@ async fn log_search_test_record() {
         "nothing saved"
     );
     assert!(
-        h.secret(keys::LOG_SEARCH_TOKEN).await.is_none(),
+        h.secret(settings::LOG_SEARCH_TOKEN).await.is_none(),
         "token not saved"
     );
 
@@ -349,7 +350,7 @@ async fn log_search_test_record() {
     assert!(r.body.contains("No log token is set"), "{}", result(&r));
     h.store
         .put_secrets(vec![(
-            keys::LOG_SEARCH_TOKEN.to_owned(),
+            settings::LOG_SEARCH_TOKEN,
             Secret::from(token.as_str()),
         )])
         .await
@@ -416,7 +417,7 @@ async fn box_test_button() {
     );
     let (_, login) = h.sim.authorizing_user();
     assert!(r.body.contains(&login), "names the account");
-    let refresh = h.secret(keys::BOX_REFRESH_TOKEN).await.unwrap();
+    let refresh = h.secret(settings::BOX_REFRESH_TOKEN).await.unwrap();
     assert!(!r.body.contains(&refresh), "no token on the page");
     assert!(!r.body.contains(&h.sim.config().client_secret));
     // Again: the rotated refresh token was stored before use, so a second test works too.
@@ -524,7 +525,7 @@ async fn box_test_with_client_credentials() {
     for check in ["Token", "Admin role", "Enterprise events", "User list"] {
         assert_verdict(&r, check, "ok");
     }
-    assert!(h.secret(keys::BOX_REFRESH_TOKEN).await.is_none());
+    assert!(h.secret(settings::BOX_REFRESH_TOKEN).await.is_none());
     no_stray_state(&h).await;
     h.stop().await;
 }

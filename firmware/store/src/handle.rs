@@ -13,12 +13,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::thread;
 
 use boxidr_model::Secret;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tracing::{debug, error};
 
 use crate::backend::BackendFactory;
 use crate::core::StoreCore;
 use crate::error::{Op, StoreError};
+use crate::settings::{SecretKey, SettingKey};
 use crate::types::{
     AckOutcome, CompactReport, CursorKey, CursorState, DeadLetter, PageCommit, PageOutcome,
     QueuedRecord, ReadLimits, RecordFilter, Rejection, SinkBatch, SinkId, Stats, StoreOptions,
@@ -307,13 +310,15 @@ impl Store {
         .await
     }
 
-    /// See [`StoreCore::get_setting`].
+    /// A setting's raw JSON by name, `null` included ([`StoreCore::get_setting`]). Product code
+    /// reads through [`Store::setting`] and the names in [`settings`](crate::settings).
     pub async fn get_setting(&self, key: String) -> Result<Option<serde_json::Value>, StoreError> {
         self.call(Op::GetSetting, move |core| core.get_setting(&key))
             .await
     }
 
-    /// See [`StoreCore::set_setting`].
+    /// Stores a setting's raw JSON by name ([`StoreCore::set_setting`]). Product code writes
+    /// through [`Store::put_setting`] and [`Store::clear_setting`].
     pub async fn set_setting(
         &self,
         key: String,
@@ -323,27 +328,55 @@ impl Store {
             .await
     }
 
+    /// A setting's value: `None` when it is unset, cleared (JSON `null`) or of another shape.
+    pub async fn setting<T: DeserializeOwned>(
+        &self,
+        key: SettingKey<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let value = self.get_setting(key.name().to_owned()).await?;
+        Ok(value
+            .filter(|v| !v.is_null())
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Stores a setting's value as JSON.
+    pub async fn put_setting<T: Serialize>(
+        &self,
+        key: SettingKey<T>,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_value(value).map_err(|e| StoreError::InvalidInput {
+            op: Op::SetSetting,
+            detail: format!("{}: {e}", key.name()),
+        })?;
+        self.set_setting(key.name().to_owned(), value).await
+    }
+
+    /// Clears a setting: stores JSON `null`, which [`Store::setting`] reads as `None`.
+    pub async fn clear_setting<T>(&self, key: SettingKey<T>) -> Result<(), StoreError> {
+        self.set_setting(key.name().to_owned(), serde_json::Value::Null)
+            .await
+    }
+
     /// See [`StoreCore::get_secret`].
-    pub async fn get_secret(&self, key: String) -> Result<Option<Secret>, StoreError> {
-        self.call(Op::GetSecret, move |core| core.get_secret(&key))
+    pub async fn get_secret(&self, key: SecretKey) -> Result<Option<Secret>, StoreError> {
+        self.call(Op::GetSecret, move |core| core.get_secret(key.name()))
             .await
     }
 
     /// See [`StoreCore::put_secrets`]: all in one durable transaction.
-    pub async fn put_secrets(&self, secrets: Vec<(String, Secret)>) -> Result<(), StoreError> {
+    pub async fn put_secrets(&self, secrets: Vec<(SecretKey, Secret)>) -> Result<(), StoreError> {
         self.call(Op::PutSecrets, move |core| {
-            let borrowed: Vec<(&str, Secret)> = secrets
-                .iter()
-                .map(|(k, s)| (k.as_str(), s.clone()))
-                .collect();
-            core.put_secrets(&borrowed)
+            let named: Vec<(&str, Secret)> =
+                secrets.into_iter().map(|(k, s)| (k.name(), s)).collect();
+            core.put_secrets(&named)
         })
         .await
     }
 
     /// See [`StoreCore::delete_secret`].
-    pub async fn delete_secret(&self, key: String) -> Result<bool, StoreError> {
-        self.call(Op::DeleteSecret, move |core| core.delete_secret(&key))
+    pub async fn delete_secret(&self, key: SecretKey) -> Result<bool, StoreError> {
+        self.call(Op::DeleteSecret, move |core| core.delete_secret(key.name()))
             .await
     }
 

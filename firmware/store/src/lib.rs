@@ -2,7 +2,8 @@
 //!
 //! One thread owns the `redb::Database` ([`Store`] is the async handle to it, [`StoreCore`] the
 //! synchronous core that thread runs). Every operation is one redb transaction; the schema is
-//! documented in [`schema`], the commit mode in [`durability`].
+//! documented in [`schema`], the names and types of its settings and secrets in [`settings`],
+//! the commit mode in [`durability`].
 //!
 //! # Design constraints
 //!
@@ -43,6 +44,7 @@ mod error;
 mod handle;
 pub mod schema;
 pub mod selftest;
+pub mod settings;
 mod types;
 
 pub use backend::BackendFactory;

@@ -9,6 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use boxidr_model::StreamType;
+use boxidr_store::settings::{self, SecretKey, SettingKey};
 use boxidr_store::{CursorKey, PageCommit, SinkId, Store, StoreCore, StoreError, StoreOptions};
 use common::*;
 
@@ -167,19 +168,19 @@ async fn handle_small_tables() {
         Some(serde_json::json!([1]))
     );
     store
-        .put_secrets(vec![("t".into(), boxidr_model::Secret::from("s"))])
+        .put_secrets(vec![(SecretKey::new("t"), boxidr_model::Secret::from("s"))])
         .await
         .unwrap();
     assert_eq!(
         store
-            .get_secret("t".into())
+            .get_secret(SecretKey::new("t"))
             .await
             .unwrap()
             .unwrap()
             .expose(),
         "s"
     );
-    assert!(store.delete_secret("t".into()).await.unwrap());
+    assert!(store.delete_secret(SecretKey::new("t")).await.unwrap());
     let p = PageCommit {
         cursor: CursorKey::Stream(StreamType::AdminLogs),
         events: vec![event("x")],
@@ -193,6 +194,71 @@ async fn handle_small_tables() {
     store.ack(SinkId::Collector, 1).await.unwrap();
     let report = store.compact().await.unwrap();
     assert!(report.after_bytes <= report.before_bytes);
+}
+
+/// Typed settings keep the JSON the raw calls see: a string stays a JSON string, a cleared
+/// setting is JSON `null` and reads as `None`, and so does a value of another shape.
+#[tokio::test]
+async fn typed_settings_keep_the_stored_json() {
+    let disk = MemDisk::new();
+    let store = Store::open_with_backend(mem_options(), disk.factory())
+        .await
+        .unwrap();
+    let raw = |key: &'static str| store.get_setting(key.to_owned());
+    assert_eq!(store.setting(settings::BOX_CLIENT_ID).await.unwrap(), None);
+    store
+        .put_setting(settings::BOX_CLIENT_ID, &"client-1".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(
+        raw("box.client_id").await.unwrap(),
+        Some(serde_json::json!("client-1"))
+    );
+    assert_eq!(
+        store
+            .setting(settings::BOX_CLIENT_ID)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("client-1")
+    );
+    store
+        .put_setting(settings::TLS_UPLOADED, &true)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw("setup.tls.uploaded").await.unwrap(),
+        Some(serde_json::json!(true))
+    );
+    assert_eq!(
+        store.setting(settings::TLS_UPLOADED).await.unwrap(),
+        Some(true)
+    );
+
+    store.clear_setting(settings::BOX_CLIENT_ID).await.unwrap();
+    assert_eq!(
+        raw("box.client_id").await.unwrap(),
+        Some(serde_json::Value::Null)
+    );
+    assert_eq!(store.setting(settings::BOX_CLIENT_ID).await.unwrap(), None);
+    assert_eq!(
+        store
+            .setting(settings::BOX_CLIENT_ID.untyped())
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .set_setting("box.client_id".into(), serde_json::json!(7))
+        .await
+        .unwrap();
+    assert_eq!(store.setting(settings::BOX_CLIENT_ID).await.unwrap(), None);
+    let any: SettingKey<serde_json::Value> = SettingKey::new("box.client_id");
+    assert_eq!(
+        store.setting(any).await.unwrap(),
+        Some(serde_json::json!(7))
+    );
 }
 
 /// Group commit through the handle: a page commit answered inside a group is made durable by

@@ -9,9 +9,8 @@ use std::time::Duration;
 use boxidr_boxapi::{AuthClient, Grant, TokenManager, http};
 use boxidr_config::Config;
 use boxidr_model::Secret;
-use boxidr_setup::keys;
+use boxidr_store::settings;
 use boxidr_store::{Store, StoreOptions};
-use serde_json::json;
 
 /// The redirect URI the demo registers for its own (scripted) consent.
 pub const SCRIPTED_REDIRECT: &str = "http://127.0.0.1/callback";
@@ -88,26 +87,18 @@ pub async fn provision(
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("the InsightIDR simulator has no log token"))?;
         store
-            .set_setting(keys::BOX_CLIENT_ID.to_owned(), json!(box_config.client_id))
+            .put_setting(settings::BOX_CLIENT_ID, &box_config.client_id)
             .await?;
-        store
-            .set_setting(
-                keys::BOX_GRANT.to_owned(),
-                Grant::AuthorizationCode.to_setting(),
-            )
-            .await?;
+        Grant::AuthorizationCode.save(&store).await?;
         store
             .put_secrets(vec![
                 (
-                    keys::BOX_CLIENT_SECRET.to_owned(),
+                    settings::BOX_CLIENT_SECRET,
                     Secret::from(box_config.client_secret.as_str()),
                 ),
+                (settings::LOG_SEARCH_TOKEN, Secret::from(token.as_str())),
                 (
-                    keys::LOG_SEARCH_TOKEN.to_owned(),
-                    Secret::from(token.as_str()),
-                ),
-                (
-                    keys::PLATFORM_API_KEY.to_owned(),
+                    settings::PLATFORM_API_KEY,
                     Secret::from(idr_sim.config().api_key.as_str()),
                 ),
             ])

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use boxidr_model::Secret;
+use boxidr_store::settings;
 use boxidr_store::{Store, StoreOptions};
 use idr_sim::{FaultKind, FaultSpec, Surface};
 use serde_json::{Value, json};
@@ -171,24 +172,24 @@ backend = "simulated"
             .await
             .unwrap();
         store
-            .set_setting("box.client_id".into(), json!(box_config.client_id))
+            .put_setting(settings::BOX_CLIENT_ID, &box_config.client_id)
             .await
             .unwrap();
         store
-            .set_setting(
-                "box.grant".into(),
-                json!({"type": "client_credentials", "enterprise_id": box_config.enterprise_id}),
+            .put_setting(
+                settings::BOX_GRANT,
+                &json!({"type": "client_credentials", "enterprise_id": box_config.enterprise_id}),
             )
             .await
             .unwrap();
         store
             .put_secrets(vec![
                 (
-                    "box.client_secret".into(),
+                    settings::BOX_CLIENT_SECRET,
                     Secret::from(box_config.client_secret.as_str()),
                 ),
                 (
-                    "insightidr.log_search_token".into(),
+                    settings::LOG_SEARCH_TOKEN,
                     Secret::from(self.idr_sim.config().tokens[0].as_str()),
                 ),
             ])

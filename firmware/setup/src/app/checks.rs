@@ -5,13 +5,13 @@
 use boxidr_forward::VerifyError;
 use boxidr_normalize::{DirectoryUser, MAX_ACCOUNT_CHARS, Settings};
 use boxidr_store::UserEntry;
+use boxidr_store::settings;
 use serde_json::Value;
 
 use super::{App, Ctx, SettingsExtras, internal};
 use crate::error::SetupError;
 use crate::forms;
 use crate::http::{Req, Resp};
-use crate::keys;
 use crate::pages::{self, PreviewRow};
 use crate::route::SettingsPage;
 use crate::status::bounded;
@@ -109,7 +109,7 @@ impl App {
             .filter(|k| !k.is_empty());
         let key = match typed_key {
             Some(key) => Some(key),
-            None => match self.actions.secret_text(keys::PLATFORM_API_KEY) {
+            None => match self.actions.secret_text(settings::PLATFORM_API_KEY) {
                 Ok(stored) => stored,
                 Err(e) => return internal(&e),
             },

@@ -2,13 +2,13 @@
 
 use boxidr_config::Config;
 use boxidr_model::Secret;
+use boxidr_store::settings;
 
 use super::{App, Ctx, internal, lock};
 use crate::credentials::{ct_eq, hex, random_hex};
 use crate::error::SetupError;
 use crate::forms::Changes;
 use crate::http::{Req, Resp};
-use crate::keys;
 use crate::pages;
 use crate::status::bounded;
 use crate::support::{self, EXPORT_SECRET_NAMES, Scrubber};
@@ -36,7 +36,7 @@ impl App {
         self.block_on(async {
             let mut set = Vec::new();
             for (key, name) in EXPORT_SECRET_NAMES {
-                if self.store.get_secret((*key).to_owned()).await?.is_some() {
+                if self.store.get_secret(*key).await?.is_some() {
                     set.push(*name);
                 }
             }
@@ -48,8 +48,8 @@ impl App {
     fn scrubber(&self) -> Result<Scrubber, SetupError> {
         self.block_on(async {
             let mut scrubber = Scrubber::default();
-            for key in keys::RESET_SECRETS {
-                if let Some(secret) = self.store.get_secret((*key).to_owned()).await? {
+            for key in settings::RESET_SECRETS {
+                if let Some(secret) = self.store.get_secret(*key).await? {
                     scrubber.add(secret.expose().as_bytes());
                 }
             }
@@ -242,8 +242,7 @@ impl App {
         else {
             return refuse("use Authorization: Bearer <scrape token>");
         };
-        let stored = match self.block_on(self.store.get_secret(keys::METRICS_TOKEN_HASH.to_owned()))
-        {
+        let stored = match self.block_on(self.store.get_secret(settings::METRICS_TOKEN_HASH)) {
             Ok(stored) => stored,
             Err(e) => return internal(&SetupError::from(e)),
         };
@@ -263,15 +262,12 @@ impl App {
         let form = req.form();
         let revoke = form.get("action").is_some_and(|a| a == "revoke");
         let result = if revoke {
-            self.block_on(
-                self.store
-                    .delete_secret(keys::METRICS_TOKEN_HASH.to_owned()),
-            )
-            .map(|_| None)
+            self.block_on(self.store.delete_secret(settings::METRICS_TOKEN_HASH))
+                .map(|_| None)
         } else {
             let token = format!("{METRICS_TOKEN_PREFIX}{}", random_hex(32));
             self.block_on(self.store.put_secrets(vec![(
-                keys::METRICS_TOKEN_HASH.to_owned(),
+                settings::METRICS_TOKEN_HASH,
                 Secret::new(token_hash(&token)),
             )]))
             .map(|()| Some(token))
@@ -313,7 +309,7 @@ impl App {
 
     /// Whether a scrape token is set (for the page).
     pub(super) fn metrics_token_set(&self) -> bool {
-        self.block_on(self.store.get_secret(keys::METRICS_TOKEN_HASH.to_owned()))
+        self.block_on(self.store.get_secret(settings::METRICS_TOKEN_HASH))
             .is_ok_and(|s| s.is_some())
     }
 

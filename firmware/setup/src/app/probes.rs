@@ -35,6 +35,7 @@ use boxidr_forward::{
 use boxidr_model::Secret;
 use boxidr_model::clock::now_ms;
 use boxidr_normalize::{NoDirectory, Settings, render_record};
+use boxidr_store::settings::{self, SecretKey};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -44,7 +45,6 @@ use crate::boxlink;
 use crate::error::SetupError;
 use crate::forms;
 use crate::http::{Req, Resp};
-use crate::keys;
 use crate::pages::{self, Errors, Values};
 use crate::route::SettingsPage;
 use crate::status::bounded;
@@ -366,13 +366,13 @@ impl App {
     fn typed_or_stored(
         &self,
         changes: &forms::Changes,
-        key: &str,
+        key: SecretKey,
     ) -> Result<Option<String>, SetupError> {
-        if let Some((_, value)) = changes.secrets.iter().find(|(k, _)| k == key) {
+        if let Some((_, value)) = changes.secrets.iter().find(|(k, _)| *k == key) {
             return Ok(Some(value.clone()));
         }
         Ok(self
-            .block_on(self.store.get_secret(key.to_owned()))?
+            .block_on(self.store.get_secret(key))?
             .map(|s| s.expose().trim().to_owned())
             .filter(|s| !s.is_empty()))
     }
@@ -546,7 +546,7 @@ impl App {
         }
 
         // 3. With a Platform API key, wait (bounded) for it in Log Search.
-        let Some(key) = self.typed_or_stored(changes, keys::PLATFORM_API_KEY)? else {
+        let Some(key) = self.typed_or_stored(changes, settings::PLATFORM_API_KEY)? else {
             report.not_run(
                 "Seen in Log Search",
                 format!(
@@ -664,7 +664,7 @@ impl App {
             );
             return Ok(report);
         };
-        let Some(token) = self.typed_or_stored(changes, keys::LOG_SEARCH_TOKEN)? else {
+        let Some(token) = self.typed_or_stored(changes, settings::LOG_SEARCH_TOKEN)? else {
             report.fail(
                 "Settings",
                 "No log token is set: paste the token of the Log Search log (InsightIDR: Data \
@@ -825,12 +825,7 @@ impl App {
                     .to_owned(),
             ));
         };
-        let grant = self
-            .store
-            .get_setting(keys::BOX_GRANT.to_owned())
-            .await?
-            .as_ref()
-            .and_then(Grant::from_setting);
+        let grant = Grant::load(&self.store).await?;
         let Some(grant) = grant else {
             return Ok(Err(
                 "Box is not connected: click \"Connect to Box\" below.".to_owned()

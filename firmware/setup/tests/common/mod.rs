@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use box_sim::{BoxSim, SimConfig, SimHandle};
 use boxidr_config::Config;
-use boxidr_setup::{BoxConnectedHook, Clock, SetupOptions, SetupServer, StatusSource, keys};
+use boxidr_setup::{BoxConnectedHook, Clock, SetupOptions, SetupServer, StatusSource};
+use boxidr_store::settings::{self, SecretKey};
 use boxidr_store::{Store, StoreOptions};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -164,11 +165,7 @@ impl Harness {
         let server = SetupServer::start(options).await.unwrap();
         let code = server.startup_code().map(|c| c.as_str().to_owned());
         let base = format!("https://127.0.0.1:{}", server.local_addr().port());
-        let cert = store
-            .get_secret(keys::TLS_CERT.to_owned())
-            .await
-            .unwrap()
-            .unwrap();
+        let cert = store.get_secret(settings::TLS_CERT).await.unwrap().unwrap();
         let cert_pem = cert.expose().to_owned();
         Self {
             dir,
@@ -199,7 +196,7 @@ impl Harness {
     pub async fn reload_cert(&mut self) {
         let cert = self
             .store
-            .get_secret(keys::TLS_CERT.to_owned())
+            .get_secret(settings::TLS_CERT)
             .await
             .unwrap()
             .unwrap();
@@ -239,9 +236,9 @@ impl Harness {
         b
     }
 
-    pub async fn secret(&self, key: &str) -> Option<String> {
+    pub async fn secret(&self, key: SecretKey) -> Option<String> {
         self.store
-            .get_secret(key.to_owned())
+            .get_secret(key)
             .await
             .unwrap()
             .map(|s| s.expose().to_owned())
