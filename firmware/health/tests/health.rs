@@ -545,41 +545,40 @@ fn metrics_parse_and_say_what_the_facts_say() {
     let health = assess(&facts);
     let samples = check_exposition(&metrics(&facts, &health)).unwrap();
     let v = |name, labels: &[(&str, &str)]| value(&samples, name, labels);
-    assert_eq!(
-        v("boxidr_sink_retry_attempt", &[("sink", "collector")]),
-        Some(12.0)
-    );
-    assert_eq!(
-        v("boxidr_sink_retry_attempt", &[("sink", "log_search")]),
-        Some(0.0)
-    );
-    assert_eq!(
-        v("boxidr_sink_delivered_total", &[("sink", "log_search")]),
-        Some(1000.0)
-    );
-    assert_eq!(
-        v("boxidr_sink_pending_records", &[("sink", "collector")]),
-        Some(5000.0)
-    );
-    assert_eq!(
-        v("boxidr_queue_oldest_undelivered_seconds", &[]),
-        Some(1200.0)
-    );
-    assert_eq!(v("boxidr_health", &[("level", "failing")]), Some(1.0));
-    assert_eq!(v("boxidr_health", &[("level", "ok")]), Some(0.0));
-    assert_eq!(
-        v(
-            "boxidr_component_health",
-            &[("component", "collector"), ("level", "failing")]
+    /// A metric's name, its labels and its value.
+    type Sample = (&'static str, &'static [(&'static str, &'static str)], f64);
+    let expected: [Sample; 11] = [
+        ("boxidr_sink_retry_attempt", &[("sink", "collector")], 12.0),
+        ("boxidr_sink_retry_attempt", &[("sink", "log_search")], 0.0),
+        (
+            "boxidr_sink_delivered_total",
+            &[("sink", "log_search")],
+            1000.0,
         ),
-        Some(1.0)
-    );
-    assert_eq!(
-        v("boxidr_box_last_success_timestamp_seconds", &[]),
-        Some(1_749_999_995.0)
-    );
-    assert_eq!(v("boxidr_box_lag_seconds", &[]), Some(60.0));
-    assert_eq!(v("boxidr_box_auth", &[("state", "ok")]), Some(1.0));
+        (
+            "boxidr_sink_pending_records",
+            &[("sink", "collector")],
+            5000.0,
+        ),
+        ("boxidr_queue_oldest_undelivered_seconds", &[], 1200.0),
+        ("boxidr_health", &[("level", "failing")], 1.0),
+        ("boxidr_health", &[("level", "ok")], 0.0),
+        (
+            "boxidr_component_health",
+            &[("component", "collector"), ("level", "failing")],
+            1.0,
+        ),
+        (
+            "boxidr_box_last_success_timestamp_seconds",
+            &[],
+            1_749_999_995.0,
+        ),
+        ("boxidr_box_lag_seconds", &[], 60.0),
+        ("boxidr_box_auth", &[("state", "ok")], 1.0),
+    ];
+    for (name, labels, want) in expected {
+        assert_eq!(v(name, labels), Some(want), "{name} {labels:?}");
+    }
     assert!((v("boxidr_queue_use_ratio", &[]).unwrap() - 4.0 / 1024.0).abs() < 1e-12);
 }
 
