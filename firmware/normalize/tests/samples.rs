@@ -13,7 +13,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,11 @@ fn golden_dir() -> PathBuf {
 fn read_json(path: &Path) -> Value {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The sample file `name`.
+fn sample(name: &str) -> Value {
+    read_json(&samples_dir().join(name))
 }
 
 /// Every `*.json` sample, sorted by name.
@@ -105,6 +110,16 @@ fn settings() -> Settings {
 
 fn render(event: &Value, dir: &HashMap<String, DirectoryUser>, s: &Settings) -> Rendered {
     render_record(&event.to_string(), COLLECTED_AT_MS, dir, s)
+}
+
+/// The raw record `r` carries, parsed.
+fn raw_json(r: &Rendered) -> Value {
+    serde_json::from_str(r.raw.as_deref().expect("a raw record")).unwrap()
+}
+
+/// The UEF line `r` carries, parsed.
+fn uef_json(r: &Rendered) -> Value {
+    serde_json::from_str(r.uef.as_deref().expect("a UEF line")).unwrap()
 }
 
 /// The golden form of one rendered event.
@@ -321,7 +336,7 @@ fn hand_checked_expectations() {
     let dir = directory();
     let s = settings();
     for (file, kind, want) in table {
-        let event = read_json(&samples_dir().join(file));
+        let event = sample(file);
         let r = render(&event, &dir, &s);
         assert_eq!(r.kind.as_str(), *kind, "{file}");
         match want {
@@ -348,53 +363,41 @@ fn hand_checked_expectations() {
 fn directory_facts() {
     let dir = directory();
     let s = settings();
-    let admin = render(
-        &read_json(&samples_dir().join("event-04-admin-login.json")),
-        &dir,
-        &s,
-    );
-    let uef: Value = serde_json::from_str(admin.uef.as_deref().unwrap()).unwrap();
+    let admin = render(&sample("event-04-admin-login.json"), &dir, &s);
+    let uef = uef_json(&admin);
     assert_eq!(uef["custom_data"]["box_admin"], true);
     assert_eq!(uef["custom_data"]["box_user_disabled"], false);
     assert_eq!(uef["custom_data"]["box_target_login"], "alice@example.com");
 
     // DELETE_USER's actor is the admin; the deleted user is the source.
-    let deleted = render(
-        &read_json(&samples_dir().join("event-07-delete-user.json")),
-        &dir,
-        &s,
-    );
-    let raw: Value = serde_json::from_str(deleted.raw.as_deref().unwrap()).unwrap();
+    let deleted = render(&sample("event-07-delete-user.json"), &dir, &s);
+    let raw = raw_json(&deleted);
     assert_eq!(raw["account"], "dana.admin");
     assert_eq!(raw["box_admin"], true);
 
     // A login by the inactive user is still sent, flagged disabled.
-    let mut login = read_json(&samples_dir().join("event-01-login.json"));
+    let mut login = sample("event-01-login.json");
     login["created_by"] = json!({"type": "user", "id": "2209485112",
         "name": "Former Employee", "login": "former.employee@example.com"});
     let r = render(&login, &dir, &s);
-    let uef: Value = serde_json::from_str(r.uef.as_deref().unwrap()).unwrap();
+    let uef = uef_json(&r);
     assert_eq!(uef["account"], "former.employee");
     assert_eq!(uef["custom_data"]["box_user_disabled"], true);
 
     // A Shield alert is attributed to the alerted user, not to Box's anonymous actor.
     let alert = render(
-        &read_json(&samples_dir().join("event-14-shield-alert-suspicious-locations.json")),
+        &sample("event-14-shield-alert-suspicious-locations.json"),
         &dir,
         &s,
     );
-    let raw: Value = serde_json::from_str(alert.raw.as_deref().unwrap()).unwrap();
+    let raw = raw_json(&alert);
     assert_eq!(raw["box_user_id"], "2320");
     assert_eq!(raw["box_login"], "some@email.com");
     assert_eq!(raw["account"], "some");
 
     // The JAVA fixture's users live at user.com, mapped to USERCOM.
-    let device = render(
-        &read_json(&samples_dir().join("event-16-add-login-activity-device.json")),
-        &dir,
-        &s,
-    );
-    let raw: Value = serde_json::from_str(device.raw.as_deref().unwrap()).unwrap();
+    let device = render(&sample("event-16-add-login-activity-device.json"), &dir, &s);
+    let raw = raw_json(&device);
     assert_eq!(raw["account"], "example");
     assert_eq!(raw["account_domain"], "USERCOM");
     assert_eq!(raw["uef_rejected"], "source_ip_not_ipv4");
@@ -406,23 +409,19 @@ fn directory_facts() {
 fn timestamps() {
     let dir = directory();
     let s = settings();
-    let raw_of = |event: &Value| -> BTreeMap<String, Value> {
-        let r = render(event, &dir, &s);
-        serde_json::from_str(r.raw.as_deref().unwrap()).unwrap()
-    };
-    let login = read_json(&samples_dir().join("event-01-login.json"));
+    let raw_of = |event: &Value| raw_json(&render(event, &dir, &s));
+    let login = sample("event-01-login.json");
     let raw = raw_of(&login);
     assert_eq!(raw["event_time"], "2024-03-05T16:14:22.000Z");
     assert_eq!(raw["collected_at"], "2025-06-15T15:06:40.000Z");
 
-    let mut recorded_only =
-        read_json(&samples_dir().join("event-19-item-download-user-stream.json"));
+    let mut recorded_only = sample("event-19-item-download-user-stream.json");
     recorded_only.as_object_mut().unwrap().remove("created_at");
     let raw = raw_of(&recorded_only);
     assert_eq!(raw["event_time"], "2022-07-20T09:32:16.000Z");
     assert_eq!(raw["event_time_field"], "recorded_at");
 
-    let alert = read_json(&samples_dir().join("event-13-shield-alert-suspicious-sessions.json"));
+    let alert = sample("event-13-shield-alert-suspicious-sessions.json");
     let raw = raw_of(&alert);
     assert_eq!(raw["event_time"], "2019-12-20T19:38:56.000Z");
     assert_eq!(raw["alert_time"], "2019-12-20T19:38:16.000Z");
@@ -440,14 +439,13 @@ fn timestamps() {
     timeless.as_object_mut().unwrap().remove("created_at");
     let r = render(&timeless, &dir, &s);
     assert_eq!(r.uef_rejected, Some(Reason::MissingTime));
-    let raw: Value = serde_json::from_str(r.raw.as_deref().unwrap()).unwrap();
+    let raw = raw_json(&r);
     assert_eq!(raw["event_time"], Value::Null);
     assert_eq!(raw["collected_at_ms"], COLLECTED_AT_MS);
 
     let mut fractional = login;
     fractional["created_at"] = json!("2024-03-05T08:14:22.987654-08:00");
-    let uef: Value =
-        serde_json::from_str(render(&fractional, &dir, &s).uef.as_deref().unwrap()).unwrap();
+    let uef = uef_json(&render(&fractional, &dir, &s));
     assert_eq!(uef["time"], "2024-03-05T16:14:22.987Z");
 }
 
@@ -462,7 +460,7 @@ fn send_unparsed_off() {
     };
     mapping.default_domain = Some("CORP".into());
     let s = Settings::from_mapping(&mapping, "test");
-    let all = read_json(&samples_dir().join("events.json"));
+    let all = sample("events.json");
     for event in all.as_array().unwrap() {
         let r = render(event, &dir, &s);
         let sent = matches!(r.kind.as_str(), "ingress" | "admin_activity");
@@ -478,7 +476,7 @@ fn oauth_switch() {
         ..Mapping::default()
     };
     let s = Settings::from_mapping(&mapping, "test");
-    let event = read_json(&samples_dir().join("event-17-oauth2-access-token-create.json"));
+    let event = sample("event-17-oauth2-access-token-create.json");
     let r = render(&event, &directory(), &s);
     let uef = support::check_uef(r.uef.as_deref().unwrap()).unwrap();
     assert_eq!(uef["account"], "andrea.zhou");
