@@ -127,10 +127,10 @@ impl Actions {
     }
 
     /// A stored secret as text, trimmed (`None`: not set or empty).
-    pub(crate) fn secret_text(&self, key: SecretKey) -> Result<Option<String>, SetupError> {
+    pub(crate) fn secret_text(&self, key: SecretKey) -> Result<Option<Secret>, SetupError> {
         Ok(self
             .block_on(self.store.get_secret(key))?
-            .map(|s| s.expose().trim().to_owned())
+            .map(|s| Secret::new(s.expose().trim()))
             .filter(|s| !s.is_empty()))
     }
 
@@ -170,10 +170,7 @@ impl Actions {
         self.block_on(async {
             if let Some(secret) = &app.client_secret {
                 self.store
-                    .put_secrets(vec![(
-                        settings::BOX_CLIENT_SECRET,
-                        Secret::from(secret.as_str()),
-                    )])
+                    .put_secrets(vec![(settings::BOX_CLIENT_SECRET, secret.clone())])
                     .await?;
             }
             self.store
@@ -296,11 +293,7 @@ impl Actions {
                 previous.push((*key, self.store.get_secret(*key).await?));
             }
             if !secrets.is_empty() {
-                let new = secrets
-                    .iter()
-                    .map(|(k, v)| (*k, Secret::from(v.as_str())))
-                    .collect();
-                self.store.put_secrets(new).await?;
+                self.store.put_secrets(secrets.clone()).await?;
             }
             Ok::<_, SetupError>(previous)
         });

@@ -10,7 +10,7 @@ use boxidr_config::{
     AccountFormat, Collector, Config, ConfigError, LogSearch, MAX_DOMAIN_MAP_ENTRIES, REGIONS,
     valid_domain,
 };
-use boxidr_model::StreamType;
+use boxidr_model::{Secret, StreamType};
 use boxidr_store::settings::{self, SecretKey};
 use url::Url;
 
@@ -22,7 +22,7 @@ use crate::route::SettingsPage;
 pub(crate) struct BoxApp {
     pub(crate) client_id: String,
     /// `None` keeps the stored secret.
-    pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret: Option<Secret>,
     pub(crate) redirect_uri: String,
 }
 
@@ -45,11 +45,11 @@ fn new_secret(
     form: &HashMap<String, String>,
     (name, key): (&str, SecretKey),
     invalid: &str,
-    (secrets, errors): (&mut Vec<(SecretKey, String)>, &mut Errors),
+    (secrets, errors): (&mut Vec<(SecretKey, Secret)>, &mut Errors),
 ) {
     match form.get(name).map(String::as_str) {
         None | Some("") => {}
-        Some(value) if plausible_secret(value) => secrets.push((key, value.to_owned())),
+        Some(value) if plausible_secret(value) => secrets.push((key, Secret::from(value))),
         Some(_) => {
             errors.insert(name.into(), invalid.into());
         }
@@ -81,7 +81,7 @@ pub(crate) fn box_app(form: &HashMap<String, String>, secret_set: bool) -> Resul
         }
         None
     } else if plausible_secret(secret) {
-        Some(secret.to_owned())
+        Some(Secret::from(secret))
     } else {
         errors.insert(
             "client_secret".into(),
@@ -324,7 +324,7 @@ pub(crate) struct Changes {
     /// The whole new configuration (already validated).
     pub(crate) config: Config,
     /// Secrets typed on the form (empty secret fields keep the stored values).
-    pub(crate) secrets: Vec<(SecretKey, String)>,
+    pub(crate) secrets: Vec<(SecretKey, Secret)>,
     /// A pasted Collector CA to write before the configuration that names it.
     pub(crate) ca_file: Option<(PathBuf, String)>,
 }
@@ -545,7 +545,7 @@ pub(crate) fn apply(
             let password = get(form, "proxy_password");
             if !password.is_empty() {
                 if password.len() <= 256 && !password.chars().any(char::is_control) {
-                    secrets.push((settings::PROXY_PASSWORD, password.to_owned()));
+                    secrets.push((settings::PROXY_PASSWORD, Secret::from(password)));
                 } else {
                     errors.insert(
                         "proxy_password".into(),
@@ -729,13 +729,14 @@ mod tests {
         assert_eq!(n.no_proxy, ["corp.example", "10.0.0.0/8"]);
         assert_eq!(
             changes.secrets,
-            vec![(settings::PROXY_PASSWORD, "pw-SECRET-1".to_owned())]
+            vec![(settings::PROXY_PASSWORD, Secret::from("pw-SECRET-1"))]
         );
         assert!(
             !toml::to_string(&changes.config)
                 .unwrap()
                 .contains("pw-SECRET-1")
         );
+        assert!(!format!("{changes:?}").contains("pw-SECRET-1"));
         assert!(!typed(&f).contains_key("proxy_password"));
         f.insert("proxy".into(), "http://u:pw@proxy.corp:3128".into());
         let errors = apply(SettingsPage::Collection, &Config::default(), &f).unwrap_err();

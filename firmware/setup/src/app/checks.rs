@@ -3,6 +3,7 @@
 //! page (three stored Box users rendered with the collector's own account mapping).
 
 use boxidr_forward::VerifyError;
+use boxidr_model::Secret;
 use boxidr_normalize::{DirectoryUser, MAX_ACCOUNT_CHARS, Settings};
 use boxidr_store::UserEntry;
 use boxidr_store::settings;
@@ -105,7 +106,7 @@ impl App {
         let region = self.form_region(&form);
         let typed_key = form
             .get("platform_api_key")
-            .map(|k| k.trim().to_owned())
+            .map(|k| Secret::new(k.trim()))
             .filter(|k| !k.is_empty());
         let key = match typed_key {
             Some(key) => Some(key),
@@ -120,10 +121,15 @@ impl App {
                 "No Platform API key is set: type one in the field and press Test connection."
                     .to_owned(),
             ),
-            Some(key) if !key.bytes().all(|b| b.is_ascii_graphic()) || key.len() > 512 => (
-                "error",
-                "The key is letters, digits and dashes; nothing was sent.".to_owned(),
-            ),
+            Some(key)
+                if !key.expose().bytes().all(|b| b.is_ascii_graphic())
+                    || key.expose().len() > 512 =>
+            {
+                (
+                    "error",
+                    "The key is letters, digits and dashes; nothing was sent.".to_owned(),
+                )
+            }
             Some(key) => {
                 match self.verifier_for(&region, key, std::time::Duration::from_secs(20)) {
                     Ok((verifier, base)) => {

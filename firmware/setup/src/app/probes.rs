@@ -319,10 +319,9 @@ impl App {
     pub(super) fn verifier_for(
         &self,
         region: &str,
-        key: String,
+        key: Secret,
         timeout: Duration,
     ) -> Result<(Verifier, String), String> {
-        let key = Secret::new(key);
         let settings = match &self.platform_api {
             Some(api) => {
                 let mut s = VerifierSettings::new(api.base.clone(), key);
@@ -367,13 +366,13 @@ impl App {
         &self,
         changes: &forms::Changes,
         key: SecretKey,
-    ) -> Result<Option<String>, SetupError> {
+    ) -> Result<Option<Secret>, SetupError> {
         if let Some((_, value)) = changes.secrets.iter().find(|(k, _)| *k == key) {
             return Ok(Some(value.clone()));
         }
         Ok(self
             .block_on(self.store.get_secret(key))?
-            .map(|s| s.expose().trim().to_owned())
+            .map(|s| Secret::new(s.expose().trim()))
             .filter(|s| !s.is_empty()))
     }
 
@@ -672,7 +671,7 @@ impl App {
             );
             return Ok(report);
         };
-        let mut settings = match LogSearchSettings::from_config(log_search, Secret::new(token)) {
+        let mut settings = match LogSearchSettings::from_config(log_search, token) {
             Ok(s) => s,
             Err(e) => {
                 report.fail(
