@@ -1,33 +1,26 @@
 //! The Box client against the Box simulator on loopback: grants, rotation, pages, faults.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic loudly
 
+mod common;
+use common::Rig;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use box_sim::{BoxSim, SimConfig};
+use box_sim::SimConfig;
 use boxidr_boxapi::events::From;
 use boxidr_boxapi::{
     ApiError, AuthClient, AuthError, EventsClient, EventsRequest, Grant, Recovery, TokenManager,
     http,
 };
-use boxidr_model::{Secret, StreamType};
+use boxidr_model::StreamType;
 use serde_json::json;
 use url::Url;
 
 async fn start(config: SimConfig) -> (box_sim::SimHandle, AuthClient, EventsClient) {
-    let sim = BoxSim::start(config.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = http::client(Duration::from_secs(5)).unwrap();
-    let auth = AuthClient::new(
-        client.clone(),
-        Url::parse(&sim.authorize_url()).unwrap(),
-        &Url::parse(&sim.token_base()).unwrap(),
-        &config.client_id,
-        Secret::new(config.client_secret.clone()),
-    )
-    .unwrap();
-    let events = EventsClient::new(client, &Url::parse(&sim.api_base()).unwrap(), 1 << 20);
+    let Rig {
+        sim, auth, events, ..
+    } = Rig::start(config, 1 << 20).await;
     (sim, auth, events)
 }
 

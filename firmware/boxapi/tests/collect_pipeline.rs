@@ -3,53 +3,23 @@
 //! rejected or stale stream position, and what the sweep costs in API calls.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed setup should panic loudly
 
+mod common;
+use common::{Rig, open_store, rig};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use box_sim::{BoxSim, SimConfig};
+use box_sim::SimConfig;
 use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus, Mode};
 use boxidr_boxapi::utc::format_utc;
-use boxidr_boxapi::{AuthClient, EventsClient, Grant, TokenManager, http};
-use boxidr_model::{BoxEvent, Secret, StreamPosition, StreamType};
-use boxidr_store::{CursorKey, PageCommit, SinkId, Store, StoreOptions};
+use boxidr_boxapi::TokenManager;
+use boxidr_model::{BoxEvent, StreamPosition, StreamType};
+use boxidr_store::{CursorKey, PageCommit, SinkId, Store};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use url::Url;
 
 const DAY: i64 = 86_400;
-
-struct Rig {
-    sim: box_sim::SimHandle,
-    events: EventsClient,
-    auth: AuthClient,
-    grant: Grant,
-}
-
-async fn rig(config: SimConfig) -> Rig {
-    let sim = BoxSim::start(config.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = http::client(Duration::from_secs(5)).unwrap();
-    let auth = AuthClient::new(
-        client.clone(),
-        Url::parse(&sim.authorize_url()).unwrap(),
-        &Url::parse(&sim.token_base()).unwrap(),
-        &config.client_id,
-        Secret::new(config.client_secret.clone()),
-    )
-    .unwrap();
-    let events = EventsClient::new(client, &Url::parse(&sim.api_base()).unwrap(), 4 << 20);
-    let grant = Grant::ClientCredentials {
-        enterprise_id: config.enterprise_id.clone(),
-    };
-    Rig {
-        sim,
-        events,
-        auth,
-        grant,
-    }
-}
 
 fn config(mode: Mode, backfill_days: u64) -> CollectConfig {
     CollectConfig {
@@ -115,12 +85,6 @@ async fn collect_until(
     let stream = stream_rx.borrow().clone();
     let sweep = sweep_rx.borrow().clone();
     (stream, sweep)
-}
-
-async fn open_store(dir: &tempfile::TempDir) -> Store {
-    Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
-        .await
-        .unwrap()
 }
 
 fn assert_exactly_once(records: &[boxidr_store::QueuedRecord], expected: &[String]) {

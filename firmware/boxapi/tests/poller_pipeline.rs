@@ -1,52 +1,23 @@
 //! The poller task end to end on loopback: Box simulator → poller → redb store.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic loudly
 
+mod common;
+use common::{Rig, open_store, rig};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use box_sim::{BoxSim, SimConfig};
+use box_sim::SimConfig;
 use boxidr_boxapi::events::From;
 use boxidr_boxapi::poller::StreamTask;
 use boxidr_boxapi::{
-    AuthClient, EventsClient, Grant, PollStatus, Poller, PollerConfig, TokenManager, http, poller,
+    Grant, PollStatus, Poller, PollerConfig, TokenManager, http, poller,
 };
-use boxidr_model::{Secret, StreamType};
-use boxidr_store::{CursorKey, SinkId, Store, StoreOptions};
+use boxidr_model::StreamType;
+use boxidr_store::{CursorKey, SinkId, Store};
 use serde_json::json;
 use tokio::sync::watch;
 use url::Url;
-
-struct Rig {
-    sim: box_sim::SimHandle,
-    events: EventsClient,
-    auth: AuthClient,
-    grant: Grant,
-}
-
-async fn rig(config: SimConfig) -> Rig {
-    let sim = BoxSim::start(config.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = http::client(Duration::from_secs(5)).unwrap();
-    let auth = AuthClient::new(
-        client.clone(),
-        Url::parse(&sim.authorize_url()).unwrap(),
-        &Url::parse(&sim.token_base()).unwrap(),
-        &config.client_id,
-        Secret::new(config.client_secret.clone()),
-    )
-    .unwrap();
-    let events = EventsClient::new(client, &Url::parse(&sim.api_base()).unwrap(), 4 << 20);
-    let grant = Grant::ClientCredentials {
-        enterprise_id: config.enterprise_id.clone(),
-    };
-    Rig {
-        sim,
-        events,
-        auth,
-        grant,
-    }
-}
 
 /// Runs the poller until `done` holds for its status (or 20 s pass), then stops it.
 async fn poll_until(rig: &Rig, store: &Store, done: impl Fn(&PollStatus) -> bool) -> PollStatus {
@@ -113,9 +84,7 @@ async fn every_event_once_across_restart() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
-        .await
-        .unwrap();
+    let store = open_store(&dir).await;
     store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
 
     let status = poll_until(&rig, &store, |s| s.reader.appended >= 120).await;
@@ -160,9 +129,7 @@ async fn faults_do_not_lose_events() {
         ]))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
-        .await
-        .unwrap();
+    let store = open_store(&dir).await;
     store.set_enabled_sinks(&[SinkId::LogSearch]).await.unwrap();
     let status = poll_until(&rig, &store, |s| s.reader.appended >= 60).await;
     assert_eq!(status.reader.appended, 60, "{status:?}");
@@ -182,9 +149,7 @@ async fn dead_grant_halts() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
-        .await
-        .unwrap();
+    let store = open_store(&dir).await;
     let rig = Rig {
         grant: Grant::AuthorizationCode,
         ..rig
@@ -213,9 +178,7 @@ async fn users_sync_stores_every_user() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
-        .await
-        .unwrap();
+    let store = open_store(&dir).await;
     let tokens = TokenManager::load(rig.auth.clone(), rig.grant.clone(), store.clone())
         .await
         .unwrap();
