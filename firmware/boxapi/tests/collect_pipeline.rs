@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use box_sim::SimConfig;
+use boxidr_boxapi::TokenManager;
 use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus, Mode};
 use boxidr_boxapi::utc::format_utc;
-use boxidr_boxapi::TokenManager;
 use boxidr_model::{BoxEvent, StreamPosition, StreamType};
 use boxidr_store::{CursorKey, PageCommit, SinkId, Store};
 use serde_json::json;

@@ -10,9 +10,7 @@ use std::time::Duration;
 use box_sim::SimConfig;
 use boxidr_boxapi::events::From;
 use boxidr_boxapi::poller::StreamTask;
-use boxidr_boxapi::{
-    Grant, PollStatus, Poller, PollerConfig, TokenManager, http, poller,
-};
+use boxidr_boxapi::{Grant, PollStatus, Poller, PollerConfig, TokenManager, http, poller};
 use boxidr_model::StreamType;
 use boxidr_store::{CursorKey, SinkId, Store};
 use serde_json::json;

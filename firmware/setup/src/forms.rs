@@ -4,7 +4,7 @@
 //! by `pages::settings_fields`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use boxidr_config::{
     AccountFormat, Collector, Config, ConfigError, LogSearch, MAX_DOMAIN_MAP_ENTRIES, REGIONS,
@@ -52,6 +52,47 @@ fn new_secret(
         Some(value) if plausible_secret(value) => secrets.push((key, Secret::from(value))),
         Some(_) => {
             errors.insert(name.into(), invalid.into());
+        }
+    }
+}
+
+/// The CA of `<field>_ca_pem` (pasted PEM: checked, then to be written as
+/// `<field>-ca-<hash>.pem` in `data_dir`, which `ca_file` records) or else `<field>_ca_file`
+/// (the absolute path of a file on the appliance); neither is no CA.
+fn trust_anchor(
+    form: &HashMap<String, String>,
+    (field, data_dir): (&str, &Path),
+    ca_file: &mut Option<(PathBuf, String)>,
+    errors: &mut Errors,
+) -> Option<PathBuf> {
+    let (pem_field, file_field) = (format!("{field}_ca_pem"), format!("{field}_ca_file"));
+    let pem = get(form, &pem_field);
+    if !pem.is_empty() {
+        return match check_ca_pem(pem) {
+            Ok(()) => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+                let hash = crate::credentials::hex(digest.as_ref());
+                let path = data_dir.join(format!("{field}-ca-{}.pem", &hash[..16]));
+                *ca_file = Some((path.clone(), format!("{pem}\n")));
+                Some(path)
+            }
+            Err(text) => {
+                errors.insert(pem_field, text.into());
+                None
+            }
+        };
+    }
+    match get(form, &file_field) {
+        "" => None,
+        path => {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() || !path.is_file() {
+                errors.insert(
+                    file_field,
+                    "No such file on the appliance; give an absolute path.".into(),
+                );
+            }
+            Some(path)
         }
     }
 }
@@ -384,38 +425,12 @@ pub(crate) fn apply(
                         0
                     }
                 };
-                let ca = get(form, "collector_ca_file");
-                let pem = get(form, "collector_ca_pem");
-                let ca_path = if !pem.is_empty() {
-                    match check_ca_pem(pem) {
-                        Ok(()) => {
-                            let digest =
-                                ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
-                            let name = format!(
-                                "collector-ca-{}.pem",
-                                &crate::credentials::hex(digest.as_ref())[..16]
-                            );
-                            let path = base.data_dir.join(name);
-                            ca_file = Some((path.clone(), format!("{pem}\n")));
-                            Some(path)
-                        }
-                        Err(text) => {
-                            errors.insert("collector_ca_pem".into(), text.into());
-                            None
-                        }
-                    }
-                } else if ca.is_empty() {
-                    None
-                } else {
-                    let p = PathBuf::from(ca);
-                    if !p.is_absolute() || !p.is_file() {
-                        errors.insert(
-                            "collector_ca_file".into(),
-                            "No such file on the appliance; give an absolute path.".into(),
-                        );
-                    }
-                    Some(p)
-                };
+                let ca_path = trust_anchor(
+                    form,
+                    ("collector", &base.data_dir),
+                    &mut ca_file,
+                    &mut errors,
+                );
                 Some(Collector {
                     host: host.to_owned(),
                     port,
@@ -553,39 +568,8 @@ pub(crate) fn apply(
                     );
                 }
             }
-            let pem = get(form, "box_ca_pem");
-            config.box_api.ca_file = if !pem.is_empty() {
-                match check_ca_pem(pem) {
-                    Ok(()) => {
-                        let digest = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
-                        let name = format!(
-                            "box-ca-{}.pem",
-                            &crate::credentials::hex(digest.as_ref())[..16]
-                        );
-                        let path = base.data_dir.join(name);
-                        ca_file = Some((path.clone(), format!("{pem}\n")));
-                        Some(path)
-                    }
-                    Err(text) => {
-                        errors.insert("box_ca_pem".into(), text.into());
-                        None
-                    }
-                }
-            } else {
-                match get(form, "box_ca_file").trim() {
-                    "" => None,
-                    path => {
-                        let p = PathBuf::from(path);
-                        if !p.is_absolute() || !p.is_file() {
-                            errors.insert(
-                                "box_ca_file".into(),
-                                "No such file on the appliance; give an absolute path.".into(),
-                            );
-                        }
-                        Some(p)
-                    }
-                }
-            };
+            config.box_api.ca_file =
+                trust_anchor(form, ("box", &base.data_dir), &mut ca_file, &mut errors);
         }
     }
     if errors.is_empty() {
