@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use boxidr_model::Secret;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -41,9 +42,10 @@ const ARGON_M_KIB: u32 = 19 * 1024;
 const ARGON_T: u32 = 2;
 const ARGON_P: u32 = 1;
 
-/// A one-time setup code. `Debug` is redacted; [`SetupCode::as_str`] is for the console only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SetupCode(String);
+/// A one-time setup code, a [`Secret`] (`Debug` is redacted); [`SetupCode::as_str`] is for the
+/// console only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupCode(Secret);
 
 impl SetupCode {
     /// A fresh random code.
@@ -56,23 +58,17 @@ impl SetupCode {
             .chunks(4)
             .map(|c| std::str::from_utf8(c).unwrap_or_default())
             .collect();
-        Self(groups.join("-"))
+        Self(Secret::new(groups.join("-")))
     }
 
     /// The code as the admin types it, `XXXX-XXXX-XXXX-XXXX`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// The stored form: SHA-256 of the normalised code, hex.
     pub(crate) fn digest(&self) -> String {
-        digest_normalised(&normalise(&self.0).unwrap_or_default())
-    }
-}
-
-impl std::fmt::Debug for SetupCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SetupCode([redacted])")
+        digest_normalised(&normalise(self.0.expose()).unwrap_or_default())
     }
 }
 
