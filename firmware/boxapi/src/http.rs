@@ -139,16 +139,23 @@ pub async fn get_bounded(
     token: &boxidr_model::Secret,
     max_body: u64,
 ) -> Result<Vec<u8>, ApiError> {
-    let response = client
-        .get(url.clone())
-        .bearer_auth(token.expose())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| ApiError::Network {
-            url: redacted_url(&url),
-            detail: error_chain(&e),
-        })?;
+    let get = || {
+        client
+            .get(url.clone())
+            .bearer_auth(token.expose())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+    };
+    let response = match get().await {
+        // A kept-alive connection the peer (often an outbound proxy) closed just as the
+        // request went out: nothing was answered, and a GET may go again, once, on a new one.
+        Err(e) if closed_unanswered(&e) => get().await,
+        sent => sent,
+    }
+    .map_err(|e| ApiError::Network {
+        url: redacted_url(&url),
+        detail: error_chain(&e),
+    })?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = read_body(response, max_body).await?;
@@ -157,6 +164,12 @@ pub async fn get_bounded(
     } else {
         Err(status_error(status, &headers, &body))
     }
+}
+
+/// Whether a request failed after it was sent on an open connection and before any answer:
+/// not a timeout, not a failed connect (those would only fail again), not a status.
+fn closed_unanswered(e: &reqwest::Error) -> bool {
+    e.is_request() && !e.is_timeout() && !e.is_connect()
 }
 
 /// A sample from `tests/fixtures/box/samples/` (tests only).
@@ -287,6 +300,49 @@ pub fn bounded(text: &str) -> String {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    /// A peer that closes a kept-alive connection when the next request arrives on it (what an
+    /// outbound proxy does when its idle timer fires as the request goes out): the GET is sent
+    /// again on a new connection, and every call is answered.
+    #[tokio::test]
+    async fn a_reused_connection_closed_under_a_request_is_retried_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    // The first request is answered and the connection kept alive ...
+                    let mut read = 0;
+                    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        read += socket.read(&mut buf[read..]).await.unwrap();
+                    }
+                    let body = b"{}";
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    socket.write_all(head.as_bytes()).await.unwrap();
+                    socket.write_all(body).await.unwrap();
+                    // ... and closed unanswered when the next one arrives on it.
+                    let _ = socket.read(&mut buf).await;
+                });
+            }
+        });
+        let client = client(Duration::from_secs(5)).unwrap();
+        let url = reqwest::Url::parse(&format!("http://{addr}/2.0/events")).unwrap();
+        let token = boxidr_model::Secret::new("t".to_owned());
+        for call in 0..3 {
+            let body = get_bounded(&client, url.clone(), &token, 1024).await;
+            assert_eq!(body.unwrap_or_else(|e| panic!("call {call}: {e}")), b"{}");
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
 
     /// Retry-After parses integers and fractions and ignores junk.
     #[test]
