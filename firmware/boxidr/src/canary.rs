@@ -230,8 +230,21 @@ mod tests {
             }
         }
 
-        /// Waits until neither sink's state is pending (or not yet started).
-        async fn settled(&self, status: &mut watch::Receiver<CanaryStatus>) -> CanaryStatus {
+        /// Starts `canary` for both sinks in the rig's task set.
+        fn start(&mut self, canary: Canary) -> watch::Receiver<CanaryStatus> {
+            start(
+                canary,
+                self.store.clone(),
+                &SinkId::ALL,
+                &mut self.tasks,
+                &self.stop_rx,
+            )
+        }
+
+        /// Starts `canary` and waits until neither sink's state is pending (or not yet
+        /// started).
+        async fn settled(&mut self, canary: Canary) -> CanaryStatus {
+            let mut status = self.start(canary);
             let done = |s: &CanaryStatus| {
                 [s.collector, s.log_search].iter().all(|v| {
                     matches!(
@@ -265,14 +278,7 @@ mod tests {
         let mut rig = rig(None).await;
         let canary = rig.plan(true).await;
         assert!(matches!(canary, Canary::Run(_)), "{canary:?}");
-        let mut status = start(
-            canary,
-            rig.store.clone(),
-            &SinkId::ALL,
-            &mut rig.tasks,
-            &rig.stop_rx,
-        );
-        let done = rig.settled(&mut status).await;
+        let done = rig.settled(canary).await;
         assert!(
             matches!(done.collector, VerifierState::Confirmed { .. }),
             "{done:?}"
@@ -315,14 +321,7 @@ mod tests {
             idr_sim::UnknownTokenBehaviour::AcceptAndDrop
         );
         let canary = rig.plan(true).await;
-        let mut status = start(
-            canary,
-            rig.store.clone(),
-            &SinkId::ALL,
-            &mut rig.tasks,
-            &rig.stop_rx,
-        );
-        let done = rig.settled(&mut status).await;
+        let done = rig.settled(canary).await;
         assert!(
             matches!(done.log_search, VerifierState::NotSeen { .. }),
             "{done:?}"
@@ -346,13 +345,7 @@ mod tests {
         let canary = rig.plan(false).await;
         assert!(matches!(canary, Canary::Off), "{canary:?}");
         let tasks_before = rig.tasks.len();
-        let status = start(
-            canary,
-            rig.store.clone(),
-            &SinkId::ALL,
-            &mut rig.tasks,
-            &rig.stop_rx,
-        );
+        let status = rig.start(canary);
         assert_eq!(rig.tasks.len(), tasks_before, "no verifier task");
         assert_eq!(*status.borrow(), CanaryStatus::default());
         assert_eq!(status.borrow().collector, VerifierState::NotConfigured);
