@@ -381,13 +381,20 @@ pub async fn serve_with(
 }
 
 /// Compacts the database when the queue has drained and the file has grown to more than
-/// [`COMPACT_WHEN_GROWN`] times its size after the last compaction. `reference` is that size.
+/// [`COMPACT_WHEN_GROWN`] times its size after the last compaction, and at least half of the
+/// entries stored since were deleted again. `reference` is that size.
+///
+/// Growth from entries still stored (a users sync of 500,000 users writes ~100 MB of them) is
+/// not given back by compacting, which reads every page of the file and holds an index of them
+/// in memory: compacting each time such a sync doubled the file was most of the sync's peak heap.
 async fn compact_after_drain(store: &Store, reference: &mut u64) {
     let Ok(stats) = store.stats().await else {
         return;
     };
     let grown = stats.file_bytes > reference.saturating_mul(COMPACT_WHEN_GROWN);
-    if stats.queue_records > 0 || stats.file_bytes < COMPACT_MIN_BYTES || !grown {
+    let churned =
+        stats.io.deleted_since_compaction.saturating_mul(2) >= stats.io.written_since_compaction;
+    if stats.queue_records > 0 || stats.file_bytes < COMPACT_MIN_BYTES || !grown || !churned {
         return;
     }
     match store.compact().await {

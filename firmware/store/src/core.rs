@@ -121,6 +121,18 @@ pub struct StoreCore {
     compact_after_deletions: u64,
     /// Compactions run since open.
     compactions: u64,
+    /// Entries written and deleted since the last compaction (or open): what a compaction
+    /// after a drain could give back (see [`IoStats::deleted_since_compaction`]).
+    churn: Churn,
+}
+
+/// Entries stored and deleted since the last compaction.
+#[derive(Debug, Clone, Copy, Default)]
+struct Churn {
+    /// Records queued and users added (a user stored again replaces its entry).
+    written: u64,
+    /// Records, seen ids, dead letters and users deleted.
+    deleted: u64,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -172,6 +184,7 @@ impl StoreCore {
             deleted_since_compaction: 1,
             compact_after_deletions: 1,
             compactions: 0,
+            churn: Churn::default(),
         })
     }
 
@@ -198,7 +211,7 @@ impl StoreCore {
                 detail: "a stream cursor has no sweep window".to_owned(),
             });
         }
-        match self.commit_page_once(&page) {
+        let outcome = match self.commit_page_once(&page) {
             // The sinks deleted enough records since the file last filled up: the file is
             // measured by its size, which redb does not shrink by itself, so compact once and
             // try again. Without deletions since, compaction cannot help.
@@ -211,13 +224,23 @@ impl StoreCore {
                 self.commit_page_once(&page)
             }
             other => other,
+        };
+        if let Ok(committed) = &outcome {
+            self.note_written(committed.appended);
         }
+        outcome
     }
 
     /// Records that a committed write deleted `deleted` entries: their pages are free inside
     /// the file, so a full file may be worth compacting again.
     fn note_freed(&mut self, deleted: u64) {
         self.deleted_since_compaction = self.deleted_since_compaction.saturating_add(deleted);
+        self.churn.deleted = self.churn.deleted.saturating_add(deleted);
+    }
+
+    /// Records that a committed write stored `written` new or replaced entries.
+    fn note_written(&mut self, written: u64) {
+        self.churn.written = self.churn.written.saturating_add(written);
     }
 
     fn commit_page_once(&mut self, page: &PageCommit) -> Result<PageOutcome, StoreError> {
@@ -708,9 +731,9 @@ impl StoreCore {
             validate_key("user id", &user.id)
                 .map_err(|detail| StoreError::InvalidInput { op, detail })?;
         }
-        self.run(|env, db| {
+        let added = self.run(|env, db| {
             let txn = env.begin_write(db, op)?;
-            {
+            let added = {
                 let generation = txn
                     .open_table(schema::META)
                     .op(op)?
@@ -719,13 +742,20 @@ impl StoreCore {
                     .map_or(0, |g| g.value());
                 let mut table = txn.open_table(schema::USERS).op(op)?;
                 let mut stamps = txn.open_table(schema::USERS_SYNC).op(op)?;
+                let mut added = 0u64;
                 for user in users {
-                    table.insert(user.id.as_str(), user.json.as_str()).op(op)?;
+                    let old = table.insert(user.id.as_str(), user.json.as_str()).op(op)?;
+                    added += u64::from(old.is_none());
                     stamps.insert(user.id.as_str(), generation).op(op)?;
                 }
-            }
-            env.commit(txn, op)
-        })
+                added
+            };
+            env.commit(txn, op)?;
+            Ok(added)
+        })?;
+        // A user replaced in place frees its old pages for reuse: only new users grow the file.
+        self.note_written(added);
+        Ok(())
     }
 
     /// Starts a users sync: a new generation that every [`StoreCore::put_users`] from now on
@@ -1039,6 +1069,8 @@ impl StoreCore {
             bytes_written: self.env.io.bytes_written.load(Ordering::Relaxed),
             rollbacks: self.env.group.rollbacks,
             compactions: self.compactions,
+            written_since_compaction: self.churn.written,
+            deleted_since_compaction: self.churn.deleted,
         }
     }
 
@@ -1076,6 +1108,7 @@ impl StoreCore {
         }
         let after_bytes = self.env.file_bytes(op)?;
         self.compactions += 1;
+        self.churn = Churn::default();
         info!(before_bytes, after_bytes, rounds, "Compacted the database.");
         Ok(CompactReport {
             before_bytes,

@@ -390,6 +390,13 @@ pub struct IoStats {
     pub rollbacks: u64,
     /// Compactions of the file (at the quota, or asked for).
     pub compactions: u64,
+    /// Entries added since the last compaction (or open): records queued, users not stored
+    /// before (a users sync that lists the same users again adds none).
+    pub written_since_compaction: u64,
+    /// Entries deleted since then: records delivered, seen ids expired, dead letters and
+    /// users removed. Only their pages are free inside the file; a file that grew with entries
+    /// still stored (a users sync of a big enterprise) does not shrink when compacted.
+    pub deleted_since_compaction: u64,
 }
 
 /// File size before and after [`crate::StoreCore::compact`].

@@ -404,6 +404,36 @@ fn record_deleted_only_after_both_enabled_sinks_acked() {
     assert_eq!(core.stats().unwrap().queue_records, 0);
 }
 
+/// The churn a compaction after a drain could give back: records queued and new users count
+/// as written, a user stored again does not, delivered records count as deleted, and a
+/// compaction starts both over.
+#[test]
+fn churn_since_compaction() {
+    let disk = MemDisk::new();
+    let mut core = open_mem(&disk);
+    core.set_enabled_sinks(&[SinkId::Collector]).unwrap();
+    let user = |id: &str| UserEntry {
+        id: id.into(),
+        json: format!(r#"{{"id":"{id}"}}"#),
+    };
+    core.put_users(&[user("1"), user("2")]).unwrap();
+    core.put_users(&[user("2"), user("3")]).unwrap();
+    core.commit_page(page(&["a", "b", "c"], Some("1"), 1))
+        .unwrap();
+    core.ack(SinkId::Collector, 2).unwrap();
+    let io = core.io_stats();
+    assert_eq!(
+        (io.written_since_compaction, io.deleted_since_compaction),
+        (6, 2)
+    );
+    core.compact().unwrap();
+    let io = core.io_stats();
+    assert_eq!(
+        (io.written_since_compaction, io.deleted_since_compaction),
+        (0, 0)
+    );
+}
+
 /// A disabled sink holds nothing back; disabling a lagging sink releases its records.
 #[test]
 fn disabled_sink_does_not_hold_records() {
