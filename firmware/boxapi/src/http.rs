@@ -100,10 +100,17 @@ pub fn proxy(
 /// Reads the body, failing as soon as it exceeds `limit` bytes (Box pages are a few hundred KB;
 /// a runaway body must not exhaust a 512 MB board).
 pub async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, ApiError> {
-    if response.content_length().is_some_and(|len| len > limit) {
+    let announced = response.content_length();
+    if announced.is_some_and(|len| len > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let mut body = Vec::new();
+    // The announced length (within the limit) is reserved at once: growing by doubling kept
+    // up to twice a page's size allocated while the body arrived.
+    let mut body = Vec::with_capacity(
+        announced
+            .and_then(|len| usize::try_from(len).ok())
+            .unwrap_or(0),
+    );
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {

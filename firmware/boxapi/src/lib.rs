@@ -14,7 +14,8 @@
 //! - [`utc`]: Box time as fixed-width UTC text;
 //! - [`collect`]: the two readers started in the mode the admin chose;
 //! - [`auth`], [`tokens`]: grants and the single-use refresh rotation;
-//! - [`events`], [`users`], [`groups`], [`http`]: the bounded Box calls.
+//! - [`events`], [`users`], [`groups`], [`http`]: the bounded Box calls; [`users`] also holds
+//!   the users sync task ([`users::keep_synced`]) the pipeline runs.
 //!
 //! The retry schedule is `boxidr_model::retry`, shared with the InsightIDR sinks.
 

@@ -1,7 +1,9 @@
 //! Users sync: `GET /2.0/users` with marker paging (enterprises can exceed the 10,000-user
 //! offset limit, `shared/box/CONTRACT.md` §3.1), streamed page by page into the store so memory
 //! stays bounded on a 512 MB board. The normaliser reads the directory for the "Box admin"
-//! (role admin/coadmin) and "disabled" (status not active) flags.
+//! (role admin/coadmin) and "disabled" (status not active) flags. [`keep_synced`] is the thin
+//! task that runs [`sync`] every period (retrying with [`users_backoff`]), and
+//! [`wait_for_first_sync`] holds the forwarders while a scope naming groups cannot be judged.
 //!
 //! # Scope and pruning
 //!
@@ -18,11 +20,16 @@
 //! prunes nothing, and neither does a listing with no user at all (an enterprise always has its
 //! admin: an empty listing is a Box fault, not a reason to forget everyone).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use boxidr_config::Scope;
-use boxidr_model::Secret;
-use boxidr_store::{Store, UserEntry};
+use boxidr_model::{BackoffPolicy, Secret};
+use boxidr_store::{SinkId, Store, UserEntry};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
 use url::Url;
 
 use crate::error::ApiError;
@@ -47,12 +54,22 @@ pub struct UsersPage {
     pub next_marker: Option<String>,
 }
 
+/// A users page with each entry left as its text: a page of 1,000 users parsed into `Value`s
+/// took about 1 MB per page on top of the body, in whichever worker thread's malloc arena
+/// parsed it (glibc keeps each arena at its peak); only the id is read from each entry.
 #[derive(Deserialize)]
-struct PageBody {
-    #[serde(default)]
-    entries: Vec<Value>,
+struct PageBody<'a> {
+    #[serde(default, borrow)]
+    entries: Vec<&'a RawValue>,
     #[serde(default)]
     next_marker: Option<Value>,
+}
+
+/// The one field of a user entry the sync reads itself (the rest is stored as Box sent it).
+#[derive(Deserialize)]
+struct EntryId {
+    #[serde(default)]
+    id: Option<Value>,
 }
 
 /// Reads user pages (and, for a scope naming groups, groups and their members).
@@ -143,29 +160,43 @@ pub fn parse_page_scoped(body: &[u8], groups: Option<&ScopeGroups>) -> Result<Us
     };
     let mut users = Vec::with_capacity(page.entries.len());
     let mut skipped = 0;
-    for mut entry in page.entries {
-        let id = match entry.get("id") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+    for entry in page.entries {
+        // An entry that is not an object has no id (serde would read `[7]` as `{"id":7}`).
+        let object = entry.get().starts_with('{');
+        let id = match serde_json::from_str::<EntryId>(entry.get()).map(|e| e.id) {
+            _ if !object => {
+                skipped += 1;
+                continue;
+            }
+            Ok(Some(Value::String(s))) if !s.is_empty() => s,
+            Ok(Some(Value::Number(n))) if n.is_u64() => n.to_string(),
             _ => {
                 skipped += 1;
                 continue;
             }
         };
-        if let (Some(groups), Some(obj)) = (groups, entry.as_object_mut()) {
-            let names: Vec<Value> = groups
-                .by_user
-                .get(&id)
-                .into_iter()
-                .flatten()
-                .map(|name| Value::String(name.clone()))
-                .collect();
-            obj.insert(SCOPE_GROUPS_KEY.to_owned(), Value::Array(names));
-        }
-        users.push(UserEntry {
-            id,
-            json: entry.to_string(),
-        });
+        let json = match groups {
+            // One entry at a time as a `Value`, to add the key.
+            Some(groups) => {
+                let mut user: Value =
+                    serde_json::from_str(entry.get()).map_err(|e| ApiError::BadBody {
+                        detail: format!("users page: {}", http::bounded(&e.to_string())),
+                    })?;
+                if let Some(obj) = user.as_object_mut() {
+                    let names: Vec<Value> = groups
+                        .by_user
+                        .get(&id)
+                        .into_iter()
+                        .flatten()
+                        .map(|name| Value::String(name.clone()))
+                        .collect();
+                    obj.insert(SCOPE_GROUPS_KEY.to_owned(), Value::Array(names));
+                }
+                user.to_string()
+            }
+            None => entry.get().to_owned(),
+        };
+        users.push(UserEntry { id, json });
     }
     Ok(UsersPage {
         users,
@@ -274,10 +305,136 @@ pub async fn sync(
     Ok(report)
 }
 
+/// What the users sync task needs.
+#[derive(Debug)]
+pub struct SyncTask {
+    pub store: Store,
+    pub tokens: Arc<TokenManager>,
+    pub client: UsersClient,
+    /// How often a sync runs.
+    pub every: Duration,
+    pub scope: Scope,
+    /// Turned true after the first successful sync.
+    pub synced: watch::Sender<bool>,
+}
+
+/// First retry of a failed users sync; doubles up to the sync period.
+pub const USERS_RETRY: Duration = Duration::from_secs(30);
+
+/// The users sync's retry schedule: [`USERS_RETRY`] doubling up to `every`, without jitter
+/// (one call a sync period at most; no fleet reconnects in step on it).
+pub fn users_backoff(every: Duration) -> BackoffPolicy {
+    BackoffPolicy {
+        initial: USERS_RETRY,
+        max: every,
+    }
+}
+
+/// Syncs Box users now and then every `task.every`, calling `after_sync` after each sync that
+/// succeeded (the renderer's directory forgets what it parsed) and turning `task.synced` true.
+/// A failed sync is retried after 30 s, doubling up to the period (rendering meanwhile uses
+/// what is stored). Returns when `shutdown` changes.
+pub async fn keep_synced(
+    task: SyncTask,
+    after_sync: impl Fn(&SyncReport) + Send,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let SyncTask {
+        store,
+        tokens,
+        client,
+        every,
+        scope,
+        synced,
+    } = task;
+    let backoff = users_backoff(every);
+    let mut failures = 0u32;
+    loop {
+        let wait = match sync(&tokens, &client, &store, &scope).await {
+            Ok(report) => {
+                tracing::info!(
+                    users = report.users,
+                    pages = report.pages,
+                    pruned = report.pruned,
+                    scope_groups = report.scope_groups,
+                    scope_members = report.scope_members,
+                    unknown_groups = ?report.unknown_groups,
+                    "Box users synced."
+                );
+                after_sync(&report);
+                synced.send_replace(true);
+                failures = 0;
+                every
+            }
+            Err(e) => {
+                // Jitter 0.5 is the middle of the range: the schedule itself, unscaled.
+                let wait = backoff.delay(failures, 0.5);
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Box users sync failed.");
+                wait
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Waits until the first users sync succeeded (`synced` true), so `sink` can judge a scope
+/// naming groups; `false` if shut down first.
+pub async fn wait_for_first_sync(
+    mut synced: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+    sink: SinkId,
+) -> bool {
+    if !*synced.borrow() {
+        tracing::info!(%sink, "Forwarding waits for the first Box users sync: the scope names groups.");
+    }
+    tokio::select! {
+        ready = synced.wait_for(|ready| *ready) => ready.is_ok(),
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::sample;
+
+    /// A failed users sync retries after 30 s, doubling up to the sync period.
+    #[test]
+    fn users_sync_retries_double_up_to_the_period() {
+        let backoff = users_backoff(Duration::from_secs(3600));
+        let waits: Vec<u64> = (0..9).map(|n| backoff.delay(n, 0.5).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(
+            users_backoff(Duration::from_secs(10)).delay(0, 0.5),
+            Duration::from_secs(10)
+        );
+    }
+
+    /// Forwarders held for the first users sync start once it succeeds, and a shutdown while
+    /// waiting ends the wait without starting them.
+    #[tokio::test]
+    async fn forwarders_wait_for_the_first_users_sync() {
+        let (synced_tx, synced_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let waiting = tokio::spawn(wait_for_first_sync(
+            synced_rx.clone(),
+            stop_rx.clone(),
+            SinkId::Collector,
+        ));
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        synced_tx.send_replace(true);
+        assert!(waiting.await.unwrap());
+
+        let (_never_tx, never_rx) = watch::channel(false);
+        let stopped = tokio::spawn(wait_for_first_sync(never_rx, stop_rx, SinkId::LogSearch));
+        stop_tx.send_replace(true);
+        assert!(!stopped.await.unwrap());
+    }
 
     /// The marker sample parses with its users and its next marker.
     #[test]
@@ -301,9 +458,10 @@ mod tests {
                 "{body}"
             );
         }
-        let page = parse_page(br#"{"entries":[{"id":7},{"name":"x"},{"id":""}]}"#).unwrap();
+        let page =
+            parse_page(br#"{"entries":[{"id":7},{"name":"x"},{"id":""},[7],7,null]}"#).unwrap();
         assert_eq!(page.users.len(), 1);
         assert_eq!(page.users[0].id, "7");
-        assert_eq!(page.skipped, 2);
+        assert_eq!(page.skipped, 5);
     }
 }

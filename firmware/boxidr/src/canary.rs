@@ -124,7 +124,7 @@ mod tests {
     use boxidr_store::StoreOptions;
 
     use super::*;
-    use crate::pipeline::{Directory, Renderer};
+    use crate::pipeline::Renderer;
 
     /// Generous bound for conditions polled under emulation (qemu is 5-10x slower).
     const WAIT: Duration = Duration::from_secs(120);
@@ -149,13 +149,10 @@ mod tests {
             .await
             .unwrap();
         store.set_enabled_sinks(&SinkId::ALL).await.unwrap();
-        let render: Arc<dyn Render> = Arc::new(Renderer {
-            settings: boxidr_normalize::Settings {
-                send_unparsed: false,
-                ..boxidr_normalize::Settings::default()
-            },
-            directory: Arc::new(Directory::default()),
-        });
+        let render: Arc<dyn Render> = Arc::new(Renderer::new(boxidr_normalize::Settings {
+            send_unparsed: false,
+            ..boxidr_normalize::Settings::default()
+        }));
         let options = ForwarderOptions {
             idle_poll: Duration::from_millis(50),
             backoff: BackoffPolicy {

@@ -1,99 +1,51 @@
 //! The wiring shared by `run` and `demo`: the Box side (stream + sweep) filling the store, the
 //! user directory read from the store for rendering, and one forwarder per configured sink.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use boxidr_boxapi::collect::{self, CollectConfig, CollectStatus};
+use boxidr_boxapi::users::{self, SyncTask};
 use boxidr_boxapi::{EventsClient, PollStatus, SweepStatus, TokenManager, UsersClient};
 use boxidr_forward::{
     CollectorSettings, CollectorSink, Forwarder, ForwarderOptions, LogSearchSettings,
     LogSearchSink, Render, SinkState, SinkStatus,
 };
-use boxidr_normalize::{DirectoryUser, Settings, UserDirectory};
-use boxidr_store::{QueuedRecord, SinkId, Store, UserReader};
+use boxidr_normalize::{CachedDirectory, Settings};
+use boxidr_store::{QueuedRecord, SinkId, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Users kept parsed in memory; beyond it the cache starts over (a bounded working set: the
-/// users active in the current stretch of events), so memory does not grow with the enterprise.
-const DIRECTORY_CACHE: usize = 2048;
-
-/// The Box user directory for rendering at send time (id → login, status, role, scoped
-/// groups), and the count of records the `[scope]` kept from each sink.
-///
-/// The users live in the store (500,000 users are ~100 MB of JSON there); this holds only a
-/// bounded cache of parsed users, and looks the others up in redb through a [`UserReader`]
-/// (a read transaction: it never waits for the store's thread, microseconds from the page cache).
-#[derive(Debug, Default)]
-pub struct Directory {
-    reader: RwLock<Option<UserReader>>,
-    /// Parsed users, and ids known to be absent (`None`).
-    cache: Mutex<HashMap<String, Option<DirectoryUser>>>,
-    /// Records rendered to nothing because they concern no monitored user: Collector, Log Search.
-    out_of_scope: [std::sync::atomic::AtomicU64; 2],
-}
-
-impl Directory {
-    /// Points the directory at the store's users and forgets the cache (after a users sync);
-    /// returns how many users are stored.
-    pub async fn reload(&self, store: &Store) -> Result<usize, boxidr_store::StoreError> {
-        let reader = store.user_reader().await?;
-        let count = usize::try_from(reader.count()).unwrap_or(usize::MAX);
-        if let Ok(mut current) = self.reader.write() {
-            *current = Some(reader);
-        }
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.clear();
-        }
-        Ok(count)
-    }
-
-    fn lookup(&self, id: &str) -> Option<DirectoryUser> {
-        let reader = self.reader.read().ok()?.clone()?;
-        // A user Box sent in an unexpected shape reads as unknown, not fatal: the event is
-        // still rendered, only without directory facts.
-        reader
-            .get(id)
-            .and_then(|json| DirectoryUser::from_json(&json).ok())
-    }
-}
-
-impl Directory {
-    /// Records kept from `sink` because they concern no monitored user (`[scope]`).
-    pub fn out_of_scope(&self, sink: SinkId) -> u64 {
-        self.out_of_scope_counter(sink)
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn out_of_scope_counter(&self, sink: SinkId) -> &std::sync::atomic::AtomicU64 {
-        &self.out_of_scope[usize::from(sink == SinkId::LogSearch)]
-    }
-}
-
-impl UserDirectory for Directory {
-    fn user(&self, id: &str) -> Option<DirectoryUser> {
-        if let Some(hit) = self.cache.lock().ok()?.get(id) {
-            return hit.clone();
-        }
-        let user = self.lookup(id);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= DIRECTORY_CACHE {
-                cache.clear();
-            }
-            cache.insert(id.to_owned(), user.clone());
-        }
-        user
-    }
-}
-
 /// Renders queued Box events through `boxidr-normalize`: UEF lines for the Collector, raw
-/// records for Log Search.
+/// records for Log Search, with the Box user directory (the store's users behind a bounded
+/// cache of parsed ones), and counts the records the `[scope]` kept from each sink.
 #[derive(Debug)]
 pub struct Renderer {
     pub settings: Settings,
-    pub directory: Arc<Directory>,
+    pub directory: Arc<CachedDirectory>,
+    /// Records rendered to nothing because they concern no monitored user: Collector, Log Search.
+    out_of_scope: [AtomicU64; 2],
+}
+
+impl Renderer {
+    /// A renderer whose directory knows nobody until the pipeline attaches the store's users.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            directory: Arc::new(CachedDirectory::default()),
+            out_of_scope: Default::default(),
+        }
+    }
+
+    /// Records kept from `sink` because they concern no monitored user (`[scope]`).
+    pub fn out_of_scope(&self, sink: SinkId) -> u64 {
+        self.out_of_scope_counter(sink).load(Ordering::Relaxed)
+    }
+
+    fn out_of_scope_counter(&self, sink: SinkId) -> &AtomicU64 {
+        &self.out_of_scope[usize::from(sink == SinkId::LogSearch)]
+    }
 }
 
 impl Render for Renderer {
@@ -111,9 +63,8 @@ impl Render for Renderer {
             want,
         );
         if rendered.out_of_scope {
-            self.directory
-                .out_of_scope_counter(sink)
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.out_of_scope_counter(sink)
+                .fetch_add(1, Ordering::Relaxed);
         }
         match sink {
             SinkId::Collector => rendered.uef,
@@ -224,7 +175,12 @@ pub async fn start(
         tasks.spawn(watch_rollbacks(rollbacks, stop));
     }
     store.set_enabled_sinks(&enabled).await?;
-    render.directory.reload(&store).await?;
+    // The directory reads the users where the sync stores them (one reader: it survives the
+    // store's reopens) and forgets what it parsed after each sync.
+    let reader = store.user_reader().await?;
+    render
+        .directory
+        .attach(Arc::new(move |id: &str| reader.get(id)));
     let verifier = crate::canary::start(canary, store.clone(), &enabled, tasks, shutdown);
 
     let mut status = CollectStatus::new();
@@ -262,25 +218,27 @@ pub async fn start(
     let scoped_groups = !render.settings.scope.scope().groups.is_empty();
     let (synced_tx, synced_rx) = watch::channel(!scoped_groups);
     {
-        let (store, tokens, directory, stop) = (
-            store.clone(),
-            tokens.clone(),
-            render.directory.clone(),
-            shutdown.clone(),
-        );
-        let scope = render.settings.scope.scope().clone();
-        tasks.spawn(users_sync(
-            UsersSync {
-                store,
-                tokens,
-                client: users,
-                directory,
-                every: users_every,
-                scope,
-                synced: synced_tx,
-            },
-            stop,
-        ));
+        let task = SyncTask {
+            store: store.clone(),
+            tokens: tokens.clone(),
+            client: users,
+            every: users_every,
+            scope: render.settings.scope.scope().clone(),
+            synced: synced_tx,
+        };
+        let (render, stop) = (render.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let after_sync = move |_: &users::SyncReport| {
+                render.directory.forget();
+                tracing::info!(
+                    out_of_scope_collector = render.out_of_scope(SinkId::Collector),
+                    out_of_scope_log_search = render.out_of_scope(SinkId::LogSearch),
+                    "Records kept from the sinks so far: they concern no monitored user."
+                );
+            };
+            users::keep_synced(task, after_sync, stop).await;
+            Ok(())
+        });
     }
 
     {
@@ -299,7 +257,7 @@ pub async fn start(
             let stop = shutdown.clone();
             let synced = synced_rx.clone();
             tasks.spawn(async move {
-                if wait_for_directory(synced, stop.clone(), SinkId::Collector).await {
+                if users::wait_for_first_sync(synced, stop.clone(), SinkId::Collector).await {
                     forwarder.run(stop).await;
                 }
                 Ok(())
@@ -319,7 +277,7 @@ pub async fn start(
                 shutdown.clone(),
             );
             tasks.spawn(async move {
-                if wait_for_directory(synced_rx, stop.clone(), SinkId::LogSearch).await {
+                if users::wait_for_first_sync(synced_rx, stop.clone(), SinkId::LogSearch).await {
                     forwarder.run(stop).await;
                 }
                 Ok(())
@@ -404,137 +362,6 @@ async fn watch_rollbacks(
     Ok(())
 }
 
-/// Waits until the user directory can judge the scope; `false` if shut down first.
-async fn wait_for_directory(
-    mut synced: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
-    sink: SinkId,
-) -> bool {
-    if !*synced.borrow() {
-        tracing::info!(%sink, "Forwarding waits for the first Box users sync: the scope names groups.");
-    }
-    tokio::select! {
-        ready = synced.wait_for(|ready| *ready) => ready.is_ok(),
-        _ = shutdown.wait_for(|stop| *stop) => false,
-    }
-}
-
-/// What the users sync task needs.
-struct UsersSync {
-    store: Store,
-    tokens: Arc<TokenManager>,
-    client: UsersClient,
-    directory: Arc<Directory>,
-    every: Duration,
-    scope: boxidr_config::Scope,
-    /// Turned true after the first successful sync.
-    synced: watch::Sender<bool>,
-}
-
-/// First retry of a failed users sync; doubles up to the sync period.
-const USERS_RETRY: Duration = Duration::from_secs(30);
-
-/// The users sync's retry schedule: [`USERS_RETRY`] doubling up to `every`, without jitter
-/// (one call a sync period at most; no fleet reconnects in step on it).
-fn users_backoff(every: Duration) -> boxidr_model::BackoffPolicy {
-    boxidr_model::BackoffPolicy {
-        initial: USERS_RETRY,
-        max: every,
-    }
-}
-
-/// Syncs Box users now and then every `every`, reloading the directory after each sync. A
-/// failed sync is retried after 30 s, doubling up to the period (rendering meanwhile uses
-/// what is stored).
-async fn users_sync(sync: UsersSync, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let UsersSync {
-        store,
-        tokens,
-        client,
-        directory,
-        every,
-        scope,
-        synced,
-    } = sync;
-    let backoff = users_backoff(every);
-    let mut failures = 0u32;
-    loop {
-        let wait = match boxidr_boxapi::users::sync(&tokens, &client, &store, &scope).await {
-            Ok(report) => {
-                tracing::info!(
-                    users = report.users,
-                    pages = report.pages,
-                    pruned = report.pruned,
-                    scope_groups = report.scope_groups,
-                    scope_members = report.scope_members,
-                    unknown_groups = ?report.unknown_groups,
-                    out_of_scope_collector = directory.out_of_scope(SinkId::Collector),
-                    out_of_scope_log_search = directory.out_of_scope(SinkId::LogSearch),
-                    "Box users synced."
-                );
-                match directory.reload(&store).await {
-                    Ok(_) => {
-                        synced.send_replace(true);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "Cannot reload the user directory."),
-                }
-                failures = 0;
-                every
-            }
-            Err(e) => {
-                // Jitter 0.5 is the middle of the range: the schedule itself, unscaled.
-                let wait = backoff.delay(failures, 0.5);
-                failures = failures.saturating_add(1);
-                tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Box users sync failed.");
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 #[path = "pipeline_scope_tests.rs"]
 mod scope_tests;
-
-#[cfg(test)]
-mod wait_tests {
-    use super::*;
-
-    /// A failed users sync retries after 30 s, doubling up to the sync period.
-    #[test]
-    fn users_sync_retries_double_up_to_the_period() {
-        let backoff = users_backoff(Duration::from_secs(3600));
-        let waits: Vec<u64> = (0..9).map(|n| backoff.delay(n, 0.5).as_secs()).collect();
-        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
-        assert_eq!(
-            users_backoff(Duration::from_secs(10)).delay(0, 0.5),
-            Duration::from_secs(10)
-        );
-    }
-
-    /// Forwarders held for the first users sync start once it succeeds, and a shutdown while
-    /// waiting ends the wait without starting them.
-    #[tokio::test]
-    async fn forwarders_wait_for_the_first_users_sync() {
-        let (synced_tx, synced_rx) = watch::channel(false);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let waiting = tokio::spawn(wait_for_directory(
-            synced_rx.clone(),
-            stop_rx.clone(),
-            SinkId::Collector,
-        ));
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
-        synced_tx.send_replace(true);
-        assert!(waiting.await.unwrap());
-
-        let (_never_tx, never_rx) = watch::channel(false);
-        let stopped = tokio::spawn(wait_for_directory(never_rx, stop_rx, SinkId::LogSearch));
-        stop_tx.send_replace(true);
-        assert!(!stopped.await.unwrap());
-    }
-}

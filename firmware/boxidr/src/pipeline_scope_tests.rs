@@ -1,5 +1,5 @@
 //! A scoped run end to end at the pipeline level: the users sync against the Box simulator
-//! records group membership, the directory loads it, and the renderer the forwarders call sends
+//! records group membership, the directory reads it, and the renderer the forwarders call sends
 //! only the in-scope users' events to either sink (the rest render to nothing, which the
 //! forwarder acknowledges without sending, and are counted).
 #![allow(clippy::unwrap_used)] // a failed setup should panic loudly
@@ -16,7 +16,7 @@ use boxidr_store::{QueuedRecord, SinkId, Store, StoreOptions};
 use serde_json::Value;
 use url::Url;
 
-use super::{Directory, Renderer};
+use super::Renderer;
 
 /// Every event of the simulator's `admin_logs` feed.
 async fn all_events(sim: &box_sim::SimHandle, token: &Secret) -> Vec<Value> {
@@ -140,16 +140,17 @@ async fn scoped_run_sends_only_in_scope_users_events() {
         .await
         .unwrap();
     assert_eq!(report.scope_groups, 1);
-    let directory = Arc::new(Directory::default());
-    directory.reload(&store).await.unwrap();
-    let renderer = Renderer {
-        settings: boxidr_normalize::Settings {
+    let renderer = Renderer::new(
+        boxidr_normalize::Settings {
             send_unparsed: true,
             ..boxidr_normalize::Settings::default()
         }
         .with_scope(&scope),
-        directory: directory.clone(),
-    };
+    );
+    let reader = store.user_reader().await.unwrap();
+    renderer
+        .directory
+        .attach(Arc::new(move |id: &str| reader.get(id)));
 
     let mut allowed: BTreeSet<String> = finance.member_ids.iter().cloned().collect();
     allowed.insert(listed_id.clone());
@@ -189,6 +190,6 @@ async fn scoped_run_sends_only_in_scope_users_events() {
         by_member > 0 && by_login > 0,
         "members {by_member}, login {by_login}"
     );
-    assert_eq!(directory.out_of_scope(SinkId::LogSearch), kept as u64);
-    assert_eq!(directory.out_of_scope(SinkId::Collector), kept as u64);
+    assert_eq!(renderer.out_of_scope(SinkId::LogSearch), kept as u64);
+    assert_eq!(renderer.out_of_scope(SinkId::Collector), kept as u64);
 }

@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 use crate::control;
 use crate::exit::{ExitCode, StartError};
 use crate::facts::NotCollecting;
-use crate::pipeline::{self, Directory, Parts, Renderer, SinkPlan, Sinks, Watches};
+use crate::pipeline::{self, Parts, Renderer, SinkPlan, Sinks, Watches};
 use crate::status::StatusCache;
 use crate::watchdog::{self, Supervision, Watchdog};
 
@@ -498,10 +498,7 @@ async fn build_parts(
             config.box_api.max_body_bytes,
         ),
         collect: CollectConfig::from_events(&config.events),
-        render: Arc::new(Renderer {
-            settings,
-            directory: Arc::new(Directory::default()),
-        }),
+        render: Arc::new(Renderer::new(settings)),
         sinks: sinks(config, store).await,
         forwarder: ForwarderOptions::default(),
         users_every: USERS_EVERY,

@@ -3,9 +3,12 @@
 //! The users sync stores each user as the JSON object Box sent from `GET /2.0/users`
 //! (`shared/box/CONTRACT.md` §3.2, fields `name,login,status,role,enterprise`).
 //! [`DirectoryUser::from_json`] reads that object leniently; [`UserDirectory`] is the lookup
-//! the sinks implement over the store (a fake is any map or closure).
+//! the renderer calls (a fake is any map or closure). [`CachedDirectory`] is the one the
+//! appliance runs: the users stay on disk (500,000 users are ~100 MB of JSON in the store) and
+//! only a bounded set of parsed users is held in memory.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
@@ -201,9 +204,94 @@ impl<F: Fn(&str) -> Option<DirectoryUser>> UserDirectory for FnDirectory<F> {
     }
 }
 
+/// Where a [`CachedDirectory`] reads a user's stored JSON by id (the store's `UserReader`);
+/// `None` if unknown or unreadable.
+pub type UserSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Parsed users a [`CachedDirectory`] keeps by default; beyond it the cache starts over.
+pub const DIRECTORY_CACHE: usize = 2048;
+
+/// The user directory at send time: users read from a [`UserSource`] (the store) and parsed
+/// with [`DirectoryUser::from_json`], a bounded cache of the parsed ones (the users active in
+/// the current stretch of events) in front, so memory does not grow with the enterprise.
+///
+/// Before [`CachedDirectory::attach`] it knows nobody. A stored user in an unexpected shape
+/// reads as unknown, not fatal: the event is still rendered, only without directory facts.
+pub struct CachedDirectory {
+    source: RwLock<Option<UserSource>>,
+    /// Parsed users, and ids known to be absent (`None`).
+    cache: Mutex<HashMap<String, Option<DirectoryUser>>>,
+    capacity: usize,
+}
+
+impl Default for CachedDirectory {
+    fn default() -> Self {
+        Self::with_capacity(DIRECTORY_CACHE)
+    }
+}
+
+impl std::fmt::Debug for CachedDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.cache.lock().map_or(0, |cache| cache.len());
+        f.debug_struct("CachedDirectory")
+            .field("attached", &self.source.read().is_ok_and(|s| s.is_some()))
+            .field("cached", &cached)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl CachedDirectory {
+    /// A directory keeping at most `capacity` parsed users (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            source: RwLock::new(None),
+            cache: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Reads users from `source` from now on, and forgets what was cached.
+    pub fn attach(&self, source: UserSource) {
+        if let Ok(mut current) = self.source.write() {
+            *current = Some(source);
+        }
+        self.forget();
+    }
+
+    /// Forgets every parsed user (after a users sync changed the stored ones).
+    pub fn forget(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = HashMap::new();
+        }
+    }
+
+    fn lookup(&self, id: &str) -> Option<DirectoryUser> {
+        let source = self.source.read().ok()?.clone()?;
+        source(id).and_then(|json| DirectoryUser::from_json(&json).ok())
+    }
+}
+
+impl UserDirectory for CachedDirectory {
+    fn user(&self, id: &str) -> Option<DirectoryUser> {
+        if let Some(hit) = self.cache.lock().ok()?.get(id) {
+            return hit.clone();
+        }
+        let user = self.lookup(id);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= self.capacity {
+                cache.clear();
+            }
+            cache.insert(id.to_owned(), user.clone());
+        }
+        user
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// The user shapes of the samples: full admin, inactive, standard without role.
     #[test]
@@ -271,5 +359,43 @@ mod tests {
         let by_fn = FnDirectory(|id: &str| (id == "9").then(DirectoryUser::default));
         assert!(by_fn.user("9").is_some());
         assert!(by_fn.user("7").is_none());
+    }
+
+    /// The cached directory parses what its source stores, serves repeats from the cache
+    /// (absent ids too), stays within its bound, and reads the source again once told to
+    /// forget; unattached it knows nobody.
+    #[test]
+    fn cached_directory() {
+        let directory = CachedDirectory::with_capacity(2);
+        assert!(directory.user("1").is_none());
+
+        let reads = Arc::new(AtomicUsize::new(0));
+        let counted = reads.clone();
+        directory.attach(Arc::new(move |id: &str| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            match id {
+                "1" => Some(r#"{"id":"1","login":"a@example.com","role":"admin"}"#.to_owned()),
+                "2" => Some("not json".to_owned()),
+                _ => None,
+            }
+        }));
+        let one = directory.user("1").unwrap();
+        assert_eq!(one.login.as_deref(), Some("a@example.com"));
+        assert_eq!(one.is_admin(), Some(true));
+        assert_eq!(directory.user("1"), Some(one));
+        assert_eq!(reads.load(Ordering::Relaxed), 1);
+
+        assert!(directory.user("9").is_none());
+        assert!(directory.user("9").is_none());
+        assert_eq!(reads.load(Ordering::Relaxed), 2);
+
+        // A third id exceeds the bound of 2: the cache starts over.
+        assert!(directory.user("2").is_none(), "unparsable reads as unknown");
+        assert!(directory.user("1").is_some());
+        assert_eq!(reads.load(Ordering::Relaxed), 4);
+
+        directory.forget();
+        assert!(directory.user("1").is_some());
+        assert_eq!(reads.load(Ordering::Relaxed), 5);
     }
 }

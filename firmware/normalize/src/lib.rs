@@ -12,7 +12,8 @@
 //!   it leaves; refusals are a [`NotUef`] with a stable [`Reason`].
 //! - `raw`: [`render_raw`], the original event plus kind, mapped account and domain, times,
 //!   and flags; capped at [`Settings::raw_cap`] bytes with truncation marked.
-//! - `directory`: [`UserDirectory`] and [`DirectoryUser`], read from Box's user JSON.
+//! - `directory`: [`UserDirectory`] and [`DirectoryUser`], read from Box's user JSON;
+//!   [`CachedDirectory`], the bounded cache of parsed users in front of the store's users.
 //! - `settings`: [`Settings`] from `boxidr_config::Mapping` and the firmware version.
 //! - `scope`: [`ScopeFilter`], the `[scope]` rules: out-of-scope events render to nothing.
 //! - `time_utc`: Box time → UEF time; the event's own time, never the collection time.
@@ -39,8 +40,8 @@ mod time_utc;
 mod uef;
 
 pub use directory::{
-    DirectoryError, DirectoryUser, FnDirectory, NoDirectory, SCOPE_GROUPS_KEY, UserDirectory,
-    UserRole, UserStatus,
+    CachedDirectory, DIRECTORY_CACHE, DirectoryError, DirectoryUser, FnDirectory, NoDirectory,
+    SCOPE_GROUPS_KEY, UserDirectory, UserRole, UserSource, UserStatus,
 };
 pub use kind::{
     ADMIN_ACTIVITY, ALERTS, AuthResult, FILE_ACTIVITY, INGRESS, Kind, OAUTH_TOKEN_CREATE,

@@ -287,7 +287,7 @@ pub async fn users_sync(
         product,
         &rig.config_path,
         rig.dir.path(),
-        "warn,boxidr::pipeline=info",
+        "warn,boxidr_boxapi::users=info",
         false,
     )?;
     let outcome = async {
