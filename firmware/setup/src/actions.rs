@@ -4,8 +4,8 @@
 //! markup, and calls these synchronous methods from tiny_http's worker threads; the runtime is
 //! entered here.
 //!
-//! Not moved yet (they still reach the store through `App`): the Maintenance page, the scope
-//! upload, and the network work of "Test connection" and the test buttons.
+//! Not moved yet (they still reach the store through `App`): the scope upload and the network
+//! work of "Test connection" and the test buttons.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +22,8 @@ use crate::boxlink::{self, BoxConnectedHook, BoxConnection};
 use crate::credentials;
 use crate::error::SetupError;
 use crate::forms;
-use crate::pages::SecretsSet;
+use crate::pages::{DeadLetterSummary, SecretsSet};
+use crate::support::{EXPORT_SECRET_NAMES, Scrubber};
 use crate::tls::Identity;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,6 +147,76 @@ impl Actions {
             platform_api_key: self.secret_is_set(settings::PLATFORM_API_KEY)?,
             proxy_password: self.secret_is_set(settings::PROXY_PASSWORD)?,
         })
+    }
+
+    /// Names of the stored secrets, as the configuration export lists them.
+    pub(crate) fn exported_secret_names(&self) -> Result<Vec<&'static str>, SetupError> {
+        let mut set = Vec::new();
+        for (key, name) in EXPORT_SECRET_NAMES {
+            if self.secret_is_set(*key)? {
+                set.push(*name);
+            }
+        }
+        Ok(set)
+    }
+
+    /// Every stored secret value, to scrub from the support bundle's files.
+    pub(crate) fn scrubber(&self) -> Result<Scrubber, SetupError> {
+        let mut scrubber = Scrubber::default();
+        for key in settings::RESET_SECRETS {
+            if let Some(secret) = self.block_on(self.store.get_secret(*key))? {
+                scrubber.add(secret.expose().as_bytes());
+            }
+        }
+        Ok(scrubber)
+    }
+
+    /// How many dead letters are kept, for the Maintenance page.
+    pub(crate) fn dead_letter_summary(&self) -> Result<DeadLetterSummary, SetupError> {
+        let stats = self.block_on(self.store.stats())?;
+        Ok(DeadLetterSummary {
+            records: stats.dead_letters,
+            bytes: stats.dead_letter_bytes,
+            newest_seq: stats.newest_dead_letter_seq,
+            full: stats.dead_letters_full,
+        })
+    }
+
+    /// Every dead letter as a JSON line, read from the store `page` at a time (bounded by the
+    /// store's own bound on dead letters).
+    pub(crate) fn dead_letters_jsonl(&self, page: usize) -> Result<String, SetupError> {
+        let mut out = String::new();
+        let mut after = None;
+        loop {
+            let letters = self.block_on(self.store.dead_letters(after, page))?;
+            for letter in &letters {
+                out.push_str(&letter.to_json_line());
+                out.push('\n');
+            }
+            match letters.last() {
+                Some(last) if letters.len() == page => after = Some(last.record.seq),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Removes the dead letters up to sequence `through`; returns how many.
+    pub(crate) fn remove_dead_letters(&self, through: u64) -> Result<u64, SetupError> {
+        Ok(self.block_on(self.store.remove_dead_letters(through))?)
+    }
+
+    /// Stores the SHA-256 (hex) of a new scrape token, or with `None` removes it.
+    pub(crate) fn set_metrics_token_hash(&self, hash: Option<String>) -> Result<(), SetupError> {
+        match hash {
+            Some(hash) => self.block_on(
+                self.store
+                    .put_secrets(vec![(settings::METRICS_TOKEN_HASH, Secret::new(hash))]),
+            )?,
+            None => {
+                self.block_on(self.store.delete_secret(settings::METRICS_TOKEN_HASH))?;
+            }
+        }
+        Ok(())
     }
 
     /// Client ID, redirect URI, grant, account (settings) and whether the client secret is set.

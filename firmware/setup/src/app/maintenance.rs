@@ -1,7 +1,6 @@
 //! The Maintenance page: configuration export and import, the support bundle; and `/metrics`.
 
 use boxidr_config::Config;
-use boxidr_model::Secret;
 use boxidr_store::settings;
 
 use super::{App, Ctx, internal, lock};
@@ -11,7 +10,7 @@ use crate::forms::Changes;
 use crate::http::{Req, Resp};
 use crate::pages;
 use crate::status::bounded;
-use crate::support::{self, EXPORT_SECRET_NAMES, Scrubber};
+use crate::support;
 
 /// Dead letters read from the store per request while building the download.
 const DEAD_LETTER_PAGE: usize = 200;
@@ -33,28 +32,7 @@ pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charse
 impl App {
     /// Names of the secrets that are set (for the export note and the page).
     fn secrets_set(&self) -> Result<Vec<&'static str>, SetupError> {
-        self.block_on(async {
-            let mut set = Vec::new();
-            for (key, name) in EXPORT_SECRET_NAMES {
-                if self.store.get_secret(*key).await?.is_some() {
-                    set.push(*name);
-                }
-            }
-            Ok(set)
-        })
-    }
-
-    /// Every stored secret value, to scrub from bundle files.
-    fn scrubber(&self) -> Result<Scrubber, SetupError> {
-        self.block_on(async {
-            let mut scrubber = Scrubber::default();
-            for key in settings::RESET_SECRETS {
-                if let Some(secret) = self.store.get_secret(*key).await? {
-                    scrubber.add(secret.expose().as_bytes());
-                }
-            }
-            Ok(scrubber)
-        })
+        self.actions.exported_secret_names()
     }
 
     pub(super) fn maintenance_page(
@@ -84,14 +62,9 @@ impl App {
             )),
             _ => None,
         });
-        let dead = match self.block_on(self.store.stats()) {
-            Ok(stats) => pages::DeadLetterSummary {
-                records: stats.dead_letters,
-                bytes: stats.dead_letter_bytes,
-                newest_seq: stats.newest_dead_letter_seq,
-                full: stats.dead_letters_full,
-            },
-            Err(e) => return internal(&SetupError::from(e)),
+        let dead = match self.actions.dead_letter_summary() {
+            Ok(dead) => dead,
+            Err(e) => return internal(&e),
         };
         let status = if import_error.is_some() { 400 } else { 200 };
         Resp::html(
@@ -111,29 +84,14 @@ impl App {
     /// (record fields, sink, reason, time, and Box's event as it was queued). Bounded by the
     /// store's own bound on dead letters.
     pub(super) fn dead_letters_download(&self, req: &Req) -> Resp {
-        let result = self.block_on(async {
-            let mut out = String::new();
-            let mut after = None;
-            loop {
-                let page = self.store.dead_letters(after, DEAD_LETTER_PAGE).await?;
-                for letter in &page {
-                    out.push_str(&letter.to_json_line());
-                    out.push('\n');
-                }
-                match page.last() {
-                    Some(last) if page.len() == DEAD_LETTER_PAGE => after = Some(last.record.seq),
-                    _ => break,
-                }
-            }
-            Ok::<_, boxidr_store::StoreError>(out)
-        });
+        let result = self.actions.dead_letters_jsonl(DEAD_LETTER_PAGE);
         match result {
             Ok(text) => {
                 tracing::info!(client = %req.client, bytes = text.len(), "Dead letters downloaded.");
                 Resp::text(200, "application/x-ndjson; charset=utf-8", text)
                     .attachment("boxidr-dead-letters.jsonl")
             }
-            Err(e) => internal(&SetupError::from(e)),
+            Err(e) => internal(&e),
         }
     }
 
@@ -155,7 +113,7 @@ impl App {
                 None,
             );
         };
-        match self.block_on(self.store.remove_dead_letters(through)) {
+        match self.actions.remove_dead_letters(through) {
             Ok(removed) => {
                 tracing::warn!(client = %req.client, removed, through, "Dead letters removed by the administrator.");
                 self.maintenance_page(
@@ -165,7 +123,7 @@ impl App {
                     None,
                 )
             }
-            Err(e) => internal(&SetupError::from(e)),
+            Err(e) => internal(&e),
         }
     }
 
@@ -242,9 +200,9 @@ impl App {
         else {
             return refuse("use Authorization: Bearer <scrape token>");
         };
-        let stored = match self.block_on(self.store.get_secret(settings::METRICS_TOKEN_HASH)) {
+        let stored = match self.actions.secret_text(settings::METRICS_TOKEN_HASH) {
             Ok(stored) => stored,
-            Err(e) => return internal(&SetupError::from(e)),
+            Err(e) => return internal(&e),
         };
         match stored {
             Some(hash) if ct_eq(&token_hash(token), hash.expose()) => self.metrics(),
@@ -262,15 +220,12 @@ impl App {
         let form = req.form();
         let revoke = form.get("action").is_some_and(|a| a == "revoke");
         let result = if revoke {
-            self.block_on(self.store.delete_secret(settings::METRICS_TOKEN_HASH))
-                .map(|_| None)
+            self.actions.set_metrics_token_hash(None).map(|()| None)
         } else {
             let token = format!("{METRICS_TOKEN_PREFIX}{}", random_hex(32));
-            self.block_on(self.store.put_secrets(vec![(
-                settings::METRICS_TOKEN_HASH,
-                Secret::new(token_hash(&token)),
-            )]))
-            .map(|()| Some(token))
+            self.actions
+                .set_metrics_token_hash(Some(token_hash(&token)))
+                .map(|()| Some(token))
         };
         match result {
             Ok(Some(token)) => {
@@ -286,7 +241,7 @@ impl App {
                     None,
                 )
             }
-            Err(e) => internal(&SetupError::from(e)),
+            Err(e) => internal(&e),
         }
     }
 
@@ -309,8 +264,9 @@ impl App {
 
     /// Whether a scrape token is set (for the page).
     pub(super) fn metrics_token_set(&self) -> bool {
-        self.block_on(self.store.get_secret(settings::METRICS_TOKEN_HASH))
-            .is_ok_and(|s| s.is_some())
+        self.actions
+            .secret_is_set(settings::METRICS_TOKEN_HASH)
+            .unwrap_or(false)
     }
 
     /// `GET /metrics`: the Prometheus text, computed now from the collector's latest report.
@@ -341,7 +297,7 @@ impl App {
     fn build_bundle(&self) -> Result<Vec<u8>, SetupError> {
         // One bundle at a time: it runs a process and holds a few MiB.
         let _guard = lock(&self.bundle_lock);
-        let scrubber = self.scrubber()?;
+        let scrubber = self.actions.scrubber()?;
         let snapshot = crate::status::report_json(self.status.snapshot().as_ref());
         let status = serde_json::to_string_pretty(&snapshot)
             .map_err(|e| SetupError::Corrupt(format!("status does not serialise: {e}")))?;
