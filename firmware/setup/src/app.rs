@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use boxidr_config::Config;
-use boxidr_store::Store;
 use boxidr_store::settings;
 use serde_json::json;
 use tokio::sync::watch;
@@ -63,8 +62,6 @@ pub(crate) const LOGIN_REFUSED: &str =
 pub(crate) struct App {
     /// The store, the configuration and the Box calls (`crate::actions`).
     pub(crate) actions: Actions,
-    /// The same store, for the handlers not yet moved to `actions`.
-    pub(crate) store: Store,
     pub(crate) status: Arc<dyn StatusSource>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sessions: Mutex<Sessions>,

@@ -214,14 +214,13 @@ impl SetupServer {
         })?;
         let app = Arc::new(App {
             actions: Actions::new(
-                store.clone(),
+                store,
                 runtime.clone(),
                 config_path,
                 config,
                 http,
                 on_box_connected,
             ),
-            store,
             status,
             clock,
             sessions: Mutex::new(Sessions::default()),
@@ -323,13 +322,13 @@ impl SetupServer {
 
     /// Issues a new setup code (the previous one dies); `None` if a password is set.
     pub async fn setup_code(&self) -> Result<Option<SetupCode>, SetupError> {
-        crate::setup_code(&self.app.store).await
+        crate::setup_code(&self.app.actions.store).await
     }
 
     /// [`crate::factory_reset`], then ends every session and serves the new certificate.
     pub async fn factory_reset(&self) -> Result<ResetReport, SetupError> {
         let config = self.app.current_config();
-        let report = crate::factory_reset(&self.app.store, &config).await?;
+        let report = crate::factory_reset(&self.app.actions.store, &config).await?;
         self.app.claimed.store(false, Ordering::SeqCst);
         if let Ok(mut sessions) = self.app.sessions.lock() {
             sessions.clear();
@@ -337,7 +336,7 @@ impl SetupServer {
         if let Ok(mut throttle) = self.app.throttle.lock() {
             throttle.clear();
         }
-        if let Some(identity) = crate::tls::Identity::load(&self.app.store).await? {
+        if let Some(identity) = crate::tls::Identity::load(&self.app.actions.store).await? {
             let config = identity.server_config()?;
             if let Ok(mut tls) = self.app.tls.write() {
                 *tls = config;

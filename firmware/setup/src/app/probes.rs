@@ -332,7 +332,10 @@ impl App {
         };
         let network = self.current_config().network;
         let proxy = self
-            .block_on(boxidr_boxapi::http::outbound_proxy(&network, &self.store))
+            .block_on(boxidr_boxapi::http::outbound_proxy(
+                &network,
+                &self.actions.store,
+            ))
             .ok()
             .flatten();
         settings
@@ -370,10 +373,7 @@ impl App {
         if let Some((_, value)) = changes.secrets.iter().find(|(k, _)| *k == key) {
             return Ok(Some(value.clone()));
         }
-        Ok(self
-            .block_on(self.store.get_secret(key))?
-            .map(|s| Secret::new(s.expose().trim()))
-            .filter(|s| !s.is_empty()))
+        self.actions.secret_text(key)
     }
 
     /// The InsightIDR form as typed, validated like a save: the changes, or the page with
@@ -706,7 +706,7 @@ impl App {
         }
         match self.block_on(boxidr_boxapi::http::outbound_proxy(
             &changes.config.network,
-            &self.store,
+            &self.actions.store,
         )) {
             Ok(proxy) => settings.proxy = proxy,
             Err(e) => {
@@ -817,14 +817,14 @@ impl App {
         &self,
         config: &Config,
     ) -> Result<Result<Arc<TokenManager>, String>, SetupError> {
-        let Some((client_id, secret)) = boxlink::app_credentials(&self.store).await? else {
+        let Some((client_id, secret)) = boxlink::app_credentials(&self.actions.store).await? else {
             return Ok(Err(
                 "The Box app is not saved: enter the client ID and secret below, \
                            save them, and click \"Connect to Box\"."
                     .to_owned(),
             ));
         };
-        let grant = Grant::load(&self.store).await?;
+        let grant = Grant::load(&self.actions.store).await?;
         let Some(grant) = grant else {
             return Ok(Err(
                 "Box is not connected: click \"Connect to Box\" below.".to_owned()
@@ -863,7 +863,7 @@ impl App {
             Ok(auth) => auth,
             Err(e) => return Ok(Err(box_advice(&e, "", ""))),
         };
-        match TokenManager::load(auth, grant.clone(), self.store.clone()).await {
+        match TokenManager::load(auth, grant.clone(), self.actions.store.clone()).await {
             Ok(manager) => Ok(Ok(Arc::new(manager))),
             Err(e) => Ok(Err(box_advice(&e, "", ""))),
         }
