@@ -4,13 +4,15 @@
 //! machine) the tests say so and pass only when `BOXIDR_SKIP_PROXY=1` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed setup should panic loudly
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use box_sim::{BoxSim, SimConfig};
 use boxidr_boxapi::events::From;
-use boxidr_boxapi::{ApiError, AuthClient, EventsClient, EventsRequest, Recovery, http};
+use boxidr_boxapi::{ApiError, EventsClient, EventsRequest, Recovery, http};
 use boxidr_model::{Secret, StreamType};
 use url::Url;
 
@@ -109,14 +111,7 @@ fn request() -> EventsRequest {
 
 /// A token from the simulator, fetched directly.
 async fn token(sim: &box_sim::SimHandle, config: &SimConfig) -> Secret {
-    let auth = AuthClient::new(
-        http::client(Duration::from_secs(5)).unwrap(),
-        Url::parse(&sim.authorize_url()).unwrap(),
-        &Url::parse(&sim.token_base()).unwrap(),
-        &config.client_id,
-        Secret::new(config.client_secret.clone()),
-    )
-    .unwrap();
+    let auth = common::auth_client(sim, config, http::client(Duration::from_secs(5)).unwrap());
     auth.client_credentials(&config.enterprise_id)
         .await
         .unwrap()
@@ -139,14 +134,7 @@ async fn through_a_proxy() {
         .unwrap();
     let via = http::proxy(&proxy.url(), None, None, &[]).unwrap();
     let client = http::client_via(Duration::from_secs(5), Some(&via), None).unwrap();
-    let auth = AuthClient::new(
-        client.clone(),
-        Url::parse(&sim.authorize_url()).unwrap(),
-        &Url::parse(&sim.token_base()).unwrap(),
-        &config.client_id,
-        Secret::new(config.client_secret.clone()),
-    )
-    .unwrap();
+    let auth = common::auth_client(&sim, &config, client.clone());
     let token = auth
         .client_credentials(&config.enterprise_id)
         .await

@@ -2,15 +2,16 @@
 //! each stored user, and users Box no longer lists pruned after a complete sync only.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic loudly
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use box_sim::{BoxSim, Endpoint, ErrorBody, Fault, FaultKind, SimConfig, SimHandle};
 use boxidr_boxapi::users::{self, SCOPE_GROUPS_KEY, SyncReport};
-use boxidr_boxapi::{ApiError, AuthClient, Grant, TokenManager, UsersClient, http};
+use boxidr_boxapi::{ApiError, Grant, TokenManager, UsersClient, http};
 use boxidr_config::Scope;
-use boxidr_model::Secret;
-use boxidr_store::{Store, StoreOptions};
+use boxidr_store::Store;
 use serde_json::Value;
 use url::Url;
 
@@ -34,21 +35,12 @@ async fn rig(users: usize) -> Rig {
         .await
         .unwrap();
     let http = http::client(Duration::from_secs(20)).unwrap();
-    let auth = AuthClient::new(
-        http.clone(),
-        Url::parse(&sim.authorize_url()).unwrap(),
-        &Url::parse(&sim.token_base()).unwrap(),
-        &config.client_id,
-        Secret::new(config.client_secret.clone()),
-    )
-    .unwrap();
+    let auth = common::auth_client(&sim, &config, http.clone());
     let grant = Grant::ClientCredentials {
         enterprise_id: config.enterprise_id.clone(),
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(dir.path().join("boxidr.redb")))
-        .await
-        .unwrap();
+    let store = common::open_store(&dir).await;
     let tokens = TokenManager::load(auth, grant, store.clone())
         .await
         .unwrap();

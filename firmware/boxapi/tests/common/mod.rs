@@ -26,14 +26,7 @@ impl Rig {
             .await
             .unwrap();
         let client = http::client(Duration::from_secs(5)).unwrap();
-        let auth = AuthClient::new(
-            client.clone(),
-            Url::parse(&sim.authorize_url()).unwrap(),
-            &Url::parse(&sim.token_base()).unwrap(),
-            &config.client_id,
-            Secret::new(config.client_secret.clone()),
-        )
-        .unwrap();
+        let auth = auth_client(&sim, &config, client.clone());
         let events = EventsClient::new(client, &Url::parse(&sim.api_base()).unwrap(), max_body);
         let grant = Grant::ClientCredentials {
             enterprise_id: config.enterprise_id.clone(),
@@ -45,6 +38,18 @@ impl Rig {
             grant,
         }
     }
+}
+
+/// The OAuth client of the simulator's app, over `http`.
+pub fn auth_client(sim: &SimHandle, config: &SimConfig, http: reqwest::Client) -> AuthClient {
+    AuthClient::new(
+        http,
+        Url::parse(&sim.authorize_url()).unwrap(),
+        &Url::parse(&sim.token_base()).unwrap(),
+        &config.client_id,
+        Secret::new(config.client_secret.clone()),
+    )
+    .unwrap()
 }
 
 /// [`Rig::start`] with the 4 MiB body limit of the pipeline tests.
