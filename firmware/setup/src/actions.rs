@@ -4,8 +4,8 @@
 //! markup, and calls these synchronous methods from tiny_http's worker threads; the runtime is
 //! entered here.
 //!
-//! Not moved yet (they still reach the store through `App`): the scope upload and the network
-//! work of "Test connection" and the test buttons.
+//! The network work of the test buttons and of "Test connection" is `app::probes::Probes`,
+//! on these same actions; no handler enters the runtime itself.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -25,6 +25,8 @@ mod maintenance;
 mod probes;
 mod scope;
 
+pub(crate) use probes::Probes;
+
 pub(crate) use probes::{DEFAULT_TEST_WAIT, TestReport, Verdict};
 
 use std::collections::HashMap;
@@ -35,7 +37,6 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use boxidr_config::Config;
 use boxidr_store::settings;
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::actions::Actions;
 use crate::boxlink;
@@ -61,7 +62,9 @@ pub(crate) const LOGIN_REFUSED: &str =
 /// Everything the routes share.
 pub(crate) struct App {
     /// The store, the configuration and the Box calls (`crate::actions`).
-    pub(crate) actions: Actions,
+    pub(crate) actions: Arc<Actions>,
+    /// The test buttons' network work (`app/probes.rs`), on the same actions.
+    pub(crate) probes: probes::Probes,
     pub(crate) status: Arc<dyn StatusSource>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sessions: Mutex<Sessions>,
@@ -70,16 +73,10 @@ pub(crate) struct App {
     pub(crate) claimed: AtomicBool,
     pub(crate) identity: RwLock<Identity>,
     pub(crate) tls: SharedTlsConfig,
-    /// Platform API override for "Test connection" (simulator, proxy).
-    pub(crate) platform_api: Option<crate::server::PlatformApi>,
     /// argv of the journal excerpt in the support bundle (empty: none).
     pub(crate) journal_command: Vec<String>,
     /// One support bundle is built at a time.
     pub(crate) bundle_lock: Mutex<()>,
-    /// The collector's current Box token manager, if it runs one (the Box test uses it).
-    pub(crate) box_tokens: Option<watch::Receiver<Option<Arc<boxidr_boxapi::TokenManager>>>>,
-    /// How long "Send test event" waits for its line in Log Search.
-    pub(crate) test_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for App {
@@ -136,10 +133,6 @@ impl App {
     /// import and the scope upload.
     pub(crate) fn save(&self, changes: forms::Changes) -> Result<(), SetupError> {
         self.actions.save(changes)
-    }
-
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.actions.block_on(f)
     }
 
     fn route(&self, req: &Req) -> Resp {

@@ -212,15 +212,22 @@ impl SetupServer {
                 std::io::Error::other(e.to_string()),
             )
         })?;
+        let actions = Arc::new(Actions::new(
+            store,
+            runtime.clone(),
+            config_path,
+            config,
+            http,
+            on_box_connected,
+        ));
         let app = Arc::new(App {
-            actions: Actions::new(
-                store,
-                runtime.clone(),
-                config_path,
-                config,
-                http,
-                on_box_connected,
-            ),
+            probes: crate::app::Probes {
+                actions: actions.clone(),
+                platform_api,
+                box_tokens,
+                test_wait,
+            },
+            actions,
             status,
             clock,
             sessions: Mutex::new(Sessions::default()),
@@ -228,11 +235,8 @@ impl SetupServer {
             claimed: AtomicBool::new(claimed),
             identity: RwLock::new(identity),
             tls: tls_config.clone(),
-            platform_api,
             journal_command,
             bundle_lock: Mutex::new(()),
-            box_tokens,
-            test_wait,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let peers = PeerMap::default();

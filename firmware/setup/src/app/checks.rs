@@ -130,16 +130,13 @@ impl App {
                     "The key is letters, digits and dashes; nothing was sent.".to_owned(),
                 )
             }
-            Some(key) => {
-                match self.verifier_for(&region, key, std::time::Duration::from_secs(20)) {
-                    Ok((verifier, base)) => {
-                        let result = self.block_on(verifier.validate());
-                        tracing::info!(client = %req.client, ok = result.is_ok(), "Platform API key tested.");
-                        test_outcome(&result, &base)
-                    }
-                    Err(text) => ("error", format!("The test could not start: {text}")),
+            Some(key) => match self.probes.validate_key(&region, key) {
+                Ok((result, base)) => {
+                    tracing::info!(client = %req.client, ok = result.is_ok(), "Platform API key tested.");
+                    test_outcome(&result, &base)
                 }
-            }
+                Err(text) => ("error", format!("The test could not start: {text}")),
+            },
         };
         self.render_settings(
             req,

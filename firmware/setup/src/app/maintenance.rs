@@ -305,7 +305,7 @@ impl App {
         let journal = if self.journal_command.is_empty() {
             Err("the journal is not collected on this system".to_owned())
         } else {
-            self.block_on(support::journal(
+            self.actions.block_on(support::journal(
                 &self.journal_command,
                 support::MAX_JOURNAL_BYTES,
                 support::JOURNAL_TIMEOUT,

@@ -8,7 +8,7 @@
 //!   store. The Box test reads `users/me`, one event page at `stream_position=now` (empty, no
 //!   position kept), one user and (when the scope names groups) one group. The only write is
 //!   Box's own token rotation when the page has to obtain an access token itself (see
-//!   [`App::box_token`]).
+//!   [`Probes::box_token`]).
 //! * **Marked.** Every test record carries a `boxidr-test-<32 hex>` marker in its id, is done
 //!   by `boxidr-test@test.invalid` (`.invalid` is reserved, RFC 2606) from `192.0.2.1`
 //!   (TEST-NET-1, RFC 5737) and says in words that it is a test from the setup page.
@@ -39,8 +39,10 @@ use boxidr_store::settings::{self, SecretKey};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
 use super::{App, Ctx, SettingsExtras, internal};
+use crate::actions::Actions;
 use crate::boxlink;
 use crate::error::SetupError;
 use crate::forms;
@@ -314,40 +316,6 @@ fn insightidr_extras(typed: Values, errors: Errors, report: Option<&TestReport>)
 }
 
 impl App {
-    /// A Platform API client for the region as selected (or the configured override) with
-    /// `key`, through the outbound proxy; and the base it talks to (for the texts).
-    pub(super) fn verifier_for(
-        &self,
-        region: &str,
-        key: Secret,
-        timeout: Duration,
-    ) -> Result<(Verifier, String), String> {
-        let settings = match &self.platform_api {
-            Some(api) => {
-                let mut s = VerifierSettings::new(api.base.clone(), key);
-                s.roots = api.roots.clone();
-                Ok(s)
-            }
-            None => VerifierSettings::for_region(region, key),
-        };
-        let network = self.current_config().network;
-        let proxy = self
-            .block_on(boxidr_boxapi::http::outbound_proxy(
-                &network,
-                &self.actions.store,
-            ))
-            .ok()
-            .flatten();
-        settings
-            .and_then(|mut s| {
-                s.request_timeout = timeout;
-                s.proxy = proxy;
-                let base = s.api_base.to_string();
-                Verifier::new(s).map(|v| (v, base.trim_end_matches('/').to_owned()))
-            })
-            .map_err(|e| bounded(&e.to_string()))
-    }
-
     /// The region chosen on the form, else the saved one, else `us`.
     pub(super) fn form_region(&self, form: &std::collections::HashMap<String, String>) -> String {
         form.get("region")
@@ -362,18 +330,6 @@ impl App {
                     .map(|l| l.region.clone())
             })
             .unwrap_or_else(|| "us".into())
-    }
-
-    /// The secret typed in `changes`, else the stored one.
-    fn typed_or_stored(
-        &self,
-        changes: &forms::Changes,
-        key: SecretKey,
-    ) -> Result<Option<Secret>, SetupError> {
-        if let Some((_, value)) = changes.secrets.iter().find(|(k, _)| *k == key) {
-            return Ok(Some(value.clone()));
-        }
-        self.actions.secret_text(key)
     }
 
     /// The InsightIDR form as typed, validated like a save: the changes, or the page with
@@ -409,7 +365,7 @@ impl App {
             Ok(v) => v,
             Err(resp) => return resp,
         };
-        let report = match self.run_collector_test(&changes, &region) {
+        let report = match self.probes.run_collector_test(&changes, &region) {
             Ok(report) => report,
             Err(e) => return internal(&e),
         };
@@ -421,7 +377,98 @@ impl App {
         )
     }
 
-    fn run_collector_test(
+    /// `POST /insightidr/test-log-search`: "Send test record".
+    pub(super) fn log_search_test(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let (typed, changes, _) = match self.insightidr_form(req, ctx) {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        };
+        let report = match self.probes.run_log_search_test(&changes) {
+            Ok(report) => report,
+            Err(e) => return internal(&e),
+        };
+        tracing::info!(client = %req.client, verdict = report.verdict().word(), "Log Search test record sent from the setup page.");
+        self.render_settings(
+            req,
+            ctx,
+            insightidr_extras(typed, Errors::new(), Some(&report)),
+        )
+    }
+
+    /// `POST /box/test`: "Test" on the Box page, with the stored grant.
+    pub(super) fn box_test(&self, req: &Req, ctx: &Ctx) -> Resp {
+        let config = self.current_config();
+        let report = match self.probes.run_box_test(&config) {
+            Ok(report) => report,
+            Err(e) => return internal(&e),
+        };
+        tracing::info!(client = %req.client, verdict = report.verdict().word(), "Box connection tested from the setup page.");
+        self.box_page_with_test(req, ctx, &report)
+    }
+}
+
+/// The network work of the test buttons, apart from the router: what each test sends, where,
+/// and what it concludes. The handlers on [`App`] parse the form and render the report.
+pub(crate) struct Probes {
+    /// The store, the configuration and the Box client settings.
+    pub(crate) actions: Arc<Actions>,
+    /// Platform API override for "Test connection" (simulator, proxy).
+    pub(crate) platform_api: Option<crate::server::PlatformApi>,
+    /// The collector's current Box token manager, if it runs one (the Box test uses it).
+    pub(crate) box_tokens: Option<watch::Receiver<Option<Arc<TokenManager>>>>,
+    /// How long "Send test event" waits for its line in Log Search.
+    pub(crate) test_wait: Duration,
+}
+
+impl Probes {
+    /// A Platform API client for the region as selected (or the configured override) with
+    /// `key`, through the outbound proxy; and the base it talks to (for the texts).
+    pub(crate) fn verifier_for(
+        &self,
+        region: &str,
+        key: Secret,
+        timeout: Duration,
+    ) -> Result<(Verifier, String), String> {
+        let settings = match &self.platform_api {
+            Some(api) => {
+                let mut s = VerifierSettings::new(api.base.clone(), key);
+                s.roots = api.roots.clone();
+                Ok(s)
+            }
+            None => VerifierSettings::for_region(region, key),
+        };
+        let network = self.actions.config().network.clone();
+        let proxy = self
+            .actions
+            .block_on(boxidr_boxapi::http::outbound_proxy(
+                &network,
+                &self.actions.store,
+            ))
+            .ok()
+            .flatten();
+        settings
+            .and_then(|mut s| {
+                s.request_timeout = timeout;
+                s.proxy = proxy;
+                let base = s.api_base.to_string();
+                Verifier::new(s).map(|v| (v, base.trim_end_matches('/').to_owned()))
+            })
+            .map_err(|e| bounded(&e.to_string()))
+    }
+
+    /// The secret typed in `changes`, else the stored one.
+    pub(crate) fn typed_or_stored(
+        &self,
+        changes: &forms::Changes,
+        key: SecretKey,
+    ) -> Result<Option<Secret>, SetupError> {
+        if let Some((_, value)) = changes.secrets.iter().find(|(k, _)| *k == key) {
+            return Ok(Some(value.clone()));
+        }
+        self.actions.secret_text(key)
+    }
+
+    pub(crate) fn run_collector_test(
         &self,
         changes: &forms::Changes,
         region: &str,
@@ -466,7 +513,7 @@ impl App {
         settings.write_timeout = STEP_TIMEOUT;
 
         // 1. The connection and, with TLS, the handshake with the CA as given.
-        let handshake = self.block_on(handshake(&settings));
+        let handshake = self.actions.block_on(handshake(&settings));
         match &handshake {
             Ok(text) => report.pass(
                 if collector.unencrypted {
@@ -500,7 +547,7 @@ impl App {
             }
         };
         let sent_at = SystemTime::now();
-        let delivered = self.block_on(async {
+        let delivered = self.actions.block_on(async {
             let mut sink = CollectorSink::new(settings.clone()).map_err(|e| e.to_string())?;
             sink.submit(
                 vec![Rendered {
@@ -570,7 +617,7 @@ impl App {
         // A failed search is tried again until the wait is over, as the canary does (a
         // proxy or the API may drop one request).
         let give_up = started + wait;
-        let seen = self.block_on(async {
+        let seen = self.actions.block_on(async {
             loop {
                 let left = give_up.saturating_duration_since(Instant::now());
                 let attempt = async {
@@ -635,25 +682,10 @@ impl App {
         Ok(report)
     }
 
-    /// `POST /insightidr/test-log-search`: "Send test record".
-    pub(super) fn log_search_test(&self, req: &Req, ctx: &Ctx) -> Resp {
-        let (typed, changes, _) = match self.insightidr_form(req, ctx) {
-            Ok(v) => v,
-            Err(resp) => return resp,
-        };
-        let report = match self.run_log_search_test(&changes) {
-            Ok(report) => report,
-            Err(e) => return internal(&e),
-        };
-        tracing::info!(client = %req.client, verdict = report.verdict().word(), "Log Search test record sent from the setup page.");
-        self.render_settings(
-            req,
-            ctx,
-            insightidr_extras(typed, Errors::new(), Some(&report)),
-        )
-    }
-
-    fn run_log_search_test(&self, changes: &forms::Changes) -> Result<TestReport, SetupError> {
+    pub(crate) fn run_log_search_test(
+        &self,
+        changes: &forms::Changes,
+    ) -> Result<TestReport, SetupError> {
         let mut report = TestReport::new("Log Search: send test record");
         let Some(log_search) = &changes.config.insightidr.log_search else {
             report.fail(
@@ -704,7 +736,7 @@ impl App {
                 }
             }
         }
-        match self.block_on(boxidr_boxapi::http::outbound_proxy(
+        match self.actions.block_on(boxidr_boxapi::http::outbound_proxy(
             &changes.config.network,
             &self.actions.store,
         )) {
@@ -737,7 +769,7 @@ impl App {
         } else {
             ""
         };
-        let delivered = self.block_on(async {
+        let delivered = self.actions.block_on(async {
             let mut sink = LogSearchSink::new(settings).map_err(|e| SinkError::Config {
                 reason: e.to_string(),
             })?;
@@ -795,17 +827,6 @@ impl App {
             ),
         }
         Ok(report)
-    }
-
-    /// `POST /box/test`: "Test" on the Box page, with the stored grant.
-    pub(super) fn box_test(&self, req: &Req, ctx: &Ctx) -> Resp {
-        let config = self.current_config();
-        let report = match self.block_on(self.run_box_test(&config)) {
-            Ok(report) => report,
-            Err(e) => return internal(&e),
-        };
-        tracing::info!(client = %req.client, verdict = report.verdict().word(), "Box connection tested from the setup page.");
-        self.box_page_with_test(req, ctx, &report)
     }
 
     /// A token manager for the stored grant. The collector's own when it runs one (Box
@@ -869,7 +890,23 @@ impl App {
         }
     }
 
-    async fn run_box_test(&self, config: &Config) -> Result<TestReport, SetupError> {
+    /// "Test" on the Box page with `config` and the stored grant.
+    pub(crate) fn run_box_test(&self, config: &Config) -> Result<TestReport, SetupError> {
+        self.actions.block_on(self.box_test_report(config))
+    }
+
+    /// "Test connection" of the Platform API key: `key` against `region`'s API (or the
+    /// override); the answer, and the base it went to (for the text). `Err`: it could not start.
+    pub(crate) fn validate_key(
+        &self,
+        region: &str,
+        key: Secret,
+    ) -> Result<(Result<(), boxidr_forward::VerifyError>, String), String> {
+        let (verifier, base) = self.verifier_for(region, key, Duration::from_secs(20))?;
+        Ok((self.actions.block_on(verifier.validate()), base))
+    }
+
+    async fn box_test_report(&self, config: &Config) -> Result<TestReport, SetupError> {
         let mut report = TestReport::new("Box: test");
         let tokens = match self.box_token(config).await? {
             Ok(v) => v,
