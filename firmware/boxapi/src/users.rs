@@ -164,12 +164,8 @@ pub fn parse_page_scoped(body: &[u8], groups: Option<&ScopeGroups>) -> Result<Us
         // An entry that is not an object has no id (serde would read `[7]` as `{"id":7}`).
         let object = entry.get().starts_with('{');
         let id = match serde_json::from_str::<EntryId>(entry.get()).map(|e| e.id) {
-            _ if !object => {
-                skipped += 1;
-                continue;
-            }
-            Ok(Some(Value::String(s))) if !s.is_empty() => s,
-            Ok(Some(Value::Number(n))) if n.is_u64() => n.to_string(),
+            Ok(Some(Value::String(s))) if object && !s.is_empty() => s,
+            Ok(Some(Value::Number(n))) if object && n.is_u64() => n.to_string(),
             _ => {
                 skipped += 1;
                 continue;
